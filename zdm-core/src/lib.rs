@@ -1,0 +1,16 @@
+//! zdm-core: the pure logic of zdm, with no I/O and no sqlx.
+//!
+//! Everything that decides *what* happens lives here so it can be unit-tested without a
+//! database or a compiler round trip: the migration model ([`migration`]), reading
+//! migration file names and directives ([`source`], [`directive`]), checksums
+//! ([`checksum`]), splitting SQL into statements ([`split`]) and deciding which migrations
+//! a phase runs ([`plan`]). The macro crate and the sqlx executor both call into it.
+
+pub mod checksum;
+pub mod directive;
+pub mod migration;
+pub mod plan;
+pub mod source;
+pub mod split;
+
+pub use migration::{Migration, Phase};
