@@ -8,6 +8,7 @@
 
 pub mod checksum;
 pub mod directive;
+pub mod ident;
 pub mod migration;
 pub mod plan;
 pub mod source;

@@ -1,0 +1,48 @@
+//! zdm-sqlx: zdm's executor on sqlx.
+//!
+//! It owns everything that talks to a database: the ledger ([`ledger`]), the migration
+//! lease ([`lease`]), the runner of the pre- and post-deploy phases ([`runner`]) and the
+//! status report ([`status`]). Dialect differences live behind one small trait in
+//! [`backend`], implemented for PostgreSQL and SQLite pools. Decisions about *what* to run
+//! are made by `zdm-core`; this crate only carries them out.
+
+pub mod backend;
+mod default_set;
+pub mod error;
+pub mod ledger;
+mod lease;
+pub mod migration;
+pub mod migrator;
+mod runner;
+pub mod status;
+
+pub use backend::MigratePool;
+pub use default_set::{default_migrator, DefaultSet, EmbeddedSet, RegisteredRustMigration};
+pub use error::Error;
+pub use migration::{BoxError, BoxFuture, RustMigration, RustRun};
+pub use migrator::{Migrator, Report};
+pub use status::Status;
+
+/// Runs the pending pre-deploy migrations of the set registered by `zdm::migrations!`.
+///
+/// Safe for the build that is still serving: after_deploy migrations are left for
+/// [`run_post`]. Call it at boot (or as a deploy step for long migrations).
+pub async fn run_pre<P: MigratePool>(pool: &P) -> Result<Report, Error> {
+    default_migrator()?.run_pre(pool).await
+}
+
+/// Runs the pending after_deploy migrations of the default set, each only once every
+/// pre-deploy migration below it has run.
+pub async fn run_post<P: MigratePool>(pool: &P) -> Result<Report, Error> {
+    default_migrator()?.run_post(pool).await
+}
+
+/// Runs every pending migration of the default set in version order (development, tests).
+pub async fn run_all<P: MigratePool>(pool: &P) -> Result<Report, Error> {
+    default_migrator()?.run_all(pool).await
+}
+
+/// Applied, pending pre-deploy and pending post-deploy migrations of the default set.
+pub async fn status<P: MigratePool>(pool: &P) -> Result<Status, Error> {
+    default_migrator()?.status(pool).await
+}

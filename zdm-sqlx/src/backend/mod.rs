@@ -1,0 +1,85 @@
+//! The one trait that hides dialect differences, and its implementations.
+//!
+//! The runner, the lease and the status report are written once against [`Backend`];
+//! each database implements it next to the SQL it sends ([`postgres`], [`sqlite`]).
+//! A MySQL backend is one more file here. The trait is sealed: users pass a `PgPool` or a
+//! `SqlitePool` and never implement it themselves.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::future::Future;
+use std::time::Duration;
+
+use zdm_core::plan::Applied;
+
+use crate::error::Error;
+use crate::ledger::{Failure, LedgerRow, Names, RunContext};
+use crate::migration::Step;
+
+mod private {
+    pub trait Sealed {}
+}
+
+/// A pool zdm can migrate: `sqlx::PgPool` or `sqlx::SqlitePool`.
+pub trait MigratePool: Backend {}
+impl<B: Backend> MigratePool for B {}
+
+/// What the bootstrap found besides zdm's own tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Found {
+    /// sqlx's `_sqlx_migrations` exists: its successful rows count as applied.
+    pub sqlx_ledger: bool,
+}
+
+/// The database-specific half of zdm. Every future is `Send`, so `run_pre` and friends can
+/// be `tokio::spawn`ed.
+pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
+    /// The database's name in messages.
+    const NAME: &'static str;
+
+    /// Creates zdm's tables when missing (safe when many processes start at once).
+    fn bootstrap(&self, names: &Names) -> impl Future<Output = Result<Found, Error>> + Send;
+
+    /// Every row of zdm's ledger, ordered by version.
+    fn load_ledger(&self, names: &Names) -> impl Future<Output = Result<Vec<LedgerRow>, Error>> + Send;
+
+    /// The successful rows of sqlx's `_sqlx_migrations`.
+    fn load_sqlx_applied(&self) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
+
+    /// Takes the lease when it is free, expired or already ours: `None` when taken,
+    /// otherwise the current holder.
+    fn try_lease(&self, names: &Names, owner: &str, ttl: Duration)
+        -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// Extends our lease; `false` when it is no longer ours.
+    fn renew_lease(&self, names: &Names, owner: &str, ttl: Duration) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Who holds the lease now, if anyone.
+    fn lease_holder(&self, names: &Names) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    fn release_lease(&self, names: &Names, owner: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Runs one migration and, in the same transaction unless `no_transaction`, writes its
+    /// ledger and history rows. The outer error is zdm's own; the inner one is the
+    /// migration's failure (already rolled back, not yet recorded).
+    fn apply(&self, names: &Names, step: &Step, ctx: &RunContext)
+        -> impl Future<Output = Result<Result<i64, Failure>, Error>> + Send;
+
+    /// Records a failed attempt in the ledger and its history, outside any transaction
+    /// the failure rolled back.
+    fn record_failure(&self, names: &Names, step: &Step, ctx: &RunContext, failure: &Failure)
+        -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The 1-based line of `char_pos` (1-based characters, as PostgreSQL reports) in `sql`,
+/// offset to the file's line of the statement that was sent.
+pub(crate) fn line_of_char_position(sql: &str, char_pos: usize, first_line: usize) -> usize {
+    let byte = sql.char_indices().nth(char_pos.saturating_sub(1)).map_or(sql.len(), |(b, _)| b);
+    zdm_core::split::line_of(sql, byte) + first_line - 1
+}
+
+/// Milliseconds since `t`, for the ledger.
+pub(crate) fn elapsed_ms(t: std::time::Instant) -> i64 {
+    t.elapsed().as_millis().min(i64::MAX as u128) as i64
+}

@@ -1,0 +1,55 @@
+//! The process-wide default migration set that `zdm::run_pre(&pool)` uses.
+//!
+//! `zdm::migrations!` emits a named static [`EmbeddedSet`] and registers it with
+//! `inventory`; `#[zdm::migration]` registers Rust-coded migrations the same way. Exactly
+//! one set must be registered: none or several is an error that names the fix.
+
+use crate::migration::{Body, RustMigration, Step};
+use crate::{Error, Migrator};
+
+/// What `migrations!` / `migrator!` embed: the SQL files and who embedded them.
+pub struct EmbeddedSet {
+    pub sql: &'static [(zdm_core::Migration, &'static str)],
+    /// The embedding crate's `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`, for the ledger.
+    pub app_name: &'static str,
+    pub app_version: &'static str,
+}
+
+impl EmbeddedSet {
+    /// A migrator over the SQL files and the given Rust-coded migrations.
+    pub fn migrator(&'static self, rust: impl IntoIterator<Item = RustMigration>) -> Migrator {
+        let steps = self
+            .sql
+            .iter()
+            .map(|&(meta, sql)| Step { meta, body: Body::Sql(sql) })
+            .chain(rust.into_iter().map(|r| Step { meta: r.meta, body: Body::Rust(r.run) }));
+        Migrator::new(steps, self.app_name, self.app_version)
+    }
+}
+
+/// The registration `migrations!` submits.
+pub struct DefaultSet(pub &'static EmbeddedSet);
+inventory::collect!(DefaultSet);
+
+/// The registration `#[zdm::migration]` submits; such migrations join the default set.
+pub struct RegisteredRustMigration(pub fn() -> RustMigration);
+inventory::collect!(RegisteredRustMigration);
+
+/// The migrator of the one registered default set, with every registered Rust migration.
+pub fn default_migrator() -> Result<Migrator, Error> {
+    let sets: Vec<&DefaultSet> = inventory::iter::<DefaultSet>.into_iter().collect();
+    match sets.as_slice() {
+        [set] => Ok(set.0.migrator(inventory::iter::<RegisteredRustMigration>.into_iter().map(|r| (r.0)()))),
+        [] => Err(Error::DefaultSet(
+            "no migration set is registered: add `zdm::migrations!(\"migrations\");` at item level in your crate \
+             (if it sits in a library crate, reference its `ZDM_MIGRATIONS` static from the binary so the linker keeps it)"
+                .to_string(),
+        )),
+        several => Err(Error::DefaultSet(format!(
+            "{} migration sets are registered by `zdm::migrations!` (apps: {}); keep one, or call `run_pre` on a \
+             `zdm::migrator!(\"dir\")` value for each database",
+            several.len(),
+            several.iter().map(|s| s.0.app_name).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

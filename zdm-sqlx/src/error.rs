@@ -1,0 +1,71 @@
+//! The errors of zdm's executor. Each says what happened and what to do next.
+
+use std::time::Duration;
+
+/// Everything `run_pre`, `run_post`, `run_all` and `status` can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A query of zdm's own (ledger, lease) failed.
+    #[error("database error while {doing}: {source}")]
+    Database {
+        doing: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A migration failed; its own changes were rolled back (unless it is `no_transaction`,
+    /// see `statement`), and the failure is recorded in the ledger history.
+    #[error("migration {version} ({source_path}{}) failed: {message}{}", line.map(|l| format!(":{l}")).unwrap_or_default(), hint(*no_transaction))]
+    MigrationFailed {
+        version: i64,
+        source_path: &'static str,
+        /// Line in the file of the failing statement, when the server told us.
+        line: Option<usize>,
+        message: String,
+        no_transaction: bool,
+    },
+
+    /// The embedded migrations contradict the database (a changed checksum).
+    #[error("the embedded migrations do not match the database:\n{}", .0.join("\n"))]
+    Mismatch(Vec<String>),
+
+    /// Another process held the migration lease for longer than the configured wait.
+    #[error(
+        "waited {waited:?} for the migration lease held by `{holder}` without getting it; \
+         if that process is gone its lease expires by itself, otherwise raise `Migrator::lock_wait`"
+    )]
+    LockTimeout { holder: String, waited: Duration },
+
+    /// The lease expired while this process was migrating (it was stalled longer than the
+    /// lease's time to live); it stopped before the next migration.
+    #[error("lost the migration lease to `{holder}` while migrating; nothing more was applied by this process, run again")]
+    LeaseLost { holder: String },
+
+    /// `zdm::run_pre(&pool)` found no `zdm::migrations!` set, or several.
+    #[error("{0}")]
+    DefaultSet(String),
+
+    /// A Rust-coded migration written for another database than the pool's.
+    #[error("{source_path}: Rust migration {version} takes a {expected} connection but runs on a {actual} pool")]
+    WrongBackend { version: i64, source_path: &'static str, expected: &'static str, actual: &'static str },
+}
+
+fn hint(no_transaction: bool) -> &'static str {
+    if no_transaction {
+        "\n(no_transaction migration: statements before the failing one stay applied; make them idempotent, e.g. IF NOT EXISTS, and run again)"
+    } else {
+        "\n(its changes were rolled back; fix the migration or the data and run again)"
+    }
+}
+
+pub(crate) trait Doing<T> {
+    /// Labels a sqlx error with what zdm was doing.
+    fn doing(self, doing: &'static str) -> Result<T, Error>;
+}
+
+impl<T> Doing<T> for Result<T, sqlx::Error> {
+    fn doing(self, doing: &'static str) -> Result<T, Error> {
+        self.map_err(|source| Error::Database { doing, source })
+    }
+}

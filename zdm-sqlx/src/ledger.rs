@@ -1,0 +1,88 @@
+//! The ledger: zdm's record of what ran, when, for how long, by which build and host, and
+//! with what outcome. One row per migration (its latest attempt) plus an append-only
+//! history with one row per attempt, failures included.
+
+use zdm_core::ident::qualified;
+use zdm_core::Phase;
+
+/// The quoted, schema-qualified names of zdm's tables, and the prefix they share.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub schema: Option<String>,
+    pub ledger: String,
+    pub history: String,
+    pub lease: String,
+    /// Unquoted names, for catalog look-ups (`to_regclass`, `sqlite_master`).
+    pub raw_ledger: String,
+    pub raw_history: String,
+    pub raw_lease: String,
+}
+
+impl Names {
+    pub fn new(schema: Option<&str>, prefix: &str) -> Names {
+        let raw = |suffix: &str| format!("{prefix}{suffix}");
+        let (l, h, k) = (raw("migrations"), raw("migration_attempts"), raw("lease"));
+        Names {
+            schema: schema.map(str::to_string),
+            ledger: qualified(schema, &l),
+            history: qualified(schema, &h),
+            lease: qualified(schema, &k),
+            raw_ledger: l,
+            raw_history: h,
+            raw_lease: k,
+        }
+    }
+
+    /// `template` with `{ledger}`, `{history}` and `{lease}` replaced by the quoted names.
+    pub fn sql(&self, template: &str) -> String {
+        template.replace("{ledger}", &self.ledger).replace("{history}", &self.history).replace("{lease}", &self.lease)
+    }
+}
+
+/// Who is running migrations: written into every ledger and history row.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub app_name: String,
+    pub app_version: String,
+    pub zdm_version: &'static str,
+    pub hostname: String,
+    pub pid: i32,
+}
+
+impl RunContext {
+    pub fn current(app_name: &str, app_version: &str) -> RunContext {
+        RunContext {
+            app_name: app_name.to_string(),
+            app_version: app_version.to_string(),
+            zdm_version: env!("CARGO_PKG_VERSION"),
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id() as i32,
+        }
+    }
+}
+
+/// One row of the ledger as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub version: i64,
+    pub description: String,
+    pub phase: Option<Phase>,
+    pub checksum: Vec<u8>,
+    pub success: bool,
+    pub started_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub app_name: Option<String>,
+    pub app_version: Option<String>,
+    pub hostname: Option<String>,
+    pub error: Option<String>,
+    pub safety_assured: Vec<String>,
+}
+
+/// How one attempt ended, as the backend records it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    /// Line in the migration file of the failing statement, when known.
+    pub line: Option<usize>,
+    pub duration_ms: i64,
+}

@@ -1,0 +1,189 @@
+//! [`Migrator`]: an embedded migration set plus its settings, with the async methods an
+//! app calls (`run_pre`, `run_post`, `run_all`, `status`).
+
+use std::fmt;
+use std::time::Duration;
+
+use zdm_core::plan::Target;
+use zdm_core::Phase;
+
+use crate::backend::MigratePool;
+use crate::error::Error;
+use crate::ledger::Names;
+use crate::migration::{Meta, Step};
+use crate::status::Status;
+use crate::{runner, status};
+
+/// A set of migrations, built at compile time by `zdm::migrator!("dir")` (or the default
+/// set of `zdm::migrations!`), and how to run it.
+///
+/// ```ignore
+/// let m: zdm::Migrator = zdm::migrator!("migrations");
+/// m.run_pre(&pool).await?;   // safe for the build still serving
+/// m.run_post(&pool).await?;  // after_deploy work, once the new build is out
+/// println!("{}", m.status(&pool).await?);
+/// ```
+#[derive(Clone)]
+pub struct Migrator {
+    pub(crate) steps: Vec<Step>,
+    pub(crate) app_name: String,
+    pub(crate) app_version: String,
+    pub(crate) schema: Option<String>,
+    pub(crate) table_prefix: String,
+    pub(crate) lock_wait: Duration,
+    pub(crate) lease_ttl: Duration,
+}
+
+impl Migrator {
+    /// A migrator over `steps` (any order; sorted here). Normally built by the macros.
+    pub fn new(steps: impl IntoIterator<Item = Step>, app_name: &str, app_version: &str) -> Migrator {
+        let mut steps: Vec<Step> = steps.into_iter().collect();
+        steps.sort_by_key(|s| s.meta.version);
+        Migrator {
+            steps,
+            app_name: app_name.to_string(),
+            app_version: app_version.to_string(),
+            schema: None,
+            table_prefix: "zdm_".to_string(),
+            lock_wait: Duration::from_secs(300),
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
+
+    /// Puts zdm's tables in `schema` (PostgreSQL; created when missing). Default: the
+    /// connection's search path.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// The prefix of zdm's table names (default `zdm_`: `zdm_migrations`,
+    /// `zdm_migration_attempts`, `zdm_lease`).
+    pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.table_prefix = prefix.into();
+        self
+    }
+
+    /// How long a process waits for another one's migration run before giving up
+    /// (default 5 minutes).
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// How long the migration lease lives without renewal (default 30 s). A crashed
+    /// migrator blocks others at most this long; the holder renews it every third of it.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The app name and version written to the ledger (default: the embedding crate's
+    /// `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`).
+    pub fn app(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.app_name = name.into();
+        self.app_version = version.into();
+        self
+    }
+
+    /// Keeps only the migrations up to `version`: the set an older build embeds. For tests
+    /// and demos of rolling deploys.
+    pub fn up_to(mut self, version: i64) -> Self {
+        self.steps.retain(|s| s.meta.version <= version);
+        self
+    }
+
+    /// The embedded migrations, in version order.
+    pub fn migrations(&self) -> impl Iterator<Item = &Meta> {
+        self.steps.iter().map(|s| &s.meta)
+    }
+
+    /// Applies pending pre-deploy migrations in version order; never an after_deploy one.
+    pub async fn run_pre<P: MigratePool>(&self, pool: &P) -> Result<Report, Error> {
+        runner::run(self, pool, Target::Pre).await
+    }
+
+    /// Applies pending after_deploy migrations, each only once every pre-deploy migration
+    /// with a lower version has run.
+    pub async fn run_post<P: MigratePool>(&self, pool: &P) -> Result<Report, Error> {
+        runner::run(self, pool, Target::Post).await
+    }
+
+    /// Applies every pending migration in version order, like `sqlx migrate run`
+    /// (development and tests).
+    pub async fn run_all<P: MigratePool>(&self, pool: &P) -> Result<Report, Error> {
+        runner::run(self, pool, Target::All).await
+    }
+
+    /// Applied, pending pre-deploy and pending post-deploy migrations, with ledger details.
+    pub async fn status<P: MigratePool>(&self, pool: &P) -> Result<Status, Error> {
+        status::load(self, pool).await
+    }
+
+    pub(crate) fn names(&self) -> Names {
+        Names::new(self.schema.as_deref(), &self.table_prefix)
+    }
+
+    pub(crate) fn metas(&self) -> Vec<Meta> {
+        self.steps.iter().map(|s| s.meta).collect()
+    }
+
+    /// Two migrations with one version (a Rust one colliding with a file).
+    pub(crate) fn check_unique(&self) -> Result<(), Error> {
+        let dups: Vec<String> = self
+            .steps
+            .windows(2)
+            .filter(|w| w[0].meta.version == w[1].meta.version)
+            .map(|w| format!("version {} is used by both {} and {}", w[0].meta.version, w[0].meta.source, w[1].meta.source))
+            .collect();
+        if dups.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Mismatch(dups))
+        }
+    }
+}
+
+impl fmt::Debug for Migrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Migrator")
+            .field("migrations", &self.steps.iter().map(|s| s.meta.version).collect::<Vec<_>>())
+            .field("app_name", &self.app_name)
+            .field("app_version", &self.app_version)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One migration a run applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedStep {
+    pub version: i64,
+    pub description: &'static str,
+    pub phase: Phase,
+    pub duration_ms: i64,
+}
+
+/// What a run did: the migrations it applied and what it noticed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub applied: Vec<AppliedStep>,
+    /// Things an operator should know (newer ledger rows, late-merged migrations,
+    /// after_deploy work that waits); also logged through `tracing`.
+    pub notices: Vec<String>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.applied.is_empty() {
+            writeln!(f, "nothing to apply")?;
+        }
+        for a in &self.applied {
+            writeln!(f, "applied {} {} ({}, {} ms)", a.version, a.description, a.phase, a.duration_ms)?;
+        }
+        for n in &self.notices {
+            writeln!(f, "note: {n}")?;
+        }
+        Ok(())
+    }
+}

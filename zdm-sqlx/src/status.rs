@@ -1,0 +1,173 @@
+//! [`Status`]: what is applied, what waits for `run_pre` and what waits for `run_post`,
+//! with the ledger's details; `Display` prints it as a table.
+
+use std::fmt;
+
+use zdm_core::plan::{self, AppliedBy, Target};
+use zdm_core::Phase;
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::ledger::LedgerRow;
+use crate::migrator::Migrator;
+use crate::runner::load_applied;
+
+/// Where one migration stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Applied by zdm.
+    Applied,
+    /// Applied by sqlx before zdm was adopted (`_sqlx_migrations`).
+    AppliedBySqlx,
+    /// Not applied; `run_pre` will apply it.
+    PendingPre,
+    /// Not applied; `run_post` will apply it, once `waits_for` (a pre-deploy version) ran.
+    PendingPost { waits_for: Option<i64> },
+    /// Its last attempt failed (see the ledger row's error); the next run retries it.
+    Failed,
+    /// Applied in the database but not embedded in this build (a newer build migrated).
+    NotEmbedded,
+}
+
+/// One line of the status table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRow {
+    pub version: i64,
+    pub description: String,
+    pub phase: Option<Phase>,
+    pub state: State,
+    /// zdm's ledger row, when there is one.
+    pub ledger: Option<LedgerRow>,
+}
+
+/// The migration status of one database for one embedded set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub rows: Vec<StatusRow>,
+}
+
+impl Status {
+    /// Rows in `state` (compared by kind, ignoring `waits_for`).
+    fn with(&self, f: impl Fn(&State) -> bool) -> impl Iterator<Item = &StatusRow> {
+        self.rows.iter().filter(move |r| f(&r.state))
+    }
+    pub fn applied(&self) -> impl Iterator<Item = &StatusRow> {
+        self.with(|s| matches!(s, State::Applied | State::AppliedBySqlx))
+    }
+    pub fn pending_pre(&self) -> impl Iterator<Item = &StatusRow> {
+        self.with(|s| matches!(s, State::PendingPre))
+    }
+    pub fn pending_post(&self) -> impl Iterator<Item = &StatusRow> {
+        self.with(|s| matches!(s, State::PendingPost { .. }))
+    }
+    pub fn failed(&self) -> impl Iterator<Item = &StatusRow> {
+        self.with(|s| matches!(s, State::Failed))
+    }
+}
+
+pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status, Error> {
+    let names = m.names();
+    let found = backend.bootstrap(&names).await?;
+    let ledger = backend.load_ledger(&names).await?;
+    let applied = load_applied(backend, &names, found.sqlx_ledger).await?;
+    let metas = m.metas();
+    // Reuse the planner so status says exactly what run_post would wait for.
+    let post_plan = plan::plan(&metas, &applied, Target::Post).map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))?;
+
+    let mut rows = Vec::new();
+    for meta in &metas {
+        let row = ledger.iter().find(|r| r.version == meta.version).cloned();
+        let by = applied.iter().find(|a| a.version == meta.version).map(|a| a.by);
+        let state = match (by, &row) {
+            (Some(AppliedBy::Zdm), _) => State::Applied,
+            (Some(AppliedBy::Sqlx), _) => State::AppliedBySqlx,
+            (None, Some(r)) if !r.success => State::Failed,
+            _ if meta.phase == Phase::PreDeploy => State::PendingPre,
+            _ => State::PendingPost {
+                waits_for: post_plan.notices.iter().find_map(|n| match n {
+                    plan::Notice::PostWaits { version, waits_for, .. } if *version == meta.version => Some(*waits_for),
+                    _ => None,
+                }),
+            },
+        };
+        rows.push(StatusRow { version: meta.version, description: meta.description.to_string(), phase: Some(meta.phase), state, ledger: row });
+    }
+    for a in applied.iter().filter(|a| !metas.iter().any(|m| m.version == a.version)) {
+        rows.push(StatusRow {
+            version: a.version,
+            description: a.description.clone(),
+            phase: ledger.iter().find(|r| r.version == a.version).and_then(|r| r.phase),
+            state: State::NotEmbedded,
+            ledger: ledger.iter().find(|r| r.version == a.version).cloned(),
+        });
+    }
+    rows.sort_by_key(|r| r.version);
+    Ok(Status { rows })
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Applied => f.write_str("applied"),
+            State::AppliedBySqlx => f.write_str("applied (sqlx)"),
+            State::PendingPre => f.write_str("pending: run_pre"),
+            State::PendingPost { waits_for: None } => f.write_str("pending: run_post"),
+            State::PendingPost { waits_for: Some(v) } => write!(f, "pending: run_post after {v}"),
+            State::Failed => f.write_str("FAILED"),
+            State::NotEmbedded => f.write_str("applied, not in this build"),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header = ["version", "phase", "state", "description", "applied at (UTC)", "ms", "by"];
+        let cells: Vec<[String; 7]> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let l = r.ledger.as_ref();
+                let by = l
+                    .map(|l| {
+                        format!(
+                            "{} {} @ {}",
+                            l.app_name.as_deref().unwrap_or("?"),
+                            l.app_version.as_deref().unwrap_or("?"),
+                            l.hostname.as_deref().unwrap_or("?")
+                        )
+                    })
+                    .unwrap_or_default();
+                [
+                    r.version.to_string(),
+                    r.phase.map_or("?", |p| p.as_str()).to_string(),
+                    r.state.to_string(),
+                    r.description.clone(),
+                    l.and_then(|l| l.started_at.clone()).unwrap_or_default(),
+                    l.and_then(|l| l.duration_ms).map(|d| d.to_string()).unwrap_or_default(),
+                    by,
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &cells {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, row: &[&str]| -> fmt::Result {
+            let text: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            writeln!(f, "{}", text.join("  ").trim_end())
+        };
+        line(f, &header)?;
+        line(f, &widths.map(|w| "-".repeat(w)).iter().map(String::as_str).collect::<Vec<_>>())?;
+        for row in &cells {
+            line(f, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
+        for r in &self.rows {
+            if let (State::Failed, Some(l)) = (&r.state, &r.ledger) {
+                writeln!(f, "{}: last attempt failed: {}", r.version, l.error.as_deref().unwrap_or("?"))?;
+            }
+        }
+        Ok(())
+    }
+}
