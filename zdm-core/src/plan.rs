@@ -46,9 +46,17 @@ pub enum Notice {
     /// Applied in the database but not embedded in this build: a newer build migrated.
     UnknownApplied { version: i64, description: String },
     /// Pending, but older than the newest applied migration (a merged branch).
-    OutOfOrder { version: i64, source: &'static str, newest_applied: i64 },
+    OutOfOrder {
+        version: i64,
+        source: &'static str,
+        newest_applied: i64,
+    },
     /// An after_deploy migration that must wait for a pending pre-deploy one.
-    PostWaits { version: i64, source: &'static str, waits_for: i64 },
+    PostWaits {
+        version: i64,
+        source: &'static str,
+        waits_for: i64,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -75,7 +83,12 @@ impl fmt::Display for Notice {
 /// A reason the set cannot be run against this database at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanError {
-    ChecksumMismatch { version: i64, source: &'static str, embedded: Vec<u8>, applied: Vec<u8> },
+    ChecksumMismatch {
+        version: i64,
+        source: &'static str,
+        embedded: Vec<u8>,
+        applied: Vec<u8>,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -101,7 +114,11 @@ pub struct Plan {
 }
 
 /// Plans `target` for `set` (sorted by version) against `applied`.
-pub fn plan(set: &[Migration], applied: &[Applied], target: Target) -> Result<Plan, Vec<PlanError>> {
+pub fn plan(
+    set: &[Migration],
+    applied: &[Applied],
+    target: Target,
+) -> Result<Plan, Vec<PlanError>> {
     let by_version: HashMap<i64, &Applied> = applied.iter().map(|a| (a.version, a)).collect();
     let mut errors = Vec::new();
     let mut out = Plan::default();
@@ -118,20 +135,27 @@ pub fn plan(set: &[Migration], applied: &[Applied], target: Target) -> Result<Pl
             }
         }
     }
-    let mut unknown: Vec<&Applied> = applied.iter().filter(|a| !set.iter().any(|m| m.version == a.version)).collect();
+    let mut unknown: Vec<&Applied> = applied
+        .iter()
+        .filter(|a| !set.iter().any(|m| m.version == a.version))
+        .collect();
     unknown.sort_by_key(|a| a.version);
-    out.notices.extend(unknown.into_iter().map(|a| Notice::UnknownApplied {
-        version: a.version,
-        description: a.description.clone(),
-    }));
+    out.notices
+        .extend(unknown.into_iter().map(|a| Notice::UnknownApplied {
+            version: a.version,
+            description: a.description.clone(),
+        }));
     if !errors.is_empty() {
         return Err(errors);
     }
 
     let newest_applied = applied.iter().map(|a| a.version).max();
     // The lowest pending pre-deploy migration: an after_deploy one above it must wait.
-    let first_pending_pre =
-        set.iter().filter(|m| m.phase == Phase::PreDeploy && !by_version.contains_key(&m.version)).map(|m| m.version).min();
+    let first_pending_pre = set
+        .iter()
+        .filter(|m| m.phase == Phase::PreDeploy && !by_version.contains_key(&m.version))
+        .map(|m| m.version)
+        .min();
 
     for (i, m) in set.iter().enumerate() {
         if by_version.contains_key(&m.version) {
@@ -141,7 +165,11 @@ pub fn plan(set: &[Migration], applied: &[Applied], target: Target) -> Result<Pl
             (Target::All, _) | (Target::Pre, Phase::PreDeploy) => true,
             (Target::Post, Phase::PostDeploy) => match first_pending_pre {
                 Some(pre) if pre < m.version => {
-                    out.notices.push(Notice::PostWaits { version: m.version, source: m.source, waits_for: pre });
+                    out.notices.push(Notice::PostWaits {
+                        version: m.version,
+                        source: m.source,
+                        waits_for: pre,
+                    });
                     false
                 }
                 _ => true,
@@ -152,7 +180,11 @@ pub fn plan(set: &[Migration], applied: &[Applied], target: Target) -> Result<Pl
             continue;
         }
         if let Some(newest) = newest_applied.filter(|&n| n > m.version) {
-            out.notices.push(Notice::OutOfOrder { version: m.version, source: m.source, newest_applied: newest });
+            out.notices.push(Notice::OutOfOrder {
+                version: m.version,
+                source: m.source,
+                newest_applied: newest,
+            });
         }
         out.run.push(i);
     }
@@ -178,7 +210,12 @@ mod tests {
     const POST: Phase = Phase::PostDeploy;
 
     fn applied(version: i64, checksum: &[u8]) -> Applied {
-        Applied { version, description: "d".into(), checksum: checksum.to_vec(), by: AppliedBy::Zdm }
+        Applied {
+            version,
+            description: "d".into(),
+            checksum: checksum.to_vec(),
+            by: AppliedBy::Zdm,
+        }
     }
 
     fn versions(set: &[Migration], p: &Plan) -> Vec<i64> {
@@ -194,10 +231,22 @@ mod tests {
 
     #[test]
     fn post_waits_for_lower_pending_pre() {
-        let set = [m(1, PRE, b"a"), m(2, POST, b"b"), m(3, PRE, b"c"), m(4, POST, b"d")];
+        let set = [
+            m(1, PRE, b"a"),
+            m(2, POST, b"b"),
+            m(3, PRE, b"c"),
+            m(4, POST, b"d"),
+        ];
         let p = plan(&set, &[applied(1, b"a")], Target::Post).unwrap();
         assert_eq!(versions(&set, &p), [2]);
-        assert_eq!(p.notices, [Notice::PostWaits { version: 4, source: "migrations/x.sql", waits_for: 3 }]);
+        assert_eq!(
+            p.notices,
+            [Notice::PostWaits {
+                version: 4,
+                source: "migrations/x.sql",
+                waits_for: 3
+            }]
+        );
         let p = plan(&set, &[applied(1, b"a"), applied(3, b"c")], Target::Post).unwrap();
         assert_eq!(versions(&set, &p), [2, 4]);
     }
@@ -205,7 +254,10 @@ mod tests {
     #[test]
     fn all_runs_everything_in_order() {
         let set = [m(1, PRE, b"a"), m(2, POST, b"b"), m(3, PRE, b"c")];
-        assert_eq!(versions(&set, &plan(&set, &[applied(2, b"b")], Target::All).unwrap()), [1, 3]);
+        assert_eq!(
+            versions(&set, &plan(&set, &[applied(2, b"b")], Target::All).unwrap()),
+            [1, 3]
+        );
     }
 
     #[test]
@@ -213,7 +265,13 @@ mod tests {
         let set = [m(1, PRE, b"a")];
         let p = plan(&set, &[applied(1, b"a"), applied(7, b"z")], Target::Pre).unwrap();
         assert!(p.run.is_empty());
-        assert_eq!(p.notices, [Notice::UnknownApplied { version: 7, description: "d".into() }]);
+        assert_eq!(
+            p.notices,
+            [Notice::UnknownApplied {
+                version: 7,
+                description: "d".into()
+            }]
+        );
     }
 
     #[test]
@@ -221,14 +279,27 @@ mod tests {
         let set = [m(1, PRE, b"\x01")];
         let e = plan(&set, &[applied(1, b"\x02")], Target::Pre).unwrap_err();
         let msg = e[0].to_string();
-        assert!(msg.contains("migrations/x.sql") && msg.contains("applied checksum 02") && msg.contains("file now 01"), "{msg}");
+        assert!(
+            msg.contains("migrations/x.sql")
+                && msg.contains("applied checksum 02")
+                && msg.contains("file now 01"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn sqlx_rows_count_as_applied_without_checksum_check() {
         let set = [m(1, PRE, b"a"), m(2, PRE, b"b")];
-        let sqlx = Applied { version: 1, description: "d".into(), checksum: b"other".to_vec(), by: AppliedBy::Sqlx };
-        assert_eq!(versions(&set, &plan(&set, &[sqlx], Target::Pre).unwrap()), [2]);
+        let sqlx = Applied {
+            version: 1,
+            description: "d".into(),
+            checksum: b"other".to_vec(),
+            by: AppliedBy::Sqlx,
+        };
+        assert_eq!(
+            versions(&set, &plan(&set, &[sqlx], Target::Pre).unwrap()),
+            [2]
+        );
     }
 
     #[test]
@@ -236,6 +307,13 @@ mod tests {
         let set = [m(1, PRE, b"a"), m(2, PRE, b"b"), m(3, PRE, b"c")];
         let p = plan(&set, &[applied(1, b"a"), applied(3, b"c")], Target::Pre).unwrap();
         assert_eq!(versions(&set, &p), [2]);
-        assert!(matches!(p.notices[0], Notice::OutOfOrder { version: 2, newest_applied: 3, .. }));
+        assert!(matches!(
+            p.notices[0],
+            Notice::OutOfOrder {
+                version: 2,
+                newest_applied: 3,
+                ..
+            }
+        ));
     }
 }

@@ -73,13 +73,21 @@ pub fn parse_file_name(name: &str) -> Result<FileName, String> {
         format!("malformed migration file name `{name}`: expected `<version>_<description>.sql` (e.g. `20240101120000_add_posts.sql`)")
     };
     let (version, description) = stem.split_once('_').ok_or_else(malformed)?;
-    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || description.is_empty() {
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || description.is_empty()
+    {
         return Err(malformed());
     }
-    let version: i64 = version
-        .parse()
-        .map_err(|_| format!("version `{version}` of `{name}` does not fit in a signed 64-bit integer"))?;
-    Ok(if down { FileName::Down { version } } else { FileName::Up { version, description: description.to_string() } })
+    let version: i64 = version.parse().map_err(|_| {
+        format!("version `{version}` of `{name}` does not fit in a signed 64-bit integer")
+    })?;
+    Ok(if down {
+        FileName::Down { version }
+    } else {
+        FileName::Up {
+            version,
+            description: description.to_string(),
+        }
+    })
 }
 
 /// Checks and parses every file, reporting all problems at once. The result is sorted by
@@ -88,10 +96,22 @@ pub fn parse_files(files: Vec<SourceFile>) -> Result<Vec<ParsedMigration>, Vec<S
     let mut errors = Vec::new();
     let mut out: Vec<ParsedMigration> = Vec::new();
     for file in files {
-        let name = file.path.rsplit(['/', '\\']).next().unwrap_or(&file.path).to_string();
-        let err = |line, message| SourceError { path: file.path.clone(), line, message };
+        let name = file
+            .path
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(&file.path)
+            .to_string();
+        let err = |line, message| SourceError {
+            path: file.path.clone(),
+            line,
+            message,
+        };
         let (version, description) = match parse_file_name(&name) {
-            Ok(FileName::Up { version, description }) => (version, description),
+            Ok(FileName::Up {
+                version,
+                description,
+            }) => (version, description),
             Ok(FileName::Down { .. } | FileName::Other) => continue,
             Err(message) => {
                 errors.push(err(None, message));
@@ -102,8 +122,15 @@ pub fn parse_files(files: Vec<SourceFile>) -> Result<Vec<ParsedMigration>, Vec<S
             Ok(sql) => sql,
             Err(e) => {
                 let offset = e.utf8_error().valid_up_to();
-                let line = e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-                errors.push(err(Some(line), format!("not valid UTF-8 (byte {offset}): save the file as UTF-8")));
+                let line = e.as_bytes()[..offset]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
+                errors.push(err(
+                    Some(line),
+                    format!("not valid UTF-8 (byte {offset}): save the file as UTF-8"),
+                ));
                 continue;
             }
         };
@@ -148,24 +175,48 @@ mod tests {
     use super::*;
 
     fn file(path: &str, sql: &str) -> SourceFile {
-        SourceFile { path: path.to_string(), bytes: sql.as_bytes().to_vec() }
+        SourceFile {
+            path: path.to_string(),
+            bytes: sql.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn sqlx_names_are_read() {
         assert_eq!(
             parse_file_name("20240101_add_posts.sql").unwrap(),
-            FileName::Up { version: 20240101, description: "add_posts".into() }
+            FileName::Up {
+                version: 20240101,
+                description: "add_posts".into()
+            }
         );
-        assert_eq!(parse_file_name("2_x.up.sql").unwrap(), FileName::Up { version: 2, description: "x".into() });
-        assert_eq!(parse_file_name("2_x.down.sql").unwrap(), FileName::Down { version: 2 });
+        assert_eq!(
+            parse_file_name("2_x.up.sql").unwrap(),
+            FileName::Up {
+                version: 2,
+                description: "x".into()
+            }
+        );
+        assert_eq!(
+            parse_file_name("2_x.down.sql").unwrap(),
+            FileName::Down { version: 2 }
+        );
         assert_eq!(parse_file_name("README.md").unwrap(), FileName::Other);
-        assert_eq!(parse_file_name(".0001_hidden.sql").unwrap(), FileName::Other);
+        assert_eq!(
+            parse_file_name(".0001_hidden.sql").unwrap(),
+            FileName::Other
+        );
     }
 
     #[test]
     fn malformed_names_are_errors() {
-        for bad in ["add_posts.sql", "0001.sql", "0001_.sql", "v1_x.sql", "99999999999999999999_x.sql"] {
+        for bad in [
+            "add_posts.sql",
+            "0001.sql",
+            "0001_.sql",
+            "v1_x.sql",
+            "99999999999999999999_x.sql",
+        ] {
             assert!(parse_file_name(bad).is_err(), "{bad}");
         }
     }
@@ -183,15 +234,22 @@ mod tests {
 
     #[test]
     fn duplicate_versions_name_both_files() {
-        let errs = parse_files(vec![file("m/0001_a.sql", ""), file("m/0001_b.sql", "")]).unwrap_err();
+        let errs =
+            parse_files(vec![file("m/0001_a.sql", ""), file("m/0001_b.sql", "")]).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().contains("duplicate migration version 1"));
+        assert!(errs[0]
+            .to_string()
+            .contains("duplicate migration version 1"));
         assert!(errs[0].to_string().contains("m/0001_a.sql"));
     }
 
     #[test]
     fn non_utf8_names_the_line() {
-        let errs = parse_files(vec![SourceFile { path: "m/0001_a.sql".into(), bytes: b"SELECT 1;\nSELECT '\xff';".to_vec() }]).unwrap_err();
+        let errs = parse_files(vec![SourceFile {
+            path: "m/0001_a.sql".into(),
+            bytes: b"SELECT 1;\nSELECT '\xff';".to_vec(),
+        }])
+        .unwrap_err();
         assert_eq!(errs[0].line, Some(2));
         assert!(errs[0].message.contains("UTF-8"));
     }

@@ -1,0 +1,49 @@
+//! zdm-macros: the procedural macros of zdm. Thin by design (as thiserror-impl is): each
+//! entry point parses its input ([`args`]), asks `zdm-core` to judge it, and expands
+//! ([`embed`], [`rust_migration`]). No SQL knowledge lives here.
+
+use proc_macro::TokenStream;
+
+mod args;
+mod embed;
+mod rust_migration;
+
+/// Embeds a migrations folder and registers it as the default set used by
+/// `zdm::run_pre(&pool)`, `zdm::run_post(&pool)` and `zdm::status(&pool)`.
+///
+/// Item position; the path is relative to the crate's `Cargo.toml`. Also emits
+/// `pub static ZDM_MIGRATIONS`, which a binary can name to keep the registration of a
+/// library crate alive.
+#[proc_macro]
+pub fn migrations(input: TokenStream) -> TokenStream {
+    embed::migrations(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Embeds a migrations folder and evaluates to a `zdm::Migrator`. Expression position;
+/// usable any number of times. `rust = [f, g]` adds Rust-coded migrations.
+#[proc_macro]
+pub fn migrator(input: TokenStream) -> TokenStream {
+    embed::migrator(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Marks an `async fn(&mut PgConnection)` (or `SqliteConnection`) as a Rust-coded
+/// migration: `#[zdm::migration(version = 20240101120000)]`, optionally with
+/// `after_deploy` and `no_transaction`.
+#[proc_macro_attribute]
+pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
+    rust_migration::migration(args.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Makes a `#[zdm::migration]` a post-deploy one (run by `run_post`).
+#[proc_macro_attribute]
+pub fn after_deploy(args: TokenStream, item: TokenStream) -> TokenStream {
+    rust_migration::after_deploy(args.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

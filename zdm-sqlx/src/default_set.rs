@@ -21,8 +21,14 @@ impl EmbeddedSet {
         let steps = self
             .sql
             .iter()
-            .map(|&(meta, sql)| Step { meta, body: Body::Sql(sql) })
-            .chain(rust.into_iter().map(|r| Step { meta: r.meta, body: Body::Rust(r.run) }));
+            .map(|&(meta, sql)| Step {
+                meta,
+                body: Body::Sql(sql),
+            })
+            .chain(rust.into_iter().map(|r| Step {
+                meta: r.meta,
+                body: Body::Rust(r.run),
+            }));
         Migrator::new(steps, self.app_name, self.app_version)
     }
 }

@@ -48,7 +48,12 @@ pub enum Error {
 
     /// A Rust-coded migration written for another database than the pool's.
     #[error("{source_path}: Rust migration {version} takes a {expected} connection but runs on a {actual} pool")]
-    WrongBackend { version: i64, source_path: &'static str, expected: &'static str, actual: &'static str },
+    WrongBackend {
+        version: i64,
+        source_path: &'static str,
+        expected: &'static str,
+        actual: &'static str,
+    },
 }
 
 fn hint(no_transaction: bool) -> &'static str {

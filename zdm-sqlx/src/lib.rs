@@ -9,8 +9,8 @@
 pub mod backend;
 mod default_set;
 pub mod error;
-pub mod ledger;
 mod lease;
+pub mod ledger;
 pub mod migration;
 pub mod migrator;
 mod runner;

@@ -72,12 +72,16 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
     let applied = load_applied(backend, &names, found.sqlx_ledger).await?;
     let metas = m.metas();
     // Reuse the planner so status says exactly what run_post would wait for.
-    let post_plan = plan::plan(&metas, &applied, Target::Post).map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))?;
+    let post_plan = plan::plan(&metas, &applied, Target::Post)
+        .map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))?;
 
     let mut rows = Vec::new();
     for meta in &metas {
         let row = ledger.iter().find(|r| r.version == meta.version).cloned();
-        let by = applied.iter().find(|a| a.version == meta.version).map(|a| a.by);
+        let by = applied
+            .iter()
+            .find(|a| a.version == meta.version)
+            .map(|a| a.by);
         let state = match (by, &row) {
             (Some(AppliedBy::Zdm), _) => State::Applied,
             (Some(AppliedBy::Sqlx), _) => State::AppliedBySqlx,
@@ -85,18 +89,32 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
             _ if meta.phase == Phase::PreDeploy => State::PendingPre,
             _ => State::PendingPost {
                 waits_for: post_plan.notices.iter().find_map(|n| match n {
-                    plan::Notice::PostWaits { version, waits_for, .. } if *version == meta.version => Some(*waits_for),
+                    plan::Notice::PostWaits {
+                        version, waits_for, ..
+                    } if *version == meta.version => Some(*waits_for),
                     _ => None,
                 }),
             },
         };
-        rows.push(StatusRow { version: meta.version, description: meta.description.to_string(), phase: Some(meta.phase), state, ledger: row });
+        rows.push(StatusRow {
+            version: meta.version,
+            description: meta.description.to_string(),
+            phase: Some(meta.phase),
+            state,
+            ledger: row,
+        });
     }
-    for a in applied.iter().filter(|a| !metas.iter().any(|m| m.version == a.version)) {
+    for a in applied
+        .iter()
+        .filter(|a| !metas.iter().any(|m| m.version == a.version))
+    {
         rows.push(StatusRow {
             version: a.version,
             description: a.description.clone(),
-            phase: ledger.iter().find(|r| r.version == a.version).and_then(|r| r.phase),
+            phase: ledger
+                .iter()
+                .find(|r| r.version == a.version)
+                .and_then(|r| r.phase),
             state: State::NotEmbedded,
             ledger: ledger.iter().find(|r| r.version == a.version).cloned(),
         });
@@ -121,7 +139,15 @@ impl fmt::Display for State {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let header = ["version", "phase", "state", "description", "applied at (UTC)", "ms", "by"];
+        let header = [
+            "version",
+            "phase",
+            "state",
+            "description",
+            "applied at (UTC)",
+            "ms",
+            "by",
+        ];
         let cells: Vec<[String; 7]> = self
             .rows
             .iter()
@@ -143,7 +169,9 @@ impl fmt::Display for Status {
                     r.state.to_string(),
                     r.description.clone(),
                     l.and_then(|l| l.started_at.clone()).unwrap_or_default(),
-                    l.and_then(|l| l.duration_ms).map(|d| d.to_string()).unwrap_or_default(),
+                    l.and_then(|l| l.duration_ms)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
                     by,
                 ]
             })
@@ -155,17 +183,33 @@ impl fmt::Display for Status {
             }
         }
         let line = |f: &mut fmt::Formatter<'_>, row: &[&str]| -> fmt::Result {
-            let text: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let text: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
             writeln!(f, "{}", text.join("  ").trim_end())
         };
         line(f, &header)?;
-        line(f, &widths.map(|w| "-".repeat(w)).iter().map(String::as_str).collect::<Vec<_>>())?;
+        line(
+            f,
+            &widths
+                .map(|w| "-".repeat(w))
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )?;
         for row in &cells {
             line(f, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
         for r in &self.rows {
             if let (State::Failed, Some(l)) = (&r.state, &r.ledger) {
-                writeln!(f, "{}: last attempt failed: {}", r.version, l.error.as_deref().unwrap_or("?"))?;
+                writeln!(
+                    f,
+                    "{}: last attempt failed: {}",
+                    r.version,
+                    l.error.as_deref().unwrap_or("?")
+                )?;
             }
         }
         Ok(())

@@ -1,0 +1,135 @@
+//! `migrations!` and `migrator!`: read the folder at compile time, let `zdm-core` judge
+//! every file, and embed the result as a static. Each file is embedded with
+//! `include_str!`, so editing a file rebuilds the crate; adding or removing one needs the
+//! build script line `zdm::build::track("migrations")` (stable Rust cannot watch folders).
+
+use std::path::{Path, PathBuf};
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use zdm_core::source::{parse_files, ParsedMigration, SourceFile};
+
+use crate::args::EmbedArgs;
+
+pub(crate) fn migrations(input: TokenStream) -> syn::Result<TokenStream> {
+    let args: EmbedArgs = syn::parse2(input)?;
+    if let Some(p) = args.rust.first() {
+        return Err(syn::Error::new_spanned(
+            p,
+            "`migrations!` collects `#[zdm::migration]` functions by itself; `rust = [...]` is for `migrator!`",
+        ));
+    }
+    let set = embedded_set(&args.dir)?;
+    Ok(quote! {
+        /// The migration set embedded by `zdm::migrations!`, registered as zdm's default set.
+        pub static ZDM_MIGRATIONS: ::zdm::__private::EmbeddedSet = #set;
+        ::zdm::__private::inventory::submit! { ::zdm::__private::DefaultSet(&ZDM_MIGRATIONS) }
+    })
+}
+
+pub(crate) fn migrator(input: TokenStream) -> syn::Result<TokenStream> {
+    let args: EmbedArgs = syn::parse2(input)?;
+    let set = embedded_set(&args.dir)?;
+    let rust = args.rust.iter().map(|p| {
+        let mut p = p.clone();
+        if let Some(last) = p.segments.last_mut() {
+            last.ident = format_ident!("__zdm_migration_{}", last.ident);
+        }
+        quote!(#p())
+    });
+    Ok(quote! {{
+        static __ZDM_SET: ::zdm::__private::EmbeddedSet = #set;
+        __ZDM_SET.migrator([#(#rust),*])
+    }})
+}
+
+/// The `EmbeddedSet { .. }` expression for the folder `dir`.
+fn embedded_set(dir: &syn::LitStr) -> syn::Result<TokenStream> {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| {
+        syn::Error::new(
+            dir.span(),
+            "CARGO_MANIFEST_DIR is not set: build with cargo",
+        )
+    })?;
+    let abs = Path::new(&manifest).join(dir.value());
+    let files = read_folder(&abs, &dir.value()).map_err(|m| syn::Error::new(dir.span(), m))?;
+    let parsed = parse_files(files).map_err(|errors| {
+        let mut iter = errors
+            .into_iter()
+            .map(|e| syn::Error::new(dir.span(), e.to_string()));
+        let mut first = iter.next().expect("parse_files reports at least one error");
+        iter.for_each(|e| first.combine(e));
+        first
+    })?;
+    let items = parsed.iter().map(|m| migration_tokens(m, &abs));
+    Ok(quote! {
+        ::zdm::__private::EmbeddedSet {
+            sql: &[#(#items),*],
+            app_name: ::core::env!("CARGO_PKG_NAME"),
+            app_version: ::core::env!("CARGO_PKG_VERSION"),
+        }
+    })
+}
+
+/// Every regular file of the folder, with paths as the user wrote them.
+fn read_folder(abs: &Path, shown: &str) -> Result<Vec<SourceFile>, String> {
+    let entries = std::fs::read_dir(abs).map_err(|e| {
+        format!(
+            "cannot read the migrations folder `{shown}` ({}): {e}; the path is relative to the crate's Cargo.toml",
+            abs.display()
+        )
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list `{shown}`: {e}"))?;
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = entry.file_name();
+        let name = name.to_str().ok_or_else(|| {
+            format!(
+                "`{shown}/{}`: file name is not UTF-8",
+                name.to_string_lossy()
+            )
+        })?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read `{shown}/{name}`: {e}"))?;
+        files.push(SourceFile {
+            path: format!("{}/{name}", shown.trim_end_matches('/')),
+            bytes,
+        });
+    }
+    Ok(files)
+}
+
+fn migration_tokens(m: &ParsedMigration, abs_dir: &Path) -> TokenStream {
+    let version = m.version;
+    let description = &m.description;
+    let source = &m.path;
+    let checksum = &m.checksum;
+    let phase = if m.directives.after_deploy {
+        quote!(PostDeploy)
+    } else {
+        quote!(PreDeploy)
+    };
+    let no_transaction = m.directives.no_transaction;
+    let reasons = m.directives.safety_assured.iter().map(|s| &s.reason);
+    let file_name = m.path.rsplit('/').next().unwrap_or(&m.path);
+    let abs: PathBuf = abs_dir.join(file_name);
+    let abs = syn::LitStr::new(&abs.to_string_lossy(), Span::call_site());
+    quote! {
+        (
+            ::zdm::__private::Migration {
+                version: #version,
+                description: #description,
+                source: #source,
+                checksum: &[#(#checksum),*],
+                phase: ::zdm::__private::Phase::#phase,
+                no_transaction: #no_transaction,
+                safety_assured: &[#(#reasons),*],
+            },
+            ::core::include_str!(#abs),
+        )
+    }
+}
