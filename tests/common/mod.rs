@@ -1,0 +1,99 @@
+//! Test databases: each test gets a fresh PostgreSQL database (dropped afterwards, even
+//! when the test panics) or a fresh SQLite file. `DATABASE_URL` points at the server
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use zdm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use zdm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use zdm::sqlx::{ConnectOptions, Connection, PgConnection, PgPool, SqlitePool};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}_{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A fresh PostgreSQL database, dropped when this value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub options: PgConnectOptions,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let name = unique_name("zdm_test");
+        let admin: PgConnectOptions = server_url().parse().expect("DATABASE_URL must be a postgres:// URL");
+        let mut conn = admin.connect().await.unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {} ({e}); run the tests with scripts/test, which starts one", server_url())
+        });
+        zdm::sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        TestDb { options: admin.database(&name), name }
+    }
+
+    /// A pool of up to `max` connections to this database.
+    pub async fn pool(&self, max: u32) -> PgPool {
+        PgPoolOptions::new().max_connections(max).connect_with(self.options.clone()).await.unwrap()
+    }
+
+    pub async fn conn(&self) -> PgConnection {
+        self.options.connect().await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await; a plain thread with its own runtime works inside or outside one.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let admin: PgConnectOptions = server_url().parse().unwrap();
+                if let Ok(mut conn) = admin.connect().await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = zdm::sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// A fresh SQLite database file, removed when this value is dropped.
+pub struct TestSqlite {
+    pub path: std::path::PathBuf,
+}
+
+impl TestSqlite {
+    pub fn new() -> TestSqlite {
+        TestSqlite { path: std::env::temp_dir().join(format!("{}.db", unique_name("zdm_test"))) }
+    }
+
+    pub async fn pool(&self, max: u32) -> SqlitePool {
+        let options = SqliteConnectOptions::new().filename(&self.path).create_if_missing(true);
+        SqlitePoolOptions::new().max_connections(max).connect_with(options).await.unwrap()
+    }
+}
+
+impl Drop for TestSqlite {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
+/// Versions in a status, by state.
+pub fn versions<'a>(rows: impl Iterator<Item = &'a zdm::StatusRow>) -> Vec<i64> {
+    rows.map(|r| r.version).collect()
+}

@@ -1,0 +1,3 @@
+CREATE TABLE b (id BIGINT PRIMARY KEY);
+INSERT INTO a (id) VALUES (1);
+INSERT INTO no_such_table (id) VALUES (1);

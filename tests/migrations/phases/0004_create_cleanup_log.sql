@@ -1,0 +1,2 @@
+-- zdm:after_deploy
+CREATE TABLE cleanup_log (note TEXT);
