@@ -1,0 +1,44 @@
+//! Adding zdm to an app whose history sqlx already applied: nothing is re-run.
+
+mod common;
+
+use std::borrow::Cow;
+
+use common::{versions, TestDb, TestSqlite};
+use zdm::sqlx;
+use zdm::State;
+
+#[tokio::test]
+async fn sqlx_applied_versions_count_as_applied_on_postgres() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    // The app before zdm: sqlx applied the first two files.
+    let mut before = sqlx::migrate!("tests/migrations/adopt");
+    before.migrations = Cow::Owned(before.migrations[..2].to_vec());
+    before.run(&pool).await.unwrap();
+
+    let m = zdm::migrator!("tests/migrations/adopt");
+    let status = m.status(&pool).await.unwrap();
+    assert_eq!(status.rows[0].state, State::AppliedBySqlx);
+    assert_eq!(versions(status.pending_pre()), [3]);
+    let report = m.run_pre(&pool).await.unwrap();
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
+    let cols: Vec<String> = sqlx::query_scalar("SELECT column_name::text FROM information_schema.columns WHERE table_name = 'users' ORDER BY ordinal_position")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(cols, ["id", "email", "name", "created_at"]);
+    let ledger: Vec<i64> = sqlx::query_scalar("SELECT version FROM zdm_migrations").fetch_all(&pool).await.unwrap();
+    assert_eq!(ledger, [3], "history stays in _sqlx_migrations");
+}
+
+#[tokio::test]
+async fn sqlx_applied_versions_count_as_applied_on_sqlite() {
+    let db = TestSqlite::new();
+    let pool = db.pool(1).await;
+    let mut before = sqlx::migrate!("tests/migrations/adopt");
+    before.migrations = Cow::Owned(before.migrations[..2].to_vec());
+    before.run(&pool).await.unwrap();
+    let report = zdm::migrator!("tests/migrations/adopt").run_pre(&pool).await.unwrap();
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
+}
