@@ -26,7 +26,11 @@ pub fn migrations(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn migrator(input: TokenStream) -> TokenStream {
     embed::migrator(input.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
+        .unwrap_or_else(|e| {
+            // Several `compile_error!`s in a row are not an expression: wrap them.
+            let errors = e.into_compile_error();
+            quote::quote!({ #errors ::core::unreachable!() })
+        })
         .into()
 }
 

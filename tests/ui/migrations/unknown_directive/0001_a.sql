@@ -1,0 +1,2 @@
+-- zdm:after_deply
+DROP TABLE t;

@@ -1,0 +1,7 @@
+#[zdm::migration(version = 3)]
+fn seed(conn: &mut zdm::sqlx::PgConnection) -> Result<(), zdm::sqlx::Error> {
+    let _ = conn;
+    Ok(())
+}
+
+fn main() {}
