@@ -7,8 +7,8 @@
 //! recorded in a ledger richer than `_sqlx_migrations`, and only one process migrates at
 //! a time (a lease row that works behind PgBouncer in transaction mode).
 //!
-//! ```ignore
-//! zdm::migrations!("migrations"); // embeds ./migrations at compile time
+//! ```no_run
+//! zdm::migrations!("examples/quickstart/migrations"); // embeds the folder at compile time
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,7 +17,7 @@ use crate::{runner, status};
 /// A set of migrations, built at compile time by `zdm::migrator!("dir")` (or the default
 /// set of `zdm::migrations!`), and how to run it.
 ///
-/// ```ignore
+/// ```text
 /// let m: zdm::Migrator = zdm::migrator!("migrations");
 /// m.run_pre(&pool).await?;   // safe for the build still serving
 /// m.run_post(&pool).await?;  // after_deploy work, once the new build is out
