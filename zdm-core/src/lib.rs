@@ -9,6 +9,7 @@
 pub mod checksum;
 pub mod directive;
 pub mod ident;
+pub mod lint;
 pub mod migration;
 pub mod plan;
 pub mod source;

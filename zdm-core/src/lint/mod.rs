@@ -1,0 +1,233 @@
+//! The safety analyzer: judges every statement of a migration set against the rules in
+//! [`rules`], with the schema the set builds ([`schema`]) and the phase each migration runs
+//! in. It is what `zdm::migrations!` runs at compile time and what tools call through
+//! [`lint`].
+//!
+//! Phase semantics (see `shared/lint-rules.md`): rules that break old code are errors in
+//! pre-deploy migrations (renames in every phase); lock rules are errors in every phase;
+//! neither applies to a table created earlier in the same file, which no old code uses.
+
+pub mod finding;
+pub mod model;
+pub mod parse;
+pub mod rules;
+pub mod schema;
+pub mod types;
+
+pub use finding::{Finding, Severity};
+use model::{Action, Stmt, StmtKind};
+use rules::{Cx, FileState, Hit, Kind, RULES};
+use schema::Schema;
+
+use crate::directive::{AssuredScope, SafetyAssured};
+use crate::migration::Phase;
+use crate::split::line_of;
+
+/// The PostgreSQL version the lint assumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgVersion {
+    pub major: u32,
+    /// Known only when configured as `"14.2"`; used by minor-release nuances.
+    pub minor: Option<u32>,
+}
+
+impl Default for PgVersion {
+    fn default() -> Self {
+        PgVersion {
+            major: 15,
+            minor: None,
+        }
+    }
+}
+
+impl PgVersion {
+    /// Reads `15`, `"14.3"`.
+    pub fn parse(text: &str) -> Option<PgVersion> {
+        let mut parts = text.trim().split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = match parts.next() {
+            Some(m) => Some(m.parse().ok()?),
+            None => None,
+        };
+        (parts.next().is_none() && (9..=99).contains(&major)).then_some(PgVersion { major, minor })
+    }
+}
+
+/// Project-level lint settings.
+#[derive(Debug, Clone, Default)]
+pub struct LintConfig {
+    /// Target PostgreSQL version (default 15).
+    pub postgres: PgVersion,
+    /// Migrations at or below this version are history: replayed for the schema, not judged.
+    pub start_after: Option<i64>,
+}
+
+/// One migration as the analyzer sees it.
+#[derive(Debug, Clone)]
+pub struct LintInput<'a> {
+    pub version: i64,
+    /// Shown in findings (`migrations/0003_add_index.sql`).
+    pub path: &'a str,
+    pub sql: &'a str,
+    pub phase: Phase,
+    pub no_transaction: bool,
+    pub safety_assured: &'a [SafetyAssured],
+}
+
+impl<'a> LintInput<'a> {
+    pub fn from_parsed(m: &'a crate::source::ParsedMigration) -> LintInput<'a> {
+        LintInput {
+            version: m.version,
+            path: &m.path,
+            sql: &m.sql,
+            phase: if m.directives.after_deploy {
+                Phase::PostDeploy
+            } else {
+                Phase::PreDeploy
+            },
+            no_transaction: m.directives.no_transaction,
+            safety_assured: &m.directives.safety_assured,
+        }
+    }
+}
+
+/// Judges a migration set (any order; replayed by version) and returns every finding,
+/// silenced ones included (with their `safety_assured` reason).
+pub fn lint(migrations: &[LintInput<'_>], config: &LintConfig) -> Vec<Finding> {
+    let mut order: Vec<&LintInput<'_>> = migrations.iter().collect();
+    order.sort_by_key(|m| m.version);
+    let mut schema = Schema::default();
+    let mut findings = Vec::new();
+    for m in order {
+        let judged = config.start_after.is_none_or(|base| m.version > base);
+        lint_file(m, config, &mut schema, judged.then_some(&mut findings));
+    }
+    findings
+}
+
+/// Judges one file against (and then applies it to) `schema`; `findings` is `None` for
+/// baselined history, which only feeds the schema.
+pub fn lint_file(
+    m: &LintInput<'_>,
+    config: &LintConfig,
+    schema: &mut Schema,
+    mut findings: Option<&mut Vec<Finding>>,
+) {
+    let stmts = parse::parse(m.sql);
+    let mut file = FileState::default();
+    let post_version = (m.phase == Phase::PostDeploy).then_some(m.version);
+    for (index, stmt) in stmts.iter().enumerate() {
+        if let Some(findings) = findings.as_deref_mut() {
+            let cx = Cx {
+                phase: m.phase,
+                transactional: !m.no_transaction,
+                pg: config.postgres,
+                schema,
+                file: &file,
+                stmts: &stmts,
+                index,
+                sql: m.sql,
+            };
+            for rule in RULES {
+                let mut hits = Vec::new();
+                (rule.check)(stmt, &cx, &mut hits);
+                for hit in hits {
+                    if let Some(severity) = severity(rule.kind, m.phase, &hit, &file) {
+                        findings.push(make_finding(m, stmt, rule, hit, severity));
+                    }
+                }
+            }
+        }
+        file.record(stmt, schema);
+        schema.apply(stmt, post_version);
+    }
+}
+
+/// Whether a hit is reported, and how loudly, given the phase and the same-file exemption.
+fn severity(kind: Kind, phase: Phase, hit: &Hit, file: &FileState) -> Option<Severity> {
+    let on_new_table = hit
+        .table
+        .as_deref()
+        .is_some_and(|t| file.created.contains(t));
+    match kind {
+        Kind::RunTimeError => Some(Severity::Error),
+        Kind::Warning => Some(Severity::Warning),
+        Kind::Info => Some(Severity::Info),
+        _ if on_new_table => None,
+        Kind::Breaks if phase == Phase::PostDeploy => None,
+        Kind::Breaks | Kind::BreaksEveryPhase | Kind::Locks | Kind::BreaksAndLocks => {
+            Some(Severity::Error)
+        }
+    }
+}
+
+fn make_finding(
+    m: &LintInput<'_>,
+    stmt: &Stmt,
+    rule: &rules::Rule,
+    hit: Hit,
+    severity: Severity,
+) -> Finding {
+    let start = hit
+        .span
+        .clone()
+        .unwrap_or(stmt.range.clone())
+        .start
+        .min(m.sql.len());
+    let line = line_of(m.sql, start);
+    let line_start = m.sql[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = m.sql[line_start..start].chars().count() + 1;
+    let stmt_line = line_of(m.sql, stmt.range.start);
+    let assured = m
+        .safety_assured
+        .iter()
+        .find(|a| {
+            a.scope == AssuredScope::File || a.scope == AssuredScope::Statement { line: stmt_line }
+        })
+        .map(|a| a.reason.clone());
+    Finding {
+        rule: rule.id,
+        severity,
+        version: m.version,
+        file: m.path.to_string(),
+        line,
+        column,
+        span: stmt.range.clone(),
+        message: hit.message,
+        why: rule.why,
+        recipe: rule.recipe,
+        assured,
+    }
+}
+
+impl FileState {
+    /// Notes what `stmt` did that later statements of the same file care about.
+    fn record(&mut self, stmt: &Stmt, schema: &Schema) {
+        match &stmt.kind {
+            StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
+                self.created.insert(table.clone());
+            }
+            StmtKind::AlterTable { table, actions } => {
+                for a in actions {
+                    match a {
+                        Action::AddConstraint(c) if c.not_valid => {
+                            if let Some(n) = &c.name {
+                                self.not_valid.insert(n.clone());
+                            }
+                        }
+                        Action::RenameTo { to } if self.created.contains(table) => {
+                            self.created.insert(to.clone());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(table) = rules::access_exclusive_table(stmt, schema) {
+            if !self.created.contains(&table) && self.exclusive.is_none() {
+                self.exclusive = Some(table);
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The analyzer's own small model of a statement: just what the rules and the schema
+//! replay need, independent of the parser that produced it (see [`super::parse`]).
+
+use std::ops::Range;
+
+use super::types::TypeName;
+
+/// One statement of a migration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    /// Byte range in the file (without the trailing `;`).
+    pub range: Range<usize>,
+    pub kind: StmtKind,
+}
+
+/// How a column default behaves when a column is added (PostgreSQL ≥ 11 stores a
+/// non-volatile default without rewriting the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultKind {
+    /// A literal or a cast of one.
+    Constant,
+    /// Stable or immutable functions such as `now()`: evaluated once.
+    Stable,
+    /// `random()`, `gen_random_uuid()`, `nextval()`, or a function zdm cannot judge.
+    Volatile,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ColumnDef {
+    pub name: String,
+    pub ty: Option<TypeName>,
+    pub not_null: bool,
+    pub default: Option<DefaultKind>,
+    /// `GENERATED ALWAYS AS (..) STORED`.
+    pub generated_stored: bool,
+    /// `GENERATED .. AS IDENTITY`.
+    pub identity: bool,
+    /// `serial` / `bigserial` / `smallserial`.
+    pub serial: bool,
+    /// An inline `REFERENCES` (with `NOT VALID` never possible inline).
+    pub references: Option<String>,
+    pub primary_key: bool,
+    pub unique: bool,
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConstraintKind {
+    /// `CHECK (..)`; `not_null_of` is set for `CHECK (col IS NOT NULL)`.
+    Check {
+        columns: Vec<String>,
+        not_null_of: Option<String>,
+    },
+    ForeignKey {
+        references: Option<String>,
+    },
+    Unique,
+    PrimaryKey,
+    Exclude,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConstraintDef {
+    pub name: Option<String>,
+    pub kind: ConstraintKind,
+    pub not_valid: bool,
+    /// `.. USING INDEX name`: adopts an index built beforehand.
+    pub using_index: bool,
+}
+
+/// One action of `ALTER TABLE`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    AddColumn(ColumnDef),
+    DropColumn {
+        column: String,
+    },
+    AlterType {
+        column: String,
+        ty: Option<TypeName>,
+        using: bool,
+    },
+    SetNotNull {
+        column: String,
+    },
+    DropNotNull {
+        column: String,
+    },
+    SetDefault {
+        column: String,
+        default: DefaultKind,
+    },
+    DropDefault {
+        column: String,
+    },
+    AddConstraint(ConstraintDef),
+    ValidateConstraint {
+        name: String,
+    },
+    DropConstraint {
+        name: String,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTo {
+        to: String,
+    },
+    /// `SET LOGGED/UNLOGGED`, `SET TABLESPACE`, `SET ACCESS METHOD`: rewrites.
+    Rewrite {
+        what: &'static str,
+    },
+    AttachPartition {
+        partition: String,
+    },
+    DetachPartition {
+        partition: String,
+        concurrently: bool,
+    },
+    EnableDisableTrigger,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StmtKind {
+    CreateTable {
+        table: String,
+        columns: Vec<ColumnDef>,
+        constraints: Vec<ConstraintDef>,
+        partitioned: bool,
+    },
+    /// `CREATE TABLE .. AS` / `SELECT .. INTO`: a new table, filled.
+    CreateTableAs {
+        table: String,
+    },
+    AlterTable {
+        table: String,
+        actions: Vec<Action>,
+    },
+    CreateIndex {
+        name: Option<String>,
+        table: String,
+        unique: bool,
+        concurrently: bool,
+        only: bool,
+    },
+    DropIndex {
+        names: Vec<String>,
+        concurrently: bool,
+    },
+    DropTable {
+        tables: Vec<String>,
+        cascade: bool,
+    },
+    DropSchema {
+        cascade: bool,
+    },
+    DropDatabase,
+    DropView {
+        names: Vec<String>,
+    },
+    DropRoutine,
+    Truncate {
+        tables: Vec<String>,
+        cascade: bool,
+    },
+    RenameSchema,
+    RenameEnumValue,
+    AddEnumValue {
+        value: String,
+    },
+    Reindex {
+        concurrently: bool,
+        table: Option<String>,
+    },
+    RefreshMatView {
+        concurrently: bool,
+    },
+    /// `VACUUM FULL`, `CLUSTER`.
+    TableRewrite {
+        what: &'static str,
+        table: Option<String>,
+    },
+    Lock {
+        tables: Vec<String>,
+    },
+    Update {
+        table: String,
+        has_where: bool,
+    },
+    Delete {
+        table: String,
+        has_where: bool,
+    },
+    Insert {
+        table: String,
+    },
+    AlterDomainAddConstraint {
+        not_valid: bool,
+    },
+    CreateTrigger {
+        table: String,
+    },
+    /// `DO` block; `dynamic` when it runs `EXECUTE`.
+    Do {
+        dynamic: bool,
+    },
+    /// A function or procedure definition: its body is not executed now, so not judged.
+    CreateRoutine,
+    /// Anything else the rules have no opinion about (SELECT, COMMENT, GRANT, CREATE TYPE, ..).
+    Other,
+    /// The parser could not read it: never silently passed.
+    Unparsable {
+        message: String,
+    },
+}
+
+impl Stmt {
+    /// The tables this statement writes or locks, for "touches an object" checks.
+    pub fn tables(&self) -> Vec<&str> {
+        match &self.kind {
+            StmtKind::CreateTable { table, .. }
+            | StmtKind::CreateTableAs { table }
+            | StmtKind::AlterTable { table, .. }
+            | StmtKind::CreateIndex { table, .. }
+            | StmtKind::Update { table, .. }
+            | StmtKind::Delete { table, .. }
+            | StmtKind::Insert { table }
+            | StmtKind::CreateTrigger { table } => vec![table.as_str()],
+            StmtKind::DropTable { tables, .. }
+            | StmtKind::Truncate { tables, .. }
+            | StmtKind::Lock { tables } => tables.iter().map(String::as_str).collect(),
+            StmtKind::Reindex { table: Some(t), .. }
+            | StmtKind::TableRewrite { table: Some(t), .. } => vec![t.as_str()],
+            _ => Vec::new(),
+        }
+    }
+}

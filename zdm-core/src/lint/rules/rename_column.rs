@@ -1,0 +1,57 @@
+//! # `rename-column`
+//!
+//! **What it does:** flags `ALTER TABLE .. RENAME COLUMN`, in every phase.
+//!
+//! **Why is this bad?** The old build uses the old name and the new build the new one; in
+//! no phase do both work.
+//!
+//! **Example:**
+//! ```sql
+//! ALTER TABLE posts RENAME COLUMN body TO content;
+//! ```
+//! **Use instead:** add the new column, keep both in sync with a trigger, backfill in
+//! batches, switch reads to the new column, then drop the old one after the deploy (zdm's
+//! rename-column recipe does all of it).
+//!
+//! **PostgreSQL versions:** all.
+
+use super::{alter_actions, Cx, Hit, Kind, Rule};
+use crate::lint::model::{Action, Stmt};
+
+pub static RULE: Rule = Rule {
+    id: "rename-column",
+    kind: Kind::BreaksEveryPhase,
+    why: "the old build queries the old name and the new build the new one: no phase is safe",
+    recipe: "add the new column, sync both with a trigger, backfill in batches, switch reads, then drop the old column after the deploy",
+    check,
+};
+
+fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
+    for (table, action) in alter_actions(stmt) {
+        if let Action::RenameColumn { from, to } = action {
+            out.push(Hit::on(
+                table,
+                format!("renames column `{table}.{from}` to `{to}`"),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+
+    #[test]
+    fn fires_in_every_phase() {
+        assert!(pre("ALTER TABLE posts RENAME COLUMN body TO content;").fires("rename-column"));
+        assert!(post("ALTER TABLE posts RENAME COLUMN body TO content;").fires("rename-column"));
+    }
+
+    #[test]
+    fn renaming_on_a_new_table_is_fine() {
+        assert!(
+            !pre("CREATE TABLE t (a int); ALTER TABLE t RENAME COLUMN a TO b;")
+                .fires("rename-column")
+        );
+    }
+}
