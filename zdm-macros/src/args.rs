@@ -2,13 +2,21 @@
 
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{bracketed, Ident, LitStr, Path, Token};
+use syn::{bracketed, Ident, Lit, LitStr, Path, Token};
+use zdm_core::lint::PgVersion;
 
-/// `"dir"` or `"dir", rust = [a, b::c]`.
+/// `"dir"`, then any of `rust = [a, b::c]`, `postgres = "14"`, `start_after = 20240101`.
 pub(crate) struct EmbedArgs {
     pub dir: LitStr,
     pub rust: Vec<Path>,
+    /// The PostgreSQL version the lint assumes (default 15).
+    pub postgres: PgVersion,
+    /// Migrations at or below this version are history: embedded and run, not linted.
+    pub start_after: Option<i64>,
 }
+
+const OPTIONS: &str =
+    "known options: `rust = [fn, ...]`, `postgres = \"15\"`, `start_after = <version>`";
 
 impl Parse for EmbedArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
@@ -18,7 +26,12 @@ impl Parse for EmbedArgs {
             ));
         }
         let dir: LitStr = input.parse()?;
-        let mut rust = Vec::new();
+        let mut args = EmbedArgs {
+            dir,
+            rust: Vec::new(),
+            postgres: PgVersion::default(),
+            start_after: None,
+        };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
@@ -30,16 +43,36 @@ impl Parse for EmbedArgs {
                 "rust" => {
                     let content;
                     bracketed!(content in input);
-                    rust.extend(Punctuated::<Path, Token![,]>::parse_terminated(&content)?);
+                    args.rust
+                        .extend(Punctuated::<Path, Token![,]>::parse_terminated(&content)?);
+                }
+                "postgres" => {
+                    let lit: Lit = input.parse()?;
+                    let text = match &lit {
+                        Lit::Str(s) => s.value(),
+                        Lit::Int(i) => i.to_string(),
+                        Lit::Float(f) => f.to_string(),
+                        _ => String::new(),
+                    };
+                    args.postgres = PgVersion::parse(&text).ok_or_else(|| {
+                        syn::Error::new_spanned(
+                            &lit,
+                            "`postgres` takes a PostgreSQL version such as `\"15\"` or `\"14.2\"`",
+                        )
+                    })?;
+                }
+                "start_after" => {
+                    let lit: syn::LitInt = input.parse()?;
+                    args.start_after = Some(lit.base10_parse()?);
                 }
                 other => {
                     return Err(syn::Error::new(
                         key.span(),
-                        format!("unknown option `{other}`; known options: `rust = [fn, ...]`"),
+                        format!("unknown option `{other}`; {OPTIONS}"),
                     ))
                 }
             }
         }
-        Ok(EmbedArgs { dir, rust })
+        Ok(args)
     }
 }

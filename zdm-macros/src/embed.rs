@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use zdm_core::lint::{LintConfig, LintInput, Severity};
 use zdm_core::source::{parse_files, ParsedMigration, SourceFile};
 
 use crate::args::EmbedArgs;
@@ -19,7 +20,7 @@ pub(crate) fn migrations(input: TokenStream) -> syn::Result<TokenStream> {
             "`migrations!` collects `#[zdm::migration]` functions by itself; `rust = [...]` is for `migrator!`",
         ));
     }
-    let set = embedded_set(&args.dir)?;
+    let set = embedded_set(&args)?;
     Ok(quote! {
         /// The migration set embedded by `zdm::migrations!`, registered as zdm's default set.
         pub static ZDM_MIGRATIONS: ::zdm::__private::EmbeddedSet = #set;
@@ -29,7 +30,7 @@ pub(crate) fn migrations(input: TokenStream) -> syn::Result<TokenStream> {
 
 pub(crate) fn migrator(input: TokenStream) -> syn::Result<TokenStream> {
     let args: EmbedArgs = syn::parse2(input)?;
-    let set = embedded_set(&args.dir)?;
+    let set = embedded_set(&args)?;
     let rust = args.rust.iter().map(|p| {
         let mut p = p.clone();
         if let Some(last) = p.segments.last_mut() {
@@ -43,8 +44,9 @@ pub(crate) fn migrator(input: TokenStream) -> syn::Result<TokenStream> {
     }})
 }
 
-/// The `EmbeddedSet { .. }` expression for the folder `dir`.
-fn embedded_set(dir: &syn::LitStr) -> syn::Result<TokenStream> {
+/// The `EmbeddedSet { .. }` expression for the folder, after the safety lint.
+fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
+    let dir = &args.dir;
     let manifest = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| {
         syn::Error::new(
             dir.span(),
@@ -61,10 +63,16 @@ fn embedded_set(dir: &syn::LitStr) -> syn::Result<TokenStream> {
         iter.for_each(|e| first.combine(e));
         first
     })?;
+    let warnings = lint(&parsed, args)?;
     let items = parsed.iter().map(|m| migration_tokens(m, &abs));
+    let postgres = args.postgres.major;
     Ok(quote! {
         ::zdm::__private::EmbeddedSet {
             sql: &[#(#items),*],
+            lint_postgres: {
+                #warnings
+                #postgres
+            },
             app_name: ::core::env!("CARGO_PKG_NAME"),
             app_version: ::core::env!("CARGO_PKG_VERSION"),
         }
@@ -132,4 +140,37 @@ fn migration_tokens(m: &ParsedMigration, abs_dir: &Path) -> TokenStream {
             ::core::include_str!(#abs),
         )
     }
+}
+
+/// Runs the safety lint over the set: every blocking finding becomes a compile error (all
+/// at once); warnings become compiler warnings.
+fn lint(parsed: &[ParsedMigration], args: &EmbedArgs) -> syn::Result<TokenStream> {
+    let inputs: Vec<LintInput<'_>> = parsed.iter().map(LintInput::from_parsed).collect();
+    let config = LintConfig {
+        postgres: args.postgres,
+        start_after: args.start_after,
+    };
+    let findings = zdm_core::lint::lint(&inputs, &config);
+    let mut errors = findings
+        .iter()
+        .filter(|f| f.blocks())
+        .map(|f| syn::Error::new(args.dir.span(), f.to_string()));
+    if let Some(mut first) = errors.next() {
+        errors.for_each(|e| first.combine(e));
+        return Err(first);
+    }
+    // Stable Rust has no warning API for proc macros: a use of a deprecated item is one.
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning && f.assured.is_none())
+        .map(|f| {
+            let note = f.to_string();
+            quote_spanned! {args.dir.span()=>
+                #[deprecated(note = #note)]
+                #[allow(non_camel_case_types)]
+                struct zdm_lint_warning;
+                let _ = zdm_lint_warning;
+            }
+        });
+    Ok(quote!(#(#warnings)*))
 }

@@ -29,7 +29,12 @@ pub fn migrator(input: TokenStream) -> TokenStream {
         .unwrap_or_else(|e| {
             // Several `compile_error!`s in a row are not an expression: wrap them.
             let errors = e.into_compile_error();
-            quote::quote!({ #errors ::core::unreachable!() })
+            // A real (empty) value after them keeps the caller free of follow-up errors.
+            quote::quote!({
+                #errors
+                static __ZDM_SET: ::zdm::__private::EmbeddedSet = ::zdm::__private::EmbeddedSet::EMPTY;
+                __ZDM_SET.migrator([])
+            })
         })
         .into()
 }

@@ -8,8 +8,11 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
+use syn::visit::Visit;
 use syn::{Expr, FnArg, ItemFn, Lit, Meta, Token, Type};
 use zdm_core::checksum::checksum;
+use zdm_core::lint::{LintConfig, LintInput};
+use zdm_core::Phase;
 
 #[derive(Default)]
 struct Options {
@@ -83,6 +86,11 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
         ));
     }
     let conn_ty = connection_type(&func)?;
+    if let Err(e) = lint_literal_sql(&func, version, opts.after_deploy, opts.no_transaction) {
+        // Keep the function, so the only errors are the findings.
+        let errors = e.into_compile_error();
+        return Ok(quote!(#func #errors));
+    }
     let name = &func.sig.ident;
     let builder = format_ident!("__zdm_migration_{}", name);
     let description = opts.description.clone().unwrap_or_else(|| name.to_string());
@@ -168,4 +176,103 @@ pub(crate) fn after_deploy(args: TokenStream, item: TokenStream) -> syn::Result<
     let path = attr.path().clone();
     *attr = syn::parse_quote!(#[#path(#opts)]);
     Ok(func.into_token_stream())
+}
+
+/// The functions whose first argument is SQL: sqlx's query constructors and `execute`.
+const SQL_TAKING: &[&str] = &[
+    "query",
+    "query_as",
+    "query_scalar",
+    "query_with",
+    "query_as_with",
+    "query_scalar_with",
+    "raw_sql",
+    "execute",
+];
+
+/// String literals passed as SQL inside the function.
+#[derive(Default)]
+struct SqlLiterals(Vec<syn::LitStr>);
+
+impl SqlLiterals {
+    fn take_first(&mut self, args: &Punctuated<Expr, Token![,]>) {
+        if let Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        })) = args.first()
+        {
+            self.0.push(s.clone());
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for SqlLiterals {
+    fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+        if let Expr::Path(p) = &*call.func {
+            if p.path
+                .segments
+                .last()
+                .is_some_and(|s| SQL_TAKING.contains(&s.ident.to_string().as_str()))
+            {
+                self.take_first(&call.args);
+            }
+        }
+        syn::visit::visit_expr_call(self, call);
+    }
+    fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+        if SQL_TAKING.contains(&call.method.to_string().as_str()) {
+            self.take_first(&call.args);
+        }
+        syn::visit::visit_expr_method_call(self, call);
+    }
+}
+
+/// Lints the literal SQL of a Rust-coded migration on its own (the tables it touches are
+/// taken to exist already): blocking findings are compile errors at the literal.
+fn lint_literal_sql(
+    func: &ItemFn,
+    version: i64,
+    after_deploy: bool,
+    no_transaction: bool,
+) -> syn::Result<()> {
+    let mut found = SqlLiterals::default();
+    found.visit_block(&func.block);
+    let name = format!("{} (Rust migration {version})", func.sig.ident);
+    let mut errors: Option<syn::Error> = None;
+    for lit in &found.0 {
+        let sql = lit.value();
+        let directives = match zdm_core::directive::parse(&sql) {
+            Ok(d) => d,
+            Err(errs) => {
+                let e = syn::Error::new(lit.span(), format!("{name}: {}", errs[0].message));
+                match &mut errors {
+                    Some(all) => all.combine(e),
+                    None => errors = Some(e),
+                }
+                continue;
+            }
+        };
+        let input = LintInput {
+            version,
+            path: &name,
+            sql: &sql,
+            phase: if after_deploy {
+                Phase::PostDeploy
+            } else {
+                Phase::PreDeploy
+            },
+            no_transaction,
+            safety_assured: &directives.safety_assured,
+        };
+        for f in zdm_core::lint::lint(&[input], &LintConfig::default())
+            .into_iter()
+            .filter(|f| f.blocks())
+        {
+            let e = syn::Error::new(lit.span(), f.to_string());
+            match &mut errors {
+                Some(all) => all.combine(e),
+                None => errors = Some(e),
+            }
+        }
+    }
+    errors.map_or(Ok(()), Err)
 }

@@ -13,9 +13,19 @@ pub struct EmbeddedSet {
     /// The embedding crate's `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`, for the ledger.
     pub app_name: &'static str,
     pub app_version: &'static str,
+    /// The PostgreSQL major version the compile-time lint assumed.
+    pub lint_postgres: u32,
 }
 
 impl EmbeddedSet {
+    /// No migrations: what a `migrator!` with compile errors stands for.
+    pub const EMPTY: EmbeddedSet = EmbeddedSet {
+        sql: &[],
+        app_name: "",
+        app_version: "",
+        lint_postgres: 15,
+    };
+
     /// A migrator over the SQL files and the given Rust-coded migrations.
     pub fn migrator(&'static self, rust: impl IntoIterator<Item = RustMigration>) -> Migrator {
         let steps = self
@@ -29,7 +39,7 @@ impl EmbeddedSet {
                 meta: r.meta,
                 body: Body::Rust(r.run),
             }));
-        Migrator::new(steps, self.app_name, self.app_version)
+        Migrator::new(steps, self.app_name, self.app_version).lint_postgres(self.lint_postgres)
     }
 }
 

@@ -32,6 +32,7 @@ pub struct Migrator {
     pub(crate) table_prefix: String,
     pub(crate) lock_wait: Duration,
     pub(crate) lease_ttl: Duration,
+    pub(crate) lint_postgres: Option<u32>,
 }
 
 impl Migrator {
@@ -51,6 +52,7 @@ impl Migrator {
             table_prefix: "zdm_".to_string(),
             lock_wait: Duration::from_secs(300),
             lease_ttl: Duration::from_secs(30),
+            lint_postgres: None,
         }
     }
 
@@ -87,6 +89,13 @@ impl Migrator {
     pub fn app(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         self.app_name = name.into();
         self.app_version = version.into();
+        self
+    }
+
+    /// The PostgreSQL major version the compile-time lint assumed; a run against an older
+    /// server warns that the lint's judgements may not hold there.
+    pub fn lint_postgres(mut self, major: u32) -> Self {
+        self.lint_postgres = Some(major);
         self
     }
 

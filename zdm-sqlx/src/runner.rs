@@ -30,6 +30,7 @@ pub(crate) async fn run<B: Backend>(
             notices: log_notices(&first),
         });
     }
+    let server_notices = server_notices(m, &first, found.server_version);
 
     let ctx = RunContext::current(&m.app_name, &m.app_version);
     let lease = Lease::acquire(
@@ -40,7 +41,12 @@ pub(crate) async fn run<B: Backend>(
         m.lock_wait,
     )
     .await?;
-    let result = run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger).await;
+    let result = run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger)
+        .await
+        .map(|mut r| {
+            r.notices.extend(server_notices);
+            r
+        });
     if let Err(e) = lease.release().await {
         tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
     }
@@ -151,4 +157,37 @@ fn log_notices(plan: &Plan) -> Vec<String> {
             text
         })
         .collect()
+}
+
+/// Warnings about the server itself: older than the lint assumed, or a PostgreSQL 14
+/// release whose concurrent index builds can corrupt indexes.
+fn server_notices(m: &Migrator, plan: &Plan, server_version: Option<i32>) -> Vec<String> {
+    let Some(num) = server_version else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let major = (num / 10000) as u32;
+    if let Some(lint) = m.lint_postgres.filter(|&l| major < l) {
+        out.push(format!(
+            "the server runs PostgreSQL {major} but the migrations were linted for PostgreSQL {lint}: \
+             lock and rewrite judgements may not hold; set `postgres = \"{major}\"` in `zdm::migrations!`"
+        ));
+    }
+    let concurrent = plan.run.iter().any(|&i| match m.steps[i].body {
+        crate::migration::Body::Sql(sql) => {
+            m.steps[i].meta.no_transaction && sql.to_ascii_uppercase().contains("CONCURRENTLY")
+        }
+        _ => false,
+    });
+    if (140000..140004).contains(&num) && concurrent {
+        out.push(format!(
+            "PostgreSQL {}.{} can build corrupt indexes concurrently (fixed in 14.4): upgrade before these migrations",
+            num / 10000,
+            num % 100
+        ));
+    }
+    for n in &out {
+        tracing::warn!("{n}");
+    }
+    out
 }

@@ -30,6 +30,8 @@ impl<B: Backend> MigratePool for B {}
 pub struct Found {
     /// sqlx's `_sqlx_migrations` exists: its successful rows count as applied.
     pub sqlx_ledger: bool,
+    /// PostgreSQL's `server_version_num` (e.g. 150004); `None` on other databases.
+    pub server_version: Option<i32>,
 }
 
 /// The database-specific half of zdm. Every future is `Send`, so `run_pre` and friends can

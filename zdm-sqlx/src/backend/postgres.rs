@@ -17,7 +17,8 @@ use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
 
 const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
-     AND to_regclass($3) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL";
+     AND to_regclass($3) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
+     current_setting('server_version_num')::int";
 
 /// Serialises concurrent first boots: `CREATE TABLE IF NOT EXISTS` races on the catalog.
 const BOOTSTRAP_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('zdm bootstrap'))";
@@ -116,7 +117,7 @@ impl Backend for PgPool {
     const NAME: &'static str = "PostgreSQL";
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
-        let (ours, sqlx_ledger): (bool, bool) = sqlx::query_as(TABLES_EXIST)
+        let (ours, sqlx_ledger, server_version): (bool, bool, i32) = sqlx::query_as(TABLES_EXIST)
             .bind(&names.ledger)
             .bind(&names.history)
             .bind(&names.lease)
@@ -145,7 +146,10 @@ impl Backend for PgPool {
                 .doing("creating zdm's tables")?;
             tx.commit().await.doing("creating zdm's tables")?;
         }
-        Ok(Found { sqlx_ledger })
+        Ok(Found {
+            sqlx_ledger,
+            server_version: Some(server_version),
+        })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {

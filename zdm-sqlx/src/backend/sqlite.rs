@@ -128,7 +128,10 @@ impl Backend for SqlitePool {
                 .await
                 .doing("creating zdm's tables")?;
         }
-        Ok(Found { sqlx_ledger })
+        Ok(Found {
+            sqlx_ledger,
+            server_version: None,
+        })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
