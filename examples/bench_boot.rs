@@ -12,31 +12,18 @@ use std::time::{Duration, Instant};
 use zdm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use zdm::sqlx::{self, AssertSqlSafe, ConnectOptions, PgPool};
 
-async fn fresh_db(
-    admin: &PgConnectOptions,
-    name: &str,
-) -> Result<PgPool, Box<dyn std::error::Error>> {
+async fn fresh_db(admin: &PgConnectOptions, name: &str) -> Result<PgPool, Box<dyn std::error::Error>> {
     let mut conn = admin.connect().await?;
     // Two queries: one query string with both would be an implicit transaction.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-        format!("CREATE DATABASE \"{name}\""),
-    ] {
+    for sql in [format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"), format!("CREATE DATABASE \"{name}\"")] {
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
     }
-    Ok(PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(admin.clone().database(name))
-        .await?)
+    Ok(PgPoolOptions::new().max_connections(1).connect_with(admin.clone().database(name)).await?)
 }
 
 async fn drop_db(admin: &PgConnectOptions, name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut conn = admin.connect().await?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut conn).await?;
     Ok(())
 }
 
@@ -49,13 +36,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let smoke = std::env::args().any(|a| a == "--smoke");
     let iterations = if smoke { 3 } else { 200 };
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin: PgConnectOptions = url.parse()?;
-    let (sqlx_db, zdm_db) = (
-        format!("zdm_bench_sqlx_{}", std::process::id()),
-        format!("zdm_bench_zdm_{}", std::process::id()),
-    );
+    let (sqlx_db, zdm_db) =
+        (format!("zdm_bench_sqlx_{}", std::process::id()), format!("zdm_bench_zdm_{}", std::process::id()));
 
     let sqlx_pool = fresh_db(&admin, &sqlx_db).await?;
     let zdm_pool = fresh_db(&admin, &zdm_db).await?;
@@ -84,16 +68,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (s, z, a) = (median(t_sqlx), median(t_zdm), median(t_adopted));
     println!("boot with 200 applied migrations, nothing pending; median of {iterations} runs on PostgreSQL");
     println!("{:<44} {:>10}  {:>6}", "", "median", "ratio");
-    println!(
-        "{:<44} {:>10.3?}  {:>6}",
-        "sqlx::migrate!().run()", s, "1.00x"
-    );
-    println!(
-        "{:<44} {:>10.3?}  {:>5.2}x",
-        "zdm run_pre (zdm ledger)",
-        z,
-        z.as_secs_f64() / s.as_secs_f64()
-    );
+    println!("{:<44} {:>10.3?}  {:>6}", "sqlx::migrate!().run()", s, "1.00x");
+    println!("{:<44} {:>10.3?}  {:>5.2}x", "zdm run_pre (zdm ledger)", z, z.as_secs_f64() / s.as_secs_f64());
     println!(
         "{:<44} {:>10.3?}  {:>5.2}x",
         "zdm run_pre (adopted: + _sqlx_migrations)",

@@ -34,16 +34,12 @@ macro_rules! on {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let db = connect().await?;
 
     // Release 1 embeds only the first migration: an older build of the same folder.
-    let release1 = zdm::migrator!("examples/quickstart/migrations")
-        .up_to(1)
-        .app("blog", "1.0.0");
+    let release1 = zdm::migrator!("examples/quickstart/migrations").up_to(1).app("blog", "1.0.0");
 
     println!("== release 1 boots: run_pre");
     let report = on!(&db, p => release1.run_pre(p).await)?;
@@ -61,12 +57,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let report = on!(&db, p => zdm::run_post(p).await)?;
     print!("{report}");
     let sql = "SELECT id, title, published_at FROM posts ORDER BY id";
-    let rows: Vec<(i64, String, Option<String>)> =
-        on!(&db, p => zdm::sqlx::query_as(sql).fetch_all(p).await)?;
-    println!(
-        "release 2 reads {} posts (explicit columns, never SELECT *): {rows:?}",
-        rows.len()
-    );
+    let rows: Vec<(i64, String, Option<String>)> = on!(&db, p => zdm::sqlx::query_as(sql).fetch_all(p).await)?;
+    println!("release 2 reads {} posts (explicit columns, never SELECT *): {rows:?}", rows.len());
     println!("{}", on!(&db, p => zdm::status(p).await)?);
     Ok(())
 }
@@ -76,8 +68,7 @@ async fn release1_serves(db: &Db, id: i64) -> Result<(), Box<dyn Error>> {
     let insert = "INSERT INTO posts (id, title, body, legacy_slug) VALUES ($1, $2, $3, $4)";
     on!(db, p => zdm::sqlx::query(insert).bind(id).bind(format!("post {id}")).bind("hello").bind(format!("post-{id}")).execute(p).await.map(drop))?;
     let select = "SELECT id, title, legacy_slug FROM posts ORDER BY id";
-    let rows: Vec<(i64, String, Option<String>)> =
-        on!(db, p => zdm::sqlx::query_as(select).fetch_all(p).await)?;
+    let rows: Vec<(i64, String, Option<String>)> = on!(db, p => zdm::sqlx::query_as(select).fetch_all(p).await)?;
     println!("release 1 wrote and read {} posts: ok", rows.len());
     Ok(())
 }
@@ -86,26 +77,17 @@ async fn connect() -> Result<Db, Box<dyn Error>> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         println!("zdm quickstart on PostgreSQL (schema zdm_quickstart, recreated)");
         let admin = PgPool::connect(&url).await?;
-        zdm::sqlx::raw_sql(
-            "DROP SCHEMA IF EXISTS zdm_quickstart CASCADE; CREATE SCHEMA zdm_quickstart",
-        )
-        .execute(&admin)
-        .await?;
-        let options: PgConnectOptions = url
-            .parse::<PgConnectOptions>()?
-            .options([("search_path", "zdm_quickstart")]);
+        zdm::sqlx::raw_sql("DROP SCHEMA IF EXISTS zdm_quickstart CASCADE; CREATE SCHEMA zdm_quickstart")
+            .execute(&admin)
+            .await?;
+        let options: PgConnectOptions = url.parse::<PgConnectOptions>()?.options([("search_path", "zdm_quickstart")]);
         return Ok(Db::Pg(PgPoolOptions::new().connect_with(options).await?));
     }
     let path = std::env::temp_dir().join("zdm-quickstart.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    println!(
-        "zdm quickstart on SQLite ({}, recreated); set DATABASE_URL for PostgreSQL",
-        path.display()
-    );
-    let options = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true);
+    println!("zdm quickstart on SQLite ({}, recreated); set DATABASE_URL for PostgreSQL", path.display());
+    let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
     Ok(Db::Sqlite(SqlitePool::connect_with(options).await?))
 }

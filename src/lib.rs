@@ -32,9 +32,44 @@ pub use zdm_macros::{after_deploy, migration, migrations, migrator};
 pub use zdm_sqlx::ledger::LedgerRow;
 pub use zdm_sqlx::migrator::AppliedStep;
 pub use zdm_sqlx::status::{State, StatusRow};
-pub use zdm_sqlx::{
-    run_all, run_post, run_pre, status, Error, MigratePool, Migrator, Report, RustMigration, Status,
-};
+pub use zdm_sqlx::{run_all, run_post, run_pre, status, Error, MigratePool, Migrator, Report, RustMigration, Status};
+
+/// Lints a migration set without a database, as `migrations!` does at compile time.
+pub use zdm_core::lint::lint;
+
+pub mod lint {
+    //! The safety analyzer, for tools and tests: the same rules `migrations!` applies at
+    //! compile time, over a folder or over migrations you assemble yourself.
+    //!
+    //! ```no_run
+    //! let findings = zdm::lint::lint_dir("migrations", &zdm::lint::LintConfig::default()).unwrap();
+    //! for f in findings.iter().filter(|f| f.blocks()) {
+    //!     eprintln!("{f}");
+    //! }
+    //! ```
+
+    pub use zdm_core::lint::model::{Stmt, StmtKind};
+    pub use zdm_core::lint::parse::parse as parse_statements;
+    pub use zdm_core::lint::rules::{Kind, Rule, RULES};
+    pub use zdm_core::lint::{lint, Finding, LintConfig, LintInput, PgVersion, Severity};
+    pub use zdm_core::source::{ParsedMigration, SourceError};
+
+    /// Reads a migrations folder (sqlx's or diesel's layout) and lints it. Every problem
+    /// with the files themselves is returned at once, as the macros report them.
+    pub fn lint_dir(dir: impl AsRef<std::path::Path>, config: &LintConfig) -> Result<Vec<Finding>, Vec<SourceError>> {
+        let set = read_set(dir.as_ref())?;
+        let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
+        Ok(lint(&inputs, config))
+    }
+
+    /// Reads and checks a migrations folder (sqlx's or diesel's layout).
+    pub fn read_set(dir: &std::path::Path) -> Result<Vec<ParsedMigration>, Vec<SourceError>> {
+        let shown = dir.display().to_string();
+        let files = zdm_core::source::read_dir(dir, &shown)
+            .map_err(|message| vec![SourceError { path: shown.clone(), line: None, message }])?;
+        zdm_core::source::parse_files(files)
+    }
+}
 
 pub mod build {
     //! Build-script helpers.
@@ -64,7 +99,5 @@ pub mod __private {
     //! What the macros expand to. Not a public API.
     pub use inventory;
     pub use zdm_core::{Migration, Phase};
-    pub use zdm_sqlx::{
-        BoxError, BoxFuture, DefaultSet, EmbeddedSet, RegisteredRustMigration, RustRun,
-    };
+    pub use zdm_sqlx::{BoxError, BoxFuture, DefaultSet, EmbeddedSet, RegisteredRustMigration, RustRun};
 }

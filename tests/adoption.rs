@@ -22,19 +22,15 @@ async fn sqlx_applied_versions_count_as_applied_on_postgres() {
     assert_eq!(status.rows[0].state, State::AppliedBySqlx);
     assert_eq!(versions(status.pending_pre()), [3]);
     let report = m.run_pre(&pool).await.unwrap();
-    assert_eq!(
-        report.applied.iter().map(|a| a.version).collect::<Vec<_>>(),
-        [3]
-    );
-    let cols: Vec<String> = sqlx::query_scalar("SELECT column_name::text FROM information_schema.columns WHERE table_name = 'users' ORDER BY ordinal_position")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
+    let cols: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'users' ORDER BY ordinal_position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(cols, ["id", "email", "name", "created_at"]);
-    let ledger: Vec<i64> = sqlx::query_scalar("SELECT version FROM zdm_migrations")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let ledger: Vec<i64> = sqlx::query_scalar("SELECT version FROM zdm_migrations").fetch_all(&pool).await.unwrap();
     assert_eq!(ledger, [3], "history stays in _sqlx_migrations");
 }
 
@@ -45,12 +41,6 @@ async fn sqlx_applied_versions_count_as_applied_on_sqlite() {
     let mut before = sqlx::migrate!("tests/migrations/adopt");
     before.migrations = Cow::Owned(before.migrations[..2].to_vec());
     before.run(&pool).await.unwrap();
-    let report = zdm::migrator!("tests/migrations/adopt")
-        .run_pre(&pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        report.applied.iter().map(|a| a.version).collect::<Vec<_>>(),
-        [3]
-    );
+    let report = zdm::migrator!("tests/migrations/adopt").run_pre(&pool).await.unwrap();
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
 }

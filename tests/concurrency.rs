@@ -33,31 +33,21 @@ async fn eight_concurrent_migrators_apply_each_migration_exactly_once() {
         applied_by_runs.extend(report.applied.iter().map(|a| a.version));
     }
     applied_by_runs.sort();
-    assert_eq!(
-        applied_by_runs,
-        [1, 2, 3, 4, 5],
-        "each migration applied by exactly one process"
-    );
+    assert_eq!(applied_by_runs, [1, 2, 3, 4, 5], "each migration applied by exactly one process");
 
     let pool = db.pool(1).await;
-    let counts: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT version, count(*) FROM applied_log GROUP BY version ORDER BY version",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let counts: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT version, count(*) FROM applied_log GROUP BY version ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(counts, [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]);
-    let valid: bool = sqlx::query_scalar(
-        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_n_idx'::regclass",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(valid, "the concurrent index is valid");
-    let lease: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_lease")
+    let valid: bool = sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_n_idx'::regclass")
         .fetch_one(&pool)
         .await
         .unwrap();
+    assert!(valid, "the concurrent index is valid");
+    let lease: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_lease").fetch_one(&pool).await.unwrap();
     assert_eq!(lease, 0, "the lease was released");
 }
 
@@ -73,17 +63,11 @@ async fn a_waiter_gives_up_after_lock_wait_naming_the_holder() {
         .await
         .unwrap();
     let err = m.run_pre(&pool).await.unwrap_err();
-    assert!(
-        matches!(err, zdm::Error::LockTimeout { ref holder, .. } if holder == "other-host:42"),
-        "{err}"
-    );
+    assert!(matches!(err, zdm::Error::LockTimeout { ref holder, .. } if holder == "other-host:42"), "{err}");
     assert!(err.to_string().contains("other-host:42"));
 
     // An expired lease (its holder died) is taken over.
-    sqlx::query("UPDATE zdm_lease SET expires_at = now() - interval '1 second'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query("UPDATE zdm_lease SET expires_at = now() - interval '1 second'").execute(&pool).await.unwrap();
     assert_eq!(m.run_pre(&pool).await.unwrap().applied.len(), 5);
 }
 
@@ -93,24 +77,12 @@ async fn run_futures_are_send_and_can_be_spawned() {
     let pool = db.pool(2).await;
     let m = zdm::migrator!("tests/migrations/phases");
     let (m2, pool2) = (m.clone(), pool.clone());
-    let report = tokio::spawn(async move { m2.run_pre(&pool2).await })
-        .await
-        .unwrap()
-        .unwrap();
+    let report = tokio::spawn(async move { m2.run_pre(&pool2).await }).await.unwrap().unwrap();
     assert_eq!(report.applied.len(), 2);
     let (m2, pool2) = (m.clone(), pool.clone());
-    tokio::spawn(async move { m2.run_post(&pool2).await })
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::spawn(async move { m2.run_post(&pool2).await }).await.unwrap().unwrap();
     let (m2, pool2) = (m.clone(), pool.clone());
-    tokio::spawn(async move { m2.run_all(&pool2).await })
-        .await
-        .unwrap()
-        .unwrap();
-    let status = tokio::spawn(async move { m.status(&pool).await })
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::spawn(async move { m2.run_all(&pool2).await }).await.unwrap().unwrap();
+    let status = tokio::spawn(async move { m.status(&pool).await }).await.unwrap().unwrap();
     assert_eq!(status.applied().count(), 4);
 }

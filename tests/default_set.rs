@@ -14,10 +14,7 @@ async fn free_functions_use_the_registered_set() {
     let status = zdm::status(&pool).await.unwrap();
     assert_eq!(versions(status.applied()), [1, 3]);
     zdm::run_post(&pool).await.unwrap();
-    assert_eq!(
-        versions(zdm::status(&pool).await.unwrap().applied()),
-        [1, 2, 3, 4]
-    );
+    assert_eq!(versions(zdm::status(&pool).await.unwrap().applied()), [1, 2, 3, 4]);
     assert!(zdm::run_all(&pool).await.unwrap().applied.is_empty());
     assert_eq!(ZDM_MIGRATIONS.sql.len(), 4);
     // The free functions' futures are Send too.

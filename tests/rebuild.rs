@@ -19,14 +19,8 @@ fn build_and_run(app: &Path, target: &Path) -> String {
         .env("CARGO_TARGET_DIR", target)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "probe build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(target.join("debug/rebuild_probe"))
-        .output()
-        .unwrap();
+    assert!(out.status.success(), "probe build failed: {}", String::from_utf8_lossy(&out.stderr));
+    let run = Command::new(target.join("debug/rebuild_probe")).output().unwrap();
     assert!(run.status.success());
     String::from_utf8(run.stdout).unwrap()
 }
@@ -46,10 +40,7 @@ fn migration_files_trigger_rebuilds() {
         ),
     );
     std::fs::copy(repo.join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
-    write(
-        &app.join("build.rs"),
-        "fn main() {\n    zdm::build::track(\"migrations\");\n}\n",
-    );
+    write(&app.join("build.rs"), "fn main() {\n    zdm::build::track(\"migrations\");\n}\n");
     write(
         &app.join("src/main.rs"),
         "fn main() {\n    for m in zdm::migrator!(\"migrations\").migrations() {\n        \
@@ -64,21 +55,11 @@ fn migration_files_trigger_rebuilds() {
 
     write(&app.join("migrations/0002_second.sql"), "SELECT 2;\n");
     let added = build_and_run(&app, &target);
-    assert_eq!(
-        added
-            .lines()
-            .map(|l| l.split(' ').nth(1).unwrap())
-            .collect::<Vec<_>>(),
-        ["first", "second"]
-    );
+    assert_eq!(added.lines().map(|l| l.split(' ').nth(1).unwrap()).collect::<Vec<_>>(), ["first", "second"]);
 
     write(&app.join("migrations/0001_first.sql"), "SELECT 1 + 1;\n");
     let changed = build_and_run(&app, &target);
-    assert_ne!(
-        changed.lines().next(),
-        added.lines().next(),
-        "the checksum follows the edit"
-    );
+    assert_ne!(changed.lines().next(), added.lines().next(), "the checksum follows the edit");
 
     std::fs::remove_file(app.join("migrations/0002_second.sql")).unwrap();
     let removed = build_and_run(&app, &target);

@@ -7,10 +7,7 @@ use zdm::sqlx::{self, SqliteConnection};
 
 #[zdm::migration(version = 5)]
 async fn seed(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO posts (id, title) VALUES (1, 'hi')")
-        .execute(conn)
-        .await
-        .map(drop)
+    sqlx::query("INSERT INTO posts (id, title) VALUES (1, 'hi')").execute(conn).await.map(drop)
 }
 
 #[tokio::test]
@@ -19,24 +16,19 @@ async fn phases_ledger_and_rust_migrations_on_sqlite() {
     let pool = db.pool(2).await;
     let m = zdm::migrator!("tests/migrations/phases", rust = [seed]).app("blog", "1.2.3");
     let report = m.run_pre(&pool).await.unwrap();
-    assert_eq!(
-        report.applied.iter().map(|a| a.version).collect::<Vec<_>>(),
-        [1, 3, 5]
-    );
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [1, 3, 5]);
     let status = m.status(&pool).await.unwrap();
     assert_eq!(versions(status.pending_post()), [2, 4]);
     m.run_post(&pool).await.unwrap();
     let cols: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM pragma_table_info('posts') ORDER BY cid")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('posts') ORDER BY cid").fetch_all(&pool).await.unwrap();
     assert_eq!(cols, ["id", "title", "body"]);
-    let (app, reasons, success): (String, String, bool) =
-        sqlx::query_as("SELECT app_name || ' ' || app_version, safety_assured, success FROM zdm_migrations WHERE version = 3")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (app, reasons, success): (String, String, bool) = sqlx::query_as(
+        "SELECT app_name || ' ' || app_version, safety_assured, success FROM zdm_migrations WHERE version = 3",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(app, "blog 1.2.3");
     assert_eq!(reasons, "nullable column, no default: metadata-only");
     assert!(success);
@@ -49,19 +41,13 @@ async fn failure_on_sqlite_rolls_back_and_is_recorded() {
     let pool = db.pool(2).await;
     let m = zdm::migrator!("tests/migrations/failing");
     let err = m.run_pre(&pool).await.unwrap_err();
-    assert!(
-        err.to_string().contains("no such table: no_such_table"),
-        "{err}"
-    );
-    let b: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'b'")
+    assert!(err.to_string().contains("no such table: no_such_table"), "{err}");
+    let b: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'b'").fetch_one(&pool).await.unwrap();
+    assert_eq!(b, 0, "rolled back");
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_migration_attempts WHERE NOT success")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(b, 0, "rolled back");
-    let failures: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM zdm_migration_attempts WHERE NOT success")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
     assert_eq!(failures, 1);
 }

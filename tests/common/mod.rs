@@ -12,20 +12,12 @@ use zdm::sqlx::{ConnectOptions, Connection, PgConnection, PgPool, SqlitePool};
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub fn server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 fn unique_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}_{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A fresh PostgreSQL database, dropped when this value is dropped.
@@ -37,32 +29,24 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         let name = unique_name("zdm_test");
-        let admin: PgConnectOptions = server_url()
-            .parse()
-            .expect("DATABASE_URL must be a postgres:// URL");
+        let admin: PgConnectOptions = server_url().parse().expect("DATABASE_URL must be a postgres:// URL");
         let mut conn = admin.connect().await.unwrap_or_else(|e| {
-            panic!("cannot reach PostgreSQL at {} ({e}); run the tests with scripts/test, which starts one", server_url())
+            panic!(
+                "cannot reach PostgreSQL at {} ({e}); run the tests with scripts/test, which starts one",
+                server_url()
+            )
         });
-        zdm::sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{name}\""
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        zdm::sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         conn.close().await.unwrap();
-        TestDb {
-            options: admin.database(&name),
-            name,
-        }
+        TestDb { options: admin.database(&name), name }
     }
 
     /// A pool of up to `max` connections to this database.
     pub async fn pool(&self, max: u32) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(max)
-            .connect_with(self.options.clone())
-            .await
-            .unwrap()
+        PgPoolOptions::new().max_connections(max).connect_with(self.options.clone()).await.unwrap()
     }
 
     pub async fn conn(&self) -> PgConnection {
@@ -75,17 +59,12 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop cannot await; a plain thread with its own runtime works inside or outside one.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let admin: PgConnectOptions = server_url().parse().unwrap();
                 if let Ok(mut conn) = admin.connect().await {
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = zdm::sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = zdm::sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
                 }
             })
         })
@@ -100,20 +79,12 @@ pub struct TestSqlite {
 
 impl TestSqlite {
     pub fn new() -> TestSqlite {
-        TestSqlite {
-            path: std::env::temp_dir().join(format!("{}.db", unique_name("zdm_test"))),
-        }
+        TestSqlite { path: std::env::temp_dir().join(format!("{}.db", unique_name("zdm_test"))) }
     }
 
     pub async fn pool(&self, max: u32) -> SqlitePool {
-        let options = SqliteConnectOptions::new()
-            .filename(&self.path)
-            .create_if_missing(true);
-        SqlitePoolOptions::new()
-            .max_connections(max)
-            .connect_with(options)
-            .await
-            .unwrap()
+        let options = SqliteConnectOptions::new().filename(&self.path).create_if_missing(true);
+        SqlitePoolOptions::new().max_connections(max).connect_with(options).await.unwrap()
     }
 }
 

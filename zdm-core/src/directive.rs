@@ -50,10 +50,7 @@ pub fn parse(sql: &str) -> Result<Directives, Vec<DirectiveError>> {
 
 /// [`parse`] over an already lexed file.
 pub fn parse_lexed(sql: &str, lexed: &Lexed<'_>) -> Result<Directives, Vec<DirectiveError>> {
-    let mut out = Directives {
-        no_transaction: sql.starts_with("-- no-transaction"),
-        ..Directives::default()
-    };
+    let mut out = Directives { no_transaction: sql.starts_with("-- no-transaction"), ..Directives::default() };
     let mut errors = Vec::new();
     let first_statement = lexed.statements.first().map_or(usize::MAX, |s| s.offset);
 
@@ -62,16 +59,9 @@ pub fn parse_lexed(sql: &str, lexed: &Lexed<'_>) -> Result<Directives, Vec<Direc
             continue;
         };
         let rest = rest.trim();
-        let (name, arg) = rest
-            .split_once(char::is_whitespace)
-            .map_or((rest, ""), |(n, a)| (n, a.trim()));
+        let (name, arg) = rest.split_once(char::is_whitespace).map_or((rest, ""), |(n, a)| (n, a.trim()));
         let in_header = comment.offset < first_statement;
-        let mut fail = |message: String| {
-            errors.push(DirectiveError {
-                line: comment.line,
-                message,
-            })
-        };
+        let mut fail = |message: String| errors.push(DirectiveError { line: comment.line, message });
         match name {
             "after_deploy" | "no_transaction" => {
                 if !arg.is_empty() {
@@ -106,18 +96,10 @@ pub fn parse_lexed(sql: &str, lexed: &Lexed<'_>) -> Result<Directives, Vec<Direc
                         }
                     }
                 };
-                out.safety_assured.push(SafetyAssured {
-                    reason: arg.to_string(),
-                    line: comment.line,
-                    scope,
-                });
+                out.safety_assured.push(SafetyAssured { reason: arg.to_string(), line: comment.line, scope });
             }
-            "" => fail(format!(
-                "empty `-- zdm:` directive; known directives: {KNOWN}"
-            )),
-            other => fail(format!(
-                "unknown directive `zdm:{other}`; known directives: {KNOWN}"
-            )),
+            "" => fail(format!("empty `-- zdm:` directive; known directives: {KNOWN}")),
+            other => fail(format!("unknown directive `zdm:{other}`; known directives: {KNOWN}")),
         }
     }
     if errors.is_empty() {
@@ -133,36 +115,28 @@ mod tests {
 
     #[test]
     fn header_directives_are_read() {
-        let d = parse("-- zdm:after_deploy\n-- zdm:no_transaction\nDROP INDEX CONCURRENTLY i;")
-            .unwrap();
+        let d = parse("-- zdm:after_deploy\n-- zdm:no_transaction\nDROP INDEX CONCURRENTLY i;").unwrap();
         assert!(d.after_deploy && d.no_transaction);
     }
 
     #[test]
     fn plain_file_has_no_directives() {
-        assert_eq!(
-            parse("-- adds posts\nCREATE TABLE posts (id int);").unwrap(),
-            Directives::default()
-        );
+        assert_eq!(parse("-- adds posts\nCREATE TABLE posts (id int);").unwrap(), Directives::default());
     }
 
     #[test]
     fn sqlx_no_transaction_line_is_honoured() {
-        assert!(
-            parse("-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);")
-                .unwrap()
-                .no_transaction
-        );
+        assert!(parse("-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);").unwrap().no_transaction);
     }
 
     #[test]
     fn safety_assured_scopes() {
-        let d = parse("-- zdm:safety_assured table is tiny\nSELECT 1;\n-- zdm:safety_assured reviewed by ops\nDROP TABLE t;").unwrap();
+        let d = parse(
+            "-- zdm:safety_assured table is tiny\nSELECT 1;\n-- zdm:safety_assured reviewed by ops\nDROP TABLE t;",
+        )
+        .unwrap();
         assert_eq!(d.safety_assured[0].scope, AssuredScope::File);
-        assert_eq!(
-            d.safety_assured[1].scope,
-            AssuredScope::Statement { line: 4 }
-        );
+        assert_eq!(d.safety_assured[1].scope, AssuredScope::Statement { line: 4 });
         assert_eq!(d.safety_assured[1].reason, "reviewed by ops");
     }
 
@@ -175,8 +149,7 @@ mod tests {
 
     #[test]
     fn unknown_and_misplaced_directives_are_all_reported() {
-        let e =
-            parse("-- zdm:after_deplo\nSELECT 1;\n-- zdm:no_transaction\nSELECT 2;").unwrap_err();
+        let e = parse("-- zdm:after_deplo\nSELECT 1;\n-- zdm:no_transaction\nSELECT 2;").unwrap_err();
         assert_eq!(e.len(), 2);
         assert!(e[0].message.contains("unknown directive `zdm:after_deplo`"));
         assert_eq!(e[1].line, 3);
@@ -185,10 +158,7 @@ mod tests {
 
     #[test]
     fn directive_text_inside_a_string_is_not_a_directive() {
-        assert_eq!(
-            parse("SELECT '\n-- zdm:bogus\n';").unwrap(),
-            Directives::default()
-        );
+        assert_eq!(parse("SELECT '\n-- zdm:bogus\n';").unwrap(), Directives::default());
     }
 
     #[test]

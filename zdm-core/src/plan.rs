@@ -46,17 +46,9 @@ pub enum Notice {
     /// Applied in the database but not embedded in this build: a newer build migrated.
     UnknownApplied { version: i64, description: String },
     /// Pending, but older than the newest applied migration (a merged branch).
-    OutOfOrder {
-        version: i64,
-        source: &'static str,
-        newest_applied: i64,
-    },
+    OutOfOrder { version: i64, source: &'static str, newest_applied: i64 },
     /// An after_deploy migration that must wait for a pending pre-deploy one.
-    PostWaits {
-        version: i64,
-        source: &'static str,
-        waits_for: i64,
-    },
+    PostWaits { version: i64, source: &'static str, waits_for: i64 },
 }
 
 impl fmt::Display for Notice {
@@ -83,12 +75,7 @@ impl fmt::Display for Notice {
 /// A reason the set cannot be run against this database at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanError {
-    ChecksumMismatch {
-        version: i64,
-        source: &'static str,
-        embedded: Vec<u8>,
-        applied: Vec<u8>,
-    },
+    ChecksumMismatch { version: i64, source: &'static str, embedded: Vec<u8>, applied: Vec<u8> },
 }
 
 impl fmt::Display for PlanError {
@@ -114,11 +101,7 @@ pub struct Plan {
 }
 
 /// Plans `target` for `set` (sorted by version) against `applied`.
-pub fn plan(
-    set: &[Migration],
-    applied: &[Applied],
-    target: Target,
-) -> Result<Plan, Vec<PlanError>> {
+pub fn plan(set: &[Migration], applied: &[Applied], target: Target) -> Result<Plan, Vec<PlanError>> {
     let by_version: HashMap<i64, &Applied> = applied.iter().map(|a| (a.version, a)).collect();
     let mut errors = Vec::new();
     let mut out = Plan::default();
@@ -135,16 +118,11 @@ pub fn plan(
             }
         }
     }
-    let mut unknown: Vec<&Applied> = applied
-        .iter()
-        .filter(|a| !set.iter().any(|m| m.version == a.version))
-        .collect();
+    let mut unknown: Vec<&Applied> = applied.iter().filter(|a| !set.iter().any(|m| m.version == a.version)).collect();
     unknown.sort_by_key(|a| a.version);
-    out.notices
-        .extend(unknown.into_iter().map(|a| Notice::UnknownApplied {
-            version: a.version,
-            description: a.description.clone(),
-        }));
+    out.notices.extend(
+        unknown.into_iter().map(|a| Notice::UnknownApplied { version: a.version, description: a.description.clone() }),
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -165,11 +143,7 @@ pub fn plan(
             (Target::All, _) | (Target::Pre, Phase::PreDeploy) => true,
             (Target::Post, Phase::PostDeploy) => match first_pending_pre {
                 Some(pre) if pre < m.version => {
-                    out.notices.push(Notice::PostWaits {
-                        version: m.version,
-                        source: m.source,
-                        waits_for: pre,
-                    });
+                    out.notices.push(Notice::PostWaits { version: m.version, source: m.source, waits_for: pre });
                     false
                 }
                 _ => true,
@@ -180,11 +154,7 @@ pub fn plan(
             continue;
         }
         if let Some(newest) = newest_applied.filter(|&n| n > m.version) {
-            out.notices.push(Notice::OutOfOrder {
-                version: m.version,
-                source: m.source,
-                newest_applied: newest,
-            });
+            out.notices.push(Notice::OutOfOrder { version: m.version, source: m.source, newest_applied: newest });
         }
         out.run.push(i);
     }
@@ -210,12 +180,7 @@ mod tests {
     const POST: Phase = Phase::PostDeploy;
 
     fn applied(version: i64, checksum: &[u8]) -> Applied {
-        Applied {
-            version,
-            description: "d".into(),
-            checksum: checksum.to_vec(),
-            by: AppliedBy::Zdm,
-        }
+        Applied { version, description: "d".into(), checksum: checksum.to_vec(), by: AppliedBy::Zdm }
     }
 
     fn versions(set: &[Migration], p: &Plan) -> Vec<i64> {
@@ -231,22 +196,10 @@ mod tests {
 
     #[test]
     fn post_waits_for_lower_pending_pre() {
-        let set = [
-            m(1, PRE, b"a"),
-            m(2, POST, b"b"),
-            m(3, PRE, b"c"),
-            m(4, POST, b"d"),
-        ];
+        let set = [m(1, PRE, b"a"), m(2, POST, b"b"), m(3, PRE, b"c"), m(4, POST, b"d")];
         let p = plan(&set, &[applied(1, b"a")], Target::Post).unwrap();
         assert_eq!(versions(&set, &p), [2]);
-        assert_eq!(
-            p.notices,
-            [Notice::PostWaits {
-                version: 4,
-                source: "migrations/x.sql",
-                waits_for: 3
-            }]
-        );
+        assert_eq!(p.notices, [Notice::PostWaits { version: 4, source: "migrations/x.sql", waits_for: 3 }]);
         let p = plan(&set, &[applied(1, b"a"), applied(3, b"c")], Target::Post).unwrap();
         assert_eq!(versions(&set, &p), [2, 4]);
     }
@@ -254,10 +207,7 @@ mod tests {
     #[test]
     fn all_runs_everything_in_order() {
         let set = [m(1, PRE, b"a"), m(2, POST, b"b"), m(3, PRE, b"c")];
-        assert_eq!(
-            versions(&set, &plan(&set, &[applied(2, b"b")], Target::All).unwrap()),
-            [1, 3]
-        );
+        assert_eq!(versions(&set, &plan(&set, &[applied(2, b"b")], Target::All).unwrap()), [1, 3]);
     }
 
     #[test]
@@ -265,13 +215,7 @@ mod tests {
         let set = [m(1, PRE, b"a")];
         let p = plan(&set, &[applied(1, b"a"), applied(7, b"z")], Target::Pre).unwrap();
         assert!(p.run.is_empty());
-        assert_eq!(
-            p.notices,
-            [Notice::UnknownApplied {
-                version: 7,
-                description: "d".into()
-            }]
-        );
+        assert_eq!(p.notices, [Notice::UnknownApplied { version: 7, description: "d".into() }]);
     }
 
     #[test]
@@ -280,9 +224,7 @@ mod tests {
         let e = plan(&set, &[applied(1, b"\x02")], Target::Pre).unwrap_err();
         let msg = e[0].to_string();
         assert!(
-            msg.contains("migrations/x.sql")
-                && msg.contains("applied checksum 02")
-                && msg.contains("file now 01"),
+            msg.contains("migrations/x.sql") && msg.contains("applied checksum 02") && msg.contains("file now 01"),
             "{msg}"
         );
     }
@@ -290,16 +232,8 @@ mod tests {
     #[test]
     fn sqlx_rows_count_as_applied_without_checksum_check() {
         let set = [m(1, PRE, b"a"), m(2, PRE, b"b")];
-        let sqlx = Applied {
-            version: 1,
-            description: "d".into(),
-            checksum: b"other".to_vec(),
-            by: AppliedBy::Sqlx,
-        };
-        assert_eq!(
-            versions(&set, &plan(&set, &[sqlx], Target::Pre).unwrap()),
-            [2]
-        );
+        let sqlx = Applied { version: 1, description: "d".into(), checksum: b"other".to_vec(), by: AppliedBy::Sqlx };
+        assert_eq!(versions(&set, &plan(&set, &[sqlx], Target::Pre).unwrap()), [2]);
     }
 
     #[test]
@@ -307,13 +241,6 @@ mod tests {
         let set = [m(1, PRE, b"a"), m(2, PRE, b"b"), m(3, PRE, b"c")];
         let p = plan(&set, &[applied(1, b"a"), applied(3, b"c")], Target::Pre).unwrap();
         assert_eq!(versions(&set, &p), [2]);
-        assert!(matches!(
-            p.notices[0],
-            Notice::OutOfOrder {
-                version: 2,
-                newest_applied: 3,
-                ..
-            }
-        ));
+        assert!(matches!(p.notices[0], Notice::OutOfOrder { version: 2, newest_applied: 3, .. }));
     }
 }

@@ -48,11 +48,7 @@ pub fn lex(sql: &str) -> Lexed<'_> {
         match b {
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 let end = memchr_newline(bytes, i);
-                out.line_comments.push(LineComment {
-                    body: &sql[i + 2..end],
-                    offset: i,
-                    line: line_of(sql, i),
-                });
+                out.line_comments.push(LineComment { body: &sql[i + 2..end], offset: i, line: line_of(sql, i) });
                 i = end;
                 continue;
             }
@@ -76,9 +72,7 @@ pub fn lex(sql: &str) -> Lexed<'_> {
         }
         i = match b {
             b'\'' => {
-                let escapes = i > 0
-                    && matches!(bytes[i - 1], b'e' | b'E')
-                    && !ident_byte_before(bytes, i - 1);
+                let escapes = i > 0 && matches!(bytes[i - 1], b'e' | b'E') && !ident_byte_before(bytes, i - 1);
                 skip_quoted(bytes, i, b'\'', escapes)
             }
             b'"' => skip_quoted(bytes, i, b'"', false),
@@ -98,11 +92,7 @@ fn push_statement<'a>(sql: &'a str, out: &mut Lexed<'a>, start: Option<usize>, e
     if let Some(start) = start {
         let text = sql[start..end].trim_end();
         if !text.is_empty() {
-            out.statements.push(Statement {
-                text,
-                offset: start,
-                line: line_of(sql, start),
-            });
+            out.statements.push(Statement { text, offset: start, line: line_of(sql, start) });
         }
     }
 }
@@ -114,18 +104,11 @@ pub fn statements(sql: &str) -> Vec<Statement<'_>> {
 
 /// 1-based line number of byte `offset`.
 pub fn line_of(sql: &str, offset: usize) -> usize {
-    sql.as_bytes()[..offset.min(sql.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    sql.as_bytes()[..offset.min(sql.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 fn memchr_newline(bytes: &[u8], from: usize) -> usize {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(bytes.len(), |p| from + p)
+    bytes[from..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| from + p)
 }
 
 fn ident_byte_before(bytes: &[u8], i: usize) -> bool {
@@ -198,10 +181,7 @@ fn dollar_tag(bytes: &[u8], start: usize) -> Option<usize> {
 fn skip_dollar_quoted(bytes: &[u8], start: usize, tag_len: usize) -> usize {
     let tag = &bytes[start..start + tag_len];
     let body = start + tag_len;
-    bytes[body..]
-        .windows(tag_len)
-        .position(|w| w == tag)
-        .map_or(bytes.len(), |p| body + p + tag_len)
+    bytes[body..].windows(tag_len).position(|w| w == tag).map_or(bytes.len(), |p| body + p + tag_len)
 }
 
 #[cfg(test)]
@@ -214,10 +194,7 @@ mod tests {
 
     #[test]
     fn splits_on_semicolons_and_trims() {
-        assert_eq!(
-            texts("CREATE TABLE a (id int);\n\n  SELECT 1 ;"),
-            ["CREATE TABLE a (id int)", "SELECT 1"]
-        );
+        assert_eq!(texts("CREATE TABLE a (id int);\n\n  SELECT 1 ;"), ["CREATE TABLE a (id int)", "SELECT 1"]);
     }
 
     #[test]

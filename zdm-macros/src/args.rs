@@ -15,23 +15,15 @@ pub(crate) struct EmbedArgs {
     pub start_after: Option<i64>,
 }
 
-const OPTIONS: &str =
-    "known options: `rust = [fn, ...]`, `postgres = \"15\"`, `start_after = <version>`";
+const OPTIONS: &str = "known options: `rust = [fn, ...]`, `postgres = \"15\"`, `start_after = <version>`";
 
 impl Parse for EmbedArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         if input.is_empty() {
-            return Err(input.error(
-                "expected the migrations folder, e.g. `\"migrations\"` (relative to Cargo.toml)",
-            ));
+            return Err(input.error("expected the migrations folder, e.g. `\"migrations\"` (relative to Cargo.toml)"));
         }
         let dir: LitStr = input.parse()?;
-        let mut args = EmbedArgs {
-            dir,
-            rust: Vec::new(),
-            postgres: PgVersion::default(),
-            start_after: None,
-        };
+        let mut args = EmbedArgs { dir, rust: Vec::new(), postgres: PgVersion::default(), start_after: None };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
@@ -43,8 +35,7 @@ impl Parse for EmbedArgs {
                 "rust" => {
                     let content;
                     bracketed!(content in input);
-                    args.rust
-                        .extend(Punctuated::<Path, Token![,]>::parse_terminated(&content)?);
+                    args.rust.extend(Punctuated::<Path, Token![,]>::parse_terminated(&content)?);
                 }
                 "postgres" => {
                     let lit: Lit = input.parse()?;
@@ -65,12 +56,7 @@ impl Parse for EmbedArgs {
                     let lit: syn::LitInt = input.parse()?;
                     args.start_after = Some(lit.base10_parse()?);
                 }
-                other => {
-                    return Err(syn::Error::new(
-                        key.span(),
-                        format!("unknown option `{other}`; {OPTIONS}"),
-                    ))
-                }
+                other => return Err(syn::Error::new(key.span(), format!("unknown option `{other}`; {OPTIONS}"))),
             }
         }
         Ok(args)

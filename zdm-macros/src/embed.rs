@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use zdm_core::lint::{LintConfig, LintInput, Severity};
-use zdm_core::source::{parse_files, ParsedMigration, SourceFile};
+use zdm_core::source::{parse_files, ParsedMigration};
 
 use crate::args::EmbedArgs;
 
@@ -47,18 +47,12 @@ pub(crate) fn migrator(input: TokenStream) -> syn::Result<TokenStream> {
 /// The `EmbeddedSet { .. }` expression for the folder, after the safety lint.
 fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
     let dir = &args.dir;
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| {
-        syn::Error::new(
-            dir.span(),
-            "CARGO_MANIFEST_DIR is not set: build with cargo",
-        )
-    })?;
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .map_err(|_| syn::Error::new(dir.span(), "CARGO_MANIFEST_DIR is not set: build with cargo"))?;
     let abs = Path::new(&manifest).join(dir.value());
-    let files = read_folder(&abs, &dir.value()).map_err(|m| syn::Error::new(dir.span(), m))?;
+    let files = zdm_core::source::read_dir(&abs, &dir.value()).map_err(|m| syn::Error::new(dir.span(), m))?;
     let parsed = parse_files(files).map_err(|errors| {
-        let mut iter = errors
-            .into_iter()
-            .map(|e| syn::Error::new(dir.span(), e.to_string()));
+        let mut iter = errors.into_iter().map(|e| syn::Error::new(dir.span(), e.to_string()));
         let mut first = iter.next().expect("parse_files reports at least one error");
         iter.for_each(|e| first.combine(e));
         first
@@ -79,52 +73,17 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
     })
 }
 
-/// Every regular file of the folder, with paths as the user wrote them.
-fn read_folder(abs: &Path, shown: &str) -> Result<Vec<SourceFile>, String> {
-    let entries = std::fs::read_dir(abs).map_err(|e| {
-        format!(
-            "cannot read the migrations folder `{shown}` ({}): {e}; the path is relative to the crate's Cargo.toml",
-            abs.display()
-        )
-    })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list `{shown}`: {e}"))?;
-        let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        let name = entry.file_name();
-        let name = name.to_str().ok_or_else(|| {
-            format!(
-                "`{shown}/{}`: file name is not UTF-8",
-                name.to_string_lossy()
-            )
-        })?;
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("cannot read `{shown}/{name}`: {e}"))?;
-        files.push(SourceFile {
-            path: format!("{}/{name}", shown.trim_end_matches('/')),
-            bytes,
-        });
-    }
-    Ok(files)
-}
-
 fn migration_tokens(m: &ParsedMigration, abs_dir: &Path) -> TokenStream {
     let version = m.version;
     let description = &m.description;
     let source = &m.path;
     let checksum = &m.checksum;
-    let phase = if m.directives.after_deploy {
-        quote!(PostDeploy)
-    } else {
-        quote!(PreDeploy)
-    };
+    let phase = if m.directives.after_deploy { quote!(PostDeploy) } else { quote!(PreDeploy) };
     let no_transaction = m.directives.no_transaction;
     let reasons = m.directives.safety_assured.iter().map(|s| &s.reason);
-    let file_name = m.path.rsplit('/').next().unwrap_or(&m.path);
-    let abs: PathBuf = abs_dir.join(file_name);
+    // The shown path starts with the folder as written; the rest is relative to it.
+    let relative = m.path.split_once('/').map_or(m.path.as_str(), |(_, rest)| rest);
+    let abs: PathBuf = abs_dir.join(relative);
     let abs = syn::LitStr::new(&abs.to_string_lossy(), Span::call_site());
     quote! {
         (
@@ -146,31 +105,22 @@ fn migration_tokens(m: &ParsedMigration, abs_dir: &Path) -> TokenStream {
 /// at once); warnings become compiler warnings.
 fn lint(parsed: &[ParsedMigration], args: &EmbedArgs) -> syn::Result<TokenStream> {
     let inputs: Vec<LintInput<'_>> = parsed.iter().map(LintInput::from_parsed).collect();
-    let config = LintConfig {
-        postgres: args.postgres,
-        start_after: args.start_after,
-    };
+    let config = LintConfig { postgres: args.postgres, start_after: args.start_after };
     let findings = zdm_core::lint::lint(&inputs, &config);
-    let mut errors = findings
-        .iter()
-        .filter(|f| f.blocks())
-        .map(|f| syn::Error::new(args.dir.span(), f.to_string()));
+    let mut errors = findings.iter().filter(|f| f.blocks()).map(|f| syn::Error::new(args.dir.span(), f.to_string()));
     if let Some(mut first) = errors.next() {
         errors.for_each(|e| first.combine(e));
         return Err(first);
     }
     // Stable Rust has no warning API for proc macros: a use of a deprecated item is one.
-    let warnings = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Warning && f.assured.is_none())
-        .map(|f| {
-            let note = f.to_string();
-            quote_spanned! {args.dir.span()=>
-                #[deprecated(note = #note)]
-                #[allow(non_camel_case_types)]
-                struct zdm_lint_warning;
-                let _ = zdm_lint_warning;
-            }
-        });
+    let warnings = findings.iter().filter(|f| f.severity == Severity::Warning && f.assured.is_none()).map(|f| {
+        let note = f.to_string();
+        quote_spanned! {args.dir.span()=>
+            #[deprecated(note = #note)]
+            #[allow(non_camel_case_types)]
+            struct zdm_lint_warning;
+            let _ = zdm_lint_warning;
+        }
+    });
     Ok(quote!(#(#warnings)*))
 }

@@ -16,9 +16,7 @@ mod rust_migration;
 /// library crate alive.
 #[proc_macro]
 pub fn migrations(input: TokenStream) -> TokenStream {
-    embed::migrations(input.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    embed::migrations(input.into()).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 /// Embeds a migrations folder and evaluates to a `zdm::Migrator`. Expression position;
@@ -44,15 +42,11 @@ pub fn migrator(input: TokenStream) -> TokenStream {
 /// `after_deploy` and `no_transaction`.
 #[proc_macro_attribute]
 pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
-    rust_migration::migration(args.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    rust_migration::migration(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 /// Makes a `#[zdm::migration]` a post-deploy one (run by `run_post`).
 #[proc_macro_attribute]
 pub fn after_deploy(args: TokenStream, item: TokenStream) -> TokenStream {
-    rust_migration::after_deploy(args.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    rust_migration::after_deploy(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
 }

@@ -26,38 +26,34 @@ fn parse_options(args: TokenStream) -> syn::Result<Options> {
     let mut o = Options::default();
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     for meta in metas {
-        let name = meta
-            .path()
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let name = meta.path().get_ident().map(ToString::to_string).unwrap_or_default();
         match (name.as_str(), &meta) {
             ("after_deploy", Meta::Path(_)) => o.after_deploy = true,
             ("no_transaction", Meta::Path(_)) => o.no_transaction = true,
             ("version", Meta::NameValue(nv)) => match &nv.value {
                 Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => o.version = Some(i.base10_parse()?),
-                other => return Err(syn::Error::new_spanned(other, "`version` takes an integer, e.g. `version = 20240101120000`")),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "`version` takes an integer, e.g. `version = 20240101120000`",
+                    ))
+                }
             },
             ("description", Meta::NameValue(nv)) => match &nv.value {
                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => o.description = Some(s.value()),
                 other => return Err(syn::Error::new_spanned(other, "`description` takes a string")),
             },
-            _ => {
-                return Err(syn::Error::new_spanned(
-                    meta,
-                    "unknown option; expected `version = N`, `description = \"..\"`, `after_deploy` or `no_transaction`",
-                ))
-            }
+            _ => return Err(syn::Error::new_spanned(
+                meta,
+                "unknown option; expected `version = N`, `description = \"..\"`, `after_deploy` or `no_transaction`",
+            )),
         }
     }
     Ok(o)
 }
 
 fn is_migration_attr(attr: &syn::Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|s| s.ident == "migration")
+    attr.path().segments.last().is_some_and(|s| s.ident == "migration")
 }
 
 pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -65,11 +61,7 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
     let mut func: ItemFn = syn::parse2(item)?;
     // `#[zdm::after_deploy]` written below `#[zdm::migration]` is still on the function.
     func.attrs.retain(|a| {
-        let after = a
-            .path()
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "after_deploy");
+        let after = a.path().segments.last().is_some_and(|s| s.ident == "after_deploy");
         opts.after_deploy |= after;
         !after
     });
@@ -80,10 +72,7 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
         )
     })?;
     if func.sig.asyncness.is_none() {
-        return Err(syn::Error::new_spanned(
-            func.sig.fn_token,
-            "a zdm migration must be an `async fn`",
-        ));
+        return Err(syn::Error::new_spanned(func.sig.fn_token, "a zdm migration must be an `async fn`"));
     }
     let conn_ty = connection_type(&func)?;
     if let Err(e) = lint_literal_sql(&func, version, opts.after_deploy, opts.no_transaction) {
@@ -95,11 +84,7 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
     let builder = format_ident!("__zdm_migration_{}", name);
     let description = opts.description.clone().unwrap_or_else(|| name.to_string());
     let digest = checksum(func.to_token_stream().to_string().as_bytes());
-    let phase = if opts.after_deploy {
-        quote!(PostDeploy)
-    } else {
-        quote!(PreDeploy)
-    };
+    let phase = if opts.after_deploy { quote!(PostDeploy) } else { quote!(PreDeploy) };
     let no_transaction = opts.no_transaction;
     let vis = &func.vis;
     Ok(quote! {
@@ -155,10 +140,7 @@ fn connection_type(func: &ItemFn) -> syn::Result<Type> {
 
 pub(crate) fn after_deploy(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     if !args.is_empty() {
-        return Err(syn::Error::new_spanned(
-            args,
-            "`#[zdm::after_deploy]` takes no arguments",
-        ));
+        return Err(syn::Error::new_spanned(args, "`#[zdm::after_deploy]` takes no arguments"));
     }
     let mut func: ItemFn = syn::parse2(item)?;
     let Some(attr) = func.attrs.iter_mut().find(|a| is_migration_attr(a)) else {
@@ -179,16 +161,8 @@ pub(crate) fn after_deploy(args: TokenStream, item: TokenStream) -> syn::Result<
 }
 
 /// The functions whose first argument is SQL: sqlx's query constructors and `execute`.
-const SQL_TAKING: &[&str] = &[
-    "query",
-    "query_as",
-    "query_scalar",
-    "query_with",
-    "query_as_with",
-    "query_scalar_with",
-    "raw_sql",
-    "execute",
-];
+const SQL_TAKING: &[&str] =
+    &["query", "query_as", "query_scalar", "query_with", "query_as_with", "query_scalar_with", "raw_sql", "execute"];
 
 /// String literals passed as SQL inside the function.
 #[derive(Default)]
@@ -196,10 +170,7 @@ struct SqlLiterals(Vec<syn::LitStr>);
 
 impl SqlLiterals {
     fn take_first(&mut self, args: &Punctuated<Expr, Token![,]>) {
-        if let Some(Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(s), ..
-        })) = args.first()
-        {
+        if let Some(Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. })) = args.first() {
             self.0.push(s.clone());
         }
     }
@@ -208,11 +179,7 @@ impl SqlLiterals {
 impl<'ast> Visit<'ast> for SqlLiterals {
     fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
         if let Expr::Path(p) = &*call.func {
-            if p.path
-                .segments
-                .last()
-                .is_some_and(|s| SQL_TAKING.contains(&s.ident.to_string().as_str()))
-            {
+            if p.path.segments.last().is_some_and(|s| SQL_TAKING.contains(&s.ident.to_string().as_str())) {
                 self.take_first(&call.args);
             }
         }
@@ -228,12 +195,7 @@ impl<'ast> Visit<'ast> for SqlLiterals {
 
 /// Lints the literal SQL of a Rust-coded migration on its own (the tables it touches are
 /// taken to exist already): blocking findings are compile errors at the literal.
-fn lint_literal_sql(
-    func: &ItemFn,
-    version: i64,
-    after_deploy: bool,
-    no_transaction: bool,
-) -> syn::Result<()> {
+fn lint_literal_sql(func: &ItemFn, version: i64, after_deploy: bool, no_transaction: bool) -> syn::Result<()> {
     let mut found = SqlLiterals::default();
     found.visit_block(&func.block);
     let name = format!("{} (Rust migration {version})", func.sig.ident);
@@ -255,18 +217,11 @@ fn lint_literal_sql(
             version,
             path: &name,
             sql: &sql,
-            phase: if after_deploy {
-                Phase::PostDeploy
-            } else {
-                Phase::PreDeploy
-            },
+            phase: if after_deploy { Phase::PostDeploy } else { Phase::PreDeploy },
             no_transaction,
             safety_assured: &directives.safety_assured,
         };
-        for f in zdm_core::lint::lint(&[input], &LintConfig::default())
-            .into_iter()
-            .filter(|f| f.blocks())
-        {
+        for f in zdm_core::lint::lint(&[input], &LintConfig::default()).into_iter().filter(|f| f.blocks()) {
             let e = syn::Error::new(lit.span(), f.to_string());
             match &mut errors {
                 Some(all) => all.combine(e),

@@ -19,26 +19,15 @@ pub struct EmbeddedSet {
 
 impl EmbeddedSet {
     /// No migrations: what a `migrator!` with compile errors stands for.
-    pub const EMPTY: EmbeddedSet = EmbeddedSet {
-        sql: &[],
-        app_name: "",
-        app_version: "",
-        lint_postgres: 15,
-    };
+    pub const EMPTY: EmbeddedSet = EmbeddedSet { sql: &[], app_name: "", app_version: "", lint_postgres: 15 };
 
     /// A migrator over the SQL files and the given Rust-coded migrations.
     pub fn migrator(&'static self, rust: impl IntoIterator<Item = RustMigration>) -> Migrator {
         let steps = self
             .sql
             .iter()
-            .map(|&(meta, sql)| Step {
-                meta,
-                body: Body::Sql(sql),
-            })
-            .chain(rust.into_iter().map(|r| Step {
-                meta: r.meta,
-                body: Body::Rust(r.run),
-            }));
+            .map(|&(meta, sql)| Step { meta, body: Body::Sql(sql) })
+            .chain(rust.into_iter().map(|r| Step { meta: r.meta, body: Body::Rust(r.run) }));
         Migrator::new(steps, self.app_name, self.app_version).lint_postgres(self.lint_postgres)
     }
 }

@@ -39,7 +39,9 @@ pub enum Error {
 
     /// The lease expired while this process was migrating (it was stalled longer than the
     /// lease's time to live); it stopped before the next migration.
-    #[error("lost the migration lease to `{holder}` while migrating; nothing more was applied by this process, run again")]
+    #[error(
+        "lost the migration lease to `{holder}` while migrating; nothing more was applied by this process, run again"
+    )]
     LeaseLost { holder: String },
 
     /// `zdm::run_pre(&pool)` found no `zdm::migrations!` set, or several.
@@ -48,12 +50,7 @@ pub enum Error {
 
     /// A Rust-coded migration written for another database than the pool's.
     #[error("{source_path}: Rust migration {version} takes a {expected} connection but runs on a {actual} pool")]
-    WrongBackend {
-        version: i64,
-        source_path: &'static str,
-        expected: &'static str,
-        actual: &'static str,
-    },
+    WrongBackend { version: i64, source_path: &'static str, expected: &'static str, actual: &'static str },
 }
 
 fn hint(no_transaction: bool) -> &'static str {

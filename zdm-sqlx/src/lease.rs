@@ -26,17 +26,8 @@ pub(crate) struct Lease<B: Backend> {
 pub(crate) fn owner_id(hostname: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    format!(
-        "{hostname}:{}:{:08x}",
-        std::process::id(),
-        h.finish() as u32
-    )
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{hostname}:{}:{:08x}", std::process::id(), h.finish() as u32)
 }
 
 impl<B: Backend> Lease<B> {
@@ -55,10 +46,7 @@ impl<B: Backend> Lease<B> {
                 None => break,
                 Some(holder) => {
                     if started.elapsed() >= wait {
-                        return Err(Error::LockTimeout {
-                            holder,
-                            waited: started.elapsed(),
-                        });
+                        return Err(Error::LockTimeout { holder, waited: started.elapsed() });
                     }
                     tracing::debug!(%holder, "waiting for the migration lease");
                     tokio::time::sleep(pause.min(wait.saturating_sub(started.elapsed()))).await;
@@ -77,29 +65,16 @@ impl<B: Backend> Lease<B> {
                 }
             })
         };
-        Ok(Lease {
-            backend: backend.clone(),
-            names: names.clone(),
-            owner,
-            renewer,
-        })
+        Ok(Lease { backend: backend.clone(), names: names.clone(), owner, renewer })
     }
 
     /// Confirms the lease is still ours (and extends it) before the next migration.
     pub(crate) async fn confirm(&self, ttl: Duration) -> Result<(), Error> {
-        match self
-            .backend
-            .renew_lease(&self.names, &self.owner, ttl)
-            .await?
-        {
+        match self.backend.renew_lease(&self.names, &self.owner, ttl).await? {
             true => Ok(()),
-            false => Err(Error::LeaseLost {
-                holder: self
-                    .backend
-                    .lease_holder(&self.names)
-                    .await?
-                    .unwrap_or_default(),
-            }),
+            false => {
+                Err(Error::LeaseLost { holder: self.backend.lease_holder(&self.names).await?.unwrap_or_default() })
+            }
         }
     }
 

@@ -35,10 +35,7 @@ impl Names {
 
     /// `template` with `{ledger}`, `{history}` and `{lease}` replaced by the quoted names.
     pub fn sql(&self, template: &str) -> String {
-        template
-            .replace("{ledger}", &self.ledger)
-            .replace("{history}", &self.history)
-            .replace("{lease}", &self.lease)
+        template.replace("{ledger}", &self.ledger).replace("{history}", &self.history).replace("{lease}", &self.lease)
     }
 }
 

@@ -25,9 +25,7 @@ impl From<for<'c> fn(&'c mut PgConnection) -> BoxFuture<'c, Result<(), BoxError>
 }
 
 impl From<for<'c> fn(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), BoxError>>> for RustRun {
-    fn from(
-        f: for<'c> fn(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), BoxError>>,
-    ) -> Self {
+    fn from(f: for<'c> fn(&'c mut SqliteConnection) -> BoxFuture<'c, Result<(), BoxError>>) -> Self {
         RustRun::Sqlite(f)
     }
 }

@@ -37,11 +37,7 @@ pub struct Migrator {
 
 impl Migrator {
     /// A migrator over `steps` (any order; sorted here). Normally built by the macros.
-    pub fn new(
-        steps: impl IntoIterator<Item = Step>,
-        app_name: &str,
-        app_version: &str,
-    ) -> Migrator {
+    pub fn new(steps: impl IntoIterator<Item = Step>, app_name: &str, app_version: &str) -> Migrator {
         let mut steps: Vec<Step> = steps.into_iter().collect();
         steps.sort_by_key(|s| s.meta.version);
         Migrator {
@@ -148,10 +144,7 @@ impl Migrator {
             .windows(2)
             .filter(|w| w[0].meta.version == w[1].meta.version)
             .map(|w| {
-                format!(
-                    "version {} is used by both {} and {}",
-                    w[0].meta.version, w[0].meta.source, w[1].meta.source
-                )
+                format!("version {} is used by both {} and {}", w[0].meta.version, w[0].meta.source, w[1].meta.source)
             })
             .collect();
         if dups.is_empty() {
@@ -165,14 +158,7 @@ impl Migrator {
 impl fmt::Debug for Migrator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Migrator")
-            .field(
-                "migrations",
-                &self
-                    .steps
-                    .iter()
-                    .map(|s| s.meta.version)
-                    .collect::<Vec<_>>(),
-            )
+            .field("migrations", &self.steps.iter().map(|s| s.meta.version).collect::<Vec<_>>())
             .field("app_name", &self.app_name)
             .field("app_version", &self.app_version)
             .field("schema", &self.schema)
@@ -204,11 +190,7 @@ impl fmt::Display for Report {
             writeln!(f, "nothing to apply")?;
         }
         for a in &self.applied {
-            writeln!(
-                f,
-                "applied {} {} ({}, {} ms)",
-                a.version, a.description, a.phase, a.duration_ms
-            )?;
+            writeln!(f, "applied {} {} ({}, {} ms)", a.version, a.description, a.phase, a.duration_ms)?;
         }
         for n in &self.notices {
             writeln!(f, "note: {n}")?;

@@ -10,43 +10,23 @@ use crate::lease::{owner_id, Lease};
 use crate::ledger::{Names, RunContext};
 use crate::migrator::{AppliedStep, Migrator, Report};
 
-pub(crate) async fn run<B: Backend>(
-    m: &Migrator,
-    backend: &B,
-    target: Target,
-) -> Result<Report, Error> {
+pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -> Result<Report, Error> {
     m.check_unique()?;
     let names = m.names();
     let metas = m.metas();
     let found = backend.bootstrap(&names).await?;
-    let first = make_plan(
-        &metas,
-        &load_applied(backend, &names, found.sqlx_ledger).await?,
-        target,
-    )?;
+    let first = make_plan(&metas, &load_applied(backend, &names, found.sqlx_ledger).await?, target)?;
     if first.run.is_empty() {
-        return Ok(Report {
-            applied: Vec::new(),
-            notices: log_notices(&first),
-        });
+        return Ok(Report { applied: Vec::new(), notices: log_notices(&first) });
     }
     let server_notices = server_notices(m, &first, found.server_version);
 
     let ctx = RunContext::current(&m.app_name, &m.app_version);
-    let lease = Lease::acquire(
-        backend,
-        &names,
-        owner_id(&ctx.hostname),
-        m.lease_ttl,
-        m.lock_wait,
-    )
-    .await?;
-    let result = run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger)
-        .await
-        .map(|mut r| {
-            r.notices.extend(server_notices);
-            r
-        });
+    let lease = Lease::acquire(backend, &names, owner_id(&ctx.hostname), m.lease_ttl, m.lock_wait).await?;
+    let result = run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger).await.map(|mut r| {
+        r.notices.extend(server_notices);
+        r
+    });
     if let Err(e) = lease.release().await {
         tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
     }
@@ -63,26 +43,15 @@ async fn run_locked<B: Backend>(
     sqlx_ledger: bool,
 ) -> Result<Report, Error> {
     let metas = m.metas();
-    let plan = make_plan(
-        &metas,
-        &load_applied(backend, names, sqlx_ledger).await?,
-        target,
-    )?;
-    let mut report = Report {
-        applied: Vec::new(),
-        notices: log_notices(&plan),
-    };
+    let plan = make_plan(&metas, &load_applied(backend, names, sqlx_ledger).await?, target)?;
+    let mut report = Report { applied: Vec::new(), notices: log_notices(&plan) };
     for &i in &plan.run {
         let step = &m.steps[i];
         lease.confirm(m.lease_ttl).await?;
         tracing::info!(version = step.meta.version, source = step.meta.source, phase = %step.meta.phase, "applying migration");
         match backend.apply(names, step, ctx).await? {
             Ok(duration_ms) => {
-                tracing::info!(
-                    version = step.meta.version,
-                    duration_ms,
-                    "applied migration"
-                );
+                tracing::info!(version = step.meta.version, duration_ms, "applied migration");
                 report.applied.push(AppliedStep {
                     version: step.meta.version,
                     description: step.meta.description,
@@ -119,12 +88,7 @@ pub(crate) async fn load_applied<B: Backend>(
         .await?
         .into_iter()
         .filter(|r| r.success)
-        .map(|r| Applied {
-            version: r.version,
-            description: r.description,
-            checksum: r.checksum,
-            by: AppliedBy::Zdm,
-        })
+        .map(|r| Applied { version: r.version, description: r.description, checksum: r.checksum, by: AppliedBy::Zdm })
         .collect();
     if sqlx_ledger {
         for row in backend.load_sqlx_applied().await? {
@@ -136,13 +100,8 @@ pub(crate) async fn load_applied<B: Backend>(
     Ok(applied)
 }
 
-fn make_plan(
-    metas: &[zdm_core::Migration],
-    applied: &[Applied],
-    target: Target,
-) -> Result<Plan, Error> {
-    plan::plan(metas, applied, target)
-        .map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))
+fn make_plan(metas: &[zdm_core::Migration], applied: &[Applied], target: Target) -> Result<Plan, Error> {
+    plan::plan(metas, applied, target).map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))
 }
 
 fn log_notices(plan: &Plan) -> Vec<String> {

@@ -78,10 +78,7 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
     let mut rows = Vec::new();
     for meta in &metas {
         let row = ledger.iter().find(|r| r.version == meta.version).cloned();
-        let by = applied
-            .iter()
-            .find(|a| a.version == meta.version)
-            .map(|a| a.by);
+        let by = applied.iter().find(|a| a.version == meta.version).map(|a| a.by);
         let state = match (by, &row) {
             (Some(AppliedBy::Zdm), _) => State::Applied,
             (Some(AppliedBy::Sqlx), _) => State::AppliedBySqlx,
@@ -89,9 +86,7 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
             _ if meta.phase == Phase::PreDeploy => State::PendingPre,
             _ => State::PendingPost {
                 waits_for: post_plan.notices.iter().find_map(|n| match n {
-                    plan::Notice::PostWaits {
-                        version, waits_for, ..
-                    } if *version == meta.version => Some(*waits_for),
+                    plan::Notice::PostWaits { version, waits_for, .. } if *version == meta.version => Some(*waits_for),
                     _ => None,
                 }),
             },
@@ -104,17 +99,11 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
             ledger: row,
         });
     }
-    for a in applied
-        .iter()
-        .filter(|a| !metas.iter().any(|m| m.version == a.version))
-    {
+    for a in applied.iter().filter(|a| !metas.iter().any(|m| m.version == a.version)) {
         rows.push(StatusRow {
             version: a.version,
             description: a.description.clone(),
-            phase: ledger
-                .iter()
-                .find(|r| r.version == a.version)
-                .and_then(|r| r.phase),
+            phase: ledger.iter().find(|r| r.version == a.version).and_then(|r| r.phase),
             state: State::NotEmbedded,
             ledger: ledger.iter().find(|r| r.version == a.version).cloned(),
         });
@@ -139,15 +128,7 @@ impl fmt::Display for State {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let header = [
-            "version",
-            "phase",
-            "state",
-            "description",
-            "applied at (UTC)",
-            "ms",
-            "by",
-        ];
+        let header = ["version", "phase", "state", "description", "applied at (UTC)", "ms", "by"];
         let cells: Vec<[String; 7]> = self
             .rows
             .iter()
@@ -169,9 +150,7 @@ impl fmt::Display for Status {
                     r.state.to_string(),
                     r.description.clone(),
                     l.and_then(|l| l.started_at.clone()).unwrap_or_default(),
-                    l.and_then(|l| l.duration_ms)
-                        .map(|d| d.to_string())
-                        .unwrap_or_default(),
+                    l.and_then(|l| l.duration_ms).map(|d| d.to_string()).unwrap_or_default(),
                     by,
                 ]
             })
@@ -183,33 +162,17 @@ impl fmt::Display for Status {
             }
         }
         let line = |f: &mut fmt::Formatter<'_>, row: &[&str]| -> fmt::Result {
-            let text: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
+            let text: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
             writeln!(f, "{}", text.join("  ").trim_end())
         };
         line(f, &header)?;
-        line(
-            f,
-            &widths
-                .map(|w| "-".repeat(w))
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )?;
+        line(f, &widths.map(|w| "-".repeat(w)).iter().map(String::as_str).collect::<Vec<_>>())?;
         for row in &cells {
             line(f, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
         for r in &self.rows {
             if let (State::Failed, Some(l)) = (&r.state, &r.ledger) {
-                writeln!(
-                    f,
-                    "{}: last attempt failed: {}",
-                    r.version,
-                    l.error.as_deref().unwrap_or("?")
-                )?;
+                writeln!(f, "{}: last attempt failed: {}", r.version, l.error.as_deref().unwrap_or("?"))?;
             }
         }
         Ok(())

@@ -49,11 +49,7 @@ impl fmt::Display for Finding {
             Severity::Warning => "warning",
             Severity::Info => "note",
         };
-        writeln!(
-            f,
-            "{}:{}:{}: {level}[{}]: {}",
-            self.file, self.line, self.column, self.rule, self.message
-        )?;
+        writeln!(f, "{}:{}:{}: {level}[{}]: {}", self.file, self.line, self.column, self.rule, self.message)?;
         writeln!(f, "  why: {}", self.why)?;
         write!(f, "  fix: {}", self.recipe)?;
         if self.severity == Severity::Error {

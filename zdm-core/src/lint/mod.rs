@@ -33,10 +33,7 @@ pub struct PgVersion {
 
 impl Default for PgVersion {
     fn default() -> Self {
-        PgVersion {
-            major: 15,
-            minor: None,
-        }
+        PgVersion { major: 15, minor: None }
     }
 }
 
@@ -80,11 +77,7 @@ impl<'a> LintInput<'a> {
             version: m.version,
             path: &m.path,
             sql: &m.sql,
-            phase: if m.directives.after_deploy {
-                Phase::PostDeploy
-            } else {
-                Phase::PreDeploy
-            },
+            phase: if m.directives.after_deploy { Phase::PostDeploy } else { Phase::PreDeploy },
             no_transaction: m.directives.no_transaction,
             safety_assured: &m.directives.safety_assured,
         }
@@ -107,12 +100,7 @@ pub fn lint(migrations: &[LintInput<'_>], config: &LintConfig) -> Vec<Finding> {
 
 /// Judges one file against (and then applies it to) `schema`; `findings` is `None` for
 /// baselined history, which only feeds the schema.
-pub fn lint_file(
-    m: &LintInput<'_>,
-    config: &LintConfig,
-    schema: &mut Schema,
-    mut findings: Option<&mut Vec<Finding>>,
-) {
+pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mut findings: Option<&mut Vec<Finding>>) {
     let stmts = parse::parse(m.sql);
     let mut file = FileState::default();
     let post_version = (m.phase == Phase::PostDeploy).then_some(m.version);
@@ -145,35 +133,19 @@ pub fn lint_file(
 
 /// Whether a hit is reported, and how loudly, given the phase and the same-file exemption.
 fn severity(kind: Kind, phase: Phase, hit: &Hit, file: &FileState) -> Option<Severity> {
-    let on_new_table = hit
-        .table
-        .as_deref()
-        .is_some_and(|t| file.created.contains(t));
+    let on_new_table = hit.table.as_deref().is_some_and(|t| file.created.contains(t));
     match kind {
         Kind::RunTimeError => Some(Severity::Error),
         Kind::Warning => Some(Severity::Warning),
         Kind::Info => Some(Severity::Info),
         _ if on_new_table => None,
         Kind::Breaks if phase == Phase::PostDeploy => None,
-        Kind::Breaks | Kind::BreaksEveryPhase | Kind::Locks | Kind::BreaksAndLocks => {
-            Some(Severity::Error)
-        }
+        Kind::Breaks | Kind::BreaksEveryPhase | Kind::Locks | Kind::BreaksAndLocks => Some(Severity::Error),
     }
 }
 
-fn make_finding(
-    m: &LintInput<'_>,
-    stmt: &Stmt,
-    rule: &rules::Rule,
-    hit: Hit,
-    severity: Severity,
-) -> Finding {
-    let start = hit
-        .span
-        .clone()
-        .unwrap_or(stmt.range.clone())
-        .start
-        .min(m.sql.len());
+fn make_finding(m: &LintInput<'_>, stmt: &Stmt, rule: &rules::Rule, hit: Hit, severity: Severity) -> Finding {
+    let start = hit.span.clone().unwrap_or(stmt.range.clone()).start.min(m.sql.len());
     let line = line_of(m.sql, start);
     let line_start = m.sql[..start].rfind('\n').map_or(0, |i| i + 1);
     let column = m.sql[line_start..start].chars().count() + 1;
@@ -181,9 +153,7 @@ fn make_finding(
     let assured = m
         .safety_assured
         .iter()
-        .find(|a| {
-            a.scope == AssuredScope::File || a.scope == AssuredScope::Statement { line: stmt_line }
-        })
+        .find(|a| a.scope == AssuredScope::File || a.scope == AssuredScope::Statement { line: stmt_line })
         .map(|a| a.reason.clone());
     Finding {
         rule: rule.id,

@@ -194,8 +194,10 @@ pub enum StmtKind {
         table: String,
         has_where: bool,
     },
+    /// `from_select`: `INSERT .. SELECT` (can be slow), not `VALUES`.
     Insert {
         table: String,
+        from_select: bool,
     },
     AlterDomainAddConstraint {
         not_valid: bool,
@@ -227,13 +229,14 @@ impl Stmt {
             | StmtKind::CreateIndex { table, .. }
             | StmtKind::Update { table, .. }
             | StmtKind::Delete { table, .. }
-            | StmtKind::Insert { table }
+            | StmtKind::Insert { table, .. }
             | StmtKind::CreateTrigger { table } => vec![table.as_str()],
-            StmtKind::DropTable { tables, .. }
-            | StmtKind::Truncate { tables, .. }
-            | StmtKind::Lock { tables } => tables.iter().map(String::as_str).collect(),
-            StmtKind::Reindex { table: Some(t), .. }
-            | StmtKind::TableRewrite { table: Some(t), .. } => vec![t.as_str()],
+            StmtKind::DropTable { tables, .. } | StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables } => {
+                tables.iter().map(String::as_str).collect()
+            }
+            StmtKind::Reindex { table: Some(t), .. } | StmtKind::TableRewrite { table: Some(t), .. } => {
+                vec![t.as_str()]
+            }
             _ => Vec::new(),
         }
     }

@@ -45,46 +45,25 @@ pub fn parse(sql: &str) -> Vec<Stmt> {
             s >= usize::from(node.text_range().start()) && t <= usize::from(node.text_range().end())
         });
         if let Some(e) = error {
-            out.push(Stmt {
-                range,
-                kind: StmtKind::Unparsable {
-                    message: e.message().to_string(),
-                },
-            });
+            out.push(Stmt { range, kind: StmtKind::Unparsable { message: e.message().to_string() } });
             continue;
         }
         if node.kind() == K::ERROR {
-            out.push(Stmt {
-                range,
-                kind: StmtKind::Unparsable {
-                    message: "not a statement".to_string(),
-                },
-            });
+            out.push(Stmt { range, kind: StmtKind::Unparsable { message: "not a statement".to_string() } });
             continue;
         }
         if node.kind() == K::DO {
             out.extend(do_block(&node, range));
             continue;
         }
-        out.push(Stmt {
-            kind: classify(&node),
-            range,
-        });
+        out.push(Stmt { kind: classify(&node), range });
     }
     // Errors outside every statement node (stray tokens between statements).
     for e in &errors {
         let start = usize::from(e.range().start());
-        if !out
-            .iter()
-            .any(|s| s.range.start <= start && start <= s.range.end)
-        {
+        if !out.iter().any(|s| s.range.start <= start && start <= s.range.end) {
             let end = usize::from(e.range().end()).max(start);
-            out.push(Stmt {
-                range: start..end,
-                kind: StmtKind::Unparsable {
-                    message: e.message().to_string(),
-                },
-            });
+            out.push(Stmt { range: start..end, kind: StmtKind::Unparsable { message: e.message().to_string() } });
         }
     }
     out.sort_by_key(|s| s.range.start);
@@ -108,12 +87,7 @@ fn stmt_range(node: &SyntaxNode) -> std::ops::Range<usize> {
 /// code (variables, IF, loops) is unanalysable.
 fn do_block(node: &SyntaxNode, range: std::ops::Range<usize>) -> Vec<Stmt> {
     let unanalysable = |message: &str| {
-        vec![Stmt {
-            range: range.clone(),
-            kind: StmtKind::Unparsable {
-                message: message.to_string(),
-            },
-        }]
+        vec![Stmt { range: range.clone(), kind: StmtKind::Unparsable { message: message.to_string() } }]
     };
     let Some(lit) = child(node, K::LITERAL) else {
         return unanalysable("DO block without a body");
@@ -128,11 +102,10 @@ fn do_block(node: &SyntaxNode, range: std::ops::Range<usize>) -> Vec<Stmt> {
     }
     let lower = body.to_ascii_lowercase();
     let trimmed = lower.trim();
-    let Some(inner) = trimmed.strip_prefix("begin").and_then(|s| {
-        s.trim_end()
-            .strip_suffix("end")
-            .or_else(|| s.trim_end().strip_suffix("end;"))
-    }) else {
+    let Some(inner) = trimmed
+        .strip_prefix("begin")
+        .and_then(|s| s.trim_end().strip_suffix("end").or_else(|| s.trim_end().strip_suffix("end;")))
+    else {
         return unanalysable("DO block with procedural code (DECLARE, IF, loops) zdm cannot judge");
     };
     let inner_start = body_offset + (body.len() - body.trim_start().len()) + "begin".len();
@@ -144,10 +117,7 @@ fn do_block(node: &SyntaxNode, range: std::ops::Range<usize>) -> Vec<Stmt> {
     let base = lit_start + inner_start;
     parse(inner_text)
         .into_iter()
-        .map(|s| Stmt {
-            range: base + s.range.start..base + s.range.end,
-            kind: s.kind,
-        })
+        .map(|s| Stmt { range: base + s.range.start..base + s.range.end, kind: s.kind })
         .collect()
 }
 
@@ -163,14 +133,8 @@ fn dollar_body(text: &str) -> Option<(&str, usize)> {
 fn contains_word(text: &str, word: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     lower.match_indices(word).any(|(i, _)| {
-        let before = lower[..i]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
-        let after = lower[i + word.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        let before = lower[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        let after = lower[i + word.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_');
         before && after
     })
 }
@@ -178,9 +142,7 @@ fn contains_word(text: &str, word: &str) -> bool {
 fn classify(node: &SyntaxNode) -> StmtKind {
     match node.kind() {
         K::CREATE_TABLE => create_table(node),
-        K::CREATE_TABLE_AS | K::SELECT_INTO => StmtKind::CreateTableAs {
-            table: first_name(node).unwrap_or_default(),
-        },
+        K::CREATE_TABLE_AS | K::SELECT_INTO => StmtKind::CreateTableAs { table: first_name(node).unwrap_or_default() },
         K::ALTER_TABLE => StmtKind::AlterTable {
             table: child_name(node, K::TABLE_RELATION_NAME).unwrap_or_default(),
             actions: node.children().filter_map(|a| action(&a)).collect(),
@@ -200,14 +162,10 @@ fn classify(node: &SyntaxNode) -> StmtKind {
             concurrently: has_token(node, K::CONCURRENTLY_KW),
         },
         K::DROP_TABLE => StmtKind::DropTable {
-            tables: children(node, K::TABLE_NAME_REF)
-                .map(|n| name_of(&n))
-                .collect(),
+            tables: children(node, K::TABLE_NAME_REF).map(|n| name_of(&n)).collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
         },
-        K::DROP_SCHEMA => StmtKind::DropSchema {
-            cascade: has_desc_token(node, K::CASCADE_KW),
-        },
+        K::DROP_SCHEMA => StmtKind::DropSchema { cascade: has_desc_token(node, K::CASCADE_KW) },
         K::DROP_DATABASE => StmtKind::DropDatabase,
         K::DROP_VIEW | K::DROP_MATERIALIZED_VIEW => StmtKind::DropView {
             names: node
@@ -216,15 +174,9 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                 .map(|n| name_of(&n))
                 .collect(),
         },
-        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => {
-            StmtKind::DropRoutine
-        }
+        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => StmtKind::DropRoutine,
         K::TRUNCATE => StmtKind::Truncate {
-            tables: node
-                .descendants()
-                .filter(|d| d.kind() == K::TABLE_RELATION_NAME)
-                .map(|n| name_of(&n))
-                .collect(),
+            tables: node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| name_of(&n)).collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
         },
         K::ALTER_SCHEMA if child(node, K::SCHEMA_RENAME_TO).is_some() => StmtKind::RenameSchema,
@@ -239,51 +191,34 @@ fn classify(node: &SyntaxNode) -> StmtKind {
             concurrently: has_desc_token(node, K::CONCURRENTLY_KW),
             table: child(node, K::REINDEX_TARGET_TABLE).and_then(|t| first_name(&t)),
         },
-        K::REFRESH => StmtKind::RefreshMatView {
-            concurrently: has_token(node, K::CONCURRENTLY_KW),
-        },
+        K::REFRESH => StmtKind::RefreshMatView { concurrently: has_token(node, K::CONCURRENTLY_KW) },
         K::VACUUM if has_desc_token(node, K::FULL_KW) => StmtKind::TableRewrite {
             what: "VACUUM FULL",
-            table: node
-                .descendants()
-                .find(|d| d.kind() == K::TABLE_RELATION_NAME)
-                .map(|n| name_of(&n)),
+            table: node.descendants().find(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| name_of(&n)),
         },
-        K::CLUSTER => StmtKind::TableRewrite {
-            what: "CLUSTER",
-            table: child_name(node, K::TABLE_NAME_REF),
-        },
+        K::CLUSTER => StmtKind::TableRewrite { what: "CLUSTER", table: child_name(node, K::TABLE_NAME_REF) },
         K::LOCK => StmtKind::Lock {
-            tables: node
-                .descendants()
-                .filter(|d| d.kind() == K::RELATION_NAME)
-                .map(|n| name_of(&n))
-                .collect(),
+            tables: node.descendants().filter(|d| d.kind() == K::RELATION_NAME).map(|n| name_of(&n)).collect(),
         },
         K::UPDATE => StmtKind::Update {
             table: child_name(node, K::RELATION_NAME).unwrap_or_default(),
-            has_where: node
-                .children()
-                .any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
+            has_where: node.children().any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
         },
         K::DELETE => StmtKind::Delete {
             table: child_name(node, K::RELATION_NAME).unwrap_or_default(),
-            has_where: node
-                .children()
-                .any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
+            has_where: node.children().any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
         },
         K::INSERT => StmtKind::Insert {
             table: first_name(node).unwrap_or_default(),
+            from_select: node
+                .children()
+                .any(|c| matches!(c.kind(), K::SELECT | K::COMPOUND_SELECT | K::PAREN_SELECT | K::SELECT_INTO)),
         },
         K::ALTER_DOMAIN if child(node, K::ADD_CONSTRAINT).is_some() => {
-            StmtKind::AlterDomainAddConstraint {
-                not_valid: has_desc_kind(node, K::NOT_VALID),
-            }
+            StmtKind::AlterDomainAddConstraint { not_valid: has_desc_kind(node, K::NOT_VALID) }
         }
         K::CREATE_TRIGGER => StmtKind::CreateTrigger {
-            table: child(node, K::ON_RELATION)
-                .and_then(|r| first_name(&r))
-                .unwrap_or_default(),
+            table: child(node, K::ON_RELATION).and_then(|r| first_name(&r)).unwrap_or_default(),
         },
         K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine,
         _ => StmtKind::Other,
@@ -303,21 +238,13 @@ fn create_table(node: &SyntaxNode) -> StmtKind {
             }
         }
     }
-    StmtKind::CreateTable {
-        table,
-        columns,
-        constraints,
-        partitioned: child(node, K::PARTITION_BY).is_some(),
-    }
+    StmtKind::CreateTable { table, columns, constraints, partitioned: child(node, K::PARTITION_BY).is_some() }
 }
 
 fn column_def(node: &SyntaxNode) -> ColumnDef {
     let mut c = ColumnDef {
         name: child_name(node, K::COLUMN_NAME).unwrap_or_default(),
-        ty: node
-            .children()
-            .find(|n| ast::Type::can_cast(n.kind()))
-            .map(|t| TypeName::parse(&t.text().to_string())),
+        ty: node.children().find(|n| ast::Type::can_cast(n.kind())).map(|t| TypeName::parse(&t.text().to_string())),
         ..ColumnDef::default()
     };
     c.serial = c.ty.as_ref().is_some_and(|t| t.serial);
@@ -335,9 +262,7 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
                 c.generated_stored |= has_desc_kind(&con, K::GENERATED_STORED);
                 c.identity |= has_desc_kind(&con, K::GENERATED_IDENTITY);
             }
-            K::REFERENCES_CONSTRAINT => {
-                c.references = Some(child_name(&con, K::TABLE_NAME_REF).unwrap_or_default())
-            }
+            K::REFERENCES_CONSTRAINT => c.references = Some(child_name(&con, K::TABLE_NAME_REF).unwrap_or_default()),
             _ => {}
         }
     }
@@ -347,10 +272,7 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
 fn default_kind(expr_parent: &SyntaxNode) -> DefaultKind {
     for d in expr_parent.descendants() {
         if d.kind() == K::CALL_EXPR {
-            let name = child(&d, K::NAME_REF)
-                .or_else(|| d.children().next())
-                .map(|n| name_of(&n))
-                .unwrap_or_default();
+            let name = child(&d, K::NAME_REF).or_else(|| d.children().next()).map(|n| name_of(&n)).unwrap_or_default();
             if VOLATILE_FUNCTIONS.contains(&name.as_str()) {
                 return DefaultKind::Volatile;
             }
@@ -377,11 +299,8 @@ fn default_kind(expr_parent: &SyntaxNode) -> DefaultKind {
 fn constraint_def(node: &SyntaxNode) -> Option<ConstraintDef> {
     let kind = match node.kind() {
         K::CHECK_CONSTRAINT => {
-            let columns: Vec<String> = node
-                .descendants()
-                .filter(|d| d.kind() == K::NAME_REF)
-                .map(|n| name_of(&n))
-                .collect();
+            let columns: Vec<String> =
+                node.descendants().filter(|d| d.kind() == K::NAME_REF).map(|n| name_of(&n)).collect();
             let body = normalize_expr(&node.text().to_string());
             let not_null_of = body
                 .split_once("check")
@@ -395,46 +314,33 @@ fn constraint_def(node: &SyntaxNode) -> Option<ConstraintDef> {
                         .to_string()
                 })
                 .and_then(|e| {
-                    e.strip_suffix(" is not null").map(|c| {
-                        c.trim_matches(|ch| ch == '(' || ch == ')')
-                            .trim()
-                            .trim_matches('"')
-                            .to_string()
-                    })
+                    e.strip_suffix(" is not null")
+                        .map(|c| c.trim_matches(|ch| ch == '(' || ch == ')').trim().trim_matches('"').to_string())
                 })
                 .filter(|c| !c.contains(' '));
-            ConstraintKind::Check {
-                columns,
-                not_null_of,
-            }
+            ConstraintKind::Check { columns, not_null_of }
         }
-        K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => ConstraintKind::ForeignKey {
-            references: child_name(node, K::TABLE_NAME_REF),
-        },
+        K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => {
+            ConstraintKind::ForeignKey { references: child_name(node, K::TABLE_NAME_REF) }
+        }
         K::UNIQUE_CONSTRAINT => ConstraintKind::Unique,
         K::PRIMARY_KEY_CONSTRAINT => ConstraintKind::PrimaryKey,
         K::EXCLUDE_CONSTRAINT => ConstraintKind::Exclude,
-        K::NOT_NULL_CONSTRAINT | K::DEFAULT_CONSTRAINT | K::NULL_CONSTRAINT => {
-            ConstraintKind::Other
-        }
+        K::NOT_NULL_CONSTRAINT | K::DEFAULT_CONSTRAINT | K::NULL_CONSTRAINT => ConstraintKind::Other,
         _ => return None,
     };
     Some(ConstraintDef {
-        name: child(node, K::CONSTRAINT_NAME_CLAUSE)
-            .and_then(|c| child_name(&c, K::CONSTRAINT_NAME)),
+        name: child(node, K::CONSTRAINT_NAME_CLAUSE).and_then(|c| child_name(&c, K::CONSTRAINT_NAME)),
         kind,
         not_valid: has_desc_kind(node, K::NOT_VALID),
-        using_index: has_desc_kind(node, K::USING_INDEX)
-            || has_desc_kind(node, K::USING_INDEX_NAME),
+        using_index: has_desc_kind(node, K::USING_INDEX) || has_desc_kind(node, K::USING_INDEX_NAME),
     })
 }
 
 fn action(node: &SyntaxNode) -> Option<Action> {
     Some(match node.kind() {
         K::ADD_COLUMN => Action::AddColumn(column_def(node)),
-        K::DROP_COLUMN => Action::DropColumn {
-            column: child_name(node, K::COLUMN_NAME_REF).unwrap_or_default(),
-        },
+        K::DROP_COLUMN => Action::DropColumn { column: child_name(node, K::COLUMN_NAME_REF).unwrap_or_default() },
         K::ALTER_COLUMN => {
             let column = child_name(node, K::COLUMN_NAME_REF).unwrap_or_default();
             let Some(opt) = node.children().find(|c| c.kind() != K::COLUMN_NAME_REF) else {
@@ -442,65 +348,57 @@ fn action(node: &SyntaxNode) -> Option<Action> {
             };
             match opt.kind() {
                 K::SET_TYPE => Action::AlterType {
+                    using: child(&opt, K::USING_EXPR).is_some_and(|u| !using_is_identity(&u, &column)),
                     column,
                     ty: opt
                         .children()
                         .find(|n| ast::Type::can_cast(n.kind()))
                         .map(|t| TypeName::parse(&t.text().to_string())),
-                    using: child(&opt, K::USING_EXPR).is_some(),
                 },
                 K::SET_NOT_NULL => Action::SetNotNull { column },
                 K::DROP_NOT_NULL => Action::DropNotNull { column },
-                K::SET_DEFAULT => Action::SetDefault {
-                    column,
-                    default: default_kind(&opt),
-                },
+                K::SET_DEFAULT => Action::SetDefault { column, default: default_kind(&opt) },
                 K::DROP_DEFAULT => Action::DropDefault { column },
                 _ => Action::Other,
             }
         }
-        K::ADD_CONSTRAINT => {
-            Action::AddConstraint(node.children().find_map(|c| constraint_def(&c))?)
+        K::ADD_CONSTRAINT => Action::AddConstraint(node.children().find_map(|c| constraint_def(&c))?),
+        K::VALIDATE_CONSTRAINT => {
+            Action::ValidateConstraint { name: child_name(node, K::CONSTRAINT_NAME_REF).unwrap_or_default() }
         }
-        K::VALIDATE_CONSTRAINT => Action::ValidateConstraint {
-            name: child_name(node, K::CONSTRAINT_NAME_REF).unwrap_or_default(),
-        },
         K::DROP_CONSTRAINT => Action::DropConstraint {
-            name: child_name(node, K::CONSTRAINT_NAME_REF)
-                .or_else(|| first_name(node))
-                .unwrap_or_default(),
+            name: child_name(node, K::CONSTRAINT_NAME_REF).or_else(|| first_name(node)).unwrap_or_default(),
         },
         K::RENAME_COLUMN => Action::RenameColumn {
             from: child_name(node, K::COLUMN_NAME_REF).unwrap_or_default(),
             to: child_name(node, K::COLUMN_NAME).unwrap_or_default(),
         },
-        K::TABLE_RENAME_TO => Action::RenameTo {
-            to: child_name(node, K::TABLE_NAME).unwrap_or_default(),
-        },
+        K::TABLE_RENAME_TO => Action::RenameTo { to: child_name(node, K::TABLE_NAME).unwrap_or_default() },
         K::SET_LOGGED => Action::Rewrite { what: "SET LOGGED" },
-        K::SET_UNLOGGED => Action::Rewrite {
-            what: "SET UNLOGGED",
-        },
-        K::SET_TABLESPACE => Action::Rewrite {
-            what: "SET TABLESPACE",
-        },
-        K::SET_ACCESS_METHOD => Action::Rewrite {
-            what: "SET ACCESS METHOD",
-        },
-        K::ATTACH_PARTITION => Action::AttachPartition {
-            partition: child_name(node, K::TABLE_NAME_REF).unwrap_or_default(),
-        },
+        K::SET_UNLOGGED => Action::Rewrite { what: "SET UNLOGGED" },
+        K::SET_TABLESPACE => Action::Rewrite { what: "SET TABLESPACE" },
+        K::SET_ACCESS_METHOD => Action::Rewrite { what: "SET ACCESS METHOD" },
+        K::ATTACH_PARTITION => {
+            Action::AttachPartition { partition: child_name(node, K::TABLE_NAME_REF).unwrap_or_default() }
+        }
         K::DETACH_PARTITION => Action::DetachPartition {
             partition: child_name(node, K::TABLE_NAME_REF).unwrap_or_default(),
             concurrently: has_desc_token(node, K::CONCURRENTLY_KW),
         },
-        K::ENABLE_TRIGGER
-        | K::DISABLE_TRIGGER
-        | K::ENABLE_ALWAYS_TRIGGER
-        | K::ENABLE_REPLICA_TRIGGER => Action::EnableDisableTrigger,
+        K::ENABLE_TRIGGER | K::DISABLE_TRIGGER | K::ENABLE_ALWAYS_TRIGGER | K::ENABLE_REPLICA_TRIGGER => {
+            Action::EnableDisableTrigger
+        }
         K::TABLE_RELATION_NAME | K::IF_EXISTS => return None,
         _ => Action::Other,
     })
+}
+
+/// `USING col` (or `USING col::type`) changes nothing that a plain `TYPE` would not.
+fn using_is_identity(using: &SyntaxNode, column: &str) -> bool {
+    let expr = normalize_expr(&using.text().to_string());
+    let expr = expr.trim_start_matches("using").trim();
+    let base = expr.split("::").next().unwrap_or(expr).trim().trim_matches('"');
+    normalize_ident(base) == column || base == column
 }
 
 // ---- tree helpers ----------------------------------------------------------------
@@ -567,8 +465,5 @@ pub(crate) fn normalize_ident(text: &str) -> String {
 }
 
 fn normalize_expr(text: &str) -> String {
-    text.to_ascii_lowercase()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
 }

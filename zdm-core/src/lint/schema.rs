@@ -55,13 +55,13 @@ impl Table {
 
     /// A CHECK constraint mentions `column`.
     pub fn check_uses(&self, column: &str) -> bool {
-        self.constraints.iter().any(|c| matches!(&c.kind, ConstraintKind::Check { columns, .. } if columns.iter().any(|x| x == column)))
+        self.constraints
+            .iter()
+            .any(|c| matches!(&c.kind, ConstraintKind::Check { columns, .. } if columns.iter().any(|x| x == column)))
     }
 
     pub fn has_valid_check(&self) -> bool {
-        self.constraints
-            .iter()
-            .any(|c| c.valid && matches!(c.kind, ConstraintKind::Check { .. }))
+        self.constraints.iter().any(|c| c.valid && matches!(c.kind, ConstraintKind::Check { .. }))
     }
 }
 
@@ -75,11 +75,7 @@ fn column(def: &ColumnDef) -> Column {
 }
 
 fn constraint(def: &ConstraintDef) -> Constraint {
-    Constraint {
-        name: def.name.clone(),
-        kind: def.kind.clone(),
-        valid: !def.not_valid,
-    }
+    Constraint { name: def.name.clone(), kind: def.kind.clone(), valid: !def.not_valid }
 }
 
 impl Schema {
@@ -96,25 +92,14 @@ impl Schema {
             }
         }
         match &stmt.kind {
-            StmtKind::CreateTable {
-                table,
-                columns,
-                constraints,
-                partitioned,
-            } => {
-                let mut t = Table {
-                    partitioned: *partitioned,
-                    ..Table::default()
-                };
+            StmtKind::CreateTable { table, columns, constraints, partitioned } => {
+                let mut t = Table { partitioned: *partitioned, ..Table::default() };
                 t.columns = columns.iter().map(column).collect();
                 t.constraints = constraints.iter().map(constraint).collect();
                 for c in columns.iter().filter(|c| c.check) {
                     t.constraints.push(Constraint {
                         name: None,
-                        kind: ConstraintKind::Check {
-                            columns: vec![c.name.clone()],
-                            not_null_of: None,
-                        },
+                        kind: ConstraintKind::Check { columns: vec![c.name.clone()], not_null_of: None },
                         valid: true,
                     });
                 }
@@ -129,11 +114,7 @@ impl Schema {
                     self.indexes.retain(|_, table| table != t);
                 }
             }
-            StmtKind::CreateIndex {
-                name: Some(name),
-                table,
-                ..
-            } => {
+            StmtKind::CreateIndex { name: Some(name), table, .. } => {
                 self.indexes.insert(name.clone(), table.clone());
             }
             StmtKind::DropIndex { names, .. } => {
@@ -177,17 +158,11 @@ impl Schema {
                 Action::DropDefault { column } => set(t, column, |c| c.has_default = false),
                 Action::AddConstraint(def) => t.constraints.push(constraint(def)),
                 Action::ValidateConstraint { name } => {
-                    for c in t
-                        .constraints
-                        .iter_mut()
-                        .filter(|c| c.name.as_deref() == Some(name))
-                    {
+                    for c in t.constraints.iter_mut().filter(|c| c.name.as_deref() == Some(name)) {
                         c.valid = true;
                     }
                 }
-                Action::DropConstraint { name } => {
-                    t.constraints.retain(|c| c.name.as_deref() != Some(name))
-                }
+                Action::DropConstraint { name } => t.constraints.retain(|c| c.name.as_deref() != Some(name)),
                 Action::RenameColumn { from, to } => set(t, from, |c| c.name = to.clone()),
                 _ => {}
             }

@@ -31,10 +31,7 @@ impl TypeName {
         let mut mods = Vec::new();
         if let (Some(open), Some(close)) = (rest.find('('), rest.rfind(')')) {
             if open < close {
-                mods = rest[open + 1..close]
-                    .split(',')
-                    .filter_map(|m| m.trim().parse().ok())
-                    .collect();
+                mods = rest[open + 1..close].split(',').filter_map(|m| m.trim().parse().ok()).collect();
                 rest = format!("{} {}", &rest[..open], &rest[close + 1..]);
             }
         }
@@ -65,12 +62,7 @@ impl TypeName {
             "bit varying" | "varbit" => ("varbit", false),
             other => (other, false),
         };
-        TypeName {
-            name: canonical.to_string(),
-            mods,
-            array,
-            serial,
-        }
+        TypeName { name: canonical.to_string(), mods, array, serial }
     }
 }
 
@@ -106,11 +98,7 @@ pub fn judge(old: Option<&TypeName>, new: &TypeName, major: u32) -> Change {
         return Change::Rewrite;
     };
     if old.array != new.array || old.serial {
-        return if old == new {
-            Change::Same
-        } else {
-            Change::Rewrite
-        };
+        return if old == new { Change::Same } else { Change::Rewrite };
     }
     if old.name == new.name && old.mods == new.mods {
         return Change::Same;
@@ -139,9 +127,7 @@ pub fn judge(old: Option<&TypeName>, new: &TypeName, major: u32) -> Change {
         | ("interval", "interval") => widening(&old.mods, &new.mods),
         ("cidr", "inet") => true,
         // Binary-compatible when the session time zone is UTC (PostgreSQL 12+).
-        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => {
-            major >= 12 && old.mods == new.mods
-        }
+        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => major >= 12 && old.mods == new.mods,
         _ => false,
     };
     if ok {
@@ -161,14 +147,8 @@ mod tests {
 
     #[test]
     fn canonical_names() {
-        assert_eq!(
-            TypeName::parse("character varying(100)"),
-            TypeName::parse("VARCHAR(100)")
-        );
-        assert_eq!(
-            TypeName::parse("timestamp(3) with time zone").name,
-            "timestamptz"
-        );
+        assert_eq!(TypeName::parse("character varying(100)"), TypeName::parse("VARCHAR(100)"));
+        assert_eq!(TypeName::parse("timestamp(3) with time zone").name, "timestamptz");
         assert_eq!(TypeName::parse("timestamp(3) with time zone").mods, [3]);
         assert!(TypeName::parse("text[]").array);
         assert!(TypeName::parse("bigserial").serial);
@@ -199,13 +179,6 @@ mod tests {
     #[test]
     fn timestamptz_switch_depends_on_version() {
         assert_eq!(j("timestamp", "timestamptz"), Change::NoRewrite);
-        assert_eq!(
-            judge(
-                Some(&TypeName::parse("timestamp")),
-                &TypeName::parse("timestamptz"),
-                11
-            ),
-            Change::Rewrite
-        );
+        assert_eq!(judge(Some(&TypeName::parse("timestamp")), &TypeName::parse("timestamptz"), 11), Change::Rewrite);
     }
 }

@@ -44,10 +44,7 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     fn bootstrap(&self, names: &Names) -> impl Future<Output = Result<Found, Error>> + Send;
 
     /// Every row of zdm's ledger, ordered by version.
-    fn load_ledger(
-        &self,
-        names: &Names,
-    ) -> impl Future<Output = Result<Vec<LedgerRow>, Error>> + Send;
+    fn load_ledger(&self, names: &Names) -> impl Future<Output = Result<Vec<LedgerRow>, Error>> + Send;
 
     /// The successful rows of sqlx's `_sqlx_migrations`.
     fn load_sqlx_applied(&self) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
@@ -70,16 +67,9 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Who holds the lease now, if anyone.
-    fn lease_holder(
-        &self,
-        names: &Names,
-    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+    fn lease_holder(&self, names: &Names) -> impl Future<Output = Result<Option<String>, Error>> + Send;
 
-    fn release_lease(
-        &self,
-        names: &Names,
-        owner: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn release_lease(&self, names: &Names, owner: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Runs one migration and, in the same transaction unless `no_transaction`, writes its
     /// ledger and history rows. The outer error is zdm's own; the inner one is the
@@ -105,10 +95,7 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
 /// The 1-based line of `char_pos` (1-based characters, as PostgreSQL reports) in `sql`,
 /// offset to the file's line of the statement that was sent.
 pub(crate) fn line_of_char_position(sql: &str, char_pos: usize, first_line: usize) -> usize {
-    let byte = sql
-        .char_indices()
-        .nth(char_pos.saturating_sub(1))
-        .map_or(sql.len(), |(b, _)| b);
+    let byte = sql.char_indices().nth(char_pos.saturating_sub(1)).map_or(sql.len(), |(b, _)| b);
     zdm_core::split::line_of(sql, byte) + first_line - 1
 }
 

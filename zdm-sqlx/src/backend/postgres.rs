@@ -95,8 +95,7 @@ SELECT version, description, phase, checksum, success,
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
 
-const LOAD_SQLX: &str =
-    "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
 
 const TAKE_LEASE: &str = "\
 INSERT INTO {lease} AS l (id, owner, acquired_at, expires_at)
@@ -107,8 +106,7 @@ WHERE l.expires_at < clock_timestamp() OR l.owner = EXCLUDED.owner
 RETURNING owner";
 const RENEW_LEASE: &str =
     "UPDATE {lease} SET expires_at = clock_timestamp() + make_interval(secs => $2) WHERE id = 1 AND owner = $1";
-const LEASE_HOLDER: &str =
-    "SELECT owner FROM {lease} WHERE id = 1 AND expires_at >= clock_timestamp()";
+const LEASE_HOLDER: &str = "SELECT owner FROM {lease} WHERE id = 1 AND expires_at >= clock_timestamp()";
 const RELEASE_LEASE: &str = "DELETE FROM {lease} WHERE id = 1 AND owner = $1";
 
 impl super::private::Sealed for PgPool {}
@@ -126,19 +124,10 @@ impl Backend for PgPool {
             .doing("looking for zdm's tables")?;
         if !ours {
             let mut tx = self.begin().await.doing("creating zdm's tables")?;
-            sqlx::query(BOOTSTRAP_LOCK)
-                .execute(&mut *tx)
-                .await
-                .doing("creating zdm's tables")?;
+            sqlx::query(BOOTSTRAP_LOCK).execute(&mut *tx).await.doing("creating zdm's tables")?;
             if let Some(schema) = &names.schema {
-                let create = format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    zdm_core::ident::quote_ident(schema)
-                );
-                sqlx::raw_sql(AssertSqlSafe(create))
-                    .execute(&mut *tx)
-                    .await
-                    .doing("creating zdm's schema")?;
+                let create = format!("CREATE SCHEMA IF NOT EXISTS {}", zdm_core::ident::quote_ident(schema));
+                sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *tx).await.doing("creating zdm's schema")?;
             }
             sqlx::raw_sql(AssertSqlSafe(names.sql(CREATE_TABLES)))
                 .execute(&mut *tx)
@@ -146,17 +135,12 @@ impl Backend for PgPool {
                 .doing("creating zdm's tables")?;
             tx.commit().await.doing("creating zdm's tables")?;
         }
-        Ok(Found {
-            sqlx_ledger,
-            server_version: Some(server_version),
-        })
+        Ok(Found { sqlx_ledger, server_version: Some(server_version) })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
-        let rows = sqlx::query(AssertSqlSafe(names.sql(LOAD_LEDGER)))
-            .fetch_all(self)
-            .await
-            .doing("reading the ledger")?;
+        let rows =
+            sqlx::query(AssertSqlSafe(names.sql(LOAD_LEDGER))).fetch_all(self).await.doing("reading the ledger")?;
         rows.iter()
             .map(|r| {
                 Ok(LedgerRow {
@@ -179,27 +163,15 @@ impl Backend for PgPool {
     }
 
     async fn load_sqlx_applied(&self) -> Result<Vec<Applied>, Error> {
-        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(LOAD_SQLX)
-            .fetch_all(self)
-            .await
-            .doing("reading sqlx's _sqlx_migrations")?;
+        let rows: Vec<(i64, String, Vec<u8>)> =
+            sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
         Ok(rows
             .into_iter()
-            .map(|(version, description, checksum)| Applied {
-                version,
-                description,
-                checksum,
-                by: AppliedBy::Sqlx,
-            })
+            .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Sqlx })
             .collect())
     }
 
-    async fn try_lease(
-        &self,
-        names: &Names,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<Option<String>, Error> {
+    async fn try_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<Option<String>, Error> {
         let taken: Option<String> = sqlx::query_scalar(AssertSqlSafe(names.sql(TAKE_LEASE)))
             .bind(owner)
             .bind(ttl.as_secs_f64())
@@ -209,11 +181,7 @@ impl Backend for PgPool {
         match taken {
             Some(_) => Ok(None),
             // Between the two statements the holder may release: then retry soon.
-            None => Ok(Some(
-                self.lease_holder(names)
-                    .await?
-                    .unwrap_or_else(|| "(just released)".to_string()),
-            )),
+            None => Ok(Some(self.lease_holder(names).await?.unwrap_or_else(|| "(just released)".to_string()))),
         }
     }
 
@@ -243,32 +211,17 @@ impl Backend for PgPool {
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        names: &Names,
-        step: &Step,
-        ctx: &RunContext,
-    ) -> Result<Result<i64, Failure>, Error> {
+    async fn apply(&self, names: &Names, step: &Step, ctx: &RunContext) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
-            let mut conn = self
-                .acquire()
-                .await
-                .doing("acquiring a connection for a no_transaction migration")?;
+            let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
             if let Err((message, line)) = run_body(&mut conn, step, false).await {
-                return Ok(Err(Failure {
-                    message,
-                    line,
-                    duration_ms: elapsed_ms(started),
-                }));
+                return Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }));
             }
             record(&mut conn, names, step, ctx, elapsed_ms(started), None).await?;
             return Ok(Ok(elapsed_ms(started)));
         }
-        let mut tx = self
-            .begin()
-            .await
-            .doing("starting a migration transaction")?;
+        let mut tx = self.begin().await.doing("starting a migration transaction")?;
         match run_body(&mut tx, step, true).await {
             Ok(()) => {
                 let ms = elapsed_ms(started);
@@ -280,11 +233,7 @@ impl Backend for PgPool {
                 // Dropping the transaction would roll back too; doing it here keeps the
                 // connection clean before the failure is recorded.
                 let _ = tx.rollback().await;
-                Ok(Err(Failure {
-                    message,
-                    line,
-                    duration_ms: elapsed_ms(started),
-                }))
+                Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }))
             }
         }
     }
@@ -297,48 +246,28 @@ impl Backend for PgPool {
         failure: &Failure,
     ) -> Result<(), Error> {
         let mut conn = self.acquire().await.doing("recording a failed migration")?;
-        record(
-            &mut conn,
-            names,
-            step,
-            ctx,
-            failure.duration_ms,
-            Some(&failure.message),
-        )
-        .await
+        record(&mut conn, names, step, ctx, failure.duration_ms, Some(&failure.message)).await
     }
 }
 
 /// Runs a migration's body; on failure, the server's message and the file line.
-async fn run_body(
-    conn: &mut PgConnection,
-    step: &Step,
-    whole: bool,
-) -> Result<(), (String, Option<usize>)> {
+async fn run_body(conn: &mut PgConnection, step: &Step, whole: bool) -> Result<(), (String, Option<usize>)> {
     match step.body {
-        Body::Sql(sql) if whole => sqlx::raw_sql(sql)
-            .execute(&mut *conn)
-            .await
-            .map(drop)
-            .map_err(|e| describe(&e, sql, 1)),
+        Body::Sql(sql) if whole => {
+            sqlx::raw_sql(sql).execute(&mut *conn).await.map(drop).map_err(|e| describe(&e, sql, 1))
+        }
         Body::Sql(sql) => {
             for stmt in zdm_core::split::statements(sql) {
-                sqlx::raw_sql(stmt.text)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| {
-                        let (message, line) = describe(&e, stmt.text, stmt.line);
-                        (message, line.or(Some(stmt.line)))
-                    })?;
+                sqlx::raw_sql(stmt.text).execute(&mut *conn).await.map_err(|e| {
+                    let (message, line) = describe(&e, stmt.text, stmt.line);
+                    (message, line.or(Some(stmt.line)))
+                })?;
             }
             Ok(())
         }
         Body::Rust(RustRun::Postgres(f)) => f(conn).await.map_err(|e| (e.to_string(), None)),
         Body::Rust(other) => Err((
-            format!(
-                "this Rust migration takes a {} connection but runs on a PostgreSQL pool",
-                other.backend_name()
-            ),
+            format!("this Rust migration takes a {} connection but runs on a PostgreSQL pool", other.backend_name()),
             None,
         )),
     }
@@ -346,10 +275,7 @@ async fn run_body(
 
 /// The server's error with code, detail and hint, and the file line it points at.
 fn describe(e: &sqlx::Error, sql: &str, first_line: usize) -> (String, Option<usize>) {
-    let Some(pg) = e
-        .as_database_error()
-        .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
-    else {
+    let Some(pg) = e.as_database_error().and_then(|d| d.try_downcast_ref::<PgDatabaseError>()) else {
         return (e.to_string(), None);
     };
     let mut message = format!("{} (SQLSTATE {})", pg.message(), pg.code());

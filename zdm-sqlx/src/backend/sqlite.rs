@@ -92,8 +92,7 @@ SELECT version, description, phase, checksum, success, substr(started_at, 1, 19)
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
 
-const LOAD_SQLX: &str =
-    "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
 
 const TAKE_LEASE: &str = "\
 INSERT INTO {lease} (id, owner, acquired_at, expires_at) VALUES (1, ?1, {now}, {now} + ?2)
@@ -123,22 +122,13 @@ impl Backend for SqlitePool {
             .await
             .doing("looking for zdm's tables")?;
         if !ours {
-            sqlx::raw_sql(sql(names, CREATE_TABLES))
-                .execute(self)
-                .await
-                .doing("creating zdm's tables")?;
+            sqlx::raw_sql(sql(names, CREATE_TABLES)).execute(self).await.doing("creating zdm's tables")?;
         }
-        Ok(Found {
-            sqlx_ledger,
-            server_version: None,
-        })
+        Ok(Found { sqlx_ledger, server_version: None })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
-        let rows = sqlx::query(sql(names, LOAD_LEDGER))
-            .fetch_all(self)
-            .await
-            .doing("reading the ledger")?;
+        let rows = sqlx::query(sql(names, LOAD_LEDGER)).fetch_all(self).await.doing("reading the ledger")?;
         rows.iter()
             .map(|r| {
                 let reasons: String = r.try_get(11)?;
@@ -162,27 +152,15 @@ impl Backend for SqlitePool {
     }
 
     async fn load_sqlx_applied(&self) -> Result<Vec<Applied>, Error> {
-        let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(LOAD_SQLX)
-            .fetch_all(self)
-            .await
-            .doing("reading sqlx's _sqlx_migrations")?;
+        let rows: Vec<(i64, String, Vec<u8>)> =
+            sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
         Ok(rows
             .into_iter()
-            .map(|(version, description, checksum)| Applied {
-                version,
-                description,
-                checksum,
-                by: AppliedBy::Sqlx,
-            })
+            .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Sqlx })
             .collect())
     }
 
-    async fn try_lease(
-        &self,
-        names: &Names,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<Option<String>, Error> {
+    async fn try_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<Option<String>, Error> {
         let taken: Option<String> = sqlx::query_scalar(sql(names, TAKE_LEASE))
             .bind(owner)
             .bind(ttl.as_secs_f64())
@@ -191,11 +169,7 @@ impl Backend for SqlitePool {
             .doing("taking the migration lease")?;
         match taken {
             Some(_) => Ok(None),
-            None => Ok(Some(
-                self.lease_holder(names)
-                    .await?
-                    .unwrap_or_else(|| "(just released)".to_string()),
-            )),
+            None => Ok(Some(self.lease_holder(names).await?.unwrap_or_else(|| "(just released)".to_string()))),
         }
     }
 
@@ -210,10 +184,7 @@ impl Backend for SqlitePool {
     }
 
     async fn lease_holder(&self, names: &Names) -> Result<Option<String>, Error> {
-        sqlx::query_scalar(sql(names, LEASE_HOLDER))
-            .fetch_optional(self)
-            .await
-            .doing("reading the migration lease")
+        sqlx::query_scalar(sql(names, LEASE_HOLDER)).fetch_optional(self).await.doing("reading the migration lease")
     }
 
     async fn release_lease(&self, names: &Names, owner: &str) -> Result<(), Error> {
@@ -225,36 +196,19 @@ impl Backend for SqlitePool {
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        names: &Names,
-        step: &Step,
-        ctx: &RunContext,
-    ) -> Result<Result<i64, Failure>, Error> {
+    async fn apply(&self, names: &Names, step: &Step, ctx: &RunContext) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
-            let mut conn = self
-                .acquire()
-                .await
-                .doing("acquiring a connection for a no_transaction migration")?;
+            let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
             if let Err((message, line)) = run_body(&mut conn, step, false).await {
-                return Ok(Err(Failure {
-                    message,
-                    line,
-                    duration_ms: elapsed_ms(started),
-                }));
+                return Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }));
             }
-            let mut tx = sqlx::Connection::begin(&mut *conn)
-                .await
-                .doing("writing the ledger")?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.doing("writing the ledger")?;
             record(&mut tx, names, step, ctx, elapsed_ms(started), None).await?;
             tx.commit().await.doing("writing the ledger")?;
             return Ok(Ok(elapsed_ms(started)));
         }
-        let mut tx = self
-            .begin()
-            .await
-            .doing("starting a migration transaction")?;
+        let mut tx = self.begin().await.doing("starting a migration transaction")?;
         match run_body(&mut tx, step, true).await {
             Ok(()) => {
                 let ms = elapsed_ms(started);
@@ -264,11 +218,7 @@ impl Backend for SqlitePool {
             }
             Err((message, line)) => {
                 let _ = tx.rollback().await;
-                Ok(Err(Failure {
-                    message,
-                    line,
-                    duration_ms: elapsed_ms(started),
-                }))
+                Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }))
             }
         }
     }
@@ -281,45 +231,25 @@ impl Backend for SqlitePool {
         failure: &Failure,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await.doing("recording a failed migration")?;
-        record(
-            &mut tx,
-            names,
-            step,
-            ctx,
-            failure.duration_ms,
-            Some(&failure.message),
-        )
-        .await?;
+        record(&mut tx, names, step, ctx, failure.duration_ms, Some(&failure.message)).await?;
         tx.commit().await.doing("recording a failed migration")
     }
 }
 
-async fn run_body(
-    conn: &mut SqliteConnection,
-    step: &Step,
-    whole: bool,
-) -> Result<(), (String, Option<usize>)> {
+async fn run_body(conn: &mut SqliteConnection, step: &Step, whole: bool) -> Result<(), (String, Option<usize>)> {
     match step.body {
-        Body::Sql(sql) if whole => sqlx::raw_sql(sql)
-            .execute(&mut *conn)
-            .await
-            .map(drop)
-            .map_err(|e| (e.to_string(), None)),
+        Body::Sql(sql) if whole => {
+            sqlx::raw_sql(sql).execute(&mut *conn).await.map(drop).map_err(|e| (e.to_string(), None))
+        }
         Body::Sql(sql) => {
             for stmt in zdm_core::split::statements(sql) {
-                sqlx::raw_sql(stmt.text)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| (e.to_string(), Some(stmt.line)))?;
+                sqlx::raw_sql(stmt.text).execute(&mut *conn).await.map_err(|e| (e.to_string(), Some(stmt.line)))?;
             }
             Ok(())
         }
         Body::Rust(RustRun::Sqlite(f)) => f(conn).await.map_err(|e| (e.to_string(), None)),
         Body::Rust(other) => Err((
-            format!(
-                "this Rust migration takes a {} connection but runs on a SQLite pool",
-                other.backend_name()
-            ),
+            format!("this Rust migration takes a {} connection but runs on a SQLite pool", other.backend_name()),
             None,
         )),
     }

@@ -30,15 +30,8 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::AddColumn(c) = action {
-            if c.not_null && c.default.is_none() && !c.serial && !c.identity && !c.generated_stored
-            {
-                out.push(Hit::on(
-                    table,
-                    format!(
-                        "adds required column `{table}.{}` without a default",
-                        c.name
-                    ),
-                ));
+            if c.not_null && c.default.is_none() && !c.serial && !c.identity && !c.generated_stored {
+                out.push(Hit::on(table, format!("adds required column `{table}.{}` without a default", c.name)));
             }
         }
     }
@@ -50,17 +43,12 @@ mod tests {
 
     #[test]
     fn not_null_without_default_fires() {
-        assert!(
-            pre("ALTER TABLE posts ADD COLUMN slug text NOT NULL;").fires("add-required-column")
-        );
+        assert!(pre("ALTER TABLE posts ADD COLUMN slug text NOT NULL;").fires("add-required-column"));
     }
 
     #[test]
     fn nullable_or_defaulted_is_fine() {
         assert!(!pre("ALTER TABLE posts ADD COLUMN slug text;").fires("add-required-column"));
-        assert!(
-            !pre("ALTER TABLE posts ADD COLUMN slug text NOT NULL DEFAULT '';")
-                .fires("add-required-column")
-        );
+        assert!(!pre("ALTER TABLE posts ADD COLUMN slug text NOT NULL DEFAULT '';").fires("add-required-column"));
     }
 }

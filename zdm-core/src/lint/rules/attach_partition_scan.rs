@@ -23,8 +23,7 @@ pub static RULE: Rule = Rule {
     id: "attach-partition-scan",
     kind: Kind::Locks,
     why: "it scans the partition under ACCESS EXCLUSIVE to prove its rows fit the bound",
-    recipe:
-        "add a CHECK matching the bound NOT VALID, VALIDATE it, then ATTACH PARTITION (no scan)",
+    recipe: "add a CHECK matching the bound NOT VALID, VALIDATE it, then ATTACH PARTITION (no scan)",
     check,
 };
 
@@ -32,10 +31,7 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (_, action) in alter_actions(stmt) {
         if let Action::AttachPartition { partition } = action {
             if !cx.table(partition).is_some_and(|t| t.has_valid_check()) {
-                out.push(Hit::on(
-                    partition,
-                    format!("attaches `{partition}` by scanning it"),
-                ));
+                out.push(Hit::on(partition, format!("attaches `{partition}` by scanning it")));
             }
         }
     }
@@ -45,7 +41,8 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
 mod tests {
     use super::super::test_util::*;
 
-    const ATTACH: &str = "ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');";
+    const ATTACH: &str =
+        "ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');";
 
     #[test]
     fn attaching_without_a_check_fires() {

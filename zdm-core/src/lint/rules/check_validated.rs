@@ -32,22 +32,11 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         match action {
-            Action::AddConstraint(c)
-                if matches!(c.kind, ConstraintKind::Check { .. }) && !c.not_valid =>
-            {
-                out.push(Hit::on(
-                    table,
-                    format!("adds a validated CHECK constraint to `{table}`"),
-                ));
+            Action::AddConstraint(c) if matches!(c.kind, ConstraintKind::Check { .. }) && !c.not_valid => {
+                out.push(Hit::on(table, format!("adds a validated CHECK constraint to `{table}`")));
             }
             Action::AddColumn(col) if col.check && col.default.is_some() => {
-                out.push(Hit::on(
-                    table,
-                    format!(
-                        "adds column `{table}.{}` with a default and a CHECK",
-                        col.name
-                    ),
-                ));
+                out.push(Hit::on(table, format!("adds column `{table}.{}` with a default and a CHECK", col.name)));
             }
             _ => {}
         }
@@ -60,17 +49,12 @@ mod tests {
 
     #[test]
     fn validated_check_fires() {
-        assert!(
-            post("ALTER TABLE posts ADD CONSTRAINT p CHECK (price > 0);").fires("check-validated")
-        );
+        assert!(post("ALTER TABLE posts ADD CONSTRAINT p CHECK (price > 0);").fires("check-validated"));
     }
 
     #[test]
     fn not_valid_check_is_fine() {
-        assert!(
-            !pre("ALTER TABLE posts ADD CONSTRAINT p CHECK (price > 0) NOT VALID;")
-                .fires("check-validated")
-        );
+        assert!(!pre("ALTER TABLE posts ADD CONSTRAINT p CHECK (price > 0) NOT VALID;").fires("check-validated"));
         assert!(!pre("ALTER TABLE posts ADD COLUMN n int CHECK (n > 0);").fires("check-validated"));
     }
 }

@@ -29,18 +29,10 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     let concurrent = matches!(
         stmt.kind,
-        StmtKind::CreateIndex {
-            concurrently: true,
-            ..
-        } | StmtKind::Reindex {
-            concurrently: true,
-            ..
-        }
+        StmtKind::CreateIndex { concurrently: true, .. } | StmtKind::Reindex { concurrently: true, .. }
     );
     if concurrent && cx.pg.major == 14 && cx.pg.minor.is_some_and(|m| m < 4) {
-        out.push(Hit::anywhere(
-            "builds an index concurrently on PostgreSQL 14.0–14.3",
-        ));
+        out.push(Hit::anywhere("builds an index concurrently on PostgreSQL 14.0–14.3"));
     }
 }
 
@@ -59,33 +51,16 @@ mod tests {
             no_transaction: true,
             safety_assured: &[],
         };
-        lint(
-            &[file],
-            &LintConfig {
-                postgres: version,
-                start_after: None,
-            },
-        )
-        .iter()
-        .any(|f| f.rule == "cic-corruption-window")
+        lint(&[file], &LintConfig { postgres: version, start_after: None })
+            .iter()
+            .any(|f| f.rule == "cic-corruption-window")
     }
 
     #[test]
     fn warns_on_affected_minors_only() {
-        assert!(on(PgVersion {
-            major: 14,
-            minor: Some(2)
-        }));
-        assert!(!on(PgVersion {
-            major: 14,
-            minor: Some(4)
-        }));
-        assert!(!on(PgVersion {
-            major: 15,
-            minor: None
-        }));
-        assert!(!pre("CREATE INDEX CONCURRENTLY i ON posts (a);")
-            .no_tx()
-            .fires("cic-corruption-window"));
+        assert!(on(PgVersion { major: 14, minor: Some(2) }));
+        assert!(!on(PgVersion { major: 14, minor: Some(4) }));
+        assert!(!on(PgVersion { major: 15, minor: None }));
+        assert!(!pre("CREATE INDEX CONCURRENTLY i ON posts (a);").no_tx().fires("cic-corruption-window"));
     }
 }

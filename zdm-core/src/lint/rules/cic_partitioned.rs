@@ -29,17 +29,9 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::CreateIndex {
-        table,
-        concurrently: true,
-        ..
-    } = &stmt.kind
-    {
+    if let StmtKind::CreateIndex { table, concurrently: true, .. } = &stmt.kind {
         if cx.table(table).is_some_and(|t| t.partitioned) {
-            out.push(Hit::on(
-                table,
-                format!("builds an index concurrently on partitioned table `{table}`"),
-            ));
+            out.push(Hit::on(table, format!("builds an index concurrently on partitioned table `{table}`")));
         }
     }
 }
@@ -50,19 +42,11 @@ mod tests {
 
     #[test]
     fn partitioned_parent_fires() {
-        assert!(
-            pre("CREATE INDEX CONCURRENTLY events_at_idx ON events (at);")
-                .no_tx()
-                .fires("cic-partitioned")
-        );
+        assert!(pre("CREATE INDEX CONCURRENTLY events_at_idx ON events (at);").no_tx().fires("cic-partitioned"));
     }
 
     #[test]
     fn plain_table_does_not() {
-        assert!(
-            !pre("CREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);")
-                .no_tx()
-                .fires("cic-partitioned")
-        );
+        assert!(!pre("CREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);").no_tx().fires("cic-partitioned"));
     }
 }

@@ -37,20 +37,10 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
         StmtKind::CreateIndex { concurrently, .. }
         | StmtKind::DropIndex { concurrently, .. }
         | StmtKind::Reindex { concurrently, .. } => *concurrently,
-        _ => alter_actions(stmt).any(|(_, a)| {
-            matches!(
-                a,
-                Action::DetachPartition {
-                    concurrently: true,
-                    ..
-                }
-            )
-        }),
+        _ => alter_actions(stmt).any(|(_, a)| matches!(a, Action::DetachPartition { concurrently: true, .. })),
     };
     if concurrent {
-        out.push(Hit::anywhere(
-            "uses CONCURRENTLY in a migration that runs inside a transaction",
-        ));
+        out.push(Hit::anywhere("uses CONCURRENTLY in a migration that runs inside a transaction"));
     }
 }
 
@@ -61,20 +51,15 @@ mod tests {
     #[test]
     fn concurrent_index_in_a_transaction_fires() {
         assert!(
-            pre("CREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);")
-                .fires("concurrently-in-transaction")
+            pre("CREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);").fires("concurrently-in-transaction")
         );
-        assert!(
-            post("DROP INDEX CONCURRENTLY posts_title_idx;").fires("concurrently-in-transaction")
-        );
+        assert!(post("DROP INDEX CONCURRENTLY posts_title_idx;").fires("concurrently-in-transaction"));
     }
 
     #[test]
     fn no_transaction_migration_is_fine() {
-        assert!(!pre(
-            "-- zdm:no_transaction\nCREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);"
-        )
-        .no_tx()
-        .fires("concurrently-in-transaction"));
+        assert!(!pre("-- zdm:no_transaction\nCREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);")
+            .no_tx()
+            .fires("concurrently-in-transaction"));
     }
 }

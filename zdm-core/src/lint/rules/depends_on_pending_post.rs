@@ -38,16 +38,9 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
     for key in touched_keys(stmt) {
         let table = key.split('.').next().unwrap_or(&key);
-        let version = cx
-            .schema
-            .post_touched
-            .get(&key)
-            .or_else(|| cx.schema.post_touched.get(table));
+        let version = cx.schema.post_touched.get(&key).or_else(|| cx.schema.post_touched.get(table));
         if let Some(v) = version {
-            out.push(Hit::on(
-                table,
-                format!("touches `{key}`, which after_deploy migration {v} changes"),
-            ));
+            out.push(Hit::on(table, format!("touches `{key}`, which after_deploy migration {v} changes")));
         }
     }
 }
@@ -97,10 +90,7 @@ mod tests {
             },
         ];
         let found = crate::lint::lint(&files, &Default::default());
-        let hits: Vec<_> = found
-            .iter()
-            .filter(|f| f.rule == "depends-on-pending-post")
-            .collect();
+        let hits: Vec<_> = found.iter().filter(|f| f.rule == "depends-on-pending-post").collect();
         assert_eq!(hits.len(), 1, "{found:?}");
         assert_eq!(hits[0].version, 3);
         assert!(!pre("ALTER TABLE posts ADD COLUMN slug2 text;").fires("depends-on-pending-post"));

@@ -23,22 +23,14 @@ pub static RULE: Rule = Rule {
     id: "detach-partition",
     kind: Kind::Locks,
     why: "it takes ACCESS EXCLUSIVE on the parent: every query on the partitioned table waits",
-    recipe:
-        "`DETACH PARTITION .. CONCURRENTLY` (PostgreSQL 14+) in a `-- zdm:no_transaction` migration",
+    recipe: "`DETACH PARTITION .. CONCURRENTLY` (PostgreSQL 14+) in a `-- zdm:no_transaction` migration",
     check,
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
-        if let Action::DetachPartition {
-            partition,
-            concurrently: false,
-        } = action
-        {
-            out.push(Hit::on(
-                table,
-                format!("detaches `{partition}` from `{table}` without CONCURRENTLY"),
-            ));
+        if let Action::DetachPartition { partition, concurrently: false } = action {
+            out.push(Hit::on(table, format!("detaches `{partition}` from `{table}` without CONCURRENTLY")));
         }
     }
 }
@@ -54,10 +46,8 @@ mod tests {
 
     #[test]
     fn concurrent_detach_is_fine() {
-        assert!(
-            !post("ALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;")
-                .no_tx()
-                .fires("detach-partition")
-        );
+        assert!(!post("ALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;")
+            .no_tx()
+            .fires("detach-partition"));
     }
 }

@@ -40,21 +40,13 @@ mod tests {
 
     #[test]
     fn validated_domain_constraint_fires() {
-        assert!(
-            post("ALTER DOMAIN email ADD CONSTRAINT has_at CHECK (VALUE LIKE '%@%');")
-                .fires("domain-constraint")
-        );
+        assert!(post("ALTER DOMAIN email ADD CONSTRAINT has_at CHECK (VALUE LIKE '%@%');").fires("domain-constraint"));
     }
 
     #[test]
     fn not_valid_and_create_domain_are_fine() {
-        assert!(!post(
-            "ALTER DOMAIN email ADD CONSTRAINT has_at CHECK (VALUE LIKE '%@%') NOT VALID;"
-        )
-        .fires("domain-constraint"));
-        assert!(
-            !pre("CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');")
-                .fires("domain-constraint")
-        );
+        assert!(!post("ALTER DOMAIN email ADD CONSTRAINT has_at CHECK (VALUE LIKE '%@%') NOT VALID;")
+            .fires("domain-constraint"));
+        assert!(!pre("CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');").fires("domain-constraint"));
     }
 }

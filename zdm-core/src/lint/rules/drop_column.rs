@@ -31,10 +31,7 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::DropColumn { column } = action {
-            out.push(Hit::on(
-                table,
-                format!("drops column `{table}.{column}` before the deploy"),
-            ));
+            out.push(Hit::on(table, format!("drops column `{table}.{column}` before the deploy")));
         }
     }
 }
@@ -51,14 +48,12 @@ mod tests {
     #[test]
     fn after_deploy_or_new_table_is_fine() {
         assert!(!post("ALTER TABLE posts DROP COLUMN legacy_slug;").fires("drop-column"));
-        assert!(
-            !pre("CREATE TABLE t (a int, b int); ALTER TABLE t DROP COLUMN b;")
-                .fires("drop-column")
-        );
+        assert!(!pre("CREATE TABLE t (a int, b int); ALTER TABLE t DROP COLUMN b;").fires("drop-column"));
     }
 
     #[test]
     fn safety_assured_silences_it() {
-        assert!(!pre("-- zdm:safety_assured nothing reads it since v2\nALTER TABLE posts DROP COLUMN legacy_slug;").fires("drop-column"));
+        assert!(!pre("-- zdm:safety_assured nothing reads it since v2\nALTER TABLE posts DROP COLUMN legacy_slug;")
+            .fires("drop-column"));
     }
 }

@@ -36,12 +36,8 @@ mod tests {
 
     #[test]
     fn fires_in_every_phase() {
-        assert!(pre("DROP DATABASE analytics;")
-            .no_tx()
-            .fires("drop-database"));
-        assert!(post("DROP DATABASE analytics;")
-            .no_tx()
-            .fires("drop-database"));
+        assert!(pre("DROP DATABASE analytics;").no_tx().fires("drop-database"));
+        assert!(post("DROP DATABASE analytics;").no_tx().fires("drop-database"));
     }
 
     #[test]

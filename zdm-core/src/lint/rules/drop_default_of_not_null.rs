@@ -32,15 +32,9 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::DropDefault { column } = action {
             // Unknown columns count as NOT NULL: the cautious reading.
-            let not_null = cx
-                .table(table)
-                .and_then(|t| t.column(column))
-                .is_none_or(|c| c.not_null);
+            let not_null = cx.table(table).and_then(|t| t.column(column)).is_none_or(|c| c.not_null);
             if not_null {
-                out.push(Hit::on(
-                    table,
-                    format!("drops the default of NOT NULL column `{table}.{column}`"),
-                ));
+                out.push(Hit::on(table, format!("drops the default of NOT NULL column `{table}.{column}`")));
             }
         }
     }
@@ -52,15 +46,12 @@ mod tests {
 
     #[test]
     fn not_null_column_fires() {
-        assert!(pre("ALTER TABLE posts ALTER COLUMN status DROP DEFAULT;")
-            .fires("drop-default-of-not-null"));
+        assert!(pre("ALTER TABLE posts ALTER COLUMN status DROP DEFAULT;").fires("drop-default-of-not-null"));
     }
 
     #[test]
     fn nullable_column_or_after_deploy_is_fine() {
-        assert!(!pre("ALTER TABLE posts ALTER COLUMN body DROP DEFAULT;")
-            .fires("drop-default-of-not-null"));
-        assert!(!post("ALTER TABLE posts ALTER COLUMN status DROP DEFAULT;")
-            .fires("drop-default-of-not-null"));
+        assert!(!pre("ALTER TABLE posts ALTER COLUMN body DROP DEFAULT;").fires("drop-default-of-not-null"));
+        assert!(!post("ALTER TABLE posts ALTER COLUMN status DROP DEFAULT;").fires("drop-default-of-not-null"));
     }
 }

@@ -45,9 +45,6 @@ mod tests {
     #[test]
     fn after_deploy_and_create_are_fine() {
         assert!(!post("DROP FUNCTION slugify(text);").fires("drop-function"));
-        assert!(
-            !pre("CREATE FUNCTION one() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql;")
-                .fires("drop-function")
-        );
+        assert!(!pre("CREATE FUNCTION one() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql;").fires("drop-function"));
     }
 }

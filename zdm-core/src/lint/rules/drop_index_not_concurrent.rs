@@ -28,18 +28,10 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::DropIndex {
-        names,
-        concurrently: false,
-    } = &stmt.kind
-    {
+    if let StmtKind::DropIndex { names, concurrently: false } = &stmt.kind {
         for n in names {
             let table = cx.schema.indexes.get(n).cloned();
-            out.push(Hit {
-                table,
-                message: format!("drops index `{n}` without CONCURRENTLY"),
-                span: None,
-            });
+            out.push(Hit { table, message: format!("drops index `{n}` without CONCURRENTLY"), span: None });
         }
     }
 }
@@ -55,12 +47,8 @@ mod tests {
 
     #[test]
     fn concurrent_or_same_file_is_fine() {
-        assert!(!post("DROP INDEX CONCURRENTLY posts_title_idx;")
-            .no_tx()
+        assert!(!post("DROP INDEX CONCURRENTLY posts_title_idx;").no_tx().fires("drop-index-not-concurrent"));
+        assert!(!pre("CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);\nDROP INDEX t_a;")
             .fires("drop-index-not-concurrent"));
-        assert!(
-            !pre("CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);\nDROP INDEX t_a;")
-                .fires("drop-index-not-concurrent")
-        );
     }
 }

@@ -38,9 +38,7 @@ mod tests {
 
     #[test]
     fn adding_a_value_warns() {
-        assert!(pre("ALTER TYPE mood ADD VALUE 'calm';")
-            .no_tx()
-            .fires("enum-add-value"));
+        assert!(pre("ALTER TYPE mood ADD VALUE 'calm';").no_tx().fires("enum-add-value"));
     }
 
     #[test]

@@ -41,9 +41,7 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
             "adds enum value '{value}' inside a transaction (refused before PostgreSQL 12)"
         )));
     } else if cx.later().iter().any(|s| cx.text(s).contains(&literal)) {
-        out.push(Hit::anywhere(format!(
-            "adds enum value '{value}' and uses it in the same transaction"
-        )));
+        out.push(Hit::anywhere(format!("adds enum value '{value}' and uses it in the same transaction")));
     }
 }
 
@@ -53,21 +51,14 @@ mod tests {
 
     #[test]
     fn using_the_value_in_the_same_transaction_fires() {
-        assert!(pre(
-            "ALTER TYPE mood ADD VALUE 'calm';\nUPDATE posts SET status = 'calm' WHERE id = 1;"
-        )
-        .fires("enum-add-value-in-txn"));
-        assert!(pre("ALTER TYPE mood ADD VALUE 'calm';")
-            .pg(11)
+        assert!(pre("ALTER TYPE mood ADD VALUE 'calm';\nUPDATE posts SET status = 'calm' WHERE id = 1;")
             .fires("enum-add-value-in-txn"));
+        assert!(pre("ALTER TYPE mood ADD VALUE 'calm';").pg(11).fires("enum-add-value-in-txn"));
     }
 
     #[test]
     fn alone_on_12_plus_or_outside_a_transaction_is_fine() {
         assert!(!pre("ALTER TYPE mood ADD VALUE 'calm';").fires("enum-add-value-in-txn"));
-        assert!(!pre("ALTER TYPE mood ADD VALUE 'calm';")
-            .pg(11)
-            .no_tx()
-            .fires("enum-add-value-in-txn"));
+        assert!(!pre("ALTER TYPE mood ADD VALUE 'calm';").pg(11).no_tx().fires("enum-add-value-in-txn"));
     }
 }

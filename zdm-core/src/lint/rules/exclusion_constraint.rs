@@ -28,10 +28,7 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if matches!(action, Action::AddConstraint(c) if c.kind == ConstraintKind::Exclude) {
-            out.push(Hit::on(
-                table,
-                format!("adds an exclusion constraint to `{table}`"),
-            ));
+            out.push(Hit::on(table, format!("adds an exclusion constraint to `{table}`")));
         }
     }
 }
@@ -42,14 +39,13 @@ mod tests {
 
     #[test]
     fn exclusion_fires() {
-        assert!(
-            post("ALTER TABLE posts ADD CONSTRAINT x EXCLUDE USING gist (user_id WITH =);")
-                .fires("exclusion-constraint")
-        );
+        assert!(post("ALTER TABLE posts ADD CONSTRAINT x EXCLUDE USING gist (user_id WITH =);")
+            .fires("exclusion-constraint"));
     }
 
     #[test]
     fn new_table_is_fine() {
-        assert!(!pre("CREATE TABLE b (r int);\nALTER TABLE b ADD CONSTRAINT x EXCLUDE USING gist (r WITH =);").fires("exclusion-constraint"));
+        assert!(!pre("CREATE TABLE b (r int);\nALTER TABLE b ADD CONSTRAINT x EXCLUDE USING gist (r WITH =);")
+            .fires("exclusion-constraint"));
     }
 }

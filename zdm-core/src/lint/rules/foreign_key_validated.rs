@@ -33,22 +33,14 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         match action {
-            Action::AddConstraint(c)
-                if matches!(c.kind, ConstraintKind::ForeignKey { .. }) && !c.not_valid =>
-            {
-                out.push(Hit::on(
-                    table,
-                    format!("adds a validated foreign key to `{table}`"),
-                ));
+            Action::AddConstraint(c) if matches!(c.kind, ConstraintKind::ForeignKey { .. }) && !c.not_valid => {
+                out.push(Hit::on(table, format!("adds a validated foreign key to `{table}`")));
             }
             // An inline REFERENCES on a new column with a default must check every row.
             Action::AddColumn(col) if col.references.is_some() && col.default.is_some() => {
                 out.push(Hit::on(
                     table,
-                    format!(
-                        "adds column `{table}.{}` with a default and a foreign key",
-                        col.name
-                    ),
+                    format!("adds column `{table}.{}` with a default and a foreign key", col.name),
                 ));
             }
             _ => {}
@@ -62,26 +54,21 @@ mod tests {
 
     #[test]
     fn validated_foreign_key_fires() {
-        assert!(post(
-            "ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id);"
-        )
-        .fires("foreign-key-validated"));
-        assert!(pre(
-            "ALTER TABLE posts ADD COLUMN editor_id bigint DEFAULT 1 REFERENCES users (id);"
-        )
-        .fires("foreign-key-validated"));
+        assert!(post("ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id);")
+            .fires("foreign-key-validated"));
+        assert!(pre("ALTER TABLE posts ADD COLUMN editor_id bigint DEFAULT 1 REFERENCES users (id);")
+            .fires("foreign-key-validated"));
     }
 
     #[test]
     fn not_valid_new_column_and_new_table_are_fine() {
-        assert!(!pre("ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;").fires("foreign-key-validated"));
+        assert!(!pre("ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;")
+            .fires("foreign-key-validated"));
         assert!(
-            !pre("ALTER TABLE posts ADD COLUMN editor_id bigint REFERENCES users (id);")
-                .fires("foreign-key-validated")
+            !pre("ALTER TABLE posts ADD COLUMN editor_id bigint REFERENCES users (id);").fires("foreign-key-validated")
         );
         assert!(
-            !pre("CREATE TABLE c (id bigint, user_id bigint REFERENCES users (id));")
-                .fires("foreign-key-validated")
+            !pre("CREATE TABLE c (id bigint, user_id bigint REFERENCES users (id));").fires("foreign-key-validated")
         );
     }
 }

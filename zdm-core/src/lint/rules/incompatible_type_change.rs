@@ -31,10 +31,7 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::AlterType { column, ty, using } = action {
-            let old = cx
-                .table(table)
-                .and_then(|t| t.column(column))
-                .and_then(|c| c.ty.as_ref());
+            let old = cx.table(table).and_then(|t| t.column(column)).and_then(|c| c.ty.as_ref());
             let change = match ty {
                 Some(ty) if !using => judge(old, ty, cx.pg.major),
                 _ => Change::Rewrite,
@@ -44,9 +41,7 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 let to = ty.as_ref().map_or("?".to_string(), |t| t.to_string());
                 out.push(Hit::on(
                     table,
-                    format!(
-                        "changes `{table}.{column}` from {from} to {to}, which rewrites the table"
-                    ),
+                    format!("changes `{table}.{column}` from {from} to {to}, which rewrites the table"),
                 ));
             }
         }
@@ -59,26 +54,19 @@ mod tests {
 
     #[test]
     fn rewriting_changes_fire_in_every_phase() {
+        assert!(pre("ALTER TABLE posts ALTER COLUMN id TYPE int;").fires("incompatible-type-change"));
+        assert!(post("ALTER TABLE posts ALTER COLUMN user_id TYPE int;").fires("incompatible-type-change"));
         assert!(
-            pre("ALTER TABLE posts ALTER COLUMN id TYPE int;").fires("incompatible-type-change")
-        );
-        assert!(post("ALTER TABLE posts ALTER COLUMN user_id TYPE int;")
-            .fires("incompatible-type-change"));
-        assert!(
-            post("ALTER TABLE posts ALTER COLUMN body TYPE jsonb USING body::jsonb;")
-                .fires("incompatible-type-change")
+            post("ALTER TABLE posts ALTER COLUMN body TYPE jsonb USING body::jsonb;").fires("incompatible-type-change")
         );
     }
 
     #[test]
     fn widening_is_not_a_rewrite() {
+        assert!(!post("ALTER TABLE posts ALTER COLUMN title TYPE varchar(200);").fires("incompatible-type-change"));
+        assert!(!post("ALTER TABLE posts ALTER COLUMN title TYPE text USING title;").fires("incompatible-type-change"));
         assert!(
-            !post("ALTER TABLE posts ALTER COLUMN title TYPE varchar(200);")
-                .fires("incompatible-type-change")
-        );
-        assert!(
-            !pre("CREATE TABLE t (a int); ALTER TABLE t ALTER COLUMN a TYPE bigint;")
-                .fires("incompatible-type-change")
+            !pre("CREATE TABLE t (a int); ALTER TABLE t ALTER COLUMN a TYPE bigint;").fires("incompatible-type-change")
         );
     }
 }

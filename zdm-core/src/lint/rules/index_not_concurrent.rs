@@ -29,17 +29,8 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::CreateIndex {
-        table,
-        concurrently: false,
-        only: false,
-        ..
-    } = &stmt.kind
-    {
-        out.push(Hit::on(
-            table,
-            format!("builds an index on `{table}` without CONCURRENTLY"),
-        ));
+    if let StmtKind::CreateIndex { table, concurrently: false, only: false, .. } = &stmt.kind {
+        out.push(Hit::on(table, format!("builds an index on `{table}` without CONCURRENTLY")));
     }
 }
 
@@ -49,23 +40,15 @@ mod tests {
 
     #[test]
     fn plain_index_on_existing_table_fires() {
-        assert!(
-            pre("CREATE INDEX posts_user_idx ON posts (user_id);").fires("index-not-concurrent")
-        );
-        assert!(
-            post("CREATE UNIQUE INDEX posts_slug_idx ON posts (legacy_slug);")
-                .fires("index-not-concurrent")
-        );
+        assert!(pre("CREATE INDEX posts_user_idx ON posts (user_id);").fires("index-not-concurrent"));
+        assert!(post("CREATE UNIQUE INDEX posts_slug_idx ON posts (legacy_slug);").fires("index-not-concurrent"));
     }
 
     #[test]
     fn concurrent_or_new_table_is_fine() {
-        assert!(
-            !pre("CREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);")
-                .no_tx()
-                .fires("index-not-concurrent")
-        );
-        assert!(!pre("CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);")
+        assert!(!pre("CREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);")
+            .no_tx()
             .fires("index-not-concurrent"));
+        assert!(!pre("CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);").fires("index-not-concurrent"));
     }
 }

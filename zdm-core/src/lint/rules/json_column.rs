@@ -27,23 +27,16 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    let is_json =
-        |c: &crate::lint::model::ColumnDef| c.ty.as_ref().is_some_and(|t| t.name == "json");
+    let is_json = |c: &crate::lint::model::ColumnDef| c.ty.as_ref().is_some_and(|t| t.name == "json");
     if let StmtKind::CreateTable { table, columns, .. } = &stmt.kind {
         for c in columns.iter().filter(|c| is_json(c)) {
-            out.push(Hit::on(
-                table,
-                format!("column `{table}.{}` is `json`", c.name),
-            ));
+            out.push(Hit::on(table, format!("column `{table}.{}` is `json`", c.name)));
         }
     }
     for (table, action) in alter_actions(stmt) {
         if let Action::AddColumn(c) = action {
             if is_json(c) {
-                out.push(Hit::on(
-                    table,
-                    format!("column `{table}.{}` is `json`", c.name),
-                ));
+                out.push(Hit::on(table, format!("column `{table}.{}` is `json`", c.name)));
             }
         }
     }
@@ -57,12 +50,7 @@ mod tests {
     fn json_warns() {
         assert!(pre("ALTER TABLE posts ADD COLUMN meta json;").fires("json-column"));
         assert!(pre("CREATE TABLE t (meta json);").fires("json-column"));
-        assert!(
-            pre("ALTER TABLE posts ADD COLUMN meta json;")
-                .errors()
-                .is_empty(),
-            "a warning, not an error"
-        );
+        assert!(pre("ALTER TABLE posts ADD COLUMN meta json;").errors().is_empty(), "a warning, not an error");
     }
 
     #[test]

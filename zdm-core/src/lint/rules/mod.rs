@@ -151,18 +151,10 @@ pub struct Hit {
 
 impl Hit {
     pub fn on(table: &str, message: impl Into<String>) -> Hit {
-        Hit {
-            table: Some(table.to_string()),
-            message: message.into(),
-            span: None,
-        }
+        Hit { table: Some(table.to_string()), message: message.into(), span: None }
     }
     pub fn anywhere(message: impl Into<String>) -> Hit {
-        Hit {
-            table: None,
-            message: message.into(),
-            span: None,
-        }
+        Hit { table: None, message: message.into(), span: None }
     }
 }
 
@@ -230,27 +222,16 @@ pub fn access_exclusive_table(stmt: &Stmt, schema: &Schema) -> Option<String> {
             let weaker = |a: &Action| {
                 matches!(
                     a,
-                    Action::ValidateConstraint { .. }
-                        | Action::EnableDisableTrigger
-                        | Action::AttachPartition { .. }
+                    Action::ValidateConstraint { .. } | Action::EnableDisableTrigger | Action::AttachPartition { .. }
                 ) || matches!(a, Action::AddConstraint(c) if matches!(c.kind, super::model::ConstraintKind::ForeignKey { .. }))
-                    || matches!(
-                        a,
-                        Action::DetachPartition {
-                            concurrently: true,
-                            ..
-                        }
-                    )
+                    || matches!(a, Action::DetachPartition { concurrently: true, .. })
             };
             (!actions.is_empty() && !actions.iter().all(weaker)).then(|| table.clone())
         }
-        StmtKind::DropTable { tables, .. }
-        | StmtKind::Truncate { tables, .. }
-        | StmtKind::Lock { tables } => tables.first().cloned(),
-        StmtKind::DropIndex {
-            names,
-            concurrently: false,
-        } => names.iter().find_map(|n| schema.indexes.get(n).cloned()),
+        StmtKind::DropTable { tables, .. } | StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables } => {
+            tables.first().cloned()
+        }
+        StmtKind::DropIndex { names, concurrently: false } => names.iter().find_map(|n| schema.indexes.get(n).cloned()),
         StmtKind::TableRewrite { table, .. } => table.clone(),
         _ => None,
     }
@@ -289,19 +270,10 @@ pub(crate) mod test_util {
     }
 
     pub fn pre(sql: &'static str) -> Run {
-        Run {
-            sql,
-            phase: Phase::PreDeploy,
-            no_transaction: false,
-            pg: 15,
-            setup: SETUP,
-        }
+        Run { sql, phase: Phase::PreDeploy, no_transaction: false, pg: 15, setup: SETUP }
     }
     pub fn post(sql: &'static str) -> Run {
-        Run {
-            phase: Phase::PostDeploy,
-            ..pre(sql)
-        }
+        Run { phase: Phase::PostDeploy, ..pre(sql) }
     }
 
     impl Run {
@@ -319,21 +291,11 @@ pub(crate) mod test_util {
         }
         /// The ids of the blocking findings of the migration after `setup`.
         pub fn errors(&self) -> Vec<&'static str> {
-            self.findings()
-                .into_iter()
-                .filter(|f| f.blocks())
-                .map(|f| f.rule)
-                .collect()
+            self.findings().into_iter().filter(|f| f.blocks()).map(|f| f.rule).collect()
         }
         pub fn findings(&self) -> Vec<super::super::Finding> {
             let d = directive::parse(self.sql).expect("test SQL has valid directives");
-            let config = LintConfig {
-                postgres: PgVersion {
-                    major: self.pg,
-                    minor: None,
-                },
-                start_after: Some(1),
-            };
+            let config = LintConfig { postgres: PgVersion { major: self.pg, minor: None }, start_after: Some(1) };
             let files = [
                 LintInput {
                     version: 1,
@@ -356,9 +318,7 @@ pub(crate) mod test_util {
         }
         /// `rule` reports an error (or, for warning rules, any finding).
         pub fn fires(&self, rule: &str) -> bool {
-            self.findings()
-                .iter()
-                .any(|f| f.rule == rule && f.assured.is_none())
+            self.findings().iter().any(|f| f.rule == rule && f.assured.is_none())
         }
     }
 }

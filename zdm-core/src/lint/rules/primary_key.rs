@@ -31,16 +31,10 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         match action {
             Action::AddConstraint(c) if c.kind == ConstraintKind::PrimaryKey && !c.using_index => {
-                out.push(Hit::on(
-                    table,
-                    format!("adds a primary key to `{table}` by building its index"),
-                ));
+                out.push(Hit::on(table, format!("adds a primary key to `{table}` by building its index")));
             }
             Action::AddColumn(col) if col.primary_key => {
-                out.push(Hit::on(
-                    table,
-                    format!("adds primary key column `{table}.{}`", col.name),
-                ));
+                out.push(Hit::on(table, format!("adds primary key column `{table}.{}`", col.name)));
             }
             _ => {}
         }
@@ -58,13 +52,8 @@ mod tests {
 
     #[test]
     fn using_index_and_new_table_are_fine() {
-        assert!(!post(
-            "ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_id_idx;"
-        )
-        .fires("primary-key"));
-        assert!(
-            !pre("CREATE TABLE t (id int); ALTER TABLE t ADD PRIMARY KEY (id);")
-                .fires("primary-key")
-        );
+        assert!(!post("ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_id_idx;")
+            .fires("primary-key"));
+        assert!(!pre("CREATE TABLE t (id int); ALTER TABLE t ADD PRIMARY KEY (id);").fires("primary-key"));
     }
 }

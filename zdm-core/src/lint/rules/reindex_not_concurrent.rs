@@ -29,16 +29,8 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::Reindex {
-        concurrently: false,
-        table,
-    } = &stmt.kind
-    {
-        out.push(Hit {
-            table: table.clone(),
-            message: "rebuilds an index without CONCURRENTLY".into(),
-            span: None,
-        });
+    if let StmtKind::Reindex { concurrently: false, table } = &stmt.kind {
+        out.push(Hit { table: table.clone(), message: "rebuilds an index without CONCURRENTLY".into(), span: None });
     }
 }
 
@@ -54,8 +46,6 @@ mod tests {
 
     #[test]
     fn concurrent_reindex_is_fine() {
-        assert!(!post("REINDEX INDEX CONCURRENTLY posts_title_idx;")
-            .no_tx()
-            .fires("reindex-not-concurrent"));
+        assert!(!post("REINDEX INDEX CONCURRENTLY posts_title_idx;").no_tx().fires("reindex-not-concurrent"));
     }
 }

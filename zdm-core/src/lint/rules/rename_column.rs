@@ -29,10 +29,7 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::RenameColumn { from, to } = action {
-            out.push(Hit::on(
-                table,
-                format!("renames column `{table}.{from}` to `{to}`"),
-            ));
+            out.push(Hit::on(table, format!("renames column `{table}.{from}` to `{to}`")));
         }
     }
 }
@@ -49,9 +46,6 @@ mod tests {
 
     #[test]
     fn renaming_on_a_new_table_is_fine() {
-        assert!(
-            !pre("CREATE TABLE t (a int); ALTER TABLE t RENAME COLUMN a TO b;")
-                .fires("rename-column")
-        );
+        assert!(!pre("CREATE TABLE t (a int); ALTER TABLE t RENAME COLUMN a TO b;").fires("rename-column"));
     }
 }

@@ -42,8 +42,6 @@ mod tests {
 
     #[test]
     fn adding_a_value_is_not_this_rule() {
-        assert!(!pre("ALTER TYPE mood ADD VALUE 'calm';")
-            .no_tx()
-            .fires("rename-enum-value"));
+        assert!(!pre("ALTER TYPE mood ADD VALUE 'calm';").no_tx().fires("rename-enum-value"));
     }
 }

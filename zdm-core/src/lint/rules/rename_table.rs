@@ -33,9 +33,7 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
             // The recipe itself: a view with the old name follows in the same file.
             let view_follows = cx.later().iter().any(|s| {
                 let text = cx.text(s).to_ascii_lowercase();
-                text.starts_with("create")
-                    && text.contains(" view ")
-                    && text.contains(&table.to_ascii_lowercase())
+                text.starts_with("create") && text.contains(" view ") && text.contains(&table.to_ascii_lowercase())
             });
             if !view_follows {
                 out.push(Hit::on(table, format!("renames table `{table}` to `{to}`")));
@@ -56,9 +54,7 @@ mod tests {
 
     #[test]
     fn rename_with_a_compatibility_view_is_the_recipe() {
-        assert!(!pre(
-            "ALTER TABLE posts RENAME TO articles;\nCREATE VIEW posts AS SELECT * FROM articles;"
-        )
-        .fires("rename-table"));
+        assert!(!pre("ALTER TABLE posts RENAME TO articles;\nCREATE VIEW posts AS SELECT * FROM articles;")
+            .fires("rename-table"));
     }
 }

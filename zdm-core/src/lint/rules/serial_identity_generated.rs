@@ -22,8 +22,7 @@ pub static RULE: Rule = Rule {
     id: "serial-identity-generated",
     kind: Kind::Locks,
     why: "every existing row gets a computed value: the table is rewritten under ACCESS EXCLUSIVE",
-    recipe:
-        "add a nullable column, fill new rows with a trigger and old rows with a batched backfill",
+    recipe: "add a nullable column, fill new rows with a trigger and old rows with a batched backfill",
     check,
 };
 
@@ -39,10 +38,7 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
             } else {
                 continue;
             };
-            out.push(Hit::on(
-                table,
-                format!("adds {what} column `{table}.{}`", c.name),
-            ));
+            out.push(Hit::on(table, format!("adds {what} column `{table}.{}`", c.name)));
         }
     }
 }
@@ -53,24 +49,17 @@ mod tests {
 
     #[test]
     fn computed_columns_fire() {
+        assert!(pre("ALTER TABLE posts ADD COLUMN seq bigserial;").fires("serial-identity-generated"));
         assert!(
-            pre("ALTER TABLE posts ADD COLUMN seq bigserial;").fires("serial-identity-generated")
+            pre("ALTER TABLE posts ADD COLUMN n int GENERATED ALWAYS AS IDENTITY;").fires("serial-identity-generated")
         );
-        assert!(
-            pre("ALTER TABLE posts ADD COLUMN n int GENERATED ALWAYS AS IDENTITY;")
-                .fires("serial-identity-generated")
-        );
-        assert!(pre(
-            "ALTER TABLE posts ADD COLUMN t text GENERATED ALWAYS AS (lower(title)) STORED;"
-        )
-        .fires("serial-identity-generated"));
+        assert!(pre("ALTER TABLE posts ADD COLUMN t text GENERATED ALWAYS AS (lower(title)) STORED;")
+            .fires("serial-identity-generated"));
     }
 
     #[test]
     fn plain_columns_and_new_tables_are_fine() {
         assert!(!pre("ALTER TABLE posts ADD COLUMN seq bigint;").fires("serial-identity-generated"));
-        assert!(
-            !pre("CREATE TABLE t (id bigserial PRIMARY KEY);").fires("serial-identity-generated")
-        );
+        assert!(!pre("CREATE TABLE t (id bigserial PRIMARY KEY);").fires("serial-identity-generated"));
     }
 }

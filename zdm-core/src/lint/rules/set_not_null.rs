@@ -34,15 +34,9 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::SetNotNull { column } = action {
-            let proven = cx.pg.major >= 12
-                && cx
-                    .table(table)
-                    .is_some_and(|t| t.has_valid_not_null_check(column));
+            let proven = cx.pg.major >= 12 && cx.table(table).is_some_and(|t| t.has_valid_not_null_check(column));
             if !proven {
-                out.push(Hit::on(
-                    table,
-                    format!("sets NOT NULL on `{table}.{column}` by scanning the table"),
-                ));
+                out.push(Hit::on(table, format!("sets NOT NULL on `{table}.{column}` by scanning the table")));
             }
         }
     }
@@ -62,16 +56,9 @@ mod tests {
         let setup = "CREATE TABLE posts (id int, body text);\n\
                      ALTER TABLE posts ADD CONSTRAINT body_nn CHECK (body IS NOT NULL) NOT VALID;\n\
                      ALTER TABLE posts VALIDATE CONSTRAINT body_nn;";
-        assert!(!post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;")
-            .setup(setup)
-            .fires("set-not-null"));
-        assert!(post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;")
-            .setup(setup)
-            .pg(11)
-            .fires("set-not-null"));
+        assert!(!post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;").setup(setup).fires("set-not-null"));
+        assert!(post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;").setup(setup).pg(11).fires("set-not-null"));
         let not_validated = "CREATE TABLE posts (id int, body text);\nALTER TABLE posts ADD CONSTRAINT body_nn CHECK (body IS NOT NULL) NOT VALID;";
-        assert!(post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;")
-            .setup(not_validated)
-            .fires("set-not-null"));
+        assert!(post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;").setup(not_validated).fires("set-not-null"));
     }
 }

@@ -21,18 +21,13 @@ pub static RULE: Rule = Rule {
     id: "table-rewrite",
     kind: Kind::Locks,
     why: "the whole table is rewritten under ACCESS EXCLUSIVE: no reads or writes until it ends",
-    recipe:
-        "use pg_repack, or schedule a window and accept it with `-- zdm:safety_assured <reason>`",
+    recipe: "use pg_repack, or schedule a window and accept it with `-- zdm:safety_assured <reason>`",
     check,
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     if let StmtKind::TableRewrite { what, table } = &stmt.kind {
-        out.push(Hit {
-            table: table.clone(),
-            message: format!("{what} rewrites the table"),
-            span: None,
-        });
+        out.push(Hit { table: table.clone(), message: format!("{what} rewrites the table"), span: None });
     }
     for (table, action) in alter_actions(stmt) {
         if let Action::Rewrite { what } = action {

@@ -34,10 +34,7 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
     for (table, action) in alter_actions(stmt) {
         if matches!(action, Action::EnableDisableTrigger) && !cx.is_new(table) {
-            out.push(Hit::on(
-                table,
-                format!("enables or disables a trigger on `{table}`"),
-            ));
+            out.push(Hit::on(table, format!("enables or disables a trigger on `{table}`")));
         }
     }
 }
@@ -49,16 +46,16 @@ mod tests {
 
     #[test]
     fn trigger_on_existing_table_is_a_note() {
-        let f = pre("CREATE TRIGGER t BEFORE UPDATE ON posts FOR EACH ROW EXECUTE FUNCTION f();")
-            .findings();
-        assert!(f
-            .iter()
-            .any(|f| f.rule == "trigger-lock" && f.severity == Severity::Info));
+        let f = pre("CREATE TRIGGER t BEFORE UPDATE ON posts FOR EACH ROW EXECUTE FUNCTION f();").findings();
+        assert!(f.iter().any(|f| f.rule == "trigger-lock" && f.severity == Severity::Info));
         assert!(f.iter().all(|f| !f.blocks()));
     }
 
     #[test]
     fn trigger_on_new_table_is_silent() {
-        assert!(!pre("CREATE TABLE t (a int);\nCREATE TRIGGER x BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();").fires("trigger-lock"));
+        assert!(!pre(
+            "CREATE TABLE t (a int);\nCREATE TRIGGER x BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();"
+        )
+        .fires("trigger-lock"));
     }
 }

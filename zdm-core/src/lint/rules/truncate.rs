@@ -19,7 +19,8 @@ use crate::lint::model::{Stmt, StmtKind};
 pub static RULE: Rule = Rule {
     id: "truncate",
     kind: Kind::Breaks,
-    why: "the build still serving uses this data; TRUNCATE empties it under ACCESS EXCLUSIVE and loses concurrent writes",
+    why:
+        "the build still serving uses this data; TRUNCATE empties it under ACCESS EXCLUSIVE and loses concurrent writes",
     recipe: "truncate in an `-- zdm:after_deploy` migration, or delete in batches",
     check,
 };

@@ -25,11 +25,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::Truncate {
-        tables,
-        cascade: true,
-    } = &stmt.kind
-    {
+    if let StmtKind::Truncate { tables, cascade: true } = &stmt.kind {
         out.push(Hit {
             table: tables.first().cloned(),
             message: format!("truncates `{}` with CASCADE", tables.join(", ")),

@@ -36,16 +36,8 @@ pub static RULE: Rule = Rule {
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
-        if let Action::AlterType {
-            column,
-            ty: Some(ty),
-            using,
-        } = action
-        {
-            let old = cx
-                .table(table)
-                .and_then(|t| t.column(column))
-                .and_then(|c| c.ty.as_ref());
+        if let Action::AlterType { column, ty: Some(ty), using } = action {
+            let old = cx.table(table).and_then(|t| t.column(column)).and_then(|c| c.ty.as_ref());
             if !using && old.is_some() && judge(old, ty, cx.pg.major) == Change::NoRewrite {
                 out.push(Hit::on(
                     table,
@@ -66,23 +58,13 @@ mod tests {
     #[test]
     fn rewrite_free_change_fires_before_deploy() {
         assert!(pre("ALTER TABLE posts ALTER COLUMN title TYPE text;").fires("type-change"));
-        assert!(
-            pre("ALTER TABLE posts ALTER COLUMN title TYPE varchar(255);").fires("type-change")
-        );
-        assert!(
-            pre("ALTER TABLE posts ALTER COLUMN price TYPE numeric(14,2);").fires("type-change")
-        );
+        assert!(pre("ALTER TABLE posts ALTER COLUMN title TYPE varchar(255);").fires("type-change"));
+        assert!(pre("ALTER TABLE posts ALTER COLUMN price TYPE numeric(14,2);").fires("type-change"));
     }
 
     #[test]
     fn after_deploy_it_is_safe() {
-        assert!(post("ALTER TABLE posts ALTER COLUMN title TYPE text;")
-            .errors()
-            .is_empty());
-        assert!(
-            post("ALTER TABLE posts ALTER COLUMN price TYPE numeric(14,2);")
-                .errors()
-                .is_empty()
-        );
+        assert!(post("ALTER TABLE posts ALTER COLUMN title TYPE text;").errors().is_empty());
+        assert!(post("ALTER TABLE posts ALTER COLUMN price TYPE numeric(14,2);").errors().is_empty());
     }
 }

@@ -32,9 +32,7 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
             if cx.table(table).is_some_and(|t| t.check_uses(column)) {
                 out.push(Hit::on(
                     table,
-                    format!(
-                        "changes the type of `{table}.{column}`, which a CHECK constraint uses"
-                    ),
+                    format!("changes the type of `{table}.{column}`, which a CHECK constraint uses"),
                 ));
             }
         }
@@ -47,13 +45,11 @@ mod tests {
 
     #[test]
     fn checked_column_fires() {
-        assert!(post("ALTER TABLE posts ALTER COLUMN score TYPE bigint;")
-            .fires("type-change-with-check"));
+        assert!(post("ALTER TABLE posts ALTER COLUMN score TYPE bigint;").fires("type-change-with-check"));
     }
 
     #[test]
     fn unchecked_column_does_not() {
-        assert!(!post("ALTER TABLE posts ALTER COLUMN title TYPE text;")
-            .fires("type-change-with-check"));
+        assert!(!post("ALTER TABLE posts ALTER COLUMN title TYPE text;").fires("type-change-with-check"));
     }
 }

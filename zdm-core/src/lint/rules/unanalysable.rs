@@ -31,9 +31,7 @@ pub static RULE: Rule = Rule {
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     if let StmtKind::Unparsable { message } = &stmt.kind {
-        out.push(Hit::anywhere(format!(
-            "statement cannot be analysed: {message}"
-        )));
+        out.push(Hit::anywhere(format!("statement cannot be analysed: {message}")));
     }
 }
 
@@ -59,7 +57,13 @@ mod tests {
 
     #[test]
     fn keywords_in_strings_and_comments_do_not_count() {
-        assert!(pre("-- DROP TABLE posts;\nINSERT INTO posts (id, title) VALUES (1, 'DROP TABLE posts; EXECUTE');").errors().is_empty());
-        assert!(pre("CREATE FUNCTION f() RETURNS void AS $$ BEGIN EXECUTE 'DROP TABLE posts'; END $$ LANGUAGE plpgsql;").errors().is_empty());
+        assert!(pre("-- DROP TABLE posts;\nINSERT INTO posts (id, title) VALUES (1, 'DROP TABLE posts; EXECUTE');")
+            .errors()
+            .is_empty());
+        assert!(pre(
+            "CREATE FUNCTION f() RETURNS void AS $$ BEGIN EXECUTE 'DROP TABLE posts'; END $$ LANGUAGE plpgsql;"
+        )
+        .errors()
+        .is_empty());
     }
 }

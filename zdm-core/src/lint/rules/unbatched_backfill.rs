@@ -29,20 +29,12 @@ pub static RULE: Rule = Rule {
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     match &stmt.kind {
-        StmtKind::Update {
-            table,
-            has_where: false,
-        } => out.push(Hit::on(
-            table,
-            format!("updates every row of `{table}` at once"),
-        )),
-        StmtKind::Delete {
-            table,
-            has_where: false,
-        } => out.push(Hit::on(
-            table,
-            format!("deletes every row of `{table}` at once"),
-        )),
+        StmtKind::Update { table, has_where: false } => {
+            out.push(Hit::on(table, format!("updates every row of `{table}` at once")))
+        }
+        StmtKind::Delete { table, has_where: false } => {
+            out.push(Hit::on(table, format!("deletes every row of `{table}` at once")))
+        }
         _ => {}
     }
 }
@@ -59,13 +51,7 @@ mod tests {
 
     #[test]
     fn scoped_update_or_new_table_is_fine() {
-        assert!(
-            !pre("UPDATE posts SET status = 'draft' WHERE id BETWEEN 1 AND 1000;")
-                .fires("unbatched-backfill")
-        );
-        assert!(
-            !pre("CREATE TABLE t AS SELECT id FROM posts;\nUPDATE t SET id = id + 1;")
-                .fires("unbatched-backfill")
-        );
+        assert!(!pre("UPDATE posts SET status = 'draft' WHERE id BETWEEN 1 AND 1000;").fires("unbatched-backfill"));
+        assert!(!pre("CREATE TABLE t AS SELECT id FROM posts;\nUPDATE t SET id = id + 1;").fires("unbatched-backfill"));
     }
 }

@@ -25,10 +25,8 @@ use crate::lint::model::{Action, ConstraintKind, Stmt};
 pub static RULE: Rule = Rule {
     id: "unique-constraint",
     kind: Kind::Locks,
-    why:
-        "it builds the unique index under ACCESS EXCLUSIVE: no reads or writes for the whole build",
-    recipe:
-        "`CREATE UNIQUE INDEX CONCURRENTLY` first, then `ADD CONSTRAINT .. UNIQUE USING INDEX ..`",
+    why: "it builds the unique index under ACCESS EXCLUSIVE: no reads or writes for the whole build",
+    recipe: "`CREATE UNIQUE INDEX CONCURRENTLY` first, then `ADD CONSTRAINT .. UNIQUE USING INDEX ..`",
     check,
 };
 
@@ -36,19 +34,10 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         match action {
             Action::AddConstraint(c) if c.kind == ConstraintKind::Unique && !c.using_index => {
-                out.push(Hit::on(
-                    table,
-                    format!("adds a UNIQUE constraint to `{table}` by building its index"),
-                ));
+                out.push(Hit::on(table, format!("adds a UNIQUE constraint to `{table}` by building its index")));
             }
             Action::AddColumn(col) if col.unique => {
-                out.push(Hit::on(
-                    table,
-                    format!(
-                        "adds UNIQUE column `{table}.{}`, building its index",
-                        col.name
-                    ),
-                ));
+                out.push(Hit::on(table, format!("adds UNIQUE column `{table}.{}`, building its index", col.name)));
             }
             _ => {}
         }
@@ -61,16 +50,13 @@ mod tests {
 
     #[test]
     fn building_unique_constraint_fires() {
-        assert!(
-            post("ALTER TABLE users ADD CONSTRAINT k UNIQUE (email);").fires("unique-constraint")
-        );
+        assert!(post("ALTER TABLE users ADD CONSTRAINT k UNIQUE (email);").fires("unique-constraint"));
     }
 
     #[test]
     fn using_index_is_fine() {
         assert!(
-            !post("ALTER TABLE users ADD CONSTRAINT k UNIQUE USING INDEX users_email_idx;")
-                .fires("unique-constraint")
+            !post("ALTER TABLE users ADD CONSTRAINT k UNIQUE USING INDEX users_email_idx;").fires("unique-constraint")
         );
     }
 }

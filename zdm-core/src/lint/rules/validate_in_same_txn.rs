@@ -21,8 +21,7 @@ use crate::lint::model::{Action, Stmt};
 pub static RULE: Rule = Rule {
     id: "validate-in-same-txn",
     kind: Kind::Locks,
-    why:
-        "the lock an earlier statement of this transaction took is held through the validation scan",
+    why: "the lock an earlier statement of this transaction took is held through the validation scan",
     recipe: "run `VALIDATE CONSTRAINT` in a migration of its own",
     check,
 };
@@ -34,12 +33,12 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::ValidateConstraint { name } = action {
             if cx.file.not_valid.contains(name) {
+                out.push(Hit::on(table, format!("validates `{name}` in the transaction that added it")));
+            } else if let Some(locked) = &cx.file.exclusive {
                 out.push(Hit::on(
                     table,
-                    format!("validates `{name}` in the transaction that added it"),
+                    format!("validates `{name}` while this transaction holds ACCESS EXCLUSIVE on `{locked}`"),
                 ));
-            } else if let Some(locked) = &cx.file.exclusive {
-                out.push(Hit::on(table, format!("validates `{name}` while this transaction holds ACCESS EXCLUSIVE on `{locked}`")));
             }
         }
     }
@@ -53,8 +52,7 @@ mod tests {
     fn add_and_validate_together_fires() {
         let sql = "ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\nALTER TABLE posts VALIDATE CONSTRAINT fk;";
         assert!(pre(sql).fires("validate-in-same-txn"));
-        let after_lock =
-            "ALTER TABLE users ADD COLUMN x int;\nALTER TABLE posts VALIDATE CONSTRAINT fk;";
+        let after_lock = "ALTER TABLE users ADD COLUMN x int;\nALTER TABLE posts VALIDATE CONSTRAINT fk;";
         assert!(pre(after_lock).fires("validate-in-same-txn"));
     }
 

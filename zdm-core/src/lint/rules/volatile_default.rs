@@ -28,8 +28,7 @@ pub static RULE: Rule = Rule {
     id: "volatile-default",
     kind: Kind::Locks,
     why: "every row gets its own value, so the table is rewritten under ACCESS EXCLUSIVE",
-    recipe:
-        "add the column without a default, then SET DEFAULT, then backfill existing rows in batches",
+    recipe: "add the column without a default, then SET DEFAULT, then backfill existing rows in batches",
     check,
 };
 
@@ -42,13 +41,7 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
                 None => false,
             };
             if rewrites {
-                out.push(Hit::on(
-                    table,
-                    format!(
-                        "adds `{table}.{}` with a default that rewrites the table",
-                        c.name
-                    ),
-                ));
+                out.push(Hit::on(table, format!("adds `{table}.{}` with a default that rewrites the table", c.name)));
             }
         }
     }
@@ -60,30 +53,15 @@ mod tests {
 
     #[test]
     fn volatile_default_fires() {
-        assert!(
-            pre("ALTER TABLE posts ADD COLUMN token uuid DEFAULT gen_random_uuid();")
-                .fires("volatile-default")
-        );
-        assert!(
-            pre("ALTER TABLE posts ADD COLUMN seen boolean DEFAULT false;")
-                .pg(10)
-                .fires("volatile-default")
-        );
+        assert!(pre("ALTER TABLE posts ADD COLUMN token uuid DEFAULT gen_random_uuid();").fires("volatile-default"));
+        assert!(pre("ALTER TABLE posts ADD COLUMN seen boolean DEFAULT false;").pg(10).fires("volatile-default"));
     }
 
     #[test]
     fn constant_and_stable_defaults_are_fine_on_11_plus() {
-        assert!(
-            !pre("ALTER TABLE posts ADD COLUMN seen boolean DEFAULT false;")
-                .fires("volatile-default")
-        );
-        assert!(
-            !pre("ALTER TABLE posts ADD COLUMN created_at timestamptz DEFAULT now();")
-                .fires("volatile-default")
-        );
-        assert!(!pre(
-            "ALTER TABLE posts ADD COLUMN created_at timestamptz DEFAULT CURRENT_TIMESTAMP;"
-        )
-        .fires("volatile-default"));
+        assert!(!pre("ALTER TABLE posts ADD COLUMN seen boolean DEFAULT false;").fires("volatile-default"));
+        assert!(!pre("ALTER TABLE posts ADD COLUMN created_at timestamptz DEFAULT now();").fires("volatile-default"));
+        assert!(!pre("ALTER TABLE posts ADD COLUMN created_at timestamptz DEFAULT CURRENT_TIMESTAMP;")
+            .fires("volatile-default"));
     }
 }
