@@ -44,3 +44,19 @@ async fn sqlx_applied_versions_count_as_applied_on_sqlite() {
     let report = zdm::migrator!("tests/migrations/adopt").run_pre(&pool).await.unwrap();
     assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
 }
+
+#[tokio::test]
+async fn diesel_layout_is_embedded_and_run() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let m = zdm::migrator!("tests/migrations/diesel");
+    let versions: Vec<i64> = m.migrations().map(|m| m.version).collect();
+    assert_eq!(versions, [20240101000000, 20240102000000]);
+    assert!(m.migrations().nth(1).unwrap().no_transaction, "metadata.toml: run_in_transaction = false");
+    m.run_pre(&pool).await.unwrap();
+    let valid: bool = sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'posts_title_idx'::regclass")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(valid);
+}

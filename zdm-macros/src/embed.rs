@@ -58,7 +58,8 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
         first
     })?;
     let warnings = lint(&parsed, args)?;
-    let items = parsed.iter().map(|m| migration_tokens(m, &abs));
+    let shown = dir.value();
+    let items = parsed.iter().map(|m| migration_tokens(m, &abs, &shown));
     let postgres = args.postgres.major;
     Ok(quote! {
         ::zdm::__private::EmbeddedSet {
@@ -73,7 +74,7 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
     })
 }
 
-fn migration_tokens(m: &ParsedMigration, abs_dir: &Path) -> TokenStream {
+fn migration_tokens(m: &ParsedMigration, abs_dir: &Path, shown_dir: &str) -> TokenStream {
     let version = m.version;
     let description = &m.description;
     let source = &m.path;
@@ -82,7 +83,7 @@ fn migration_tokens(m: &ParsedMigration, abs_dir: &Path) -> TokenStream {
     let no_transaction = m.directives.no_transaction;
     let reasons = m.directives.safety_assured.iter().map(|s| &s.reason);
     // The shown path starts with the folder as written; the rest is relative to it.
-    let relative = m.path.split_once('/').map_or(m.path.as_str(), |(_, rest)| rest);
+    let relative = m.path.strip_prefix(shown_dir.trim_end_matches('/')).unwrap_or(&m.path).trim_start_matches('/');
     let abs: PathBuf = abs_dir.join(relative);
     let abs = syn::LitStr::new(&abs.to_string_lossy(), Span::call_site());
     quote! {
