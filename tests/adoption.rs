@@ -54,9 +54,10 @@ async fn diesel_layout_is_embedded_and_run() {
     assert_eq!(versions, [20240101000000, 20240102000000]);
     assert!(m.migrations().nth(1).unwrap().no_transaction, "metadata.toml: run_in_transaction = false");
     m.run_pre(&pool).await.unwrap();
-    let valid: bool = sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'posts_title_idx'::regclass")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let valid: bool =
+        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'posts_title_idx'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(valid);
 }

@@ -228,3 +228,16 @@ async fn ledger_lives_in_a_configured_schema() {
     assert_eq!(n, 2);
     assert!(!tables(&pool).await.contains(&"zdm_migrations".to_string()));
 }
+
+#[tokio::test]
+async fn a_server_older_than_the_lint_target_is_warned_about() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let report = zdm::migrator!("tests/migrations/phases").lint_postgres(99).run_pre(&pool).await.unwrap();
+    assert!(report.notices.iter().any(|n| n.contains("linted for PostgreSQL 99")), "{report}");
+    // The default target (15) is not newer than this machine's server: no such notice.
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let report = zdm::migrator!("tests/migrations/phases").run_pre(&pool).await.unwrap();
+    assert!(!report.notices.iter().any(|n| n.contains("linted for")), "{report}");
+}
