@@ -30,7 +30,7 @@ pub use sqlx;
 pub use zdm_core::Phase;
 pub use zdm_macros::{after_deploy, migration, migrations, migrator};
 pub use zdm_sqlx::ledger::LedgerRow;
-pub use zdm_sqlx::migrator::AppliedStep;
+pub use zdm_sqlx::migrator::{AppliedStep, ExecPolicy};
 pub use zdm_sqlx::status::{State, StatusRow};
 pub use zdm_sqlx::{run_all, run_post, run_pre, status, Error, MigratePool, Migrator, Report, RustMigration, Status};
 

@@ -1,6 +1,7 @@
 //! The `-- zdm:` directives of a SQL migration file.
 //!
-//! `after_deploy` and `no_transaction` describe the whole file and must stand at its top,
+//! `after_deploy`, `no_transaction`, `lock_timeout <duration>` and
+//! `statement_timeout <duration>` describe the whole file and must stand at its top,
 //! before the first statement. `safety_assured <reason>` at the top covers the file; just
 //! before a statement it covers that statement. sqlx's own `-- no-transaction` first line
 //! is honoured too, so sqlx files keep their meaning.
@@ -12,6 +13,10 @@ use crate::split::{self, Lexed};
 pub struct Directives {
     pub after_deploy: bool,
     pub no_transaction: bool,
+    /// `-- zdm:lock_timeout 2s`: every lock wait of this migration, instead of zdm's schedule.
+    pub lock_timeout_ms: Option<u64>,
+    /// `-- zdm:statement_timeout 10min`: `0` for none.
+    pub statement_timeout_ms: Option<u64>,
     pub safety_assured: Vec<SafetyAssured>,
 }
 
@@ -41,7 +46,25 @@ pub struct DirectiveError {
     pub message: String,
 }
 
-const KNOWN: &str = "after_deploy, no_transaction, safety_assured <reason>";
+const KNOWN: &str =
+    "after_deploy, no_transaction, lock_timeout <duration>, statement_timeout <duration>, safety_assured <reason>";
+
+/// Reads a duration as PostgreSQL writes them: `500ms`, `5s`, `2min`, `1h`, or a bare
+/// number of milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
 
 /// Reads the directives of `sql`, reporting every bad one.
 pub fn parse(sql: &str) -> Result<Directives, Vec<DirectiveError>> {
@@ -74,6 +97,21 @@ pub fn parse_lexed(sql: &str, lexed: &Lexed<'_>) -> Result<Directives, Vec<Direc
                     out.after_deploy = true;
                 } else {
                     out.no_transaction = true;
+                }
+            }
+            "lock_timeout" | "statement_timeout" => {
+                let Some(ms) = parse_duration_ms(arg) else {
+                    fail(format!("`-- zdm:{name}` takes a duration such as `500ms`, `5s` or `2min`, found `{arg}`"));
+                    continue;
+                };
+                if !in_header {
+                    fail(format!(
+                        "`-- zdm:{name}` describes the whole file: move it to the top, before the first statement"
+                    ));
+                } else if name == "lock_timeout" {
+                    out.lock_timeout_ms = Some(ms);
+                } else {
+                    out.statement_timeout_ms = Some(ms);
                 }
             }
             "safety_assured" => {
@@ -117,6 +155,16 @@ mod tests {
     fn header_directives_are_read() {
         let d = parse("-- zdm:after_deploy\n-- zdm:no_transaction\nDROP INDEX CONCURRENTLY i;").unwrap();
         assert!(d.after_deploy && d.no_transaction);
+    }
+
+    #[test]
+    fn timeouts_are_read() {
+        let d = parse("-- zdm:lock_timeout 2s\n-- zdm:statement_timeout 10min\nSELECT 1;").unwrap();
+        assert_eq!((d.lock_timeout_ms, d.statement_timeout_ms), (Some(2_000), Some(600_000)));
+        assert_eq!(parse_duration_ms("250"), Some(250));
+        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        let e = parse("-- zdm:lock_timeout soon\nSELECT 1;").unwrap_err();
+        assert!(e[0].message.contains("takes a duration"));
     }
 
     #[test]

@@ -8,10 +8,12 @@
 
 pub mod checksum;
 pub mod directive;
+pub mod exec;
 pub mod ident;
 pub mod lint;
 pub mod migration;
 pub mod plan;
+pub mod retry;
 pub mod source;
 pub mod split;
 

@@ -61,4 +61,8 @@ pub struct Migration {
     pub no_transaction: bool,
     /// The reasons given with `-- zdm:safety_assured`, stored in the ledger when it runs.
     pub safety_assured: &'static [&'static str],
+    /// `-- zdm:lock_timeout`, in milliseconds.
+    pub lock_timeout_ms: Option<u64>,
+    /// `-- zdm:statement_timeout`, in milliseconds (0: none).
+    pub statement_timeout_ms: Option<u64>,
 }

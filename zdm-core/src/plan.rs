@@ -174,6 +174,8 @@ mod tests {
             phase,
             no_transaction: false,
             safety_assured: &[],
+            lock_timeout_ms: None,
+            statement_timeout_ms: None,
         }
     }
     const PRE: Phase = Phase::PreDeploy;

@@ -168,6 +168,8 @@ pub fn parse_files(files: Vec<SourceFile>) -> Result<Vec<ParsedMigration>, Vec<S
         let directives = match directive::parse(&sql) {
             Ok(mut d) => {
                 d.no_transaction |= diesel.as_ref().is_some_and(|(dir, _)| no_tx_dirs.contains(dir));
+                // A file of CONCURRENTLY statements only cannot run in a transaction at all.
+                d.no_transaction |= crate::exec::only_no_transaction_statements(&sql);
                 d
             }
             Err(errs) => {
@@ -327,6 +329,6 @@ mod tests {
         let errs =
             parse_files(vec![file("m/bad.sql", ""), file("m/0002_x.sql", "-- zdm:nope\nSELECT 1;")]).unwrap_err();
         assert_eq!(errs.len(), 2);
-        assert_eq!(errs[1].to_string(), "m/0002_x.sql:1: unknown directive `zdm:nope`; known directives: after_deploy, no_transaction, safety_assured <reason>");
+        assert_eq!(errs[1].to_string(), "m/0002_x.sql:1: unknown directive `zdm:nope`; known directives: after_deploy, no_transaction, lock_timeout <duration>, statement_timeout <duration>, safety_assured <reason>");
     }
 }

@@ -82,6 +82,12 @@ fn migration_tokens(m: &ParsedMigration, abs_dir: &Path, shown_dir: &str) -> Tok
     let phase = if m.directives.after_deploy { quote!(PostDeploy) } else { quote!(PreDeploy) };
     let no_transaction = m.directives.no_transaction;
     let reasons = m.directives.safety_assured.iter().map(|s| &s.reason);
+    let option = |v: Option<u64>| match v {
+        Some(ms) => quote!(::core::option::Option::Some(#ms)),
+        None => quote!(::core::option::Option::None),
+    };
+    let lock_timeout = option(m.directives.lock_timeout_ms);
+    let statement_timeout = option(m.directives.statement_timeout_ms);
     // The shown path starts with the folder as written; the rest is relative to it.
     let relative = m.path.strip_prefix(shown_dir.trim_end_matches('/')).unwrap_or(&m.path).trim_start_matches('/');
     let abs: PathBuf = abs_dir.join(relative);
@@ -96,6 +102,8 @@ fn migration_tokens(m: &ParsedMigration, abs_dir: &Path, shown_dir: &str) -> Tok
                 phase: ::zdm::__private::Phase::#phase,
                 no_transaction: #no_transaction,
                 safety_assured: &[#(#reasons),*],
+                lock_timeout_ms: #lock_timeout,
+                statement_timeout_ms: #statement_timeout,
             },
             ::core::include_str!(#abs),
         )

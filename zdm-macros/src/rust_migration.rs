@@ -106,6 +106,8 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
                     phase: ::zdm::__private::Phase::#phase,
                     no_transaction: #no_transaction,
                     safety_assured: &[],
+                    lock_timeout_ms: ::core::option::Option::None,
+                    statement_timeout_ms: ::core::option::Option::None,
                 },
                 run: ::zdm::__private::RustRun::from(
                     run as for<'c> fn(&'c mut #conn_ty)

@@ -85,4 +85,6 @@ pub struct Failure {
     /// Line in the migration file of the failing statement, when known.
     pub line: Option<usize>,
     pub duration_ms: i64,
+    /// A lock timeout or deadlock: another attempt may succeed.
+    pub retryable: bool,
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use zdm_core::plan::Target;
+pub use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
 use crate::backend::MigratePool;
@@ -33,6 +34,7 @@ pub struct Migrator {
     pub(crate) lock_wait: Duration,
     pub(crate) lease_ttl: Duration,
     pub(crate) lint_postgres: Option<u32>,
+    pub(crate) policy: ExecPolicy,
 }
 
 impl Migrator {
@@ -49,6 +51,7 @@ impl Migrator {
             lock_wait: Duration::from_secs(300),
             lease_ttl: Duration::from_secs(30),
             lint_postgres: None,
+            policy: ExecPolicy::default(),
         }
     }
 
@@ -85,6 +88,35 @@ impl Migrator {
     pub fn app(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         self.app_name = name.into();
         self.app_version = version.into();
+        self
+    }
+
+    /// The longest lock wait of a migration statement (default 500 ms): the longest live
+    /// queries can queue behind it. Attempts start at a fifth of it and grow; a timed-out
+    /// attempt is rolled back and retried after a pause. See [`ExecPolicy`] for the rest.
+    pub fn lock_timeout(mut self, max: Duration) -> Self {
+        self.policy.max_lock_timeout = max.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many times a migration that times out waiting for a lock is tried (default 30),
+    /// with pauses doubling from `first_pause` (default 200 ms) up to 10 s.
+    pub fn lock_retries(mut self, attempts: u32, first_pause: Duration) -> Self {
+        self.policy.attempts = attempts.max(1);
+        self.policy.first_pause = first_pause;
+        self
+    }
+
+    /// The statement timeout of ordinary statements (default 60 s; `-- zdm:statement_timeout`
+    /// overrides it per migration). `CONCURRENTLY` and `VALIDATE` run without one.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.policy.statement_timeout = timeout;
+        self
+    }
+
+    /// All timeout and retry settings at once.
+    pub fn exec_policy(mut self, policy: ExecPolicy) -> Self {
+        self.policy = policy;
         self
     }
 

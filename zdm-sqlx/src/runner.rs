@@ -49,7 +49,7 @@ async fn run_locked<B: Backend>(
         let step = &m.steps[i];
         lease.confirm(m.lease_ttl).await?;
         tracing::info!(version = step.meta.version, source = step.meta.source, phase = %step.meta.phase, "applying migration");
-        match backend.apply(names, step, ctx).await? {
+        match backend.apply(names, step, ctx, &m.policy).await? {
             Ok(duration_ms) => {
                 tracing::info!(version = step.meta.version, duration_ms, "applied migration");
                 report.applied.push(AppliedStep {

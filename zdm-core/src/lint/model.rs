@@ -145,6 +145,7 @@ pub enum StmtKind {
         unique: bool,
         concurrently: bool,
         only: bool,
+        if_not_exists: bool,
     },
     DropIndex {
         names: Vec<String>,

@@ -155,6 +155,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                 unique: has_token(node, K::UNIQUE_KW),
                 concurrently: has_token(node, K::CONCURRENTLY_KW),
                 only: rel.as_ref().is_some_and(|r| has_token(r, K::ONLY_KW)),
+                if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
             }
         }
         K::DROP_INDEX => StmtKind::DropIndex {

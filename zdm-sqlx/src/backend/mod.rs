@@ -12,6 +12,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use zdm_core::plan::Applied;
+use zdm_core::retry::ExecPolicy;
 
 use crate::error::Error;
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
@@ -79,6 +80,7 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         names: &Names,
         step: &Step,
         ctx: &RunContext,
+        policy: &ExecPolicy,
     ) -> impl Future<Output = Result<Result<i64, Failure>, Error>> + Send;
 
     /// Records a failed attempt in the ledger and its history, outside any transaction

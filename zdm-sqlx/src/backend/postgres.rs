@@ -15,6 +15,8 @@ use super::{elapsed_ms, line_of_char_position, Backend, Found};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
+use zdm_core::exec::{self, ExecClass};
+use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
 
 const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
      AND to_regclass($3) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
@@ -94,6 +96,26 @@ SELECT version, description, phase, checksum, success,
        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), duration_ms,
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
+
+/// `SET [LOCAL]` of both timeouts in one round trip; also returns the backend pid.
+const SET_TIMEOUTS: &str =
+    "SELECT pg_backend_pid(), set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
+
+const INDEX_VALIDITY: &str = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+     WHERE c.relname = $1 AND pg_table_is_visible(c.oid)";
+
+/// Who blocks session `$1`'s lock request: the lock, the holder and what it is doing.
+const BLOCKERS: &str = "\
+SELECT format('%s on %s, held by pid %s (%s, %s, transaction open %s s): %s',
+              w.mode, coalesce(w.relation::regclass::text, w.locktype), b.pid,
+              coalesce(nullif(b.application_name, ''), 'no application_name'), b.state,
+              coalesce(extract(epoch FROM clock_timestamp() - b.xact_start)::int, 0),
+              left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 120))
+FROM pg_locks w
+JOIN LATERAL unnest(pg_blocking_pids($1)) AS blocking(pid) ON true
+JOIN pg_stat_activity b ON b.pid = blocking.pid
+WHERE w.pid = $1 AND NOT w.granted
+LIMIT 1";
 
 const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
 
@@ -211,31 +233,48 @@ impl Backend for PgPool {
         Ok(())
     }
 
-    async fn apply(&self, names: &Names, step: &Step, ctx: &RunContext) -> Result<Result<i64, Failure>, Error> {
+    async fn apply(
+        &self,
+        names: &Names,
+        step: &Step,
+        ctx: &RunContext,
+        policy: &ExecPolicy,
+    ) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
-            let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
-            if let Err((message, line)) = run_body(&mut conn, step, false).await {
-                return Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }));
-            }
-            record(&mut conn, names, step, ctx, elapsed_ms(started), None).await?;
-            return Ok(Ok(elapsed_ms(started)));
+            return apply_outside_transaction(self, names, step, ctx, policy, started).await;
         }
-        let mut tx = self.begin().await.doing("starting a migration transaction")?;
-        match run_body(&mut tx, step, true).await {
-            Ok(()) => {
-                let ms = elapsed_ms(started);
-                record(&mut tx, names, step, ctx, ms, None).await?;
-                tx.commit().await.doing("committing a migration")?;
-                Ok(Ok(ms))
-            }
-            Err((message, line)) => {
-                // Dropping the transaction would roll back too; doing it here keeps the
-                // connection clean before the failure is recorded.
-                let _ = tx.rollback().await;
-                Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }))
+        let schedule = policy.schedule(&step.meta);
+        for (n, attempt) in schedule.iter().enumerate() {
+            let mut tx = self.begin().await.doing("starting a migration transaction")?;
+            let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, ExecClass::Normal, attempt);
+            let pid: i32 = sqlx::query_scalar(SET_TIMEOUTS)
+                .bind(format!("{lock_ms}ms"))
+                .bind(format!("{statement_ms}ms"))
+                .bind(true)
+                .fetch_one(&mut *tx)
+                .await
+                .doing("setting the migration's timeouts")?;
+            let watch = BlockerWatch::start(self, pid, attempt.lock_timeout);
+            let result = run_in_transaction(&mut tx, step, policy, attempt).await;
+            let blocker = watch.finish().await;
+            let e = match result {
+                Ok(()) => {
+                    let ms = elapsed_ms(started);
+                    record(&mut tx, names, step, ctx, ms, None).await?;
+                    tx.commit().await.doing("committing a migration")?;
+                    return Ok(Ok(ms));
+                }
+                Err(e) => e,
+            };
+            // Roll back before recording, so the record survives and the connection is clean.
+            let _ = tx.rollback().await;
+            match after_failure(self, names, step, ctx, e, blocker, n, &schedule, started).await? {
+                Some(failure) => return Ok(Err(failure)),
+                None => continue,
             }
         }
+        unreachable!("the schedule has at least one attempt")
     }
 
     async fn record_failure(
@@ -250,33 +289,278 @@ impl Backend for PgPool {
     }
 }
 
-/// Runs a migration's body; on failure, the server's message and the file line.
-async fn run_body(conn: &mut PgConnection, step: &Step, whole: bool) -> Result<(), (String, Option<usize>)> {
-    match step.body {
-        Body::Sql(sql) if whole => {
-            sqlx::raw_sql(sql).execute(&mut *conn).await.map(drop).map_err(|e| describe(&e, sql, 1))
+/// A statement's failure: the server's message, the file line and the SQLSTATE.
+struct StmtError {
+    message: String,
+    line: Option<usize>,
+    sqlstate: Option<String>,
+}
+
+impl StmtError {
+    fn retryable(&self) -> bool {
+        self.sqlstate.as_deref().is_some_and(is_retryable)
+    }
+
+    fn other(message: String) -> StmtError {
+        StmtError { message, line: None, sqlstate: None }
+    }
+}
+
+/// Runs a transactional migration's body. A file of ordinary statements goes to the server
+/// whole, exactly as sqlx would send it; one with `VALIDATE CONSTRAINT` (or CONCURRENTLY) is
+/// sent statement by statement so each gets its own timeouts.
+async fn run_in_transaction(
+    conn: &mut PgConnection,
+    step: &Step,
+    policy: &ExecPolicy,
+    attempt: &Attempt,
+) -> Result<(), StmtError> {
+    let sql = match step.body {
+        Body::Sql(sql) => sql,
+        Body::Rust(run) => return run_rust(conn, run).await,
+    };
+    let statements = exec::statements(sql);
+    if statements.iter().all(|s| s.class == ExecClass::Normal) {
+        return sqlx::raw_sql(sql).execute(&mut *conn).await.map(drop).map_err(|e| describe(&e, sql, 1));
+    }
+    let mut current = ExecClass::Normal;
+    for stmt in statements {
+        if stmt.class != current {
+            let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
+            set_timeouts(conn, lock_ms, statement_ms, true).await?;
+            current = stmt.class;
         }
-        Body::Sql(sql) => {
-            for stmt in zdm_core::split::statements(sql) {
-                sqlx::raw_sql(stmt.text).execute(&mut *conn).await.map_err(|e| {
-                    let (message, line) = describe(&e, stmt.text, stmt.line);
-                    (message, line.or(Some(stmt.line)))
-                })?;
+        sqlx::raw_sql(stmt.text).execute(&mut *conn).await.map_err(|e| describe(&e, stmt.text, stmt.line))?;
+    }
+    Ok(())
+}
+
+async fn run_rust(conn: &mut PgConnection, run: RustRun) -> Result<(), StmtError> {
+    match run {
+        RustRun::Postgres(f) => f(conn).await.map_err(|e| match e.downcast_ref::<sqlx::Error>() {
+            Some(sqlx_error) => describe(sqlx_error, "", 1),
+            None => StmtError::other(e.to_string()),
+        }),
+        other => Err(StmtError::other(format!(
+            "this Rust migration takes a {} connection but runs on a PostgreSQL pool",
+            other.backend_name()
+        ))),
+    }
+}
+
+async fn set_timeouts(conn: &mut PgConnection, lock_ms: u64, statement_ms: u64, local: bool) -> Result<(), StmtError> {
+    sqlx::query(SET_TIMEOUTS)
+        .bind(format!("{lock_ms}ms"))
+        .bind(format!("{statement_ms}ms"))
+        .bind(local)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(|e| describe(&e, "", 1))
+}
+
+/// After a failed attempt: record it and return `None` to try again, or the final
+/// failure.
+#[allow(clippy::too_many_arguments)]
+async fn after_failure(
+    pool: &PgPool,
+    names: &Names,
+    step: &Step,
+    ctx: &RunContext,
+    e: StmtError,
+    blocker: Option<String>,
+    n: usize,
+    schedule: &[Attempt],
+    started: Instant,
+) -> Result<Option<Failure>, Error> {
+    let waited = match &blocker {
+        Some(b) => format!("; it waited for {b}"),
+        None => String::new(),
+    };
+    let retryable = e.retryable();
+    let mut failure = Failure {
+        message: format!("{}{waited}", e.message),
+        line: e.line,
+        duration_ms: elapsed_ms(started),
+        retryable,
+    };
+    if retryable && n + 1 < schedule.len() {
+        let attempt = schedule[n];
+        failure.message = format!(
+            "attempt {} of {} gave up after lock_timeout {} ms: {}; retrying in {} ms",
+            n + 1,
+            schedule.len(),
+            attempt.lock_timeout.as_millis(),
+            failure.message,
+            attempt.pause_after.as_millis()
+        );
+        tracing::warn!(version = step.meta.version, "{}", failure.message);
+        pool.record_failure(names, step, ctx, &failure).await?;
+        tokio::time::sleep(attempt.pause_after).await;
+        return Ok(None);
+    }
+    if retryable {
+        failure.message = format!("gave up after {} attempts: {}", schedule.len(), failure.message);
+    }
+    Ok(Some(failure))
+}
+
+/// A `no_transaction` migration: one dedicated connection, statement by statement, each
+/// with its own timeouts and retries; INVALID indexes left by a failed concurrent build
+/// are dropped before the next try. Session settings are reset afterwards.
+async fn apply_outside_transaction(
+    pool: &PgPool,
+    names: &Names,
+    step: &Step,
+    ctx: &RunContext,
+    policy: &ExecPolicy,
+    started: Instant,
+) -> Result<Result<i64, Failure>, Error> {
+    let mut conn = pool.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
+    let pid: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.doing("reading the backend pid")?;
+    let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, started).await;
+    // Leave the pooled connection as we found it, whatever happened.
+    if sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout").execute(&mut *conn).await.is_err() {
+        conn.close_on_drop();
+    }
+    match result? {
+        Ok(()) => {
+            let ms = elapsed_ms(started);
+            record(&mut conn, names, step, ctx, ms, None).await?;
+            Ok(Ok(ms))
+        }
+        Err(failure) => Ok(Err(failure)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_outside(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    pid: i32,
+    names: &Names,
+    step: &Step,
+    ctx: &RunContext,
+    policy: &ExecPolicy,
+    started: Instant,
+) -> Result<Result<(), Failure>, Error> {
+    let schedule = policy.schedule(&step.meta);
+    let sql = match step.body {
+        Body::Sql(sql) => sql,
+        Body::Rust(run) => {
+            let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, ExecClass::Normal, &schedule[0]);
+            let result = match set_timeouts(conn, lock_ms, statement_ms, false).await {
+                Ok(()) => run_rust(conn, run).await,
+                Err(e) => Err(e),
+            };
+            return Ok(result.map_err(|e| Failure {
+                message: e.message,
+                line: None,
+                duration_ms: elapsed_ms(started),
+                retryable: false,
+            }));
+        }
+    };
+    'statements: for stmt in exec::statements(sql) {
+        for (n, attempt) in schedule.iter().enumerate() {
+            let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
+            if let Err(e) = set_timeouts(conn, lock_ms, statement_ms, false).await {
+                return Ok(Err(Failure {
+                    message: e.message,
+                    line: Some(stmt.line),
+                    duration_ms: elapsed_ms(started),
+                    retryable: false,
+                }));
             }
-            Ok(())
+            if let Some(index) = &stmt.creates_index {
+                match index_validity(conn, index).await? {
+                    Some(true) => {
+                        tracing::info!(index = %index, "index already built and valid; skipping its CREATE INDEX CONCURRENTLY");
+                        continue 'statements;
+                    }
+                    Some(false) => drop_invalid_index(conn, index).await?,
+                    None => {}
+                }
+            }
+            let watch = BlockerWatch::start(pool, pid, Duration::from_millis(lock_ms));
+            let result = sqlx::raw_sql(stmt.text).execute(&mut *conn).await;
+            let blocker = watch.finish().await;
+            let Err(e) = result else { continue 'statements };
+            if let Some(index) = &stmt.creates_index {
+                if index_validity(conn, index).await? == Some(false) {
+                    drop_invalid_index(conn, index).await?;
+                }
+            }
+            let mut e = describe(&e, stmt.text, stmt.line);
+            e.line = e.line.or(Some(stmt.line));
+            match after_failure(pool, names, step, ctx, e, blocker, n, &schedule, started).await? {
+                Some(failure) => return Ok(Err(failure)),
+                None => continue,
+            }
         }
-        Body::Rust(RustRun::Postgres(f)) => f(conn).await.map_err(|e| (e.to_string(), None)),
-        Body::Rust(other) => Err((
-            format!("this Rust migration takes a {} connection but runs on a PostgreSQL pool", other.backend_name()),
-            None,
-        )),
+    }
+    Ok(Ok(()))
+}
+
+/// `Some(valid)` when an index of that name exists.
+async fn index_validity(conn: &mut PgConnection, index: &str) -> Result<Option<bool>, Error> {
+    sqlx::query_scalar(INDEX_VALIDITY)
+        .bind(index)
+        .fetch_optional(&mut *conn)
+        .await
+        .doing("checking an index's validity")
+}
+
+/// A failed or interrupted `CREATE INDEX CONCURRENTLY` leaves an INVALID index that an
+/// `IF NOT EXISTS` retry would silently keep: drop it (concurrently) first.
+async fn drop_invalid_index(conn: &mut PgConnection, index: &str) -> Result<(), Error> {
+    tracing::warn!(index = %index, "dropping the INVALID index a failed concurrent build left behind");
+    let sql = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", zdm_core::ident::quote_ident(index));
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await.doing("dropping an INVALID index")?;
+    Ok(())
+}
+
+/// Samples, on a connection of its own, which session blocks the migration's lock request,
+/// so that a lock timeout can say who held the lock.
+struct BlockerWatch {
+    task: Option<tokio::task::JoinHandle<()>>,
+    seen: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl BlockerWatch {
+    fn start(pool: &PgPool, pid: i32, lock_timeout: Duration) -> BlockerWatch {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let every = (lock_timeout * 3 / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let (pool, out) = (pool.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                // Never wait for a connection: with none idle, go without the report.
+                let Some(mut conn) = pool.try_acquire() else { continue };
+                if let Ok(Some(report)) =
+                    sqlx::query_scalar::<_, String>(BLOCKERS).bind(pid).fetch_optional(&mut *conn).await
+                {
+                    *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+                }
+            }
+        });
+        BlockerWatch { task: Some(task), seen }
+    }
+
+    async fn finish(mut self) -> Option<String> {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
 /// The server's error with code, detail and hint, and the file line it points at.
-fn describe(e: &sqlx::Error, sql: &str, first_line: usize) -> (String, Option<usize>) {
+fn describe(e: &sqlx::Error, sql: &str, first_line: usize) -> StmtError {
     let Some(pg) = e.as_database_error().and_then(|d| d.try_downcast_ref::<PgDatabaseError>()) else {
-        return (e.to_string(), None);
+        return StmtError::other(e.to_string());
     };
     let mut message = format!("{} (SQLSTATE {})", pg.message(), pg.code());
     if let Some(detail) = pg.detail() {
@@ -286,10 +570,10 @@ fn describe(e: &sqlx::Error, sql: &str, first_line: usize) -> (String, Option<us
         message.push_str(&format!("; hint: {hint}"));
     }
     let line = match pg.position() {
-        Some(PgErrorPosition::Original(pos)) => Some(line_of_char_position(sql, pos, first_line)),
+        Some(PgErrorPosition::Original(pos)) if !sql.is_empty() => Some(line_of_char_position(sql, pos, first_line)),
         _ => None,
     };
-    (message, line)
+    StmtError { message, line, sqlstate: Some(pg.code().to_string()) }
 }
 
 async fn record(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 use zdm_core::plan::{Applied, AppliedBy};
+use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
 use super::{elapsed_ms, Backend, Found};
@@ -196,12 +197,18 @@ impl Backend for SqlitePool {
         Ok(())
     }
 
-    async fn apply(&self, names: &Names, step: &Step, ctx: &RunContext) -> Result<Result<i64, Failure>, Error> {
+    async fn apply(
+        &self,
+        names: &Names,
+        step: &Step,
+        ctx: &RunContext,
+        _policy: &ExecPolicy,
+    ) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
             let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
             if let Err((message, line)) = run_body(&mut conn, step, false).await {
-                return Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }));
+                return Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started), retryable: false }));
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await.doing("writing the ledger")?;
             record(&mut tx, names, step, ctx, elapsed_ms(started), None).await?;
@@ -218,7 +225,7 @@ impl Backend for SqlitePool {
             }
             Err((message, line)) => {
                 let _ = tx.rollback().await;
-                Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started) }))
+                Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started), retryable: false }))
             }
         }
     }

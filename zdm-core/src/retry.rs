@@ -1,0 +1,141 @@
+//! The lock-timeout and retry schedule every migration runs under, in the spirit of
+//! GitLab's `with_lock_retries`: short lock timeouts first, growing pauses between
+//! attempts, a bounded number of attempts. A lock request that waits longer than its
+//! timeout gives up, so live queries never queue behind it for long; the next attempt
+//! comes after a pause, when the blocking transaction has likely finished.
+
+use std::time::Duration;
+
+use crate::exec::ExecClass;
+use crate::migration::Migration;
+
+/// One try: how long to wait for locks, and how long to pause if it times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub lock_timeout: Duration,
+    pub pause_after: Duration,
+}
+
+/// How migrations run: timeouts and retries. Defaults and why:
+/// * `max_lock_timeout` 500 ms: the longest any live query can queue behind a migration's
+///   lock request. Attempts start at a fifth of it and grow.
+/// * `attempts` 30, pauses doubling from 200 ms up to 10 s: about four minutes of trying
+///   before giving up, enough to outlast ordinary long transactions.
+/// * `statement_timeout` 60 s: a safe migration's statements take milliseconds; one still
+///   running after a minute scans or rewrites under a lock nobody planned for.
+///   `-- zdm:statement_timeout` raises it for a known long data migration.
+/// * `concurrent_lock_timeout` 30 min, no statement timeout, for `CONCURRENTLY` and
+///   `VALIDATE CONSTRAINT`: their locks do not block traffic, and a short lock timeout
+///   makes a concurrent index build fail on older transactions and leave an INVALID index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPolicy {
+    pub max_lock_timeout: Duration,
+    pub attempts: u32,
+    pub first_pause: Duration,
+    pub max_pause: Duration,
+    pub statement_timeout: Duration,
+    pub concurrent_lock_timeout: Duration,
+}
+
+impl Default for ExecPolicy {
+    fn default() -> Self {
+        ExecPolicy {
+            max_lock_timeout: Duration::from_millis(500),
+            attempts: 30,
+            first_pause: Duration::from_millis(200),
+            max_pause: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(60),
+            concurrent_lock_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl ExecPolicy {
+    /// The attempts for `m`. A `-- zdm:lock_timeout` directive fixes every attempt's lock
+    /// timeout to its value.
+    pub fn schedule(&self, m: &Migration) -> Vec<Attempt> {
+        let attempts = self.attempts.max(1);
+        (0..attempts)
+            .map(|i| {
+                let lock_timeout = match m.lock_timeout_ms {
+                    Some(ms) => Duration::from_millis(ms),
+                    // 1/5, 2/5, .. 5/5 of the maximum, then the maximum.
+                    None => self.max_lock_timeout * (i + 1).min(5) / 5,
+                };
+                let pause_after = (self.first_pause * 2u32.saturating_pow(i.min(16))).min(self.max_pause);
+                Attempt { lock_timeout: lock_timeout.max(Duration::from_millis(1)), pause_after }
+            })
+            .collect()
+    }
+
+    /// `(lock_timeout, statement_timeout)` in milliseconds for one statement of class
+    /// `class` during `attempt` (0 = no limit).
+    pub fn timeouts_ms(&self, m: &Migration, class: ExecClass, attempt: &Attempt) -> (u64, u64) {
+        match class {
+            ExecClass::Concurrent | ExecClass::Validate => {
+                (self.concurrent_lock_timeout.as_millis() as u64, m.statement_timeout_ms.unwrap_or(0))
+            }
+            ExecClass::Normal => (
+                attempt.lock_timeout.as_millis() as u64,
+                m.statement_timeout_ms.unwrap_or(self.statement_timeout.as_millis() as u64),
+            ),
+        }
+    }
+}
+
+/// PostgreSQL error codes after which a new attempt may succeed: `lock_not_available`
+/// (lock_timeout), `deadlock_detected`, `serialization_failure`.
+pub fn is_retryable(sqlstate: &str) -> bool {
+    matches!(sqlstate, "55P03" | "40P01" | "40001")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Phase;
+
+    const M: Migration = Migration {
+        version: 1,
+        description: "d",
+        source: "m.sql",
+        checksum: &[],
+        phase: Phase::PreDeploy,
+        no_transaction: false,
+        safety_assured: &[],
+        lock_timeout_ms: None,
+        statement_timeout_ms: None,
+    };
+
+    #[test]
+    fn lock_timeouts_grow_to_the_maximum_and_pauses_double_to_the_cap() {
+        let s = ExecPolicy::default().schedule(&M);
+        assert_eq!(s.len(), 30);
+        let ms: Vec<u128> = s.iter().take(6).map(|a| a.lock_timeout.as_millis()).collect();
+        assert_eq!(ms, [100, 200, 300, 400, 500, 500]);
+        assert_eq!(s[0].pause_after, Duration::from_millis(200));
+        assert_eq!(s[1].pause_after, Duration::from_millis(400));
+        assert_eq!(s[29].pause_after, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn directive_fixes_the_lock_timeout() {
+        let m = Migration { lock_timeout_ms: Some(2_000), ..M };
+        assert!(ExecPolicy::default().schedule(&m).iter().all(|a| a.lock_timeout == Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn concurrent_statements_get_long_lock_and_no_statement_timeout() {
+        let p = ExecPolicy::default();
+        let a = p.schedule(&M)[0];
+        assert_eq!(p.timeouts_ms(&M, ExecClass::Concurrent, &a), (1_800_000, 0));
+        assert_eq!(p.timeouts_ms(&M, ExecClass::Normal, &a), (100, 60_000));
+        let long = Migration { statement_timeout_ms: Some(600_000), ..M };
+        assert_eq!(p.timeouts_ms(&long, ExecClass::Normal, &a).1, 600_000);
+    }
+
+    #[test]
+    fn only_lock_and_serialization_errors_are_retried() {
+        assert!(is_retryable("55P03") && is_retryable("40P01"));
+        assert!(!is_retryable("57014") && !is_retryable("42P01"));
+    }
+}
