@@ -138,9 +138,8 @@ impl Schema {
                 }
                 return;
             }
-            let Some(t) = self.tables.get_mut(table) else {
-                continue;
-            };
+            // A table made before the set: learn what this migration tells about it.
+            let t = self.tables.entry(table.to_string()).or_default();
             match action {
                 Action::AddColumn(def) => {
                     t.columns.retain(|c| c.name != def.name);

@@ -60,5 +60,9 @@ mod tests {
         assert!(post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;").setup(setup).pg(11).fires("set-not-null"));
         let not_validated = "CREATE TABLE posts (id int, body text);\nALTER TABLE posts ADD CONSTRAINT body_nn CHECK (body IS NOT NULL) NOT VALID;";
         assert!(post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;").setup(not_validated).fires("set-not-null"));
+        // A table made before the migration set: the check's history is still learned.
+        let outside = "ALTER TABLE legacy ADD CONSTRAINT nn CHECK (a IS NOT NULL) NOT VALID;\n\
+                       ALTER TABLE legacy VALIDATE CONSTRAINT nn;";
+        assert!(!post("ALTER TABLE legacy ALTER COLUMN a SET NOT NULL;").setup(outside).fires("set-not-null"));
     }
 }

@@ -1,0 +1,1 @@
+CREATE INDEX items_n_idx ON items (n);

@@ -1,0 +1,2 @@
+-- zdm:no_transaction
+CREATE INDEX CONCURRENTLY IF NOT EXISTS items_n_idx ON items (n);

@@ -1,0 +1,1 @@
+ALTER TABLE items ADD CONSTRAINT items_n_not_null CHECK (n IS NOT NULL) NOT VALID;
