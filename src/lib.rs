@@ -28,11 +28,17 @@
 pub use sqlx;
 
 pub use zdm_core::Phase;
-pub use zdm_macros::{after_deploy, migration, migrations, migrator};
+pub use zdm_core::gate::{Blocker, PendingDrop};
+pub use zdm_core::model::ModelInfo;
+pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
 pub use zdm_sqlx::ledger::LedgerRow;
 pub use zdm_sqlx::migrator::{AppliedStep, ExecPolicy};
 pub use zdm_sqlx::status::{State, StatusRow};
-pub use zdm_sqlx::{run_all, run_post, run_pre, status, Error, MigratePool, Migrator, Report, RustMigration, Status};
+pub use zdm_sqlx::deferred::DropStatus;
+pub use zdm_sqlx::{
+    drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay, register, run_all,
+    run_post, run_post_when_safe, run_pre, status, Error, Instance, MigratePool, Migrator, Report, RustMigration, Status,
+};
 
 /// Lints a migration set without a database, as `migrations!` does at compile time.
 pub use zdm_core::lint::lint;
@@ -99,5 +105,5 @@ pub mod __private {
     //! What the macros expand to. Not a public API.
     pub use inventory;
     pub use zdm_core::{Migration, Phase};
-    pub use zdm_sqlx::{BoxError, BoxFuture, DefaultSet, EmbeddedSet, RegisteredRustMigration, RustRun};
+    pub use zdm_sqlx::{BoxError, BoxFuture, DefaultSet, EmbeddedSet, RegisteredModel, RegisteredRustMigration, RustRun};
 }

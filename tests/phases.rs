@@ -118,7 +118,10 @@ async fn a_failed_migration_rolls_back_but_its_record_stays() {
     assert!(msg.contains("no_such_table") && msg.contains("42P01") && msg.contains("rolled back"), "{msg}");
 
     // Migration 1 stays applied; 2's table and its insert were rolled back.
-    assert_eq!(tables(&pool).await, ["a", "zdm_lease", "zdm_migration_attempts", "zdm_migrations"]);
+    assert_eq!(
+        tables(&pool).await,
+        ["a", "zdm_deferred_drops", "zdm_instances", "zdm_lease", "zdm_migration_attempts", "zdm_migrations", "zdm_post_pending"]
+    );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM a").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 0);
     let (success, error): (bool, String) =

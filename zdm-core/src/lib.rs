@@ -4,14 +4,17 @@
 //! database or a compiler round trip: the migration model ([`migration`]), reading
 //! migration file names and directives ([`source`], [`directive`]), checksums
 //! ([`checksum`]), splitting SQL into statements ([`split`]) and deciding which migrations
-//! a phase runs ([`plan`]). The macro crate and the sqlx executor both call into it.
+//! a phase runs ([`plan`]), what model structs map ([`model`]) and when post-deploy work may
+//! run ([`gate`]). The macro crate and the sqlx executor both call into it.
 
 pub mod checksum;
 pub mod directive;
 pub mod exec;
+pub mod gate;
 pub mod ident;
 pub mod lint;
 pub mod migration;
+pub mod model;
 pub mod plan;
 pub mod retry;
 pub mod source;

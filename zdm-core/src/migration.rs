@@ -66,3 +66,21 @@ pub struct Migration {
     /// `-- zdm:statement_timeout`, in milliseconds (0: none).
     pub statement_timeout_ms: Option<u64>,
 }
+
+impl Migration {
+    /// A stand-in for work zdm generates itself (a deferred drop scheduled by migration
+    /// `version`): no directives, so the default timeouts apply.
+    pub const fn synthetic(version: i64) -> Migration {
+        Migration {
+            version,
+            description: "",
+            source: "zdm",
+            checksum: &[],
+            phase: Phase::PostDeploy,
+            no_transaction: false,
+            safety_assured: &[],
+            lock_timeout_ms: None,
+            statement_timeout_ms: None,
+        }
+    }
+}

@@ -1,11 +1,12 @@
 //! zdm-macros: the procedural macros of zdm. Thin by design (as thiserror-impl is): each
 //! entry point parses its input ([`args`]), asks `zdm-core` to judge it, and expands
-//! ([`embed`], [`rust_migration`]). No SQL knowledge lives here.
+//! ([`embed`], [`rust_migration`], [`model`]). No SQL knowledge lives here.
 
 use proc_macro::TokenStream;
 
 mod args;
 mod embed;
+mod model;
 mod rust_migration;
 
 /// Embeds a migrations folder and registers it as the default set used by
@@ -49,4 +50,34 @@ pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn after_deploy(args: TokenStream, item: TokenStream) -> TokenStream {
     rust_migration::after_deploy(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Declares columns a model struct no longer uses, so they can be dropped once no live
+/// build reads them: `#[zdm::ignored_columns(table = "posts", columns(description))]`.
+///
+/// A field that maps to an ignored column (after `#[sqlx(rename)]` / `rename_all`) is a
+/// compile error. Also emits `TABLE`, `COLUMNS`, `COLUMN_LIST` (quoted, for SELECT and
+/// RETURNING) and `IGNORED_COLUMNS`, and registers the struct for the instance registry.
+#[proc_macro_attribute]
+pub fn ignored_columns(args: TokenStream, item: TokenStream) -> TokenStream {
+    model_or_errors(args, item, true)
+}
+
+/// Registers a model struct that ignores nothing: `#[zdm::model(table = "posts")]`. Same
+/// consts and registration as `#[zdm::ignored_columns]`.
+#[proc_macro_attribute]
+pub fn model(args: TokenStream, item: TokenStream) -> TokenStream {
+    model_or_errors(args, item, false)
+}
+
+/// On an error, the struct is still emitted, so the error is the only one the user sees.
+fn model_or_errors(args: TokenStream, item: TokenStream, with_columns: bool) -> TokenStream {
+    let original: proc_macro2::TokenStream = item.clone().into();
+    model::expand(args.into(), item.into(), with_columns)
+        .unwrap_or_else(|e| {
+            let mut out = e.into_compile_error();
+            out.extend(original);
+            out
+        })
+        .into()
 }

@@ -48,6 +48,25 @@ pub enum Error {
     #[error("{0}")]
     DefaultSet(String),
 
+    /// `run_post` would drop a column or table that a model struct of this build maps.
+    #[error(
+        "refusing to {drop}: struct `{by}` of this build still maps it; remove the field and list the column in \
+         `#[zdm::ignored_columns(..)]` (or stop reading the table), then deploy that build before run_post"
+    )]
+    DropStillMapped { drop: String, by: String },
+
+    /// A deferred drop failed (after its lock-timeout retries); nothing of it was applied.
+    #[error("deferred {drop} failed: {message}; it stays pending and run_post tries again")]
+    DropFailed { drop: String, message: String },
+
+    /// This build maps a column or table that an earlier run_post already dropped (an old
+    /// build redeployed after the contract step): it would fail on its first query.
+    #[error(
+        "this build's struct `{by}` maps what run_post already removed ({drop}, scheduled by migration {version}); \
+         deploy a build that no longer maps it"
+    )]
+    MapsDropped { drop: String, by: String, version: i64 },
+
     /// A Rust-coded migration written for another database than the pool's.
     #[error("{source_path}: Rust migration {version} takes a {expected} connection but runs on a {actual} pool")]
     WrongBackend { version: i64, source_path: &'static str, expected: &'static str, actual: &'static str },

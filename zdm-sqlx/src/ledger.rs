@@ -12,6 +12,17 @@ pub struct Names {
     pub ledger: String,
     pub history: String,
     pub lease: String,
+    /// The instance registry, the deferred drops and when after_deploy work began to wait.
+    pub instances: String,
+    pub drops: String,
+    pub post_pending: String,
+    /// The SQL functions zdm installs (PostgreSQL): `drop_column_later`, `drop_table_later`
+    /// and the read-only trigger function.
+    pub fn_drop_column: String,
+    pub fn_drop_table: String,
+    pub fn_read_only: String,
+    /// The table prefix, unquoted (the functions' names start with it too).
+    pub prefix: String,
     /// Unquoted names, for catalog look-ups (`to_regclass`, `sqlite_master`).
     pub raw_ledger: String,
     pub raw_history: String,
@@ -27,15 +38,32 @@ impl Names {
             ledger: qualified(schema, &l),
             history: qualified(schema, &h),
             lease: qualified(schema, &k),
+            instances: qualified(schema, &raw("instances")),
+            drops: qualified(schema, &raw("deferred_drops")),
+            post_pending: qualified(schema, &raw("post_pending")),
+            fn_drop_column: qualified(schema, &raw("drop_column_later")),
+            fn_drop_table: qualified(schema, &raw("drop_table_later")),
+            fn_read_only: qualified(schema, &raw("read_only")),
+            prefix: prefix.to_string(),
             raw_ledger: l,
             raw_history: h,
             raw_lease: k,
         }
     }
 
-    /// `template` with `{ledger}`, `{history}` and `{lease}` replaced by the quoted names.
+    /// `template` with `{ledger}`, `{history}`, `{lease}`, `{instances}`, `{drops}`,
+    /// `{post_pending}` and the `{fn_..}` names replaced by the quoted names.
     pub fn sql(&self, template: &str) -> String {
-        template.replace("{ledger}", &self.ledger).replace("{history}", &self.history).replace("{lease}", &self.lease)
+        template
+            .replace("{ledger}", &self.ledger)
+            .replace("{history}", &self.history)
+            .replace("{lease}", &self.lease)
+            .replace("{instances}", &self.instances)
+            .replace("{drops}", &self.drops)
+            .replace("{post_pending}", &self.post_pending)
+            .replace("{fn_drop_column}", &self.fn_drop_column)
+            .replace("{fn_drop_table}", &self.fn_drop_table)
+            .replace("{fn_read_only}", &self.fn_read_only)
     }
 }
 

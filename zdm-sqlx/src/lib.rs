@@ -8,11 +8,13 @@
 
 pub mod backend;
 mod default_set;
+pub mod deferred;
 pub mod error;
 mod lease;
 pub mod ledger;
 pub mod migration;
 pub mod migrator;
+pub mod registry;
 mod runner;
 pub mod status;
 
@@ -20,7 +22,9 @@ pub use backend::MigratePool;
 pub use default_set::{default_migrator, DefaultSet, EmbeddedSet, RegisteredRustMigration};
 pub use error::Error;
 pub use migration::{BoxError, BoxFuture, RustMigration, RustRun};
+pub use deferred::{drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay};
 pub use migrator::{Migrator, Report};
+pub use registry::{Instance, RegisteredModel};
 pub use status::Status;
 
 /// Runs the pending pre-deploy migrations of the set registered by `zdm::migrations!`.
@@ -45,4 +49,15 @@ pub async fn run_all<P: MigratePool>(pool: &P) -> Result<Report, Error> {
 /// Applied, pending pre-deploy and pending post-deploy migrations of the default set.
 pub async fn status<P: MigratePool>(pool: &P) -> Result<Status, Error> {
     default_migrator()?.status(pool).await
+}
+
+/// Registers this process without migrating (workers, jobs): see [`Migrator::register`].
+pub async fn register<P: MigratePool>(pool: &P) -> Result<Instance, Error> {
+    default_migrator()?.register(pool).await
+}
+
+/// Runs `run_post` of the default set as soon as the gate opens, until no post-deploy work
+/// is left: see [`Migrator::run_post_when_safe`].
+pub async fn run_post_when_safe<P: MigratePool>(pool: &P) -> Result<Report, Error> {
+    default_migrator()?.run_post_when_safe(pool).await
 }

@@ -35,6 +35,9 @@ pub struct Migrator {
     pub(crate) lease_ttl: Duration,
     pub(crate) lint_postgres: Option<u32>,
     pub(crate) policy: ExecPolicy,
+    pub(crate) heartbeat: Duration,
+    pub(crate) instance_ttl: Duration,
+    pub(crate) lag_warning: Duration,
 }
 
 impl Migrator {
@@ -52,6 +55,9 @@ impl Migrator {
             lease_ttl: Duration::from_secs(30),
             lint_postgres: None,
             policy: ExecPolicy::default(),
+            heartbeat: Duration::from_secs(10),
+            instance_ttl: Duration::from_secs(60),
+            lag_warning: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -127,6 +133,27 @@ impl Migrator {
         self
     }
 
+    /// How often a registered instance refreshes its heartbeat (default 10 s); also how
+    /// often [`Migrator::run_post_when_safe`] checks the gate.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(50));
+        self
+    }
+
+    /// How old a heartbeat may be before its instance counts as gone (default 60 s). A
+    /// crashed process holds back post-deploy work at most this long.
+    pub fn instance_ttl(mut self, ttl: Duration) -> Self {
+        self.instance_ttl = ttl.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long post-deploy work may wait before `status` and every run warn about it
+    /// (default 24 h): work run months late meets data written in between.
+    pub fn lag_warning(mut self, age: Duration) -> Self {
+        self.lag_warning = age;
+        self
+    }
+
     /// Keeps only the migrations up to `version`: the set an older build embeds. For tests
     /// and demos of rolling deploys.
     pub fn up_to(mut self, version: i64) -> Self {
@@ -154,6 +181,19 @@ impl Migrator {
     /// (development and tests).
     pub async fn run_all<P: MigratePool>(&self, pool: &P) -> Result<Report, Error> {
         runner::run(self, pool, Target::All).await
+    }
+
+    /// Registers this process in the instance registry without migrating (workers and
+    /// jobs that use the database but do not run migrations), and starts its heartbeat.
+    pub async fn register<P: MigratePool>(&self, pool: &P) -> Result<crate::Instance, Error> {
+        runner::register_only(self, pool).await
+    }
+
+    /// Keeps checking the gate and runs `run_post` as soon as post-deploy work is due,
+    /// until none is left: a rolling deploy needs no separate contract step. Spawn it
+    /// after `run_pre` (`tokio::spawn(async move { m.run_post_when_safe(&pool).await })`).
+    pub async fn run_post_when_safe<P: MigratePool>(&self, pool: &P) -> Result<Report, Error> {
+        runner::run_post_when_safe(self, pool).await
     }
 
     /// Applied, pending pre-deploy and pending post-deploy migrations, with ledger details.
@@ -211,6 +251,11 @@ pub struct AppliedStep {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub applied: Vec<AppliedStep>,
+    /// Deferred drops carried out (or made read-only while their delay runs).
+    pub dropped: Vec<String>,
+    /// This process's registration (run_pre and run_all register; run_post does not).
+    /// Dropping it leaves the heartbeat running; `stop()` it on shutdown.
+    pub instance: Option<crate::Instance>,
     /// Things an operator should know (newer ledger rows, late-merged migrations,
     /// after_deploy work that waits); also logged through `tracing`.
     pub notices: Vec<String>,
@@ -218,11 +263,14 @@ pub struct Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.applied.is_empty() {
+        if self.applied.is_empty() && self.dropped.is_empty() {
             writeln!(f, "nothing to apply")?;
         }
         for a in &self.applied {
             writeln!(f, "applied {} {} ({}, {} ms)", a.version, a.description, a.phase, a.duration_ms)?;
+        }
+        for d in &self.dropped {
+            writeln!(f, "{d}")?;
         }
         for n in &self.notices {
             writeln!(f, "note: {n}")?;

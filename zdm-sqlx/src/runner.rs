@@ -1,38 +1,139 @@
-//! Running a phase: plan without the lease (nothing pending means no lock and two
+//! Running a phase: plan without the lease (nothing pending means no lock and a few
 //! queries), then take the lease, plan again (another process may have done the work),
 //! and apply each migration, recording failures outside the rolled-back transaction.
 
+use zdm_core::gate::{self, Blocker};
 use zdm_core::plan::{self, Applied, AppliedBy, Plan, Target};
+use zdm_core::Phase;
 
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::lease::{owner_id, Lease};
 use crate::ledger::{Names, RunContext};
 use crate::migrator::{AppliedStep, Migrator, Report};
+use crate::registry::{self, Instance};
+use crate::{deferred, status};
 
 pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -> Result<Report, Error> {
     m.check_unique()?;
     let names = m.names();
     let metas = m.metas();
     let found = backend.bootstrap(&names).await?;
+    let models = registry::models();
+    let drops = backend.load_drops(&names).await?;
+    if target != Target::Post {
+        deferred::check_boot(&drops, &models)?;
+    }
     let first = make_plan(&metas, &load_applied(backend, &names, found.sqlx_ledger).await?, target)?;
-    if first.run.is_empty() {
-        return Ok(Report { applied: Vec::new(), notices: log_notices(&first) });
-    }
-    let server_notices = server_notices(m, &first, found.server_version);
-
-    let ctx = RunContext::current(&m.app_name, &m.app_version);
-    let lease = Lease::acquire(backend, &names, owner_id(&ctx.hostname), m.lease_ttl, m.lock_wait).await?;
-    let result = run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger).await.map(|mut r| {
-        r.notices.extend(server_notices);
-        r
+    let live = others(backend, &names, m).await?;
+    let judged = match target {
+        Target::Pre => Vec::new(),
+        _ => deferred::judge(&drops, &live, &models, &m.app_name),
+    };
+    let drops_due = judged.iter().any(|s| {
+        !s.dropped
+            && (s.blockers.is_empty() || (!s.drop.read_only && s.blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))))
     });
-    if let Err(e) = lease.release().await {
-        tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
+    let runnable = gated(m, &first, target, &live).0;
+    let mut report = if runnable.is_empty() && !drops_due {
+        Report { notices: log_notices(&first), ..Report::default() }
+    } else {
+        let server_notices = server_notices(m, &first, found.server_version);
+        let ctx = RunContext::current(&m.app_name, &m.app_version);
+        let lease = Lease::acquire(backend, &names, owner_id(&ctx.hostname), m.lease_ttl, m.lock_wait).await?;
+        let result = run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger, &models).await.map(|mut r| {
+            r.notices.extend(server_notices);
+            r
+        });
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
+        }
+        result?
+    };
+    if target != Target::Post {
+        report.instance = Some(registry::register(m, backend, &names, &found).await?);
+        let waiting: Vec<i64> = m.steps.iter().filter(|s| s.meta.phase == Phase::PostDeploy).map(|s| s.meta.version).collect();
+        let applied = load_applied(backend, &names, found.sqlx_ledger).await?;
+        let waiting: Vec<i64> = waiting.into_iter().filter(|v| !applied.iter().any(|a| a.version == *v)).collect();
+        if !waiting.is_empty() {
+            backend.note_post_pending(&names, &waiting).await?;
+        }
     }
-    result
+    if target != Target::All {
+        report.notices.extend(lag_warnings(m, backend).await?);
+    }
+    Ok(report)
 }
 
+/// Live instances other than this process: this process's own build is the one running,
+/// and its models are checked as the local build's.
+pub(crate) async fn others<B: Backend>(backend: &B, names: &Names, m: &Migrator) -> Result<Vec<gate::Instance>, Error> {
+    let own = registry::own_id();
+    Ok(backend.live_instances(names, m.instance_ttl).await?.into_iter().filter(|i| i.id != own).collect())
+}
+
+/// The planned migrations that may run now: for run_post, in order up to the first one a
+/// live old build holds back (its blockers are returned with it).
+fn gated(m: &Migrator, plan: &Plan, target: Target, live: &[gate::Instance]) -> (Vec<usize>, Option<(i64, Vec<Blocker>)>) {
+    if target != Target::Post {
+        return (plan.run.clone(), None);
+    }
+    let mut run = Vec::new();
+    for &i in &plan.run {
+        let blockers = gate::migration_blockers(m.steps[i].meta.version, live);
+        if !blockers.is_empty() {
+            return (run, Some((m.steps[i].meta.version, blockers)));
+        }
+        run.push(i);
+    }
+    (run, None)
+}
+
+/// Registers without migrating.
+pub(crate) async fn register_only<B: Backend>(m: &Migrator, backend: &B) -> Result<Instance, Error> {
+    let names = m.names();
+    let found = backend.bootstrap(&names).await?;
+    deferred::check_boot(&backend.load_drops(&names).await?, &registry::models())?;
+    registry::register(m, backend, &names, &found).await
+}
+
+/// Runs run_post whenever the gate opens, until nothing post-deploy is left.
+pub(crate) async fn run_post_when_safe<B: Backend>(m: &Migrator, backend: &B) -> Result<Report, Error> {
+    let mut total = Report::default();
+    loop {
+        match run(m, backend, Target::Post).await {
+            Ok(r) => {
+                total.applied.extend(r.applied);
+                total.dropped.extend(r.dropped);
+                for n in r.notices {
+                    if !total.notices.contains(&n) {
+                        total.notices.push(n);
+                    }
+                }
+            }
+            // The database may be briefly unreachable; the next check tries again.
+            Err(e @ Error::Database { .. }) => tracing::warn!(error = %e, "post-deploy check failed; retrying"),
+            Err(e) => return Err(e),
+        }
+        match status::load(m, backend).await {
+            Ok(st) if st.pending_post().next().is_none() && st.deferred.iter().all(|d| d.dropped) => return Ok(total),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "post-deploy check failed; retrying"),
+        }
+        tokio::time::sleep(m.heartbeat).await;
+    }
+}
+
+/// Warnings for post-deploy work that has waited longer than `lag_warning`.
+pub(crate) async fn lag_warnings<B: Backend>(m: &Migrator, backend: &B) -> Result<Vec<String>, Error> {
+    let st = status::load(m, backend).await?;
+    for w in &st.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(st.warnings)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_locked<B: Backend>(
     m: &Migrator,
     backend: &B,
@@ -41,11 +142,22 @@ async fn run_locked<B: Backend>(
     lease: &Lease<B>,
     target: Target,
     sqlx_ledger: bool,
+    models: &[zdm_core::model::ModelInfo],
 ) -> Result<Report, Error> {
     let metas = m.metas();
     let plan = make_plan(&metas, &load_applied(backend, names, sqlx_ledger).await?, target)?;
-    let mut report = Report { applied: Vec::new(), notices: log_notices(&plan) };
-    for &i in &plan.run {
+    let live = others(backend, names, m).await?;
+    let (runnable, held) = gated(m, &plan, target, &live);
+    let mut report = Report { notices: log_notices(&plan), ..Report::default() };
+    if let Some((version, blockers)) = held {
+        let text = format!(
+            "after_deploy migration {version} waits for: {}",
+            blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        );
+        tracing::info!("{text}");
+        report.notices.push(text);
+    }
+    for i in runnable {
         let step = &m.steps[i];
         lease.confirm(m.lease_ttl).await?;
         tracing::info!(version = step.meta.version, source = step.meta.source, phase = %step.meta.phase, "applying migration");
@@ -73,6 +185,13 @@ async fn run_locked<B: Backend>(
                 });
             }
         }
+    }
+    if target != Target::Pre {
+        lease.confirm(m.lease_ttl).await?;
+        // Judged again under the lease: a migration just applied may have scheduled one.
+        let drops = backend.load_drops(names).await?;
+        let judged = deferred::judge(&drops, &others(backend, names, m).await?, models, &m.app_name);
+        report.dropped = deferred::run_due(m, backend, names, &judged, models).await?;
     }
     Ok(report)
 }

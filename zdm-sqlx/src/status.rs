@@ -10,7 +10,10 @@ use crate::backend::Backend;
 use crate::error::Error;
 use crate::ledger::LedgerRow;
 use crate::migrator::Migrator;
+use crate::deferred::{self, DropStatus};
+use crate::registry;
 use crate::runner::load_applied;
+use zdm_core::gate::{self, Blocker};
 
 /// Where one migration stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +41,22 @@ pub struct StatusRow {
     pub state: State,
     /// zdm's ledger row, when there is one.
     pub ledger: Option<LedgerRow>,
+    /// For a pending after_deploy migration: the live instances that hold it back.
+    pub blockers: Vec<Blocker>,
+    /// For a pending after_deploy migration: since when (UTC) a build that embeds it runs.
+    pub waiting_since: Option<String>,
 }
 
 /// The migration status of one database for one embedded set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub rows: Vec<StatusRow>,
+    /// Every deferred drop scheduled in this database, with what holds back the pending ones.
+    pub deferred: Vec<DropStatus>,
+    /// The live instances of the registry (other than this process).
+    pub instances: Vec<gate::Instance>,
+    /// Post-deploy work that has waited longer than `Migrator::lag_warning`.
+    pub warnings: Vec<String>,
 }
 
 impl Status {
@@ -97,6 +110,8 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
             phase: Some(meta.phase),
             state,
             ledger: row,
+            blockers: Vec::new(),
+            waiting_since: None,
         });
     }
     for a in applied.iter().filter(|a| !metas.iter().any(|m| m.version == a.version)) {
@@ -106,10 +121,45 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
             phase: ledger.iter().find(|r| r.version == a.version).and_then(|r| r.phase),
             state: State::NotEmbedded,
             ledger: ledger.iter().find(|r| r.version == a.version).cloned(),
+            blockers: Vec::new(),
+            waiting_since: None,
         });
     }
     rows.sort_by_key(|r| r.version);
-    Ok(Status { rows })
+
+    let live = crate::runner::others(backend, &names, m).await?;
+    let since = backend.post_pending_since(&names).await?;
+    let mut warnings = Vec::new();
+    let lag = m.lag_warning.as_secs() as i64;
+    for r in rows.iter_mut().filter(|r| matches!(r.state, State::PendingPost { .. })) {
+        r.blockers = gate::migration_blockers(r.version, &live);
+        if let State::PendingPost { waits_for: Some(v) } = r.state {
+            r.blockers.push(Blocker::Waits(format!("pre-deploy migration {v} has not run")));
+        }
+        if let Some((_, at, age)) = since.iter().find(|(v, _, _)| *v == r.version) {
+            r.waiting_since = Some(at.clone());
+            if *age > lag {
+                warnings.push(lag_text(&format!("after_deploy migration {} ({})", r.version, r.description), at, *age, &r.blockers));
+            }
+        }
+    }
+    let deferred = deferred::judge(&backend.load_drops(&names).await?, &live, &registry::models(), &m.app_name);
+    for d in deferred.iter().filter(|d| !d.dropped && d.drop.age_s > lag) {
+        warnings.push(lag_text(&d.drop.to_string(), &d.drop.scheduled_at, d.drop.age_s, &d.blockers));
+    }
+    Ok(Status { rows, deferred, instances: live, warnings })
+}
+
+fn lag_text(what: &str, since: &str, age_s: i64, blockers: &[Blocker]) -> String {
+    let why = if blockers.is_empty() {
+        "nothing blocks it: run run_post".to_string()
+    } else {
+        format!("blocked by {}", blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    };
+    format!(
+        "{what} has waited {:.1} h (since {since} UTC); post-deploy work run late meets data written meanwhile. {why}",
+        age_s as f64 / 3600.0
+    )
 }
 
 impl fmt::Display for State {
@@ -174,6 +224,33 @@ impl fmt::Display for Status {
             if let (State::Failed, Some(l)) = (&r.state, &r.ledger) {
                 writeln!(f, "{}: last attempt failed: {}", r.version, l.error.as_deref().unwrap_or("?"))?;
             }
+            for b in &r.blockers {
+                writeln!(f, "{}: waits for: {b}", r.version)?;
+            }
+        }
+        if !self.deferred.is_empty() {
+            writeln!(f, "\ndeferred drops:")?;
+        }
+        for d in &self.deferred {
+            let state = match (d.dropped, d.blockers.is_empty(), d.drop.read_only) {
+                (true, _, _) => "done",
+                (false, true, _) => "due: run_post",
+                (false, false, true) => "read-only, waiting",
+                (false, false, false) => "waiting",
+            };
+            writeln!(f, "  {} [{state}]", d.drop)?;
+            for b in &d.blockers {
+                writeln!(f, "    waits for: {b}")?;
+            }
+        }
+        if !self.instances.is_empty() {
+            writeln!(f, "\nother live instances:")?;
+            for i in &self.instances {
+                writeln!(f, "  {i}")?;
+            }
+        }
+        for w in &self.warnings {
+            writeln!(f, "\nWARNING: {w}")?;
         }
         Ok(())
     }

@@ -5,18 +5,22 @@
 //! A MySQL backend is one more file here. The trait is sealed: users pass a `PgPool` or a
 //! `SqlitePool` and never implement it themselves.
 
+mod pg_registry;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_registry;
 
 use std::future::Future;
 use std::time::Duration;
 
+use zdm_core::gate::{self, PendingDrop};
 use zdm_core::plan::Applied;
 use zdm_core::retry::ExecPolicy;
 
 use crate::error::Error;
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::Step;
+use crate::registry::InstanceRecord;
 
 mod private {
     pub trait Sealed {}
@@ -27,12 +31,24 @@ pub trait MigratePool: Backend {}
 impl<B: Backend> MigratePool for B {}
 
 /// What the bootstrap found besides zdm's own tables.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Found {
     /// sqlx's `_sqlx_migrations` exists: its successful rows count as applied.
     pub sqlx_ledger: bool,
     /// PostgreSQL's `server_version_num` (e.g. 150004); `None` on other databases.
     pub server_version: Option<i32>,
+    /// Which database this is (server, port, name), so one process keeps one heartbeat per
+    /// database it registered with.
+    pub db_key: String,
+}
+
+/// The two steps of a deferred drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropStep {
+    /// Trigger that rejects writes (and, for a column, its default dropped).
+    ReadOnly,
+    /// The `DROP` itself.
+    Drop,
 }
 
 /// The database-specific half of zdm. Every future is `Send`, so `run_pre` and friends can
@@ -92,6 +108,45 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         ctx: &RunContext,
         failure: &Failure,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Inserts or refreshes this process's registry row; prunes rows whose heartbeat is
+    /// older than `ttl`.
+    fn upsert_instance(
+        &self,
+        names: &Names,
+        record: &InstanceRecord,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Refreshes the heartbeat; `false` when the row is gone (pruned) and must be re-added.
+    fn beat(&self, names: &Names, id: &str) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    fn deregister(&self, names: &Names, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Instances whose heartbeat is younger than `ttl`.
+    fn live_instances(
+        &self,
+        names: &Names,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<gate::Instance>, Error>> + Send;
+
+    /// Every scheduled drop and whether it was carried out (none on SQLite).
+    fn load_drops(&self, names: &Names) -> impl Future<Output = Result<Vec<(PendingDrop, bool)>, Error>> + Send;
+
+    /// Runs one step of a deferred drop in a transaction, under the lock-timeout schedule.
+    fn drop_step(
+        &self,
+        names: &Names,
+        drop: &PendingDrop,
+        step: DropStep,
+        policy: &ExecPolicy,
+    ) -> impl Future<Output = Result<Result<(), String>, Error>> + Send;
+
+    /// Remembers when each of these after_deploy migrations was first seen waiting.
+    fn note_post_pending(&self, names: &Names, versions: &[i64]) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// (version, first seen UTC, age in seconds) of after_deploy migrations seen waiting.
+    fn post_pending_since(&self, names: &Names) -> impl Future<Output = Result<Vec<(i64, String, i64)>, Error>> + Send;
 }
 
 /// The 1-based line of `char_pos` (1-based characters, as PostgreSQL reports) in `sql`,

@@ -11,7 +11,9 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::Phase;
 
-use super::{elapsed_ms, line_of_char_position, Backend, Found};
+use super::{elapsed_ms, line_of_char_position, pg_registry, Backend, DropStep, Found};
+use crate::registry::InstanceRecord;
+use zdm_core::gate::{self, PendingDrop};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
@@ -19,8 +21,11 @@ use zdm_core::exec::{self, ExecClass};
 use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
 
 const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
-     AND to_regclass($3) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
-     current_setting('server_version_num')::int";
+     AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL \
+     AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL \
+     AND to_regprocedure($9) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
+     current_setting('server_version_num')::int, \
+     concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
 
 /// Serialises concurrent first boots: `CREATE TABLE IF NOT EXISTS` races on the catalog.
 const BOOTSTRAP_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('zdm bootstrap'))";
@@ -98,8 +103,15 @@ SELECT version, description, phase, checksum, success,
 FROM {ledger} ORDER BY version";
 
 /// `SET [LOCAL]` of both timeouts in one round trip; also returns the backend pid.
-const SET_TIMEOUTS: &str =
+pub(super) const SET_TIMEOUTS: &str =
     "SELECT pg_backend_pid(), set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
+
+/// What `zdm_drop_column_later` and the Rust helpers read: the running migration and the
+/// names of zdm's functions (their schema and prefix are the migrator's settings).
+const SET_CONTEXT: &str = "SELECT set_config('zdm.migration_version', $1, $4), \
+     set_config('zdm.fn_drop_column', $2, $4), set_config('zdm.fn_drop_table', $3, $4)";
+const RESET_SESSION: &str = "RESET lock_timeout; RESET statement_timeout; RESET zdm.migration_version; \
+     RESET zdm.fn_drop_column; RESET zdm.fn_drop_table";
 
 const INDEX_VALIDITY: &str = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
      WHERE c.relname = $1 AND pg_table_is_visible(c.oid)";
@@ -137,10 +149,17 @@ impl Backend for PgPool {
     const NAME: &'static str = "PostgreSQL";
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
-        let (ours, sqlx_ledger, server_version): (bool, bool, i32) = sqlx::query_as(TABLES_EXIST)
+        let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
+        let (ours, sqlx_ledger, server_version, db_key): (bool, bool, i32, String) = sqlx::query_as(TABLES_EXIST)
             .bind(&names.ledger)
             .bind(&names.history)
             .bind(&names.lease)
+            .bind(&names.instances)
+            .bind(&names.drops)
+            .bind(&names.post_pending)
+            .bind(fn1)
+            .bind(fn2)
+            .bind(fn3)
             .fetch_one(self)
             .await
             .doing("looking for zdm's tables")?;
@@ -155,9 +174,13 @@ impl Backend for PgPool {
                 .execute(&mut *tx)
                 .await
                 .doing("creating zdm's tables")?;
+            sqlx::raw_sql(AssertSqlSafe(pg_registry::create_sql(names)))
+                .execute(&mut *tx)
+                .await
+                .doing("creating zdm's registry tables and functions")?;
             tx.commit().await.doing("creating zdm's tables")?;
         }
-        Ok(Found { sqlx_ledger, server_version: Some(server_version) })
+        Ok(Found { sqlx_ledger, server_version: Some(server_version), db_key })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
@@ -255,6 +278,7 @@ impl Backend for PgPool {
                 .fetch_one(&mut *tx)
                 .await
                 .doing("setting the migration's timeouts")?;
+            set_context(&mut tx, names, step, true).await?;
             let watch = BlockerWatch::start(self, pid, attempt.lock_timeout);
             let result = run_in_transaction(&mut tx, step, policy, attempt).await;
             let blocker = watch.finish().await;
@@ -286,6 +310,44 @@ impl Backend for PgPool {
     ) -> Result<(), Error> {
         let mut conn = self.acquire().await.doing("recording a failed migration")?;
         record(&mut conn, names, step, ctx, failure.duration_ms, Some(&failure.message)).await
+    }
+
+    async fn upsert_instance(&self, names: &Names, record: &InstanceRecord, ttl: Duration) -> Result<(), Error> {
+        pg_registry::upsert_instance(self, names, record, ttl.as_secs_f64()).await
+    }
+
+    async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
+        pg_registry::beat(self, names, id).await
+    }
+
+    async fn deregister(&self, names: &Names, id: &str) -> Result<(), Error> {
+        pg_registry::deregister(self, names, id).await
+    }
+
+    async fn live_instances(&self, names: &Names, ttl: Duration) -> Result<Vec<gate::Instance>, Error> {
+        pg_registry::live(self, names, ttl.as_secs_f64()).await
+    }
+
+    async fn load_drops(&self, names: &Names) -> Result<Vec<(PendingDrop, bool)>, Error> {
+        pg_registry::load_drops(self, names).await
+    }
+
+    async fn drop_step(
+        &self,
+        names: &Names,
+        drop: &PendingDrop,
+        step: DropStep,
+        policy: &ExecPolicy,
+    ) -> Result<Result<(), String>, Error> {
+        pg_registry::run_step(self, names, drop, step, policy).await
+    }
+
+    async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
+        pg_registry::note_pending(self, names, versions).await
+    }
+
+    async fn post_pending_since(&self, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
+        pg_registry::pending_since(self, names).await
     }
 }
 
@@ -419,9 +481,10 @@ async fn apply_outside_transaction(
     let mut conn = pool.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
     let pid: i32 =
         sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.doing("reading the backend pid")?;
+    set_context(&mut conn, names, step, false).await?;
     let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, started).await;
     // Leave the pooled connection as we found it, whatever happened.
-    if sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout").execute(&mut *conn).await.is_err() {
+    if sqlx::raw_sql(RESET_SESSION).execute(&mut *conn).await.is_err() {
         conn.close_on_drop();
     }
     match result? {
@@ -501,6 +564,18 @@ async fn run_outside(
         }
     }
     Ok(Ok(()))
+}
+
+async fn set_context(conn: &mut PgConnection, names: &Names, step: &Step, local: bool) -> Result<(), Error> {
+    sqlx::query(SET_CONTEXT)
+        .bind(step.meta.version.to_string())
+        .bind(&names.fn_drop_column)
+        .bind(&names.fn_drop_table)
+        .bind(local)
+        .execute(&mut *conn)
+        .await
+        .doing("setting the migration's context")?;
+    Ok(())
 }
 
 /// `Some(valid)` when an index of that name exists.

@@ -11,14 +11,17 @@ use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
-use super::{elapsed_ms, Backend, Found};
+use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Found};
+use crate::registry::InstanceRecord;
+use zdm_core::gate::{self, PendingDrop};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
 
 const TABLES_EXIST: &str = "SELECT \
-     (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3)) = 3, \
-     EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')";
+     (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5, \
+     EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'), \
+     (SELECT file FROM pragma_database_list WHERE name = 'main')";
 
 const CREATE_TABLES: &str = r#"
 CREATE TABLE IF NOT EXISTS {ledger} (
@@ -105,7 +108,7 @@ const RENEW_LEASE: &str = "UPDATE {lease} SET expires_at = {now} + ?2 WHERE id =
 const LEASE_HOLDER: &str = "SELECT owner FROM {lease} WHERE id = 1 AND expires_at >= {now}";
 const RELEASE_LEASE: &str = "DELETE FROM {lease} WHERE id = 1 AND owner = ?1";
 
-fn sql(names: &Names, template: &str) -> AssertSqlSafe<String> {
+pub(super) fn sql(names: &Names, template: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(names.sql(template).replace("{now}", NOW))
 }
 
@@ -115,17 +118,20 @@ impl Backend for SqlitePool {
     const NAME: &'static str = "SQLite";
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
-        let (ours, sqlx_ledger): (bool, bool) = sqlx::query_as(TABLES_EXIST)
+        let (ours, sqlx_ledger, file): (bool, bool, Option<String>) = sqlx::query_as(TABLES_EXIST)
             .bind(&names.raw_ledger)
             .bind(&names.raw_history)
             .bind(&names.raw_lease)
+            .bind(format!("{}instances", names.prefix))
+            .bind(format!("{}post_pending", names.prefix))
             .fetch_one(self)
             .await
             .doing("looking for zdm's tables")?;
         if !ours {
             sqlx::raw_sql(sql(names, CREATE_TABLES)).execute(self).await.doing("creating zdm's tables")?;
+            sqlx::raw_sql(sql(names, sqlite_registry::CREATE)).execute(self).await.doing("creating zdm's registry")?;
         }
-        Ok(Found { sqlx_ledger, server_version: None })
+        Ok(Found { sqlx_ledger, server_version: None, db_key: file.unwrap_or_default() })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
@@ -240,6 +246,44 @@ impl Backend for SqlitePool {
         let mut tx = self.begin().await.doing("recording a failed migration")?;
         record(&mut tx, names, step, ctx, failure.duration_ms, Some(&failure.message)).await?;
         tx.commit().await.doing("recording a failed migration")
+    }
+
+    async fn upsert_instance(&self, names: &Names, record: &InstanceRecord, ttl: Duration) -> Result<(), Error> {
+        sqlite_registry::upsert_instance(self, names, record, ttl.as_secs_f64()).await
+    }
+
+    async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
+        sqlite_registry::beat(self, names, id).await
+    }
+
+    async fn deregister(&self, names: &Names, id: &str) -> Result<(), Error> {
+        sqlite_registry::deregister(self, names, id).await
+    }
+
+    async fn live_instances(&self, names: &Names, ttl: Duration) -> Result<Vec<gate::Instance>, Error> {
+        sqlite_registry::live(self, names, ttl.as_secs_f64()).await
+    }
+
+    async fn load_drops(&self, _names: &Names) -> Result<Vec<(PendingDrop, bool)>, Error> {
+        Ok(Vec::new())
+    }
+
+    async fn drop_step(
+        &self,
+        _names: &Names,
+        _drop: &PendingDrop,
+        _step: DropStep,
+        _policy: &ExecPolicy,
+    ) -> Result<Result<(), String>, Error> {
+        Ok(Err("deferred drops need PostgreSQL".to_string()))
+    }
+
+    async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
+        sqlite_registry::note_pending(self, names, versions).await
+    }
+
+    async fn post_pending_since(&self, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
+        sqlite_registry::pending_since(self, names).await
     }
 }
 

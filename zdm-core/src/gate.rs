@@ -1,0 +1,260 @@
+//! The gate of post-deploy work: an after_deploy migration or a deferred drop runs only
+//! when no live instance runs a build that predates the migration behind it, and (for a
+//! drop) no live build's model struct still maps what it removes, and its minimum delay has
+//! passed. Pure: the executor loads the instance registry and asks here.
+
+use std::fmt;
+
+use crate::model::{self, ModelInfo};
+
+/// One live instance of the registry (heartbeat younger than the TTL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub app_name: String,
+    pub app_version: String,
+    pub hostname: String,
+    pub pid: i32,
+    /// UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub started_at: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_s: i64,
+    /// The migration versions its build embeds.
+    pub embedded: Vec<i64>,
+    /// The columns its model structs map.
+    pub mapped: Vec<Mapped>,
+    /// The columns its model structs declare unused (`table.column`).
+    pub ignored: Vec<String>,
+}
+
+impl fmt::Display for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} on {} pid {} (up since {} UTC, heartbeat {} s ago)",
+            self.app_name, self.app_version, self.hostname, self.pid, self.started_at, self.heartbeat_age_s
+        )
+    }
+}
+
+/// A column that a model struct of some instance maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped {
+    pub table: String,
+    pub column: String,
+    pub by: String,
+}
+
+impl Mapped {
+    /// The registry's text form: `table<TAB>column<TAB>struct`.
+    pub fn encode(&self) -> String {
+        format!("{}\t{}\t{}", self.table, self.column, self.by)
+    }
+
+    pub fn decode(text: &str) -> Option<Mapped> {
+        let mut parts = text.splitn(3, '\t');
+        Some(Mapped { table: parts.next()?.into(), column: parts.next()?.into(), by: parts.next()?.into() })
+    }
+
+    /// Every column the given structs map.
+    pub fn of(models: &[ModelInfo]) -> Vec<Mapped> {
+        models
+            .iter()
+            .flat_map(|m| {
+                m.columns.iter().map(|c| Mapped { table: m.table.into(), column: (*c).into(), by: m.name.into() })
+            })
+            .collect()
+    }
+}
+
+/// What a deferred drop removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropTarget {
+    Column(String),
+    Table,
+}
+
+/// A pending deferred drop, as the registry of drops holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDrop {
+    pub id: i64,
+    pub schema: String,
+    pub table: String,
+    pub target: DropTarget,
+    /// The migration that scheduled it.
+    pub scheduled_by: i64,
+    /// UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub scheduled_at: String,
+    /// The minimum delay's end (UTC) and whether it has passed.
+    pub not_before: Option<(String, bool)>,
+    /// The read-only trigger is installed.
+    pub read_only: bool,
+    /// Seconds since it was scheduled.
+    pub age_s: i64,
+}
+
+impl fmt::Display for PendingDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            DropTarget::Column(c) => write!(f, "drop column {}.{}.{}", self.schema, self.table, c)?,
+            DropTarget::Table => write!(f, "drop table {}.{}", self.schema, self.table)?,
+        }
+        write!(f, " (scheduled by migration {} at {} UTC)", self.scheduled_by, self.scheduled_at)
+    }
+}
+
+/// Why a pending item cannot run yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// A live instance runs a build without the migration `version`.
+    OldBuild { instance: Instance, version: i64 },
+    /// A live instance's struct `by` still maps the column (or reads the table).
+    Mapped { instance: Instance, by: String },
+    /// The drop's minimum delay ends at `until` (UTC).
+    Delay { until: String },
+    /// Another step must finish first (e.g. a backfill), described in words.
+    Waits(String),
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocker::OldBuild { instance, version } => {
+                write!(f, "{instance} runs a build without migration {version}")
+            }
+            Blocker::Mapped { instance, by } => write!(f, "{instance}: its struct `{by}` still maps it"),
+            Blocker::Delay { until } => write!(f, "minimum delay until {until} UTC"),
+            Blocker::Waits(what) => f.write_str(what),
+        }
+    }
+}
+
+/// What holds back the after_deploy migration `version`.
+pub fn migration_blockers(version: i64, live: &[Instance]) -> Vec<Blocker> {
+    old_builds(version, live)
+}
+
+fn old_builds(version: i64, live: &[Instance]) -> Vec<Blocker> {
+    live.iter()
+        .filter(|i| !i.embedded.contains(&version))
+        .map(|i| Blocker::OldBuild { instance: i.clone(), version })
+        .collect()
+}
+
+/// What holds back a deferred drop. An empty list means it may run now.
+pub fn drop_blockers(drop: &PendingDrop, live: &[Instance]) -> Vec<Blocker> {
+    let mut out = old_builds(drop.scheduled_by, live);
+    for i in live {
+        let hit = i.mapped.iter().find(|m| {
+            model::same_table(&m.table, Some(&drop.schema), &drop.table)
+                && match &drop.target {
+                    DropTarget::Column(c) => m.column.eq_ignore_ascii_case(c),
+                    DropTarget::Table => true,
+                }
+        });
+        if let Some(m) = hit {
+            out.push(Blocker::Mapped { instance: i.clone(), by: m.by.clone() });
+        }
+    }
+    if let Some((until, false)) = &drop.not_before {
+        out.push(Blocker::Delay { until: until.clone() });
+    }
+    out
+}
+
+/// The gate is open for the read-only trigger: no live build predates the scheduling
+/// migration (decision 1: old builds may still write, so it waits for them too).
+pub fn may_make_read_only(drop: &PendingDrop, live: &[Instance]) -> bool {
+    old_builds(drop.scheduled_by, live).is_empty()
+}
+
+/// The struct of this build that still needs what the drop removes: the drop is refused.
+pub fn local_user<'a>(drop: &PendingDrop, models: &'a [ModelInfo]) -> Option<&'a ModelInfo> {
+    match &drop.target {
+        DropTarget::Column(c) => model::mapping(models, Some(&drop.schema), &drop.table, c),
+        DropTarget::Table => model::reader(models, Some(&drop.schema), &drop.table),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(pid: i32, embedded: &[i64], mapped: &[(&str, &str, &str)]) -> Instance {
+        Instance {
+            id: format!("host:{pid}"),
+            app_name: "app".into(),
+            app_version: "1.0.0".into(),
+            hostname: "host".into(),
+            pid,
+            started_at: "2026-01-01 00:00:00".into(),
+            heartbeat_age_s: 1,
+            embedded: embedded.to_vec(),
+            mapped: mapped.iter().map(|(t, c, b)| Mapped { table: (*t).into(), column: (*c).into(), by: (*b).into() }).collect(),
+            ignored: Vec::new(),
+        }
+    }
+
+    fn column_drop(scheduled_by: i64) -> PendingDrop {
+        PendingDrop {
+            id: 1,
+            schema: "public".into(),
+            table: "posts".into(),
+            target: DropTarget::Column("legacy".into()),
+            scheduled_by,
+            scheduled_at: "2026-01-01 00:00:00".into(),
+            not_before: None,
+            read_only: false,
+            age_s: 0,
+        }
+    }
+
+    #[test]
+    fn an_old_build_blocks_until_it_is_gone() {
+        let old = instance(1, &[1, 2], &[("posts", "legacy", "a::Post")]);
+        let new = instance(2, &[1, 2, 3], &[("posts", "title", "b::Post")]);
+        let drop = column_drop(3);
+        let blockers = drop_blockers(&drop, &[old.clone(), new.clone()]);
+        assert_eq!(blockers.len(), 2, "{blockers:?}");
+        assert!(blockers[0].to_string().contains("pid 1"), "{}", blockers[0]);
+        assert!(blockers[1].to_string().contains("a::Post"), "{}", blockers[1]);
+        assert!(!may_make_read_only(&drop, &[old.clone(), new.clone()]));
+        assert!(drop_blockers(&drop, std::slice::from_ref(&new)).is_empty());
+        assert!(may_make_read_only(&drop, &[new]));
+        assert_eq!(migration_blockers(3, &[old]).len(), 1);
+    }
+
+    #[test]
+    fn a_new_build_that_still_maps_the_column_blocks_it() {
+        let careless = instance(2, &[1, 2, 3], &[("public.posts", "legacy", "b::Post")]);
+        assert!(matches!(&drop_blockers(&column_drop(3), &[careless])[..], [Blocker::Mapped { by, .. }] if by == "b::Post"));
+        let mut table = column_drop(3);
+        table.target = DropTarget::Table;
+        let reader = instance(2, &[1, 2, 3], &[("posts", "id", "b::Post")]);
+        assert_eq!(drop_blockers(&table, &[reader]).len(), 1);
+    }
+
+    #[test]
+    fn the_minimum_delay_blocks_until_it_passes() {
+        let mut drop = column_drop(3);
+        drop.not_before = Some(("2026-01-02 00:00:00".into(), false));
+        assert!(matches!(&drop_blockers(&drop, &[])[..], [Blocker::Delay { .. }]));
+        drop.not_before = Some(("2026-01-02 00:00:00".into(), true));
+        assert!(drop_blockers(&drop, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_local_build_refuses_a_drop_it_still_maps() {
+        let models = [ModelInfo { name: "b::Post", table: "posts", columns: &["id", "legacy"], ignored: &[] }];
+        assert_eq!(local_user(&column_drop(3), &models).map(|m| m.name), Some("b::Post"));
+        let ignoring = [ModelInfo { name: "b::Post", table: "posts", columns: &["id"], ignored: &["legacy"] }];
+        assert!(local_user(&column_drop(3), &ignoring).is_none());
+    }
+
+    #[test]
+    fn mapped_columns_round_trip_through_text() {
+        let m = Mapped { table: "s.posts".into(), column: "title".into(), by: "app::models::Post".into() };
+        assert_eq!(Mapped::decode(&m.encode()), Some(m));
+        assert_eq!(Mapped::decode("garbage"), None);
+    }
+}

@@ -1,0 +1,364 @@
+//! PostgreSQL's half of the instance registry and the deferred drops: their tables, the
+//! SQL functions zdm installs (`zdm_drop_column_later`, `zdm_drop_table_later`, the
+//! read-only trigger) and the statements that run a due drop.
+
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use zdm_core::gate::{self, DropTarget, PendingDrop};
+use zdm_core::ident::{qualified, quote_ident, quote_literal};
+use zdm_core::retry::ExecPolicy;
+
+use super::DropStep;
+use crate::error::{Doing, Error};
+use crate::ledger::Names;
+use crate::registry::InstanceRecord;
+
+/// Created with the ledger (see `postgres::CREATE_TABLES`), idempotent.
+pub(super) const CREATE: &str = r#"
+CREATE TABLE IF NOT EXISTS {instances} (
+    id           TEXT PRIMARY KEY,
+    app_name     TEXT NOT NULL,
+    app_version  TEXT NOT NULL,
+    hostname     TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    zdm_version  TEXT NOT NULL,
+    started_at   TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL,
+    embedded     BIGINT[] NOT NULL,
+    mapped       TEXT[] NOT NULL,
+    ignored      TEXT[] NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {drops} (
+    id           BIGSERIAL PRIMARY KEY,
+    schema_name  TEXT NOT NULL,
+    table_name   TEXT NOT NULL,
+    column_name  TEXT,
+    scheduled_by BIGINT NOT NULL,
+    scheduled_at TIMESTAMPTZ NOT NULL,
+    not_before   TIMESTAMPTZ,
+    read_only_at TIMESTAMPTZ,
+    dropped_at   TIMESTAMPTZ,
+    state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dropped'))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS {drops_key} ON {drops} (schema_name, table_name, (coalesce(column_name, '')));
+CREATE TABLE IF NOT EXISTS {post_pending} (
+    version    BIGINT PRIMARY KEY,
+    first_seen TIMESTAMPTZ NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION {fn_drop_column}(p_table text, p_column text, p_min_delay interval DEFAULT '0')
+RETURNS void LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v_version bigint := nullif(current_setting('zdm.migration_version', true), '')::bigint;
+    v_rel regclass;
+    v_schema text;
+    v_table text;
+    v_notnull boolean;
+BEGIN
+    IF v_version IS NULL THEN
+        RAISE EXCEPTION 'drop_column_later(%, %) must run inside a migration that zdm applies', p_table, p_column
+            USING HINT = 'call it from a migration file or a #[zdm::migration] function';
+    END IF;
+    v_rel := p_table::regclass;
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT a.attnotnull INTO v_notnull FROM pg_attribute a
+    WHERE a.attrelid = v_rel AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'drop_column_later: table % has no column %', p_table, p_column;
+    END IF;
+    -- The old build may still insert rows without it once a new build stops writing it.
+    IF v_notnull THEN
+        EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN %I DROP NOT NULL', v_schema, v_table, p_column);
+    END IF;
+    INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before)
+    VALUES (v_schema, v_table, p_column, v_version, clock_timestamp(), clock_timestamp() + p_min_delay)
+    ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
+        SET scheduled_by = EXCLUDED.scheduled_by, scheduled_at = EXCLUDED.scheduled_at,
+            not_before = EXCLUDED.not_before, read_only_at = NULL, dropped_at = NULL, state = 'pending'
+        WHERE d.state = 'dropped';
+END
+$zdm$;
+
+CREATE OR REPLACE FUNCTION {fn_drop_table}(p_table text, p_min_delay interval DEFAULT '0')
+RETURNS void LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v_version bigint := nullif(current_setting('zdm.migration_version', true), '')::bigint;
+    v_rel regclass;
+    v_schema text;
+    v_table text;
+    v_fk text;
+BEGIN
+    IF v_version IS NULL THEN
+        RAISE EXCEPTION 'drop_table_later(%) must run inside a migration that zdm applies', p_table
+            USING HINT = 'call it from a migration file or a #[zdm::migration] function';
+    END IF;
+    v_rel := p_table::regclass;
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT format('%s on %s', conname, conrelid::regclass) INTO v_fk FROM pg_constraint
+    WHERE contype = 'f' AND confrelid = v_rel AND conrelid <> v_rel LIMIT 1;
+    IF v_fk IS NOT NULL THEN
+        RAISE EXCEPTION 'drop_table_later(%): foreign key % still references it', p_table, v_fk
+            USING HINT = 'drop that foreign key first (or schedule its table''s drop before this one)';
+    END IF;
+    INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before)
+    VALUES (v_schema, v_table, NULL, v_version, clock_timestamp(), clock_timestamp() + p_min_delay)
+    ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
+        SET scheduled_by = EXCLUDED.scheduled_by, scheduled_at = EXCLUDED.scheduled_at,
+            not_before = EXCLUDED.not_before, read_only_at = NULL, dropped_at = NULL, state = 'pending'
+        WHERE d.state = 'dropped';
+END
+$zdm$;
+
+-- Arguments: the scheduling migration's version, then (for a column) the column's name.
+CREATE OR REPLACE FUNCTION {fn_read_only}() RETURNS trigger LANGUAGE plpgsql AS $zdm$
+BEGIN
+    IF TG_NARGS = 1 THEN
+        RAISE EXCEPTION 'table %.% is read-only: zdm drops it (scheduled by migration %)',
+                TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[0]
+            USING ERRCODE = '55000', HINT = 'this code still writes a table that a newer build removes; stop writing it';
+    END IF;
+    IF (TG_OP = 'INSERT' AND coalesce(to_jsonb(NEW) -> TG_ARGV[1], 'null'::jsonb) <> 'null'::jsonb)
+       OR (TG_OP = 'UPDATE' AND (to_jsonb(NEW) -> TG_ARGV[1]) IS DISTINCT FROM (to_jsonb(OLD) -> TG_ARGV[1])) THEN
+        RAISE EXCEPTION 'column %.%.% is read-only: zdm drops it (scheduled by migration %)',
+                TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[1], TG_ARGV[0]
+            USING ERRCODE = '55000',
+                  HINT = 'new rows must leave it NULL and updates must not change it; remove the field and list the column in #[zdm::ignored_columns]';
+    END IF;
+    RETURN NEW;
+END
+$zdm$;
+"#;
+
+pub(super) fn create_sql(names: &Names) -> String {
+    names.sql(CREATE).replace("{drops_key}", &quote_ident(&format!("{}deferred_drops_target", names.prefix)))
+}
+
+/// The functions' signatures, for `to_regprocedure` in the bootstrap check.
+pub(super) fn function_signatures(names: &Names) -> [String; 3] {
+    [
+        format!("{}(text, text, interval)", names.fn_drop_column),
+        format!("{}(text, interval)", names.fn_drop_table),
+        format!("{}()", names.fn_read_only),
+    ]
+}
+
+const UPSERT_INSTANCE: &str = "\
+WITH pruned AS (
+    DELETE FROM {instances} WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $10) AND id <> $1
+)
+INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
+                         embedded, mapped, ignored)
+VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7, $8, $9)
+ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
+    heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
+    ignored = EXCLUDED.ignored";
+
+const BEAT: &str = "UPDATE {instances} SET heartbeat_at = clock_timestamp() WHERE id = $1";
+const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
+const LIVE: &str = "\
+SELECT id, app_name, app_version, hostname, pid,
+       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       extract(epoch FROM clock_timestamp() - heartbeat_at)::bigint, embedded, mapped, ignored
+FROM {instances} WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => $1) ORDER BY started_at";
+
+const LOAD_DROPS: &str = "\
+SELECT id, schema_name, table_name, column_name, scheduled_by,
+       to_char(scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       coalesce(not_before <= clock_timestamp(), true), read_only_at IS NOT NULL, state = 'dropped',
+       extract(epoch FROM clock_timestamp() - scheduled_at)::bigint
+FROM {drops} ORDER BY id";
+
+const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
+     SELECT unnest($1::bigint[]), clock_timestamp() ON CONFLICT (version) DO NOTHING";
+const PENDING_SINCE: &str = "SELECT version, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
+     extract(epoch FROM clock_timestamp() - first_seen)::bigint FROM {post_pending}";
+
+pub(super) async fn upsert_instance(pool: &PgPool, names: &Names, r: &InstanceRecord, ttl_s: f64) -> Result<(), Error> {
+    sqlx::query(AssertSqlSafe(names.sql(UPSERT_INSTANCE)))
+        .bind(&r.id)
+        .bind(&r.app_name)
+        .bind(&r.app_version)
+        .bind(&r.hostname)
+        .bind(r.pid)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(&r.embedded)
+        .bind(&r.mapped)
+        .bind(&r.ignored)
+        .bind(ttl_s)
+        .execute(pool)
+        .await
+        .doing("registering this instance")?;
+    Ok(())
+}
+
+pub(super) async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
+    let done = sqlx::query(AssertSqlSafe(names.sql(BEAT))).bind(id).execute(pool).await.doing("sending a heartbeat")?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn deregister(pool: &PgPool, names: &Names, id: &str) -> Result<(), Error> {
+    sqlx::query(AssertSqlSafe(names.sql(DEREGISTER))).bind(id).execute(pool).await.doing("deregistering")?;
+    Ok(())
+}
+
+pub(super) async fn live(pool: &PgPool, names: &Names, ttl_s: f64) -> Result<Vec<gate::Instance>, Error> {
+    let rows = sqlx::query(AssertSqlSafe(names.sql(LIVE)))
+        .bind(ttl_s)
+        .fetch_all(pool)
+        .await
+        .doing("reading the instance registry")?;
+    rows.iter()
+        .map(|r| {
+            let mapped: Vec<String> = r.try_get(8)?;
+            Ok(gate::Instance {
+                id: r.try_get(0)?,
+                app_name: r.try_get(1)?,
+                app_version: r.try_get(2)?,
+                hostname: r.try_get(3)?,
+                pid: r.try_get(4)?,
+                started_at: r.try_get(5)?,
+                heartbeat_age_s: r.try_get(6)?,
+                embedded: r.try_get(7)?,
+                mapped: mapped.iter().filter_map(|m| gate::Mapped::decode(m)).collect(),
+                ignored: r.try_get(9)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .doing("reading the instance registry")
+}
+
+/// Every drop ever scheduled, with whether it has been carried out.
+pub(super) async fn load_drops(pool: &PgPool, names: &Names) -> Result<Vec<(PendingDrop, bool)>, Error> {
+    let rows = sqlx::query(AssertSqlSafe(names.sql(LOAD_DROPS)))
+        .fetch_all(pool)
+        .await
+        .doing("reading the deferred drops")?;
+    rows.iter()
+        .map(|r| {
+            let column: Option<String> = r.try_get(3)?;
+            let not_before: Option<String> = r.try_get(6)?;
+            let passed: bool = r.try_get(7)?;
+            Ok((
+                PendingDrop {
+                    id: r.try_get(0)?,
+                    schema: r.try_get(1)?,
+                    table: r.try_get(2)?,
+                    target: column.map_or(DropTarget::Table, DropTarget::Column),
+                    scheduled_by: r.try_get(4)?,
+                    scheduled_at: r.try_get(5)?,
+                    not_before: not_before.map(|t| (t, passed)),
+                    read_only: r.try_get(8)?,
+                    age_s: r.try_get(10)?,
+                },
+                r.try_get(9)?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .doing("reading the deferred drops")
+}
+
+pub(super) async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64]) -> Result<(), Error> {
+    sqlx::query(AssertSqlSafe(names.sql(NOTE_PENDING)))
+        .bind(versions)
+        .execute(pool)
+        .await
+        .doing("noting waiting after_deploy migrations")?;
+    Ok(())
+}
+
+pub(super) async fn pending_since(pool: &PgPool, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
+    sqlx::query_as(AssertSqlSafe(names.sql(PENDING_SINCE)))
+        .fetch_all(pool)
+        .await
+        .doing("reading since when after_deploy migrations wait")
+}
+
+/// The statements of one step of a drop, run in one transaction.
+pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<String> {
+    let table = qualified(Some(&d.schema), &d.table);
+    let version = quote_literal(&d.scheduled_by.to_string());
+    let trigger = quote_ident(&format!("{}read_only", names.prefix));
+    let mark = |set: &str| format!("UPDATE {} SET {set} WHERE id = {}", names.drops, d.id);
+    match (&d.target, step) {
+        (DropTarget::Column(c), DropStep::ReadOnly) => vec![
+            // A default would write the column on every insert of the new build.
+            format!("ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT", quote_ident(c)),
+            format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
+            format!(
+                "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW \
+                 EXECUTE PROCEDURE {}({version}, {})",
+                names.fn_read_only,
+                quote_literal(c)
+            ),
+            mark("read_only_at = clock_timestamp()"),
+        ],
+        (DropTarget::Table, DropStep::ReadOnly) => vec![
+            format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
+            format!(
+                "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+                 FOR EACH STATEMENT EXECUTE PROCEDURE {}({version})",
+                names.fn_read_only
+            ),
+            mark("read_only_at = clock_timestamp()"),
+        ],
+        (DropTarget::Column(c), DropStep::Drop) => vec![
+            format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
+            format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {}", quote_ident(c)),
+            mark("state = 'dropped', dropped_at = clock_timestamp()"),
+        ],
+        (DropTarget::Table, DropStep::Drop) => vec![
+            format!("DROP TABLE IF EXISTS {table}"),
+            mark("state = 'dropped', dropped_at = clock_timestamp()"),
+        ],
+    }
+}
+
+/// Runs a step under the lock-timeout schedule; the inner error is the database's message
+/// after the last attempt.
+pub(super) async fn run_step(
+    pool: &PgPool,
+    names: &Names,
+    d: &PendingDrop,
+    step: DropStep,
+    policy: &ExecPolicy,
+) -> Result<Result<(), String>, Error> {
+    let statements = step_sql(names, d, step);
+    let meta = zdm_core::Migration::synthetic(d.scheduled_by);
+    let schedule = policy.schedule(&meta);
+    let mut last = String::new();
+    for (n, attempt) in schedule.iter().enumerate() {
+        let mut tx = pool.begin().await.doing("starting a deferred drop")?;
+        let (lock_ms, statement_ms) = policy.timeouts_ms(&meta, zdm_core::exec::ExecClass::Normal, attempt);
+        sqlx::query(super::postgres::SET_TIMEOUTS)
+            .bind(format!("{lock_ms}ms"))
+            .bind(format!("{statement_ms}ms"))
+            .bind(true)
+            .execute(&mut *tx)
+            .await
+            .doing("setting a deferred drop's timeouts")?;
+        let mut failed = None;
+        for sql in &statements {
+            if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let Some(e) = failed else {
+            tx.commit().await.doing("committing a deferred drop")?;
+            return Ok(Ok(()));
+        };
+        let _ = tx.rollback().await;
+        let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string()).unwrap_or_default();
+        last = e.to_string();
+        if !zdm_core::retry::is_retryable(&code) {
+            break;
+        }
+        tracing::warn!(drop = %d, attempt = n + 1, error = %e, "deferred drop waited too long for its lock; retrying");
+        if n + 1 < schedule.len() {
+            tokio::time::sleep(attempt.pause_after).await;
+        }
+    }
+    Ok(Err(last))
+}

@@ -1,0 +1,134 @@
+//! SQLite's half of the instance registry. SQLite apps are usually one process, but the
+//! gate works the same way; deferred drops need PostgreSQL's triggers and functions, so
+//! SQLite has no drops table and none can be scheduled.
+
+use sqlx::{Row, SqlitePool};
+use zdm_core::gate;
+
+use crate::error::{Doing, Error};
+use crate::ledger::Names;
+use crate::registry::InstanceRecord;
+
+pub(super) const CREATE: &str = r#"
+CREATE TABLE IF NOT EXISTS {instances} (
+    id           TEXT PRIMARY KEY,
+    app_name     TEXT NOT NULL,
+    app_version  TEXT NOT NULL,
+    hostname     TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    zdm_version  TEXT NOT NULL,
+    started_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    embedded     TEXT NOT NULL,
+    mapped       TEXT NOT NULL,
+    ignored      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {post_pending} (
+    version    INTEGER PRIMARY KEY,
+    first_seen REAL NOT NULL
+);
+"#;
+
+const PRUNE: &str = "DELETE FROM {instances} WHERE heartbeat_at < {now} - ?2 AND id <> ?1";
+const UPSERT: &str = "\
+INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
+                         embedded, mapped, ignored)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, {now}, {now}, ?7, ?8, ?9)
+ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, app_version = excluded.app_version,
+    heartbeat_at = excluded.heartbeat_at, embedded = excluded.embedded, mapped = excluded.mapped,
+    ignored = excluded.ignored";
+const BEAT: &str = "UPDATE {instances} SET heartbeat_at = {now} WHERE id = ?1";
+const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = ?1";
+const LIVE: &str = "\
+SELECT id, app_name, app_version, hostname, pid, strftime('%Y-%m-%d %H:%M:%S', started_at, 'unixepoch'),
+       CAST({now} - heartbeat_at AS INTEGER), embedded, mapped, ignored
+FROM {instances} WHERE heartbeat_at >= {now} - ?1 ORDER BY started_at";
+const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) VALUES (?1, {now}) ON CONFLICT DO NOTHING";
+const PENDING_SINCE: &str = "SELECT version, strftime('%Y-%m-%d %H:%M:%S', first_seen, 'unixepoch'), \
+     CAST({now} - first_seen AS INTEGER) FROM {post_pending}";
+
+/// Lists are stored one item per line (SQLite has no arrays).
+fn lines(items: &[String]) -> String {
+    items.join("\n")
+}
+
+fn unlines(text: &str) -> Vec<String> {
+    text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+pub(super) async fn upsert_instance(pool: &SqlitePool, names: &Names, r: &InstanceRecord, ttl_s: f64) -> Result<(), Error> {
+    let sql = |t: &str| super::sqlite::sql(names, t);
+    let mut tx = pool.begin().await.doing("registering this instance")?;
+    sqlx::query(sql(PRUNE)).bind(&r.id).bind(ttl_s).execute(&mut *tx).await.doing("pruning gone instances")?;
+    let embedded: Vec<String> = r.embedded.iter().map(ToString::to_string).collect();
+    sqlx::query(sql(UPSERT))
+        .bind(&r.id)
+        .bind(&r.app_name)
+        .bind(&r.app_version)
+        .bind(&r.hostname)
+        .bind(r.pid)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(lines(&embedded))
+        .bind(lines(&r.mapped))
+        .bind(lines(&r.ignored))
+        .execute(&mut *tx)
+        .await
+        .doing("registering this instance")?;
+    tx.commit().await.doing("registering this instance")
+}
+
+pub(super) async fn beat(pool: &SqlitePool, names: &Names, id: &str) -> Result<bool, Error> {
+    let done = sqlx::query(super::sqlite::sql(names, BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn deregister(pool: &SqlitePool, names: &Names, id: &str) -> Result<(), Error> {
+    sqlx::query(super::sqlite::sql(names, DEREGISTER)).bind(id).execute(pool).await.doing("deregistering")?;
+    Ok(())
+}
+
+pub(super) async fn live(pool: &SqlitePool, names: &Names, ttl_s: f64) -> Result<Vec<gate::Instance>, Error> {
+    let rows = sqlx::query(super::sqlite::sql(names, LIVE))
+        .bind(ttl_s)
+        .fetch_all(pool)
+        .await
+        .doing("reading the instance registry")?;
+    rows.iter()
+        .map(|r| {
+            let embedded: String = r.try_get(7)?;
+            let mapped: String = r.try_get(8)?;
+            let ignored: String = r.try_get(9)?;
+            Ok(gate::Instance {
+                id: r.try_get(0)?,
+                app_name: r.try_get(1)?,
+                app_version: r.try_get(2)?,
+                hostname: r.try_get(3)?,
+                pid: r.try_get(4)?,
+                started_at: r.try_get(5)?,
+                heartbeat_age_s: r.try_get(6)?,
+                embedded: unlines(&embedded).iter().filter_map(|v| v.parse().ok()).collect(),
+                mapped: unlines(&mapped).iter().filter_map(|m| gate::Mapped::decode(m)).collect(),
+                ignored: unlines(&ignored),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .doing("reading the instance registry")
+}
+
+pub(super) async fn note_pending(pool: &SqlitePool, names: &Names, versions: &[i64]) -> Result<(), Error> {
+    for v in versions {
+        sqlx::query(super::sqlite::sql(names, NOTE_PENDING))
+            .bind(v)
+            .execute(pool)
+            .await
+            .doing("noting waiting after_deploy migrations")?;
+    }
+    Ok(())
+}
+
+pub(super) async fn pending_since(pool: &SqlitePool, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
+    sqlx::query_as(super::sqlite::sql(names, PENDING_SINCE))
+        .fetch_all(pool)
+        .await
+        .doing("reading since when after_deploy migrations wait")
+}

@@ -1,0 +1,187 @@
+//! The instance registry: every process that uses the database records which build it
+//! runs (app, version, the migrations it embeds, the columns its model structs map and
+//! ignore) and keeps a heartbeat. The gate of post-deploy work reads it to know when no
+//! live process still needs what a migration or a deferred drop removes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use zdm_core::gate::Mapped;
+use zdm_core::model::ModelInfo;
+
+use crate::backend::{Backend, Found};
+use crate::error::Error;
+use crate::ledger::Names;
+use crate::migrator::Migrator;
+
+/// The registration `#[zdm::ignored_columns]` and `#[zdm::model]` submit.
+pub struct RegisteredModel(pub ModelInfo);
+inventory::collect!(RegisteredModel);
+
+/// Every model struct linked into this binary.
+pub fn models() -> Vec<ModelInfo> {
+    let mut out: Vec<ModelInfo> = inventory::iter::<RegisteredModel>.into_iter().map(|m| m.0).collect();
+    out.sort_by_key(|m| m.name);
+    out
+}
+
+/// What one process publishes about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    pub id: String,
+    pub app_name: String,
+    pub app_version: String,
+    pub hostname: String,
+    pub pid: i32,
+    pub embedded: Vec<i64>,
+    /// `Mapped::encode` of every column its structs map.
+    pub mapped: Vec<String>,
+    /// `table.column` of every column its structs ignore.
+    pub ignored: Vec<String>,
+}
+
+impl InstanceRecord {
+    pub(crate) fn current(m: &Migrator) -> InstanceRecord {
+        let models = models();
+        let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+        InstanceRecord {
+            id: process_id(&hostname).to_string(),
+            app_name: m.app_name.clone(),
+            app_version: m.app_version.clone(),
+            hostname,
+            pid: std::process::id() as i32,
+            embedded: m.steps.iter().map(|s| s.meta.version).collect(),
+            mapped: Mapped::of(&models).iter().map(Mapped::encode).collect(),
+            ignored: models.iter().flat_map(|m| m.ignored.iter().map(move |c| format!("{}.{c}", m.table))).collect(),
+        }
+    }
+}
+
+/// This process's id in every registry.
+pub(crate) fn own_id() -> &'static str {
+    process_id(&gethostname::gethostname().to_string_lossy())
+}
+
+/// This process's id in every registry: host, pid and a random part (pids are reused).
+fn process_id(hostname: &str) -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| crate::lease::owner_id(hostname))
+}
+
+/// A registered process's handle. The heartbeat runs for the life of the process (or of
+/// the tokio runtime); dropping the handle leaves it running. Call [`Instance::stop`] on a
+/// clean shutdown so post-deploy work need not wait for the registration to expire.
+#[derive(Clone)]
+pub struct Instance {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: String,
+    key: String,
+    record: Arc<Mutex<InstanceRecord>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    deregister: Box<dyn Fn() -> crate::BoxFuture<'static, Result<(), Error>> + Send + Sync>,
+}
+
+impl Instance {
+    /// This process's id in the registry (`host:pid:random`).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// Stops the heartbeat and removes the registration: this process no longer holds back
+    /// post-deploy work. Call it after the last query, before exiting.
+    pub async fn stop(&self) -> Result<(), Error> {
+        let task = self.inner.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        registered().lock().unwrap_or_else(|p| p.into_inner()).remove(&self.inner.key);
+        (self.inner.deregister)().await?;
+        tracing::info!(id = %self.inner.id, "deregistered this instance");
+        Ok(())
+    }
+
+    fn running(&self) -> bool {
+        self.inner.task.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance").field("id", &self.inner.id).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Instance {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id && self.inner.key == other.inner.key
+    }
+}
+impl Eq for Instance {}
+
+/// One heartbeat per database (and zdm table set) this process registered with.
+fn registered() -> &'static Mutex<HashMap<String, Instance>> {
+    static MAP: OnceLock<Mutex<HashMap<String, Instance>>> = OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+/// Registers (or refreshes) this process and makes sure its heartbeat runs.
+pub(crate) async fn register<B: Backend>(m: &Migrator, backend: &B, names: &Names, found: &Found) -> Result<Instance, Error> {
+    let record = InstanceRecord::current(m);
+    backend.upsert_instance(names, &record, m.instance_ttl).await?;
+    let key = format!("{}|{}", found.db_key, names.instances);
+    let mut map = registered().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(existing) = map.get(&key).filter(|i| i.running()) {
+        *existing.inner.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
+        return Ok(existing.clone());
+    }
+    tracing::info!(id = %record.id, app = %record.app_name, version = %record.app_version, "registered this instance");
+    let shared = Arc::new(Mutex::new(record.clone()));
+    let task = tokio::spawn(heartbeat(backend.clone(), names.clone(), shared.clone(), m.heartbeat, m.instance_ttl));
+    let (b, n, id) = (backend.clone(), names.clone(), record.id.clone());
+    let instance = Instance {
+        inner: Arc::new(Inner {
+            id: record.id.clone(),
+            key: key.clone(),
+            record: shared,
+            task: Mutex::new(Some(task)),
+            deregister: Box::new(move || {
+                let (b, n, id) = (b.clone(), n.clone(), id.clone());
+                Box::pin(async move { b.deregister(&n, &id).await })
+            }),
+        }),
+    };
+    map.insert(key, instance.clone());
+    Ok(instance)
+}
+
+async fn heartbeat<B: Backend>(
+    backend: B,
+    names: Names,
+    record: Arc<Mutex<InstanceRecord>>,
+    every: Duration,
+    ttl: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let id = record.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
+        match backend.beat(&names, &id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Pruned while this process was stalled past the TTL: add it back.
+                tracing::warn!(id = %id, "this instance's registration had expired; registering again");
+                let current = record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Err(e) = backend.upsert_instance(&names, &current, ttl).await {
+                    tracing::warn!(error = %e, "could not register this instance again");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying at the next beat"),
+        }
+    }
+}
