@@ -34,9 +34,11 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         !s.dropped
             && (s.blockers.is_empty() || (!s.drop.read_only && s.blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))))
     });
-    let runnable = gated(m, &first, target, &live).0;
+    let (runnable, held) = gated(m, &first, target, &live);
     let mut report = if runnable.is_empty() && !drops_due {
-        Report { notices: log_notices(&first), ..Report::default() }
+        let mut notices = log_notices(&first);
+        notices.extend(held_notice(held));
+        Report { notices, ..Report::default() }
     } else {
         let server_notices = server_notices(m, &first, found.server_version);
         let ctx = RunContext::current(&m.app_name, &m.app_version);
@@ -50,6 +52,15 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         }
         result?
     };
+    for s in judged.iter().filter(|s| !s.dropped && !s.blockers.is_empty()) {
+        let text = format!(
+            "deferred {} waits for: {}",
+            s.drop,
+            s.blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        );
+        tracing::info!("{text}");
+        report.notices.push(text);
+    }
     if target != Target::Post {
         report.instance = Some(registry::register(m, backend, &names, &found).await?);
         let waiting: Vec<i64> = m.steps.iter().filter(|s| s.meta.phase == Phase::PostDeploy).map(|s| s.meta.version).collect();
@@ -87,6 +98,16 @@ fn gated(m: &Migrator, plan: &Plan, target: Target, live: &[gate::Instance]) -> 
         run.push(i);
     }
     (run, None)
+}
+
+fn held_notice(held: Option<(i64, Vec<Blocker>)>) -> Option<String> {
+    let (version, blockers) = held?;
+    let text = format!(
+        "after_deploy migration {version} waits for: {}",
+        blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    );
+    tracing::info!("{text}");
+    Some(text)
 }
 
 /// Registers without migrating.
@@ -149,14 +170,7 @@ async fn run_locked<B: Backend>(
     let live = others(backend, names, m).await?;
     let (runnable, held) = gated(m, &plan, target, &live);
     let mut report = Report { notices: log_notices(&plan), ..Report::default() };
-    if let Some((version, blockers)) = held {
-        let text = format!(
-            "after_deploy migration {version} waits for: {}",
-            blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-        );
-        tracing::info!("{text}");
-        report.notices.push(text);
-    }
+    report.notices.extend(held_notice(held));
     for i in runnable {
         let step = &m.steps[i];
         lease.confirm(m.lease_ttl).await?;
