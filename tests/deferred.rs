@@ -183,7 +183,15 @@ async fn the_registry_holds_this_process_until_it_stops() {
     assert_eq!(id, instance.id());
     assert_eq!(app, "zdm");
     assert_eq!(embedded, [1, 2, 3]);
-    assert_eq!(mapped, ["posts\tid\tdeferred::Post", "posts\ttitle\tdeferred::Post"]);
+    assert_eq!(
+        mapped,
+        [
+            "posts\tid\tdeferred::Post",
+            "posts\ttitle\tdeferred::Post",
+            "app.Posts\tpostId\tdeferred::Renamed",
+            "app.Posts\torder\tdeferred::Renamed"
+        ]
+    );
     assert_eq!(ignored, ["posts.legacy"]);
     assert_eq!(zdm::Migrator::clone(&migrator()).register(&pool).await.unwrap(), instance, "one row per process");
 
@@ -262,4 +270,29 @@ async fn rust_migrations_schedule_drops_too() {
     assert!(err.to_string().contains("inside a migration that zdm runs"), "{err}");
     let err = sqlx::query("SELECT zdm_drop_column_later('posts', 'title')").execute(&mut *conn).await.unwrap_err();
     assert!(err.to_string().contains("must run inside a migration that zdm applies"), "{err}");
+}
+
+#[derive(sqlx::FromRow)]
+#[sqlx(rename_all = "camelCase")]
+#[zdm::model(table = "app.Posts")]
+#[allow(dead_code)]
+struct Renamed<T> {
+    post_id: i64,
+    #[sqlx(rename = "order")]
+    position: T,
+    #[sqlx(skip)]
+    cached: Option<String>,
+}
+
+#[test]
+fn model_structs_list_their_columns() {
+    assert_eq!(Post::TABLE, "posts");
+    assert_eq!(Post::COLUMNS, ["id", "title"]);
+    assert_eq!(Post::COLUMN_LIST, r#""id", "title""#);
+    assert_eq!(Post::SELECT, r#"SELECT "id", "title" FROM "posts""#);
+    assert_eq!(Post::IGNORED_COLUMNS, ["legacy"]);
+    assert_eq!(Renamed::<i32>::COLUMNS, ["postId", "order"]);
+    assert_eq!(Renamed::<i32>::SELECT, r#"SELECT "postId", "order" FROM "app"."Posts""#);
+    let names: Vec<&str> = zdm::__private::inventory::iter::<zdm::__private::RegisteredModel>.into_iter().map(|m| m.0.name).collect();
+    assert!(names.contains(&"deferred::Post") && names.contains(&"deferred::Renamed"), "{names:?}");
 }

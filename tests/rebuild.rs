@@ -47,7 +47,7 @@ fn migration_files_trigger_rebuilds() {
          println!(\"{} {} {:02x}\", m.version, m.description, m.checksum[0]);\n    }\n}\n",
     );
     write(&app.join("migrations/0001_first.sql"), "SELECT 1;\n");
-    let target = root.join("target");
+    let target = repo.join("target/zdm-probes");
 
     let first = build_and_run(&app, &target);
     assert_eq!(first.lines().count(), 1, "{first}");

@@ -134,6 +134,14 @@ pub fn column_list(columns: &[String]) -> String {
     columns.iter().map(|c| crate::ident::quote_ident(c)).collect::<Vec<_>>().join(", ")
 }
 
+/// A table name as written in the attribute (`posts`, `app.posts`), each part quoted.
+pub fn quote_table(table: &str) -> String {
+    match table.split_once('.') {
+        Some((schema, name)) => crate::ident::qualified(Some(schema), name),
+        None => crate::ident::quote_ident(table),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +185,6 @@ mod tests {
     #[test]
     fn column_lists_are_quoted() {
         assert_eq!(column_list(&["id".into(), "order".into()]), "\"id\", \"order\"");
+        assert_eq!(quote_table("app.posts"), "\"app\".\"posts\"");
     }
 }

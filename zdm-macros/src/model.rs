@@ -2,7 +2,7 @@
 //! "posts")]` on model structs.
 //!
 //! The struct stays as written. Beside it the macro emits associated consts (`TABLE`,
-//! `COLUMNS`, `COLUMN_LIST`, `IGNORED_COLUMNS`) and registers a `zdm::ModelInfo` with
+//! `COLUMNS`, `COLUMN_LIST`, `SELECT`, `IGNORED_COLUMNS`) and registers a `zdm::ModelInfo` with
 //! `inventory`, so the instance registry publishes what this build maps and ignores.
 //! Column names follow sqlx's `FromRow` rules (`rename`, `rename_all`, `skip`); the
 //! judgement lives in `zdm_core::model`.
@@ -127,6 +127,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream, with_columns: bool) -
     let table = &opts.table;
     let columns: Vec<&str> = fields.iter().map(|(_, c)| c.as_str()).collect();
     let column_list = model::column_list(&fields.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>());
+    let select = format!("SELECT {column_list} FROM {}", model::quote_table(&opts.table.value()));
     let struct_name = name.to_string();
     let info = quote! {
         ::zdm::ModelInfo {
@@ -147,6 +148,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream, with_columns: bool) -
             /// `COLUMNS` quoted and comma-separated, for `SELECT` and `RETURNING` lists:
             /// an explicit list keeps old builds working when a column is added.
             pub const COLUMN_LIST: &'static str = #column_list;
+            /// `SELECT <COLUMN_LIST> FROM <TABLE>`, a `&'static str` sqlx takes as it is.
+            pub const SELECT: &'static str = #select;
             /// The columns it declares unused (`#[zdm::ignored_columns]`).
             pub const IGNORED_COLUMNS: &'static [&'static str] = &[#(#ignored),*];
             /// What zdm's instance registry publishes for this struct.
