@@ -16,6 +16,17 @@ use zdm::sqlx::{PgPool, SqlitePool};
 // Release 2 (this build) embeds all three migrations as the default set.
 zdm::migrations!("examples/quickstart/migrations");
 
+/// Release 2's model: it no longer uses `legacy_slug` (a field for it would not compile),
+/// and its column list keeps old and new builds safe from `SELECT *` (see README).
+#[derive(sqlx::FromRow, Debug)]
+#[zdm::ignored_columns(table = "posts", columns(legacy_slug))]
+#[allow(dead_code)]
+struct Post {
+    id: i64,
+    title: String,
+    published_at: Option<String>,
+}
+
 enum Db {
     Pg(PgPool),
     Sqlite(SqlitePool),
@@ -50,15 +61,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("== release 2 deploys: run_pre adds published_at; legacy_slug stays for release 1");
     let report = on!(&db, p => zdm::run_pre(p).await)?;
     print!("{report}");
+    if let Some(instance) = &report.instance {
+        println!("registered in zdm_instances as {}", instance.id());
+    }
     release1_serves(&db, 2).await?;
     println!("{}", on!(&db, p => zdm::status(p).await)?);
 
     println!("== every instance runs release 2: run_post drops legacy_slug");
     let report = on!(&db, p => zdm::run_post(p).await)?;
     print!("{report}");
-    let sql = "SELECT id, title, published_at FROM posts ORDER BY id";
-    let rows: Vec<(i64, String, Option<String>)> = on!(&db, p => zdm::sqlx::query_as(sql).fetch_all(p).await)?;
-    println!("release 2 reads {} posts (explicit columns, never SELECT *): {rows:?}", rows.len());
+    // Post::SELECT is `SELECT "id", "title", "published_at" FROM "posts"`: explicit columns.
+    let rows: Vec<Post> = on!(&db, p => zdm::sqlx::query_as(Post::SELECT).fetch_all(p).await)?;
+    println!("release 2 reads {} posts with `{}`: {rows:?}", rows.len(), Post::SELECT);
     println!("{}", on!(&db, p => zdm::status(p).await)?);
     Ok(())
 }
