@@ -77,6 +77,12 @@ pub mod lint {
     }
 }
 
+pub mod healing {
+    //! Pools that survive the next build's migrations with sqlx's statement cache on: see
+    //! [`connect`] and [`retry`].
+    pub use zdm_sqlx::healing::*;
+}
+
 pub mod build {
     //! Build-script helpers.
     //!

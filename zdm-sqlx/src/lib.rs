@@ -10,6 +10,7 @@ pub mod backend;
 mod default_set;
 pub mod deferred;
 pub mod error;
+pub mod healing;
 mod lease;
 pub mod ledger;
 pub mod migration;

@@ -280,7 +280,14 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
     let table = qualified(Some(&d.schema), &d.table);
     let version = quote_literal(&d.scheduled_by.to_string());
     let trigger = quote_ident(&format!("{}read_only", names.prefix));
-    let mark = |set: &str| format!("UPDATE {} SET {set} WHERE id = {}", names.drops, d.id);
+    let mark = |set: &str| {
+        format!(
+            "UPDATE {} SET {set} WHERE id = {}; SELECT pg_notify({}, {version})",
+            names.drops,
+            d.id,
+            quote_literal(crate::healing::CHANNEL)
+        )
+    };
     match (&d.target, step) {
         (DropTarget::Column(c), DropStep::ReadOnly) => vec![
             // A default would write the column on every insert of the new build.

@@ -286,6 +286,7 @@ impl Backend for PgPool {
                 Ok(()) => {
                     let ms = elapsed_ms(started);
                     record(&mut tx, names, step, ctx, ms, None).await?;
+                    announce(&mut tx, step.meta.version).await?;
                     tx.commit().await.doing("committing a migration")?;
                     return Ok(Ok(ms));
                 }
@@ -491,6 +492,7 @@ async fn apply_outside_transaction(
         Ok(()) => {
             let ms = elapsed_ms(started);
             record(&mut conn, names, step, ctx, ms, None).await?;
+            announce(&mut conn, step.meta.version).await?;
             Ok(Ok(ms))
         }
         Err(failure) => Ok(Err(failure)),
@@ -564,6 +566,17 @@ async fn run_outside(
         }
     }
     Ok(Ok(()))
+}
+
+/// Tells healing pools (`zdm::healing`) that the schema changed; delivered at commit.
+async fn announce(conn: &mut PgConnection, version: i64) -> Result<(), Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::healing::CHANNEL)
+        .bind(version.to_string())
+        .execute(&mut *conn)
+        .await
+        .doing("announcing the schema change")?;
+    Ok(())
 }
 
 async fn set_context(conn: &mut PgConnection, names: &Names, step: &Step, local: bool) -> Result<(), Error> {
