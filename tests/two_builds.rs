@@ -16,6 +16,12 @@ use std::time::Duration;
 use common::TestDb;
 use zdm::sqlx;
 
+/// Builds A and B once per test process.
+fn builds() -> &'static (PathBuf, PathBuf) {
+    static BUILT: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| (build(&[], "two_builds_a"), build(&["b"], "two_builds_b")))
+}
+
 /// Builds the probe app with `features` and returns a copy of its binary.
 fn build(features: &[&str], copy_as: &str) -> PathBuf {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -61,7 +67,17 @@ async fn audit_exists(pool: &sqlx::PgPool) -> bool {
     sqlx::query_scalar("SELECT to_regclass('old_audit') IS NOT NULL").fetch_one(pool).await.unwrap()
 }
 
-/// Runs `serve` until told to stop; returns (ops, errors) and its output.
+/// What a `serve` run counted.
+#[derive(Debug)]
+struct Counts {
+    ops: u64,
+    errors: u64,
+    /// Requests and failures in its last second.
+    tail_ops: u64,
+    tail_errors: u64,
+}
+
+/// Runs `serve` until told to stop.
 struct Server {
     child: std::process::Child,
     stop: PathBuf,
@@ -69,10 +85,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, url: &str, stop: PathBuf) -> Server {
+    fn start(bin: &Path, url: &str, stop: PathBuf, mode: &str) -> Server {
         let _ = std::fs::remove_file(&stop);
         let mut child = Command::new(bin)
-            .args(["serve", url, stop.to_str().unwrap()])
+            .args(["serve", url, stop.to_str().unwrap(), mode])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -83,69 +99,68 @@ impl Server {
         Server { child, stop, pid }
     }
 
-    fn stop(self) -> (u64, u64, String) {
+    fn stop(self) -> (Counts, String) {
         std::fs::write(&self.stop, "").unwrap();
         let out = self.child.wait_with_output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{text}");
         let line = text.lines().find(|l| l.starts_with("ops=")).unwrap_or_else(|| panic!("{text}"));
-        let nums: Vec<u64> = line.split(' ').map(|p| p.split_once('=').unwrap().1.parse().unwrap()).collect();
-        (nums[0], nums[1], text)
+        let n: Vec<u64> = line.split(' ').map(|p| p.split_once('=').unwrap().1.parse().unwrap()).collect();
+        (Counts { ops: n[0], errors: n[1], tail_ops: n[2], tail_errors: n[3] }, text)
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn old_build_keeps_working_and_drops_wait_for_it() {
-    let a = build(&[], "two_builds_a");
-    let b = build(&["b"], "two_builds_b");
+    let (a, b) = builds();
     let db = TestDb::new().await;
     let pool = db.pool(2).await;
     let url = url(&db);
     let stop = std::env::temp_dir().join(format!("zdm_two_builds_{}", db.name));
 
-    let server_a = Server::start(&a, &url, stop.clone());
+    let server_a = Server::start(a, &url, stop.clone(), "healing");
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // B's deploy step: pre-deploy migrations while A serves.
-    let (ok, out) = run(&b, &["pre", &url]);
-    assert!(ok && out.contains("applied 2 contract_legacy"), "{out}");
-    assert_eq!(columns(&pool).await, ["id", "title", "legacy", "body"]);
+    let (ok, out) = run(b, &["pre", &url]);
+    assert!(ok && out.contains("applied 2 contract_legacy") && out.contains("applied 3 widen_summary"), "{out}");
+    assert_eq!(columns(&pool).await, ["id", "title", "legacy", "summary", "body"]);
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     // B's contract step while A heartbeats: both drops wait, naming A.
-    let (ok, out) = run(&b, &["post", &url]);
+    let (ok, out) = run(b, &["post", &url]);
     assert!(ok, "{out}");
     assert!(out.contains("nothing to apply"), "{out}");
     let waits_for_a = format!("two_builds A on {} pid {}", gethostname(), server_a.pid);
     assert!(out.contains("deferred drop column public.posts.legacy") && out.contains(&waits_for_a), "{out}");
     assert!(out.contains("deferred drop table public.old_audit"), "{out}");
-    assert_eq!(columns(&pool).await, ["id", "title", "legacy", "body"]);
+    assert_eq!(columns(&pool).await, ["id", "title", "legacy", "summary", "body"]);
     assert!(audit_exists(&pool).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let (ops, errors, out) = server_a.stop();
-    assert_eq!(errors, 0, "build A failed while B migrated:\n{out}");
-    assert!(ops > 20, "build A served only {ops} requests");
-    eprintln!("build A: {ops} requests, {errors} errors");
+    let (a_counts, out) = server_a.stop();
+    assert_eq!(a_counts.errors, 0, "build A failed while B migrated:\n{out}");
+    assert!(a_counts.ops > 20, "build A served only {a_counts:?}");
+    eprintln!("build A: {a_counts:?}");
 
     // A is gone (it deregistered): B's run_post drops both.
     let before: i64 = sqlx::query_scalar("SELECT count(*) FROM posts").fetch_one(&pool).await.unwrap();
-    let (ok, out) = run(&b, &["post", &url]);
+    let (ok, out) = run(b, &["post", &url]);
     assert!(ok, "{out}");
     assert!(out.contains("dropped column public.posts.legacy") && out.contains("dropped table public.old_audit"), "{out}");
-    assert_eq!(columns(&pool).await, ["id", "title", "body"]);
+    assert_eq!(columns(&pool).await, ["id", "title", "summary", "body"]);
     assert!(!audit_exists(&pool).await);
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM posts").fetch_one(&pool).await.unwrap();
     assert_eq!(before, after, "no row was lost");
 
     // B serves without errors on the contracted schema.
-    let server_b = Server::start(&b, &url, stop.clone());
+    let server_b = Server::start(b, &url, stop.clone(), "plain");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (ops, errors, out) = server_b.stop();
-    assert!(ops > 5 && errors == 0, "{out}");
+    let (b_counts, out) = server_b.stop();
+    assert!(b_counts.ops > 5 && b_counts.errors == 0, "{out}");
 
     // A redeployed after the drop (a rollback) refuses to boot, naming what it maps.
-    let (ok, out) = run(&a, &["pre", &url]);
+    let (ok, out) = run(a, &["pre", &url]);
     assert!(!ok, "{out}");
     assert!(out.contains("maps what run_post already removed") && out.contains("posts.legacy"), "{out}");
     assert!(out.contains("scheduled by migration 2"), "{out}");
@@ -155,4 +170,36 @@ async fn old_build_keeps_working_and_drops_wait_for_it() {
 fn gethostname() -> String {
     let out = Command::new("hostname").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Issue 8's proof: build A reads with `SELECT *` and writes (RETURNING) through its pool
+/// while build B's run_pre adds a column and changes a column's type. Through a plain sqlx
+/// pool A's errors start and never stop; through zdm's healing pool (and retry) there are
+/// none.
+#[tokio::test(flavor = "multi_thread")]
+async fn select_star_old_build_survives_with_a_healing_pool() {
+    let (a, b) = builds();
+    let mut counts = Vec::new();
+    for mode in ["plain", "healing"] {
+        let db = TestDb::new().await;
+        let url = url(&db);
+        let stop = std::env::temp_dir().join(format!("zdm_two_builds_{}", db.name));
+        let server = Server::start(a, &url, stop.clone(), mode);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (ok, out) = run(b, &["pre", &url]);
+        assert!(ok, "{out}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (c, out) = server.stop();
+        eprintln!("build A through a {mode} pool: {c:?}");
+        let _ = std::fs::remove_file(&stop);
+        counts.push((mode, c, out));
+    }
+    let (_, plain, out) = &counts[0];
+    assert!(plain.errors > 0, "the plain pool was expected to fail:\n{out}");
+    assert!(out.contains("cached plan must not change result type"), "{out}");
+    // Connections that cached the statements never heal; only ones the pool opens later work.
+    assert!(plain.tail_errors > 0, "the errors were expected to go on to the end: {plain:?}");
+    let (_, healing, out) = &counts[1];
+    assert_eq!(healing.errors, 0, "{out}");
+    assert!(healing.ops > 50, "{healing:?}");
 }

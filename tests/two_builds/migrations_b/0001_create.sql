@@ -1,7 +1,8 @@
 CREATE TABLE posts (
     id     BIGSERIAL PRIMARY KEY,
     title  TEXT NOT NULL,
-    legacy TEXT NOT NULL DEFAULT 'unset'
+    legacy TEXT NOT NULL DEFAULT 'unset',
+    summary VARCHAR(100)
 );
 CREATE TABLE old_audit (
     id   BIGSERIAL PRIMARY KEY,

@@ -1,11 +1,17 @@
 //! Build A or build B of one app (see Cargo.toml). Commands:
-//! `serve <database_url> <stop_file>`: run_pre, then read and write in a loop until the
-//! stop file exists; prints `ops=N errors=M` and deregisters.
+//! `serve <database_url> <stop_file> <plain|healing>`: run_pre, then write a post and read
+//! it back with `SELECT *` in a loop until the stop file exists, through a plain sqlx pool
+//! or a zdm healing pool (with `zdm::healing::retry`); prints the counts and deregisters.
 //! `pre <database_url>` / `post <database_url>`: one migration phase, then the status.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
+
+type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 #[cfg(not(feature = "b"))]
 mod build {
@@ -21,20 +27,20 @@ mod build {
         pub id: i64,
         pub title: String,
         pub legacy: String,
+        pub summary: Option<String>,
     }
 
     pub fn check(post: &Post, id: i64) {
         assert!(post.id == id && post.legacy.starts_with("legacy") && post.title.starts_with('a'));
+        assert!(post.summary.as_deref().is_some_and(|s| s.starts_with("sum")));
     }
 
     /// A writes everything it knows: the legacy column and the audit table.
-    pub async fn write(pool: &zdm::sqlx::PgPool, n: u64) -> Result<i64, zdm::sqlx::Error> {
-        let sql = format!("INSERT INTO posts (title, legacy) VALUES ($1, $2) RETURNING {}", Post::COLUMN_LIST);
-        let post: Post = zdm::sqlx::query_as(zdm::sqlx::AssertSqlSafe(sql)).bind(format!("a{n}")).bind(format!("legacy{n}")).fetch_one(pool).await?;
-        zdm::sqlx::query("INSERT INTO old_audit (note) VALUES ($1)").bind(&post.title).execute(pool).await?;
-        zdm::sqlx::query("UPDATE posts SET legacy = legacy || '!' WHERE id = $1").bind(post.id).execute(pool).await?;
-        Ok(post.id)
-    }
+    pub const WRITES: &[&str] = &[
+        "INSERT INTO posts (title, legacy, summary) VALUES ('a' || $1, 'legacy' || $1, 'sum' || $1) RETURNING id",
+        "INSERT INTO old_audit (note) SELECT title FROM posts WHERE id = $1",
+        "UPDATE posts SET legacy = legacy || '!' WHERE id = $1",
+    ];
 }
 
 #[cfg(feature = "b")]
@@ -50,18 +56,18 @@ mod build {
     pub struct Post {
         pub id: i64,
         pub title: String,
+        pub summary: Option<String>,
         pub body: Option<String>,
     }
 
     pub fn check(post: &Post, id: i64) {
-        assert!(post.id == id && post.body.is_some() && post.title.starts_with('b'));
+        assert!(post.id == id && post.body.is_some() && post.title.starts_with('b') && post.summary.is_some());
     }
 
-    pub async fn write(pool: &zdm::sqlx::PgPool, n: u64) -> Result<i64, zdm::sqlx::Error> {
-        let sql = format!("INSERT INTO posts (title, body) VALUES ($1, $2) RETURNING {}", Post::COLUMN_LIST);
-        let post: Post = zdm::sqlx::query_as(zdm::sqlx::AssertSqlSafe(sql)).bind(format!("b{n}")).bind(format!("body{n}")).fetch_one(pool).await?;
-        Ok(post.id)
-    }
+    pub const WRITES: &[&str] = &[
+        "INSERT INTO posts (title, summary, body) VALUES ('b' || $1, 'sum' || $1, 'body' || $1) RETURNING id",
+        "UPDATE posts SET body = body || '!' WHERE id = $1",
+    ];
 }
 
 use build::Post;
@@ -74,29 +80,62 @@ fn migrator() -> zdm::Migrator {
         .lock_wait(Duration::from_secs(30))
 }
 
-async fn serve(pool: &PgPool, stop_file: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let report = migrator().run_pre(pool).await?;
+/// One statement, through `zdm::healing::retry` when healing.
+async fn exec<T, F>(pool: &PgPool, healing: bool, mut f: F) -> Result<T, sqlx::Error>
+where
+    F: for<'c> FnMut(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+{
+    if healing {
+        zdm::healing::retry(pool, f).await
+    } else {
+        f(&mut *pool.acquire().await?).await
+    }
+}
+
+/// Writes a post (as this build does) and reads it back with `SELECT *`.
+async fn one_op(pool: &PgPool, healing: bool, n: i64) -> Result<(), sqlx::Error> {
+    let text = n.to_string();
+    let id: i64 = exec(pool, healing, |c| {
+        let text = text.clone();
+        Box::pin(async move { sqlx::query_scalar(build::WRITES[0]).bind(text).fetch_one(c).await })
+    })
+    .await?;
+    for sql in &build::WRITES[1..] {
+        exec(pool, healing, |c| Box::pin(async move { sqlx::query(*sql).bind(id).execute(c).await })).await?;
+    }
+    let post: Post = exec(pool, healing, |c| {
+        Box::pin(async move { sqlx::query_as("SELECT * FROM posts WHERE id = $1").bind(id).fetch_one(c).await })
+    })
+    .await?;
+    build::check(&post, id);
+    Ok(())
+}
+
+async fn serve(url: &str, stop_file: &str, healing: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let options = PgPoolOptions::new().max_connections(4);
+    let pool =
+        if healing { zdm::healing::connect(options, url).await? } else { options.connect(url).await? };
+    let report = migrator().run_pre(&pool).await?;
     let instance = report.instance.expect("run_pre registers");
     println!("ready {}", std::process::id());
-    let (mut ops, mut errors) = (0u64, 0u64);
-    let select = format!("SELECT {} FROM posts WHERE id = $1", Post::COLUMN_LIST);
+    let (mut ops, mut errors, mut last_second) = (0u64, 0u64, Vec::new());
     while !std::path::Path::new(stop_file).exists() {
-        let result = async {
-            let id = build::write(pool, ops).await?;
-            let post: Post = sqlx::query_as(sqlx::AssertSqlSafe(select.as_str())).bind(id).fetch_one(pool).await?;
-            build::check(&post, id);
-            Ok::<_, sqlx::Error>(())
-        }
-        .await;
+        let result = one_op(&pool, healing, ops as i64).await;
         ops += 1;
+        last_second.push((Instant::now(), result.is_err()));
         if let Err(e) = result {
             errors += 1;
-            eprintln!("build {} error: {e}", build::NAME);
+            if errors <= 3 {
+                eprintln!("build {} error: {e}", build::NAME);
+            }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     instance.stop().await?;
-    println!("ops={ops} errors={errors}");
+    // Whether the errors stopped: the requests of the last second before the stop.
+    last_second.retain(|(at, _)| at.elapsed() < Duration::from_secs(1));
+    let tail_errors = last_second.iter().filter(|(_, failed)| *failed).count();
+    println!("ops={ops} errors={errors} tail_ops={} tail_errors={tail_errors}", last_second.len());
     Ok(())
 }
 
@@ -110,9 +149,12 @@ async fn main() {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let pool = PgPool::connect(&args[2]).await?;
+    let url = &args[2];
+    if args[1] == "serve" {
+        return serve(url, &args[3], args.get(4).is_some_and(|m| m == "healing")).await;
+    }
+    let pool = PgPool::connect(url).await?;
     match args[1].as_str() {
-        "serve" => serve(&pool, &args[3]).await?,
         "pre" => {
             let report = migrator().run_pre(&pool).await?;
             print!("{report}");
