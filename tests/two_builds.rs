@@ -180,7 +180,7 @@ fn gethostname() -> String {
 async fn select_star_old_build_survives_with_a_healing_pool() {
     let (a, b) = builds();
     let mut counts = Vec::new();
-    for mode in ["plain", "healing"] {
+    for mode in ["plain", "recycle", "healing"] {
         let db = TestDb::new().await;
         let url = url(&db);
         let stop = std::env::temp_dir().join(format!("zdm_two_builds_{}", db.name));
@@ -199,7 +199,9 @@ async fn select_star_old_build_survives_with_a_healing_pool() {
     assert!(out.contains("cached plan must not change result type"), "{out}");
     // Connections that cached the statements never heal; only ones the pool opens later work.
     assert!(plain.tail_errors > 0, "the errors were expected to go on to the end: {plain:?}");
-    let (_, healing, out) = &counts[1];
+    // `recycle` (healing pool, no retry) is reported, not asserted: its errors are the
+    // window between a change's commit and the notice reaching the listener.
+    let (_, healing, out) = &counts[2];
     assert_eq!(healing.errors, 0, "{out}");
     assert!(healing.ops > 50, "{healing:?}");
 }

@@ -1,5 +1,5 @@
 //! Build A or build B of one app (see Cargo.toml). Commands:
-//! `serve <database_url> <stop_file> <plain|healing>`: run_pre, then write a post and read
+//! `serve <database_url> <stop_file> <plain|recycle|healing>`: run_pre, then write a post and read
 //! it back with `SELECT *` in a loop until the stop file exists, through a plain sqlx pool
 //! or a zdm healing pool (with `zdm::healing::retry`); prints the counts and deregisters.
 //! `pre <database_url>` / `post <database_url>`: one migration phase, then the status.
@@ -111,10 +111,12 @@ async fn one_op(pool: &PgPool, healing: bool, n: i64) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-async fn serve(url: &str, stop_file: &str, healing: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// `plain`: a plain sqlx pool; `recycle`: a healing pool without retries; `healing`: a
+/// healing pool and `zdm::healing::retry`.
+async fn serve(url: &str, stop_file: &str, mode: &str) -> Result<(), Box<dyn std::error::Error>> {
     let options = PgPoolOptions::new().max_connections(4);
-    let pool =
-        if healing { zdm::healing::connect(options, url).await? } else { options.connect(url).await? };
+    let pool = if mode == "plain" { options.connect(url).await? } else { zdm::healing::connect(options, url).await? };
+    let healing = mode == "healing";
     let report = migrator().run_pre(&pool).await?;
     let instance = report.instance.expect("run_pre registers");
     println!("ready {}", std::process::id());
@@ -151,7 +153,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let url = &args[2];
     if args[1] == "serve" {
-        return serve(url, &args[3], args.get(4).is_some_and(|m| m == "healing")).await;
+        return serve(url, &args[3], args.get(4).map_or("plain", String::as_str)).await;
     }
     let pool = PgPool::connect(url).await?;
     match args[1].as_str() {
