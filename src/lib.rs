@@ -27,17 +27,18 @@
 /// you pass to zdm are the same types.
 pub use sqlx;
 
-pub use zdm_core::Phase;
 pub use zdm_core::gate::{Blocker, PendingDrop};
 pub use zdm_core::model::ModelInfo;
+pub use zdm_core::Phase;
 pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
+pub use zdm_sqlx::deferred::DropStatus;
 pub use zdm_sqlx::ledger::LedgerRow;
 pub use zdm_sqlx::migrator::{AppliedStep, ExecPolicy};
 pub use zdm_sqlx::status::{State, StatusRow};
-pub use zdm_sqlx::deferred::DropStatus;
 pub use zdm_sqlx::{
     drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay, register, run_all,
-    run_post, run_post_when_safe, run_pre, status, Error, Instance, MigratePool, Migrator, Report, RustMigration, Status,
+    run_post, run_post_when_safe, run_pre, status, Error, Instance, MigratePool, Migrator, Report, RustMigration,
+    Status,
 };
 
 /// Lints a migration set without a database, as `migrations!` does at compile time.
@@ -83,6 +84,12 @@ pub mod healing {
     pub use zdm_sqlx::healing::*;
 }
 
+pub mod testing {
+    //! Checks for a test suite or a deploy tool: the deployed build's queries against the
+    //! next build's pre-deploy migrations ([`check_old_queries`]).
+    pub use zdm_sqlx::testing::*;
+}
+
 pub mod build {
     //! Build-script helpers.
     //!
@@ -111,5 +118,7 @@ pub mod __private {
     //! What the macros expand to. Not a public API.
     pub use inventory;
     pub use zdm_core::{Migration, Phase};
-    pub use zdm_sqlx::{BoxError, BoxFuture, DefaultSet, EmbeddedSet, RegisteredModel, RegisteredRustMigration, RustRun};
+    pub use zdm_sqlx::{
+        BoxError, BoxFuture, DefaultSet, EmbeddedSet, RegisteredModel, RegisteredRustMigration, RustRun,
+    };
 }

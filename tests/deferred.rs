@@ -23,15 +23,19 @@ struct Post {
 }
 
 fn migrator() -> zdm::Migrator {
-    zdm::migrator!("tests/migrations/deferred").heartbeat(Duration::from_millis(100)).instance_ttl(Duration::from_secs(2))
+    zdm::migrator!("tests/migrations/deferred")
+        .heartbeat(Duration::from_millis(100))
+        .instance_ttl(Duration::from_secs(2))
 }
 
 async fn columns(pool: &PgPool, table: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position")
-        .bind(table)
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 async fn table_exists(pool: &PgPool, table: &str) -> bool {
@@ -67,7 +71,10 @@ async fn drops_wait_for_the_old_build_then_run() {
     // The new build's pre-deploy step schedules the drops; the old build keeps writing.
     let pre = migrator().run_pre(&pool).await.unwrap();
     assert_eq!(pre.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [2]);
-    sqlx::query("INSERT INTO posts (title, legacy) VALUES ('old build', 'still written')").execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO posts (title, legacy) VALUES ('old build', 'still written')")
+        .execute(&pool)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO old_audit (note) VALUES ('old build')").execute(&pool).await.unwrap();
     // NOT NULL was relaxed (default kept), so the new build may insert without it.
     sqlx::query("INSERT INTO posts (title, legacy) VALUES ('new build', NULL)").execute(&pool).await.unwrap();
@@ -75,7 +82,10 @@ async fn drops_wait_for_the_old_build_then_run() {
     // run_post: the old build is live, so neither the drops nor after_deploy 3 run.
     let post = migrator().run_post(&pool).await.unwrap();
     assert!(post.applied.is_empty() && post.dropped.is_empty(), "{post}");
-    assert!(post.notices.iter().any(|n| n.contains("after_deploy migration 3 waits") && n.contains("old-host")), "{post}");
+    assert!(
+        post.notices.iter().any(|n| n.contains("after_deploy migration 3 waits") && n.contains("old-host")),
+        "{post}"
+    );
     assert_eq!(columns(&pool, "posts").await, ["id", "title", "legacy"]);
     assert!(table_exists(&pool, "old_audit").await);
 
@@ -154,7 +164,8 @@ async fn run_post_when_safe_waits_for_the_old_build_to_expire() {
         let (m, pool) = (m.clone(), pool.clone());
         tokio::spawn(async move { m.run_post_when_safe(&pool).await })
     };
-    let report = tokio::time::timeout(Duration::from_secs(30), waiter).await.expect("gate never opened").unwrap().unwrap();
+    let report =
+        tokio::time::timeout(Duration::from_secs(30), waiter).await.expect("gate never opened").unwrap().unwrap();
     assert!(started.elapsed() >= Duration::from_millis(500), "it waited for the old instance's TTL");
     assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
     assert_eq!(report.dropped.len(), 2);
@@ -224,7 +235,11 @@ async fn post_work_that_waits_too_long_is_reported() {
 
     let status = migrator().status(&pool).await.unwrap();
     assert_eq!(status.warnings.len(), 3, "{:#?}", status.warnings);
-    assert!(status.warnings[0].contains("after_deploy migration 3 (cleanup) has waited 48.0 h"), "{}", status.warnings[0]);
+    assert!(
+        status.warnings[0].contains("after_deploy migration 3 (cleanup) has waited 48.0 h"),
+        "{}",
+        status.warnings[0]
+    );
     assert!(status.warnings.iter().all(|w| w.contains("blocked by blog 1.0.0 on old-host pid 4242")));
     assert!(status.to_string().contains("WARNING: drop column public.posts.legacy"));
     let post = migrator().run_post(&pool).await.unwrap();
@@ -293,6 +308,7 @@ fn model_structs_list_their_columns() {
     assert_eq!(Post::IGNORED_COLUMNS, ["legacy"]);
     assert_eq!(Renamed::<i32>::COLUMNS, ["postId", "order"]);
     assert_eq!(Renamed::<i32>::SELECT, r#"SELECT "postId", "order" FROM "app"."Posts""#);
-    let names: Vec<&str> = zdm::__private::inventory::iter::<zdm::__private::RegisteredModel>.into_iter().map(|m| m.0.name).collect();
+    let names: Vec<&str> =
+        zdm::__private::inventory::iter::<zdm::__private::RegisteredModel>.into_iter().map(|m| m.0.name).collect();
     assert!(names.contains(&"deferred::Post") && names.contains(&"deferred::Renamed"), "{names:?}");
 }

@@ -120,7 +120,15 @@ async fn a_failed_migration_rolls_back_but_its_record_stays() {
     // Migration 1 stays applied; 2's table and its insert were rolled back.
     assert_eq!(
         tables(&pool).await,
-        ["a", "zdm_deferred_drops", "zdm_instances", "zdm_lease", "zdm_migration_attempts", "zdm_migrations", "zdm_post_pending"]
+        [
+            "a",
+            "zdm_deferred_drops",
+            "zdm_instances",
+            "zdm_lease",
+            "zdm_migration_attempts",
+            "zdm_migrations",
+            "zdm_post_pending"
+        ]
     );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM a").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 0);

@@ -190,7 +190,10 @@ mod tests {
             started_at: "2026-01-01 00:00:00".into(),
             heartbeat_age_s: 1,
             embedded: embedded.to_vec(),
-            mapped: mapped.iter().map(|(t, c, b)| Mapped { table: (*t).into(), column: (*c).into(), by: (*b).into() }).collect(),
+            mapped: mapped
+                .iter()
+                .map(|(t, c, b)| Mapped { table: (*t).into(), column: (*c).into(), by: (*b).into() })
+                .collect(),
             ignored: Vec::new(),
         }
     }
@@ -227,7 +230,9 @@ mod tests {
     #[test]
     fn a_new_build_that_still_maps_the_column_blocks_it() {
         let careless = instance(2, &[1, 2, 3], &[("public.posts", "legacy", "b::Post")]);
-        assert!(matches!(&drop_blockers(&column_drop(3), &[careless])[..], [Blocker::Mapped { by, .. }] if by == "b::Post"));
+        assert!(
+            matches!(&drop_blockers(&column_drop(3), &[careless])[..], [Blocker::Mapped { by, .. }] if by == "b::Post")
+        );
         let mut table = column_drop(3);
         table.target = DropTarget::Table;
         let reader = instance(2, &[1, 2, 3], &[("posts", "id", "b::Post")]);

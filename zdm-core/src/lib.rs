@@ -15,6 +15,7 @@ pub mod ident;
 pub mod lint;
 pub mod migration;
 pub mod model;
+pub mod old_query;
 pub mod plan;
 pub mod retry;
 pub mod source;

@@ -32,7 +32,8 @@ impl RenameAll {
         })
     }
 
-    pub const NAMES: &'static str = "lowercase, snake_case, UPPERCASE, SCREAMING_SNAKE_CASE, kebab-case, camelCase, PascalCase";
+    pub const NAMES: &'static str =
+        "lowercase, snake_case, UPPERCASE, SCREAMING_SNAKE_CASE, kebab-case, camelCase, PascalCase";
 
     pub fn apply(self, field: &str) -> String {
         match self {
@@ -81,7 +82,9 @@ pub fn same_table(table: &str, schema: Option<&str>, name: &str) -> bool {
 
 /// The first struct among `models` that maps `column` of the table, if any.
 pub fn mapping<'a>(models: &'a [ModelInfo], schema: Option<&str>, table: &str, column: &str) -> Option<&'a ModelInfo> {
-    models.iter().find(|m| same_table(m.table, schema, table) && m.columns.iter().any(|c| c.eq_ignore_ascii_case(column)))
+    models
+        .iter()
+        .find(|m| same_table(m.table, schema, table) && m.columns.iter().any(|c| c.eq_ignore_ascii_case(column)))
 }
 
 /// The first struct among `models` that reads the table at all.

@@ -29,12 +29,21 @@ fn parse_options(args: TokenStream, with_columns: bool) -> syn::Result<Options> 
                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) if !s.value().trim().is_empty() => {
                     table = Some(s.clone())
                 }
-                other => return Err(syn::Error::new_spanned(other, "`table` takes the table's name, e.g. `table = \"posts\"`")),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "`table` takes the table's name, e.g. `table = \"posts\"`",
+                    ))
+                }
             },
             ("columns", Meta::List(list)) if with_columns => {
-                let names = Punctuated::<Ident, Token![,]>::parse_terminated.parse2(list.tokens.clone()).map_err(|e| {
-                    syn::Error::new(e.span(), "`columns(...)` lists column names, e.g. `columns(description, legacy_slug)`")
-                })?;
+                let names =
+                    Punctuated::<Ident, Token![,]>::parse_terminated.parse2(list.tokens.clone()).map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`columns(...)` lists column names, e.g. `columns(description, legacy_slug)`",
+                        )
+                    })?;
                 ignored.extend(names.iter().map(|i| (i.to_string().trim_start_matches("r#").to_string(), i.span())));
             }
             _ => {
@@ -43,9 +52,8 @@ fn parse_options(args: TokenStream, with_columns: bool) -> syn::Result<Options> 
             }
         }
     }
-    let table = table.ok_or_else(|| {
-        syn::Error::new(Span::call_site(), "name the table the struct reads: `table = \"posts\"`")
-    })?;
+    let table = table
+        .ok_or_else(|| syn::Error::new(Span::call_site(), "name the table the struct reads: `table = \"posts\"`"))?;
     Ok(Options { table, ignored })
 }
 

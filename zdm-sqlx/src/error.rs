@@ -67,6 +67,10 @@ pub enum Error {
     )]
     MapsDropped { drop: String, by: String, version: i64 },
 
+    /// The old-query check could not read its input or set up its scratch database.
+    #[error("old-query check: {0}")]
+    OldQueries(String),
+
     /// A Rust-coded migration written for another database than the pool's.
     #[error("{source_path}: Rust migration {version} takes a {expected} connection but runs on a {actual} pool")]
     WrongBackend { version: i64, source_path: &'static str, expected: &'static str, actual: &'static str },

@@ -18,12 +18,13 @@ pub mod migrator;
 pub mod registry;
 mod runner;
 pub mod status;
+pub mod testing;
 
 pub use backend::MigratePool;
 pub use default_set::{default_migrator, DefaultSet, EmbeddedSet, RegisteredRustMigration};
+pub use deferred::{drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay};
 pub use error::Error;
 pub use migration::{BoxError, BoxFuture, RustMigration, RustRun};
-pub use deferred::{drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay};
 pub use migrator::{Migrator, Report};
 pub use registry::{Instance, RegisteredModel};
 pub use status::Status;

@@ -38,6 +38,7 @@ pub struct Migrator {
     pub(crate) heartbeat: Duration,
     pub(crate) instance_ttl: Duration,
     pub(crate) lag_warning: Duration,
+    pub(crate) registers: bool,
 }
 
 impl Migrator {
@@ -58,6 +59,7 @@ impl Migrator {
             heartbeat: Duration::from_secs(10),
             instance_ttl: Duration::from_secs(60),
             lag_warning: Duration::from_secs(24 * 3600),
+            registers: true,
         }
     }
 
@@ -151,6 +153,13 @@ impl Migrator {
     /// (default 24 h): work run months late meets data written in between.
     pub fn lag_warning(mut self, age: Duration) -> Self {
         self.lag_warning = age;
+        self
+    }
+
+    /// Runs without registering this process in the instance registry (tools and checks
+    /// that migrate a scratch database; an app should register).
+    pub fn without_registration(mut self) -> Self {
+        self.registers = false;
         self
     }
 

@@ -132,7 +132,12 @@ fn registered() -> &'static Mutex<HashMap<String, Instance>> {
 }
 
 /// Registers (or refreshes) this process and makes sure its heartbeat runs.
-pub(crate) async fn register<B: Backend>(m: &Migrator, backend: &B, names: &Names, found: &Found) -> Result<Instance, Error> {
+pub(crate) async fn register<B: Backend>(
+    m: &Migrator,
+    backend: &B,
+    names: &Names,
+    found: &Found,
+) -> Result<Instance, Error> {
     let record = InstanceRecord::current(m);
     backend.upsert_instance(names, &record, m.instance_ttl).await?;
     let key = format!("{}|{}", found.db_key, names.instances);

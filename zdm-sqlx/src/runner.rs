@@ -32,7 +32,8 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     };
     let drops_due = judged.iter().any(|s| {
         !s.dropped
-            && (s.blockers.is_empty() || (!s.drop.read_only && s.blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))))
+            && (s.blockers.is_empty()
+                || (!s.drop.read_only && s.blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))))
     });
     let (runnable, held) = gated(m, &first, target, &live);
     let mut report = if runnable.is_empty() && !drops_due {
@@ -43,10 +44,11 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         let server_notices = server_notices(m, &first, found.server_version);
         let ctx = RunContext::current(&m.app_name, &m.app_version);
         let lease = Lease::acquire(backend, &names, owner_id(&ctx.hostname), m.lease_ttl, m.lock_wait).await?;
-        let result = run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger, &models).await.map(|mut r| {
-            r.notices.extend(server_notices);
-            r
-        });
+        let result =
+            run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger, &models).await.map(|mut r| {
+                r.notices.extend(server_notices);
+                r
+            });
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
         }
@@ -61,9 +63,10 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         tracing::info!("{text}");
         report.notices.push(text);
     }
-    if target != Target::Post {
+    if target != Target::Post && m.registers {
         report.instance = Some(registry::register(m, backend, &names, &found).await?);
-        let waiting: Vec<i64> = m.steps.iter().filter(|s| s.meta.phase == Phase::PostDeploy).map(|s| s.meta.version).collect();
+        let waiting: Vec<i64> =
+            m.steps.iter().filter(|s| s.meta.phase == Phase::PostDeploy).map(|s| s.meta.version).collect();
         let applied = load_applied(backend, &names, found.sqlx_ledger).await?;
         let waiting: Vec<i64> = waiting.into_iter().filter(|v| !applied.iter().any(|a| a.version == *v)).collect();
         if !waiting.is_empty() {
@@ -85,7 +88,12 @@ pub(crate) async fn others<B: Backend>(backend: &B, names: &Names, m: &Migrator)
 
 /// The planned migrations that may run now: for run_post, in order up to the first one a
 /// live old build holds back (its blockers are returned with it).
-fn gated(m: &Migrator, plan: &Plan, target: Target, live: &[gate::Instance]) -> (Vec<usize>, Option<(i64, Vec<Blocker>)>) {
+fn gated(
+    m: &Migrator,
+    plan: &Plan,
+    target: Target,
+    live: &[gate::Instance],
+) -> (Vec<usize>, Option<(i64, Vec<Blocker>)>) {
     if target != Target::Post {
         return (plan.run.clone(), None);
     }

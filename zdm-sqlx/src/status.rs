@@ -7,10 +7,10 @@ use zdm_core::plan::{self, AppliedBy, Target};
 use zdm_core::Phase;
 
 use crate::backend::Backend;
+use crate::deferred::{self, DropStatus};
 use crate::error::Error;
 use crate::ledger::LedgerRow;
 use crate::migrator::Migrator;
-use crate::deferred::{self, DropStatus};
 use crate::registry;
 use crate::runner::load_applied;
 use zdm_core::gate::{self, Blocker};
@@ -139,7 +139,12 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
         if let Some((_, at, age)) = since.iter().find(|(v, _, _)| *v == r.version) {
             r.waiting_since = Some(at.clone());
             if *age > lag {
-                warnings.push(lag_text(&format!("after_deploy migration {} ({})", r.version, r.description), at, *age, &r.blockers));
+                warnings.push(lag_text(
+                    &format!("after_deploy migration {} ({})", r.version, r.description),
+                    at,
+                    *age,
+                    &r.blockers,
+                ));
             }
         }
     }

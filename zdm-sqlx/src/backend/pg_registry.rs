@@ -231,10 +231,8 @@ pub(super) async fn live(pool: &PgPool, names: &Names, ttl_s: f64) -> Result<Vec
 
 /// Every drop ever scheduled, with whether it has been carried out.
 pub(super) async fn load_drops(pool: &PgPool, names: &Names) -> Result<Vec<(PendingDrop, bool)>, Error> {
-    let rows = sqlx::query(AssertSqlSafe(names.sql(LOAD_DROPS)))
-        .fetch_all(pool)
-        .await
-        .doing("reading the deferred drops")?;
+    let rows =
+        sqlx::query(AssertSqlSafe(names.sql(LOAD_DROPS))).fetch_all(pool).await.doing("reading the deferred drops")?;
     rows.iter()
         .map(|r| {
             let column: Option<String> = r.try_get(3)?;
@@ -315,10 +313,9 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
             format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {}", quote_ident(c)),
             mark("state = 'dropped', dropped_at = clock_timestamp()"),
         ],
-        (DropTarget::Table, DropStep::Drop) => vec![
-            format!("DROP TABLE IF EXISTS {table}"),
-            mark("state = 'dropped', dropped_at = clock_timestamp()"),
-        ],
+        (DropTarget::Table, DropStep::Drop) => {
+            vec![format!("DROP TABLE IF EXISTS {table}"), mark("state = 'dropped', dropped_at = clock_timestamp()")]
+        }
     }
 }
 

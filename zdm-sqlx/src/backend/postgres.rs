@@ -12,12 +12,12 @@ use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::Phase;
 
 use super::{elapsed_ms, line_of_char_position, pg_registry, Backend, DropStep, Found};
-use crate::registry::InstanceRecord;
-use zdm_core::gate::{self, PendingDrop};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
+use crate::registry::InstanceRecord;
 use zdm_core::exec::{self, ExecClass};
+use zdm_core::gate::{self, PendingDrop};
 use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
 
 const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \

@@ -12,11 +12,11 @@ use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
 use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Found};
-use crate::registry::InstanceRecord;
-use zdm_core::gate::{self, PendingDrop};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
+use crate::registry::InstanceRecord;
+use zdm_core::gate::{self, PendingDrop};
 
 const TABLES_EXIST: &str = "SELECT \
      (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5, \

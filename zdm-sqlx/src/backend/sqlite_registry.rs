@@ -56,7 +56,12 @@ fn unlines(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
-pub(super) async fn upsert_instance(pool: &SqlitePool, names: &Names, r: &InstanceRecord, ttl_s: f64) -> Result<(), Error> {
+pub(super) async fn upsert_instance(
+    pool: &SqlitePool,
+    names: &Names,
+    r: &InstanceRecord,
+    ttl_s: f64,
+) -> Result<(), Error> {
     let sql = |t: &str| super::sqlite::sql(names, t);
     let mut tx = pool.begin().await.doing("registering this instance")?;
     sqlx::query(sql(PRUNE)).bind(&r.id).bind(ttl_s).execute(&mut *tx).await.doing("pruning gone instances")?;
@@ -78,7 +83,8 @@ pub(super) async fn upsert_instance(pool: &SqlitePool, names: &Names, r: &Instan
 }
 
 pub(super) async fn beat(pool: &SqlitePool, names: &Names, id: &str) -> Result<bool, Error> {
-    let done = sqlx::query(super::sqlite::sql(names, BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
+    let done =
+        sqlx::query(super::sqlite::sql(names, BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
     Ok(done.rows_affected() == 1)
 }
 
