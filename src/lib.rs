@@ -66,7 +66,11 @@ pub mod lint {
     pub fn lint_dir(dir: impl AsRef<std::path::Path>, config: &LintConfig) -> Result<Vec<Finding>, Vec<SourceError>> {
         let set = read_set(dir.as_ref())?;
         let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
-        Ok(lint(&inputs, config))
+        let mut config = config.clone();
+        if config.baseline.is_none() {
+            config.baseline = crate::baseline::read(dir.as_ref())?;
+        }
+        Ok(lint(&inputs, &config))
     }
 
     /// Reads and checks a migrations folder (sqlx's or diesel's layout).
@@ -82,6 +86,82 @@ pub mod healing {
     //! Pools that survive the next build's migrations with sqlx's statement cache on: see
     //! [`connect`] and [`retry`].
     pub use zdm_sqlx::healing::*;
+}
+
+pub mod baseline {
+    //! Adopting zdm with a migration history: the baseline manifest `zdm-baseline.txt`
+    //! lists (version, checksum) of the migrations already applied; `migrations!` embeds
+    //! and runs them on a fresh database but does not lint them. A file edited since, or a
+    //! version missing from the list (a branch merged late), is linted.
+    //!
+    //! ```no_run
+    //! # async fn f(pool: zdm::sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+    //! let newest = zdm::baseline::newest_applied(&pool).await?.expect("nothing applied yet");
+    //! let path = zdm::baseline::write("migrations", newest)?;
+    //! println!("baselined up to {newest} in {}", path.display());
+    //! # Ok(()) }
+    //! ```
+    //! `cargo run --example baseline -- migrations $DATABASE_URL` does the same from a
+    //! checkout of zdm.
+
+    use std::path::{Path, PathBuf};
+
+    use zdm_core::baseline::{Manifest, FILE_NAME};
+    use zdm_core::source::SourceError;
+
+    /// The newest version applied in a PostgreSQL database, by zdm, sqlx
+    /// (`_sqlx_migrations`) or diesel (`__diesel_schema_migrations`): the version to
+    /// baseline at. Reads only; creates nothing.
+    pub async fn newest_applied(pool: &sqlx::PgPool) -> Result<Option<i64>, sqlx::Error> {
+        let (zdm, sqlx, diesel): (bool, bool, bool) = sqlx::query_as(
+            "SELECT to_regclass('zdm_migrations') IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
+             to_regclass('__diesel_schema_migrations') IS NOT NULL",
+        )
+        .fetch_one(pool)
+        .await?;
+        let mut parts = Vec::new();
+        if zdm {
+            parts.push("SELECT max(version) FROM zdm_migrations WHERE success");
+        }
+        if sqlx {
+            parts.push("SELECT max(version) FROM _sqlx_migrations WHERE success");
+        }
+        if diesel {
+            parts
+                .push("SELECT max(regexp_replace(version, '[^0-9]', '', 'g')::bigint) FROM __diesel_schema_migrations");
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!("SELECT max(v) FROM ({}) AS applied(v)", parts.join(" UNION ALL "));
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await
+    }
+
+    /// Writes `<dir>/zdm-baseline.txt` listing every migration of the folder at or below
+    /// `up_to` with its checksum; returns the file's path.
+    pub fn write(dir: impl AsRef<Path>, up_to: i64) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+        let dir = dir.as_ref();
+        let set = crate::lint::read_set(dir)
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+        let text = Manifest::render(set.iter().filter(|m| m.version <= up_to).map(|m| (m.version, m.sql.as_bytes())));
+        let path = dir.join(FILE_NAME);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// The folder's manifest, if it has one.
+    pub fn read(dir: &Path) -> Result<Option<Manifest>, Vec<SourceError>> {
+        let path = dir.join(FILE_NAME);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| vec![SourceError { path: shown.clone(), line: None, message: e.to_string() }])?;
+        Manifest::parse(&text)
+            .map(Some)
+            .map_err(|(line, message)| vec![SourceError { path: shown, line: Some(line), message }])
+    }
 }
 
 pub mod testing {

@@ -61,3 +61,40 @@ async fn diesel_layout_is_embedded_and_run() {
             .unwrap();
     assert!(valid);
 }
+
+#[tokio::test]
+async fn a_baselined_history_runs_on_a_fresh_database_and_names_its_newest_version() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    assert_eq!(zdm::baseline::newest_applied(&pool).await.unwrap(), None);
+    // The app before zdm: sqlx applied the first two files.
+    let mut before = sqlx::migrate!("tests/migrations/adopt");
+    before.migrations = Cow::Owned(before.migrations[..2].to_vec());
+    before.run(&pool).await.unwrap();
+    assert_eq!(zdm::baseline::newest_applied(&pool).await.unwrap(), Some(2), "the version to baseline at");
+
+    // `baselined` holds an index built without CONCURRENTLY in its manifest: it compiles,
+    // is embedded and runs on a fresh database.
+    let fresh = TestDb::new().await;
+    let fresh_pool = fresh.pool(2).await;
+    let m = zdm::migrator!("tests/migrations/baselined");
+    assert_eq!(m.run_all(&fresh_pool).await.unwrap().applied.len(), 3);
+    let index: bool =
+        sqlx::query_scalar("SELECT to_regclass('posts_title') IS NOT NULL").fetch_one(&fresh_pool).await.unwrap();
+    assert!(index);
+    assert_eq!(zdm::baseline::newest_applied(&fresh_pool).await.unwrap(), Some(3));
+
+    // The same judgement at run time: the manifest silences history, and only history.
+    let findings = zdm::lint::lint_dir("tests/migrations/baselined", &zdm::lint::LintConfig::default()).unwrap();
+    assert!(findings.iter().all(|f| !f.blocks()), "{findings:?}");
+    let dir = std::env::temp_dir().join(format!("zdm_baseline_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["0001_create.sql", "0002_old_habits.sql"] {
+        std::fs::copy(format!("tests/migrations/baselined/{f}"), dir.join(f)).unwrap();
+    }
+    let blocking = || zdm::lint::lint_dir(&dir, &Default::default()).unwrap().iter().filter(|f| f.blocks()).count();
+    assert_eq!(blocking(), 1, "without a manifest the old index is judged");
+    zdm::baseline::write(&dir, 2).unwrap();
+    assert_eq!(blocking(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

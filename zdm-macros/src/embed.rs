@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use zdm_core::baseline::Manifest;
 use zdm_core::lint::{LintConfig, LintInput, Severity};
 use zdm_core::source::{parse_files, ParsedMigration};
 
@@ -57,7 +58,8 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
         iter.for_each(|e| first.combine(e));
         first
     })?;
-    let warnings = lint(&parsed, args)?;
+    let (baseline, baseline_tracking) = read_baseline(&abs, &dir.value(), dir.span())?;
+    let warnings = lint(&parsed, args, baseline)?;
     let shown = dir.value();
     let items = parsed.iter().map(|m| migration_tokens(m, &abs, &shown));
     let postgres = args.postgres.major;
@@ -66,6 +68,7 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
             sql: &[#(#items),*],
             lint_postgres: {
                 #warnings
+                #baseline_tracking
                 #postgres
             },
             app_name: ::core::env!("CARGO_PKG_NAME"),
@@ -110,11 +113,32 @@ fn migration_tokens(m: &ParsedMigration, abs_dir: &Path, shown_dir: &str) -> Tok
     }
 }
 
+/// Reads `zdm-baseline.txt` when the folder has one; the tokens embed it so that editing
+/// it rebuilds the crate.
+fn read_baseline(abs: &Path, shown: &str, span: Span) -> syn::Result<(Option<Manifest>, TokenStream)> {
+    let path = abs.join(zdm_core::baseline::FILE_NAME);
+    if !path.is_file() {
+        return Ok((None, TokenStream::new()));
+    }
+    let shown = format!("{}/{}", shown.trim_end_matches('/'), zdm_core::baseline::FILE_NAME);
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| syn::Error::new(span, format!("cannot read `{shown}`: {e}")))?;
+    let manifest =
+        Manifest::parse(&text).map_err(|(line, msg)| syn::Error::new(span, format!("{shown}:{line}: {msg}")))?;
+    let lit = syn::LitStr::new(&path.to_string_lossy(), Span::call_site());
+    Ok((
+        Some(manifest),
+        quote!(
+            const _: &str = ::core::include_str!(#lit);
+        ),
+    ))
+}
+
 /// Runs the safety lint over the set: every blocking finding becomes a compile error (all
 /// at once); warnings become compiler warnings.
-fn lint(parsed: &[ParsedMigration], args: &EmbedArgs) -> syn::Result<TokenStream> {
+fn lint(parsed: &[ParsedMigration], args: &EmbedArgs, baseline: Option<Manifest>) -> syn::Result<TokenStream> {
     let inputs: Vec<LintInput<'_>> = parsed.iter().map(LintInput::from_parsed).collect();
-    let config = LintConfig { postgres: args.postgres, start_after: args.start_after };
+    let config = LintConfig { postgres: args.postgres, start_after: args.start_after, baseline };
     let findings = zdm_core::lint::lint(&inputs, &config);
     let mut errors = findings.iter().filter(|f| f.blocks()).map(|f| syn::Error::new(args.dir.span(), f.to_string()));
     if let Some(mut first) = errors.next() {

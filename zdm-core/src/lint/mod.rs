@@ -57,6 +57,9 @@ pub struct LintConfig {
     pub postgres: PgVersion,
     /// Migrations at or below this version are history: replayed for the schema, not judged.
     pub start_after: Option<i64>,
+    /// The baseline manifest (`zdm-baseline.txt`): the listed versions with the listed
+    /// checksums are history too.
+    pub baseline: Option<crate::baseline::Manifest>,
 }
 
 /// One migration as the analyzer sees it.
@@ -92,7 +95,8 @@ pub fn lint(migrations: &[LintInput<'_>], config: &LintConfig) -> Vec<Finding> {
     let mut schema = Schema::default();
     let mut findings = Vec::new();
     for m in order {
-        let judged = config.start_after.is_none_or(|base| m.version > base);
+        let judged = config.start_after.is_none_or(|base| m.version > base)
+            && !config.baseline.as_ref().is_some_and(|b| b.is_history(m.version, m.sql));
         lint_file(m, config, &mut schema, judged.then_some(&mut findings));
     }
     findings

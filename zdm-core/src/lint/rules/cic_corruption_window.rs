@@ -51,7 +51,7 @@ mod tests {
             no_transaction: true,
             safety_assured: &[],
         };
-        lint(&[file], &LintConfig { postgres: version, start_after: None })
+        lint(&[file], &LintConfig { postgres: version, ..Default::default() })
             .iter()
             .any(|f| f.rule == "cic-corruption-window")
     }

@@ -295,7 +295,11 @@ pub(crate) mod test_util {
         }
         pub fn findings(&self) -> Vec<super::super::Finding> {
             let d = directive::parse(self.sql).expect("test SQL has valid directives");
-            let config = LintConfig { postgres: PgVersion { major: self.pg, minor: None }, start_after: Some(1) };
+            let config = LintConfig {
+                postgres: PgVersion { major: self.pg, minor: None },
+                start_after: Some(1),
+                baseline: None,
+            };
             let files = [
                 LintInput {
                     version: 1,
