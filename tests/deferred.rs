@@ -144,8 +144,13 @@ async fn a_delay_makes_the_column_and_table_read_only_first() {
     if started.elapsed() < Duration::from_millis(1500) {
         assert!(m.run_post(&pool).await.unwrap().dropped.is_empty());
     }
-    tokio::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed()) + Duration::from_millis(200)).await;
-    let report = m.run_post(&pool).await.unwrap();
+    // The delay counts from the migration's commit (the server's clock): poll until due.
+    let mut report = m.run_post(&pool).await.unwrap();
+    while report.dropped.is_empty() && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        report = m.run_post(&pool).await.unwrap();
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2), "dropped before the delay passed");
     assert_eq!(report.dropped.len(), 2, "{report}");
     assert_eq!(columns(&pool, "posts").await, ["id", "title"]);
     sqlx::query("INSERT INTO posts (title) VALUES ('after')").execute(&pool).await.unwrap();
@@ -157,16 +162,16 @@ async fn run_post_when_safe_waits_for_the_old_build_to_expire() {
     let pool = db.pool(4).await;
     let m = migrator().instance_ttl(Duration::from_secs(1));
     m.clone().up_to(1).run_pre(&pool).await.unwrap();
+    let registered = Instant::now();
     old_instance(&pool, &[1]).await; // it never beats again: gone after the 1 s TTL
     m.run_pre(&pool).await.unwrap();
-    let started = Instant::now();
     let waiter = {
         let (m, pool) = (m.clone(), pool.clone());
         tokio::spawn(async move { m.run_post_when_safe(&pool).await })
     };
     let report =
         tokio::time::timeout(Duration::from_secs(30), waiter).await.expect("gate never opened").unwrap().unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(500), "it waited for the old instance's TTL");
+    assert!(registered.elapsed() >= Duration::from_secs(1), "it waited for the old instance's TTL");
     assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
     assert_eq!(report.dropped.len(), 2);
     assert_eq!(columns(&pool, "posts").await, ["id", "title"]);

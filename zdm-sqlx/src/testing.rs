@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::Path;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Column, Connection, Executor, PgConnection, PgPool, TypeInfo};
+use sqlx::{AssertSqlSafe, Column, Connection, Executor, PgConnection, PgPool, Statement, TypeInfo};
 use zdm_core::old_query::{self, QueryFacts};
 use zdm_core::Phase;
 
@@ -350,9 +350,10 @@ async fn check_in(
     Ok(report)
 }
 
-/// Result columns (`name type, ..`) and parameter count, or the server's error.
+/// Result columns (`name type, ..`) and parameter count, or the server's error (a
+/// prepared statement; sqlx's `describe` needs its `offline` feature).
 async fn describe(conn: &mut PgConnection, sql: &str) -> Result<(String, usize), String> {
-    let d = conn.describe(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_string()))).await.map_err(|e| match e
+    let d = conn.prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_string()))).await.map_err(|e| match e
         .as_database_error()
     {
         Some(db) => db.message().to_string(),
