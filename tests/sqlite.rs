@@ -51,3 +51,42 @@ async fn failure_on_sqlite_rolls_back_and_is_recorded() {
         .unwrap();
     assert_eq!(failures, 1);
 }
+
+/// The registry and the gate of after_deploy migrations work on SQLite too.
+#[tokio::test]
+async fn the_gate_holds_after_deploy_work_for_a_live_old_build_on_sqlite() {
+    let db = TestSqlite::new();
+    let pool = db.pool(2).await;
+    let m = zdm::migrator!("tests/migrations/phases").app("blog", "2.0.0");
+    let report = m.run_pre(&pool).await.unwrap();
+    let instance = report.instance.expect("run_pre registers on SQLite too");
+    let (app, embedded): (String, String) =
+        sqlx::query_as("SELECT app_name || ' ' || app_version, embedded FROM zdm_instances")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(app, "blog 2.0.0");
+    assert_eq!(embedded, "1\n2\n3\n4");
+
+    // Another process still runs build 1.0.0, which embeds only migration 1.
+    sqlx::query(
+        "INSERT INTO zdm_instances (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at, \
+         embedded, mapped, ignored) VALUES ('old:1:x', 'blog', '1.0.0', 'old', 1, '0.1.0', 0, \
+         (julianday('now') - 2440587.5) * 86400.0, '1', '', '')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let post = m.run_post(&pool).await.unwrap();
+    assert!(post.applied.is_empty(), "{post}");
+    assert!(
+        post.notices.iter().any(|n| n.contains("after_deploy migration 2 waits for: blog 1.0.0 on old pid 1")),
+        "{post}"
+    );
+    sqlx::query("DELETE FROM zdm_instances WHERE id = 'old:1:x'").execute(&pool).await.unwrap();
+    assert_eq!(m.run_post(&pool).await.unwrap().applied.len(), 2);
+
+    instance.stop().await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_instances").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0);
+}
