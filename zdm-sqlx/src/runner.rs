@@ -24,8 +24,10 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     if target != Target::Post {
         deferred::check_boot(&drops, &models)?;
     }
-    let first = make_plan(&metas, &load_applied(backend, &names, found.sqlx_ledger).await?, target)?;
-    let live = others(backend, &names, m).await?;
+    let applied_before = load_applied(backend, &names, found.sqlx_ledger).await?;
+    let first = make_plan(&metas, &applied_before, target)?;
+    // run_pre gates nothing: it needs the registry only to register.
+    let live = if target == Target::Pre { Vec::new() } else { others(backend, &names, m).await? };
     let judged = match target {
         Target::Pre => Vec::new(),
         _ => deferred::judge(&drops, &live, &models, &m.app_name),
@@ -63,17 +65,26 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         tracing::info!("{text}");
         report.notices.push(text);
     }
+    let applied = if report.applied.is_empty() && report.dropped.is_empty() {
+        applied_before
+    } else {
+        load_applied(backend, &names, found.sqlx_ledger).await?
+    };
+    let waiting: Vec<i64> = m
+        .steps
+        .iter()
+        .filter(|s| s.meta.phase == Phase::PostDeploy && !applied.iter().any(|a| a.version == s.meta.version))
+        .map(|s| s.meta.version)
+        .collect();
     if target != Target::Post && m.registers {
         report.instance = Some(registry::register(m, backend, &names, &found).await?);
-        let waiting: Vec<i64> =
-            m.steps.iter().filter(|s| s.meta.phase == Phase::PostDeploy).map(|s| s.meta.version).collect();
-        let applied = load_applied(backend, &names, found.sqlx_ledger).await?;
-        let waiting: Vec<i64> = waiting.into_iter().filter(|v| !applied.iter().any(|a| a.version == *v)).collect();
         if !waiting.is_empty() {
             backend.note_post_pending(&names, &waiting).await?;
         }
     }
-    if target != Target::All {
+    // Only waiting work can be late: the common boot skips the status query.
+    let drops_pending = drops.iter().any(|(_, dropped)| !dropped) || !report.dropped.is_empty();
+    if target != Target::All && (!waiting.is_empty() || drops_pending) {
         report.notices.extend(lag_warnings(m, backend).await?);
     }
     Ok(report)
