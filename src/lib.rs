@@ -139,10 +139,12 @@ pub mod baseline {
 
     /// Writes `<dir>/zdm-baseline.txt` listing every migration of the folder at or below
     /// `up_to` with its checksum; returns the file's path.
-    pub fn write(dir: impl AsRef<Path>, up_to: i64) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+    /// An unreadable folder or bad migration file is an `io::Error` listing every problem.
+    pub fn write(dir: impl AsRef<Path>, up_to: i64) -> std::io::Result<PathBuf> {
         let dir = dir.as_ref();
-        let set = crate::lint::read_set(dir)
-            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+        let set = crate::lint::read_set(dir).map_err(|errs| {
+            std::io::Error::other(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        })?;
         let text = Manifest::render(set.iter().filter(|m| m.version <= up_to).map(|m| (m.version, m.sql.as_bytes())));
         let path = dir.join(FILE_NAME);
         std::fs::write(&path, text)?;

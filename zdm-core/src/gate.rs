@@ -72,6 +72,8 @@ impl Mapped {
 pub enum DropTarget {
     Column(String),
     Table,
+    /// A view, e.g. the old name of a renamed table.
+    View,
 }
 
 /// A pending deferred drop, as the registry of drops holds it.
@@ -91,6 +93,9 @@ pub struct PendingDrop {
     pub read_only: bool,
     /// Seconds since it was scheduled.
     pub age_s: i64,
+    /// SQL run before the drop (and before making it read-only), e.g. removing the sync
+    /// trigger of a renamed column.
+    pub before_drop: Option<String>,
 }
 
 impl fmt::Display for PendingDrop {
@@ -98,6 +103,7 @@ impl fmt::Display for PendingDrop {
         match &self.target {
             DropTarget::Column(c) => write!(f, "drop column {}.{}.{}", self.schema, self.table, c)?,
             DropTarget::Table => write!(f, "drop table {}.{}", self.schema, self.table)?,
+            DropTarget::View => write!(f, "drop view {}.{}", self.schema, self.table)?,
         }
         write!(f, " (scheduled by migration {} at {} UTC)", self.scheduled_by, self.scheduled_at)
     }
@@ -129,9 +135,45 @@ impl fmt::Display for Blocker {
     }
 }
 
+/// A backfill that has not finished, as the registry of backfills holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingBackfill {
+    pub name: String,
+    pub table: String,
+    /// The migration that scheduled it.
+    pub scheduled_by: i64,
+    pub rows_done: i64,
+    pub finished: bool,
+}
+
+impl PendingBackfill {
+    fn blocker(&self) -> Blocker {
+        Blocker::Waits(format!(
+            "backfill `{}` of {} (scheduled by migration {}) has not finished: {} rows so far",
+            self.name, self.table, self.scheduled_by, self.rows_done
+        ))
+    }
+}
+
 /// What holds back the after_deploy migration `version`.
 pub fn migration_blockers(version: i64, live: &[Instance]) -> Vec<Blocker> {
     old_builds(version, live)
+}
+
+/// Unfinished backfills scheduled before the after_deploy migration `version`: post-deploy
+/// work may depend on the data they write.
+pub fn backfill_blockers(version: i64, backfills: &[PendingBackfill]) -> Vec<Blocker> {
+    backfills.iter().filter(|b| !b.finished && b.scheduled_by < version).map(PendingBackfill::blocker).collect()
+}
+
+/// Unfinished backfills that a drop scheduled by the same or a later migration waits for
+/// (a renamed column's old half is dropped only once the new half is filled).
+pub fn drop_backfill_blockers(drop: &PendingDrop, backfills: &[PendingBackfill]) -> Vec<Blocker> {
+    backfills
+        .iter()
+        .filter(|b| !b.finished && b.scheduled_by <= drop.scheduled_by)
+        .map(PendingBackfill::blocker)
+        .collect()
 }
 
 fn old_builds(version: i64, live: &[Instance]) -> Vec<Blocker> {
@@ -149,7 +191,7 @@ pub fn drop_blockers(drop: &PendingDrop, live: &[Instance]) -> Vec<Blocker> {
             model::same_table(&m.table, Some(&drop.schema), &drop.table)
                 && match &drop.target {
                     DropTarget::Column(c) => m.column.eq_ignore_ascii_case(c),
-                    DropTarget::Table => true,
+                    DropTarget::Table | DropTarget::View => true,
                 }
         });
         if let Some(m) = hit {
@@ -172,7 +214,7 @@ pub fn may_make_read_only(drop: &PendingDrop, live: &[Instance]) -> bool {
 pub fn local_user<'a>(drop: &PendingDrop, models: &'a [ModelInfo]) -> Option<&'a ModelInfo> {
     match &drop.target {
         DropTarget::Column(c) => model::mapping(models, Some(&drop.schema), &drop.table, c),
-        DropTarget::Table => model::reader(models, Some(&drop.schema), &drop.table),
+        DropTarget::Table | DropTarget::View => model::reader(models, Some(&drop.schema), &drop.table),
     }
 }
 
@@ -209,6 +251,7 @@ mod tests {
             not_before: None,
             read_only: false,
             age_s: 0,
+            before_drop: None,
         }
     }
 
@@ -254,6 +297,24 @@ mod tests {
         assert_eq!(local_user(&column_drop(3), &models).map(|m| m.name), Some("b::Post"));
         let ignoring = [ModelInfo { name: "b::Post", table: "posts", columns: &["id"], ignored: &["legacy"] }];
         assert!(local_user(&column_drop(3), &ignoring).is_none());
+    }
+
+    #[test]
+    fn unfinished_backfills_hold_later_post_work() {
+        let b = PendingBackfill {
+            name: "fill".into(),
+            table: "posts".into(),
+            scheduled_by: 3,
+            rows_done: 10,
+            finished: false,
+        };
+        assert!(backfill_blockers(3, std::slice::from_ref(&b)).is_empty(), "not the migration that scheduled it");
+        assert!(backfill_blockers(4, std::slice::from_ref(&b))[0].to_string().contains("backfill `fill` of posts"));
+        assert_eq!(drop_blockers(&column_drop(3), &[]).len(), 0);
+        assert_eq!(drop_backfill_blockers(&column_drop(3), std::slice::from_ref(&b)).len(), 1);
+        assert!(drop_backfill_blockers(&column_drop(2), std::slice::from_ref(&b)).is_empty());
+        let done = PendingBackfill { finished: true, ..b };
+        assert!(backfill_blockers(4, &[done]).is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! a phase runs ([`plan`]), what model structs map ([`model`]) and when post-deploy work may
 //! run ([`gate`]). The macro crate and the sqlx executor both call into it.
 
+pub mod backfill;
 pub mod baseline;
 pub mod checksum;
 pub mod directive;

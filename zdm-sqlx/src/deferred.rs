@@ -93,11 +93,15 @@ pub(crate) fn judge(
     live: &[gate::Instance],
     models: &[ModelInfo],
     app_name: &str,
+    backfills: &[gate::PendingBackfill],
 ) -> Vec<DropStatus> {
     drops
         .iter()
         .map(|(d, dropped)| {
             let mut blockers = if *dropped { Vec::new() } else { gate::drop_blockers(d, live) };
+            if !dropped {
+                blockers.extend(gate::drop_backfill_blockers(d, backfills));
+            }
             if !dropped {
                 if let Some(b) = empty_registry(models, live, app_name) {
                     blockers.push(b);

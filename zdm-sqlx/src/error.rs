@@ -67,6 +67,13 @@ pub enum Error {
     )]
     MapsDropped { drop: String, by: String, version: i64 },
 
+    /// A backfill batch failed (and was rolled back); the backfill resumes from its last
+    /// committed batch on the next run.
+    #[error(
+        "backfill `{name}` failed: {message}; fix the cause and run again: it resumes after its last committed batch"
+    )]
+    BackfillFailed { name: String, message: String },
+
     /// The old-query check could not read its input or set up its scratch database.
     #[error("old-query check: {0}")]
     OldQueries(String),

@@ -51,10 +51,26 @@ impl Names {
         }
     }
 
+    /// A zdm object's quoted, schema-qualified name: `func("backfill")` is
+    /// `"zdm_backfill"` with the default prefix.
+    pub fn func(&self, suffix: &str) -> String {
+        qualified(self.schema.as_deref(), &format!("{}{suffix}", self.prefix))
+    }
+
     /// `template` with `{ledger}`, `{history}`, `{lease}`, `{instances}`, `{drops}`,
-    /// `{post_pending}` and the `{fn_..}` names replaced by the quoted names.
+    /// `{post_pending}`, the `{fn_..}` names and any `{obj:suffix}` replaced by the quoted
+    /// names, and `{prefix}` by the bare prefix.
     pub fn sql(&self, template: &str) -> String {
-        template
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(at) = rest.find("{obj:") {
+            let Some(end) = rest[at..].find('}') else { break };
+            out.push_str(&rest[..at]);
+            out.push_str(&self.func(&rest[at + 5..at + end]));
+            rest = &rest[at + end + 1..];
+        }
+        out.push_str(rest);
+        out.replace("{prefix}", &self.prefix)
             .replace("{ledger}", &self.ledger)
             .replace("{history}", &self.history)
             .replace("{lease}", &self.lease)

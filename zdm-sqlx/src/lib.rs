@@ -7,6 +7,7 @@
 //! are made by `zdm-core`; this crate only carries them out.
 
 pub mod backend;
+pub mod backfill;
 mod default_set;
 pub mod deferred;
 pub mod error;
@@ -15,12 +16,14 @@ mod lease;
 pub mod ledger;
 pub mod migration;
 pub mod migrator;
+pub mod recipes;
 pub mod registry;
 mod runner;
 pub mod status;
 pub mod testing;
 
 pub use backend::MigratePool;
+pub use backfill::{backfill, BackfillProgress, BackfillRow};
 pub use default_set::{default_migrator, DefaultSet, EmbeddedSet, RegisteredRustMigration};
 pub use deferred::{drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay};
 pub use error::Error;

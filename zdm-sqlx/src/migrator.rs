@@ -39,6 +39,10 @@ pub struct Migrator {
     pub(crate) instance_ttl: Duration,
     pub(crate) lag_warning: Duration,
     pub(crate) registers: bool,
+    pub(crate) backfill_target: Duration,
+    pub(crate) backfill_pause: Duration,
+    pub(crate) backfill_in_background: bool,
+    pub(crate) on_backfill: Option<crate::backfill::ProgressFn>,
 }
 
 impl Migrator {
@@ -60,6 +64,10 @@ impl Migrator {
             instance_ttl: Duration::from_secs(60),
             lag_warning: Duration::from_secs(24 * 3600),
             registers: true,
+            backfill_target: zdm_core::backfill::TARGET_BATCH,
+            backfill_pause: Duration::ZERO,
+            backfill_in_background: true,
+            on_backfill: None,
         }
     }
 
@@ -154,6 +162,39 @@ impl Migrator {
     pub fn lag_warning(mut self, age: Duration) -> Self {
         self.lag_warning = age;
         self
+    }
+
+    /// The time one backfill batch should hold its row locks (default 40 ms): batch sizes
+    /// follow it.
+    pub fn backfill_target(mut self, target: Duration) -> Self {
+        self.backfill_target = target.max(Duration::from_millis(1));
+        self
+    }
+
+    /// A pause between backfill batches (default none), to leave the database room.
+    pub fn backfill_pause(mut self, pause: Duration) -> Self {
+        self.backfill_pause = pause;
+        self
+    }
+
+    /// Whether `run_pre` starts pending backfills in a background task (default) or leaves
+    /// them to [`Migrator::run_backfills`] (a deploy step, a worker).
+    pub fn backfill_in_background(mut self, yes: bool) -> Self {
+        self.backfill_in_background = yes;
+        self
+    }
+
+    /// Called after every backfill batch and when a backfill finishes (progress bars).
+    pub fn on_backfill_progress(mut self, f: impl Fn(&crate::BackfillProgress) + Send + Sync + 'static) -> Self {
+        self.on_backfill = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs every unfinished backfill to its end in this task; returns their final rows.
+    pub async fn run_backfills<P: MigratePool>(&self, pool: &P) -> Result<Vec<crate::BackfillRow>, Error> {
+        let names = self.names();
+        pool.bootstrap(&names).await?;
+        crate::backfill::run_all(self, pool, &names).await
     }
 
     /// Runs without registering this process in the instance registry (tools and checks

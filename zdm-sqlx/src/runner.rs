@@ -21,6 +21,7 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     let found = backend.bootstrap(&names).await?;
     let models = registry::models();
     let drops = backend.load_drops(&names).await?;
+    let backfills: Vec<_> = backend.load_backfills(&names).await?.iter().map(|b| b.pending()).collect();
     if target != Target::Post {
         deferred::check_boot(&drops, &models)?;
     }
@@ -30,14 +31,14 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     let live = if target == Target::Pre { Vec::new() } else { others(backend, &names, m).await? };
     let judged = match target {
         Target::Pre => Vec::new(),
-        _ => deferred::judge(&drops, &live, &models, &m.app_name),
+        _ => deferred::judge(&drops, &live, &models, &m.app_name, &backfills),
     };
     let drops_due = judged.iter().any(|s| {
         !s.dropped
             && (s.blockers.is_empty()
                 || (!s.drop.read_only && s.blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))))
     });
-    let (runnable, held) = gated(m, &first, target, &live);
+    let (runnable, held) = gated(m, &first, target, &live, &backfills);
     let mut report = if runnable.is_empty() && !drops_due {
         let mut notices = log_notices(&first);
         notices.extend(held_notice(held));
@@ -82,6 +83,16 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
             backend.note_post_pending(&names, &waiting).await?;
         }
     }
+    if target == Target::Pre && m.registers && m.backfill_in_background {
+        let unfinished = if report.applied.is_empty() {
+            backfills.iter().any(|b| !b.finished)
+        } else {
+            backend.load_backfills(&names).await?.iter().any(|b| !b.finished)
+        };
+        if unfinished {
+            crate::backfill::spawn(m, backend, &names);
+        }
+    }
     // Only waiting work can be late: the common boot skips the status query.
     let drops_pending = drops.iter().any(|(_, dropped)| !dropped) || !report.dropped.is_empty();
     if target != Target::All && (!waiting.is_empty() || drops_pending) {
@@ -104,13 +115,16 @@ fn gated(
     plan: &Plan,
     target: Target,
     live: &[gate::Instance],
+    backfills: &[gate::PendingBackfill],
 ) -> (Vec<usize>, Option<(i64, Vec<Blocker>)>) {
     if target != Target::Post {
         return (plan.run.clone(), None);
     }
     let mut run = Vec::new();
     for &i in &plan.run {
-        let blockers = gate::migration_blockers(m.steps[i].meta.version, live);
+        let version = m.steps[i].meta.version;
+        let mut blockers = gate::migration_blockers(version, live);
+        blockers.extend(gate::backfill_blockers(version, backfills));
         if !blockers.is_empty() {
             return (run, Some((m.steps[i].meta.version, blockers)));
         }
@@ -187,7 +201,8 @@ async fn run_locked<B: Backend>(
     let metas = m.metas();
     let plan = make_plan(&metas, &load_applied(backend, names, sqlx_ledger).await?, target)?;
     let live = others(backend, names, m).await?;
-    let (runnable, held) = gated(m, &plan, target, &live);
+    let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
+    let (runnable, held) = gated(m, &plan, target, &live, &backfills);
     let mut report = Report { notices: log_notices(&plan), ..Report::default() };
     report.notices.extend(held_notice(held));
     for i in runnable {
@@ -219,11 +234,16 @@ async fn run_locked<B: Backend>(
             }
         }
     }
+    if target == Target::All {
+        // Development and tests: fill what the migrations scheduled before anything drops.
+        crate::backfill::run_all(m, backend, names).await?;
+    }
     if target != Target::Pre {
         lease.confirm(m.lease_ttl).await?;
         // Judged again under the lease: a migration just applied may have scheduled one.
         let drops = backend.load_drops(names).await?;
-        let judged = deferred::judge(&drops, &others(backend, names, m).await?, models, &m.app_name);
+        let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
+        let judged = deferred::judge(&drops, &others(backend, names, m).await?, models, &m.app_name, &backfills);
         report.dropped = deferred::run_due(m, backend, names, &judged, models).await?;
     }
     Ok(report)

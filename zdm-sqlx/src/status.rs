@@ -57,6 +57,8 @@ pub struct Status {
     pub instances: Vec<gate::Instance>,
     /// Post-deploy work that has waited longer than `Migrator::lag_warning`.
     pub warnings: Vec<String>,
+    /// Every backfill scheduled in this database, with its progress.
+    pub backfills: Vec<crate::BackfillRow>,
 }
 
 impl Status {
@@ -131,8 +133,11 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
     let since = backend.post_pending_since(&names).await?;
     let mut warnings = Vec::new();
     let lag = m.lag_warning.as_secs() as i64;
+    let backfills = backend.load_backfills(&names).await?;
+    let pending_fills: Vec<_> = backfills.iter().map(|b| b.pending()).collect();
     for r in rows.iter_mut().filter(|r| matches!(r.state, State::PendingPost { .. })) {
         r.blockers = gate::migration_blockers(r.version, &live);
+        r.blockers.extend(gate::backfill_blockers(r.version, &pending_fills));
         if let State::PendingPost { waits_for: Some(v) } = r.state {
             r.blockers.push(Blocker::Waits(format!("pre-deploy migration {v} has not run")));
         }
@@ -148,11 +153,12 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
             }
         }
     }
-    let deferred = deferred::judge(&backend.load_drops(&names).await?, &live, &registry::models(), &m.app_name);
+    let deferred =
+        deferred::judge(&backend.load_drops(&names).await?, &live, &registry::models(), &m.app_name, &pending_fills);
     for d in deferred.iter().filter(|d| !d.dropped && d.drop.age_s > lag) {
         warnings.push(lag_text(&d.drop.to_string(), &d.drop.scheduled_at, d.drop.age_s, &d.blockers));
     }
-    Ok(Status { rows, deferred, instances: live, warnings })
+    Ok(Status { rows, deferred, instances: live, warnings, backfills })
 }
 
 fn lag_text(what: &str, since: &str, age_s: i64, blockers: &[Blocker]) -> String {
@@ -247,6 +253,18 @@ impl fmt::Display for Status {
             for b in &d.blockers {
                 writeln!(f, "    waits for: {b}")?;
             }
+        }
+        if !self.backfills.is_empty() {
+            writeln!(f, "\nbackfills:")?;
+        }
+        for b in &self.backfills {
+            let state =
+                if b.finished { "done".to_string() } else { format!("at key {:?} of {:?}", b.last_key, b.max_key) };
+            writeln!(
+                f,
+                "  {} on {} (migration {}): {} rows in {} batches, longest {} ms, {state}",
+                b.name, b.table, b.scheduled_by, b.rows_done, b.batches, b.max_batch_ms
+            )?;
         }
         if !self.instances.is_empty() {
             writeln!(f, "\nother live instances:")?;

@@ -5,6 +5,8 @@
 //! A MySQL backend is one more file here. The trait is sealed: users pass a `PgPool` or a
 //! `SqlitePool` and never implement it themselves.
 
+mod pg_backfill;
+mod pg_recipes;
 mod pg_registry;
 pub mod postgres;
 pub mod sqlite;
@@ -17,6 +19,7 @@ use zdm_core::gate::{self, PendingDrop};
 use zdm_core::plan::Applied;
 use zdm_core::retry::ExecPolicy;
 
+use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::Error;
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::Step;
@@ -147,6 +150,18 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
 
     /// (version, first seen UTC, age in seconds) of after_deploy migrations seen waiting.
     fn post_pending_since(&self, names: &Names) -> impl Future<Output = Result<Vec<(i64, String, i64)>, Error>> + Send;
+
+    /// Every scheduled backfill (none on SQLite).
+    fn load_backfills(&self, names: &Names) -> impl Future<Output = Result<Vec<BackfillRow>, Error>> + Send;
+
+    /// Runs the next batch of backfill `name` in its own transaction with its progress row.
+    fn backfill_batch(
+        &self,
+        names: &Names,
+        name: &str,
+        target: Duration,
+        policy: &ExecPolicy,
+    ) -> impl Future<Output = Result<BatchOutcome, Error>> + Send;
 }
 
 /// The 1-based line of `char_pos` (1-based characters, as PostgreSQL reports) in `sql`,

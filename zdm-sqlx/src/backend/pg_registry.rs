@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS {drops} (
     not_before   TIMESTAMPTZ,
     read_only_at TIMESTAMPTZ,
     dropped_at   TIMESTAMPTZ,
-    state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dropped'))
+    state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dropped')),
+    is_view      BOOLEAN NOT NULL DEFAULT false,
+    before_drop  TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS {drops_key} ON {drops} (schema_name, table_name, (coalesce(column_name, '')));
 CREATE TABLE IF NOT EXISTS {post_pending} (
@@ -167,7 +169,7 @@ SELECT id, schema_name, table_name, column_name, scheduled_by,
        to_char(scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
        to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
        coalesce(not_before <= clock_timestamp(), true), read_only_at IS NOT NULL, state = 'dropped',
-       extract(epoch FROM clock_timestamp() - scheduled_at)::bigint
+       extract(epoch FROM clock_timestamp() - scheduled_at)::bigint, is_view, before_drop
 FROM {drops} ORDER BY id";
 
 const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
@@ -243,12 +245,17 @@ pub(super) async fn load_drops(pool: &PgPool, names: &Names) -> Result<Vec<(Pend
                     id: r.try_get(0)?,
                     schema: r.try_get(1)?,
                     table: r.try_get(2)?,
-                    target: column.map_or(DropTarget::Table, DropTarget::Column),
+                    target: match (column, r.try_get::<bool, _>(11)?) {
+                        (Some(c), _) => DropTarget::Column(c),
+                        (None, true) => DropTarget::View,
+                        (None, false) => DropTarget::Table,
+                    },
                     scheduled_by: r.try_get(4)?,
                     scheduled_at: r.try_get(5)?,
                     not_before: not_before.map(|t| (t, passed)),
                     read_only: r.try_get(8)?,
                     age_s: r.try_get(10)?,
+                    before_drop: r.try_get(12)?,
                 },
                 r.try_get(9)?,
             ))
@@ -286,7 +293,8 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
             quote_literal(crate::healing::CHANNEL)
         )
     };
-    match (&d.target, step) {
+    let mut out: Vec<String> = d.before_drop.iter().cloned().collect();
+    out.extend(match (&d.target, step) {
         (DropTarget::Column(c), DropStep::ReadOnly) => vec![
             // A default would write the column on every insert of the new build.
             format!("ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT", quote_ident(c)),
@@ -316,7 +324,13 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
         (DropTarget::Table, DropStep::Drop) => {
             vec![format!("DROP TABLE IF EXISTS {table}"), mark("state = 'dropped', dropped_at = clock_timestamp()")]
         }
-    }
+        // A view holds no data: nothing to protect while a delay runs.
+        (DropTarget::View, DropStep::ReadOnly) => vec![mark("read_only_at = clock_timestamp()")],
+        (DropTarget::View, DropStep::Drop) => {
+            vec![format!("DROP VIEW IF EXISTS {table}"), mark("state = 'dropped', dropped_at = clock_timestamp()")]
+        }
+    });
+    out
 }
 
 /// Runs a step under the lock-timeout schedule; the inner error is the database's message

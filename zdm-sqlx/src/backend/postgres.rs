@@ -11,7 +11,8 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::Phase;
 
-use super::{elapsed_ms, line_of_char_position, pg_registry, Backend, DropStep, Found};
+use super::{elapsed_ms, line_of_char_position, pg_backfill, pg_recipes, pg_registry, Backend, DropStep, Found};
+use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
@@ -23,7 +24,8 @@ use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
 const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
      AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL \
      AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL \
-     AND to_regprocedure($9) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
+     AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL, \
+     to_regclass('_sqlx_migrations') IS NOT NULL, \
      current_setting('server_version_num')::int, \
      concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
 
@@ -109,9 +111,10 @@ pub(super) const SET_TIMEOUTS: &str =
 /// What `zdm_drop_column_later` and the Rust helpers read: the running migration and the
 /// names of zdm's functions (their schema and prefix are the migrator's settings).
 const SET_CONTEXT: &str = "SELECT set_config('zdm.migration_version', $1, $4), \
-     set_config('zdm.fn_drop_column', $2, $4), set_config('zdm.fn_drop_table', $3, $4)";
+     set_config('zdm.fn_drop_column', $2, $4), set_config('zdm.fn_drop_table', $3, $4), \
+     set_config('zdm.schema', $5, $4), set_config('zdm.prefix', $6, $4)";
 const RESET_SESSION: &str = "RESET lock_timeout; RESET statement_timeout; RESET zdm.migration_version; \
-     RESET zdm.fn_drop_column; RESET zdm.fn_drop_table";
+     RESET zdm.fn_drop_column; RESET zdm.fn_drop_table; RESET zdm.schema; RESET zdm.prefix";
 
 const INDEX_VALIDITY: &str = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
      WHERE c.relname = $1 AND pg_table_is_visible(c.oid)";
@@ -150,6 +153,7 @@ impl Backend for PgPool {
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
         let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
+        let recipes = pg_recipes::marker(names);
         let (ours, sqlx_ledger, server_version, db_key): (bool, bool, i32, String) = sqlx::query_as(TABLES_EXIST)
             .bind(&names.ledger)
             .bind(&names.history)
@@ -160,6 +164,8 @@ impl Backend for PgPool {
             .bind(fn1)
             .bind(fn2)
             .bind(fn3)
+            .bind(recipes.0)
+            .bind(recipes.1)
             .fetch_one(self)
             .await
             .doing("looking for zdm's tables")?;
@@ -178,6 +184,10 @@ impl Backend for PgPool {
                 .execute(&mut *tx)
                 .await
                 .doing("creating zdm's registry tables and functions")?;
+            sqlx::raw_sql(AssertSqlSafe(pg_recipes::create_sql(names)))
+                .execute(&mut *tx)
+                .await
+                .doing("creating zdm's recipe functions")?;
             tx.commit().await.doing("creating zdm's tables")?;
         }
         Ok(Found { sqlx_ledger, server_version: Some(server_version), db_key })
@@ -349,6 +359,20 @@ impl Backend for PgPool {
 
     async fn post_pending_since(&self, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
         pg_registry::pending_since(self, names).await
+    }
+
+    async fn load_backfills(&self, names: &Names) -> Result<Vec<BackfillRow>, Error> {
+        pg_backfill::load(self, names).await
+    }
+
+    async fn backfill_batch(
+        &self,
+        names: &Names,
+        name: &str,
+        target: Duration,
+        policy: &ExecPolicy,
+    ) -> Result<BatchOutcome, Error> {
+        pg_backfill::batch(self, names, name, target, policy).await
     }
 }
 
@@ -585,6 +609,8 @@ async fn set_context(conn: &mut PgConnection, names: &Names, step: &Step, local:
         .bind(&names.fn_drop_column)
         .bind(&names.fn_drop_table)
         .bind(local)
+        .bind(names.schema.as_deref().unwrap_or(""))
+        .bind(&names.prefix)
         .execute(&mut *conn)
         .await
         .doing("setting the migration's context")?;

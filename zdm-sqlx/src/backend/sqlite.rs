@@ -12,6 +12,7 @@ use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
 use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Found};
+use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
@@ -284,6 +285,20 @@ impl Backend for SqlitePool {
 
     async fn post_pending_since(&self, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
         sqlite_registry::pending_since(self, names).await
+    }
+
+    async fn load_backfills(&self, _names: &Names) -> Result<Vec<BackfillRow>, Error> {
+        Ok(Vec::new())
+    }
+
+    async fn backfill_batch(
+        &self,
+        _names: &Names,
+        _name: &str,
+        _target: Duration,
+        _policy: &ExecPolicy,
+    ) -> Result<BatchOutcome, Error> {
+        Ok(BatchOutcome::Failed { message: "batched backfills need PostgreSQL".into(), retryable: false })
     }
 }
 

@@ -1,0 +1,127 @@
+//! PostgreSQL's backfill batches: the progress row locked `FOR UPDATE SKIP LOCKED`, one
+//! batch statement, the progress update, one commit.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use zdm_core::backfill::{batch_sql, next_batch_size};
+use zdm_core::ident::{qualified, quote_ident};
+use zdm_core::retry::{is_retryable, ExecPolicy};
+
+use crate::backfill::{BackfillRow, BatchOutcome};
+use crate::error::{Doing, Error};
+use crate::ledger::Names;
+
+const LOAD: &str = "SELECT name, schema_name, table_name, key_column, scheduled_by, rows_done, batches, batch_size, \
+     last_key, max_batch_ms, finished_at IS NOT NULL FROM {obj:backfills} ORDER BY scheduled_by, scheduled_at, name";
+
+const LOCK: &str = "SELECT schema_name, table_name, key_column, set_sql, where_sql, last_key, batch_size, \
+     finished_at IS NOT NULL FROM {obj:backfills} WHERE name = $1 FOR UPDATE SKIP LOCKED";
+
+const PROGRESS: &str = "UPDATE {obj:backfills} SET last_key = $2, rows_done = rows_done + $3, batches = batches + 1, \
+     batch_size = $4, max_batch_ms = greatest(max_batch_ms, $5), started_at = coalesce(started_at, clock_timestamp()), \
+     updated_at = clock_timestamp() WHERE name = $1";
+
+const FINISH: &str = "UPDATE {obj:backfills} SET finished_at = clock_timestamp(), updated_at = clock_timestamp(), \
+     started_at = coalesce(started_at, clock_timestamp()) WHERE name = $1";
+
+pub(super) async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow>, Error> {
+    let rows = sqlx::query(AssertSqlSafe(names.sql(LOAD))).fetch_all(pool).await.doing("reading the backfills")?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let (schema, table, key): (String, String, String) = (
+            r.try_get(1).doing("reading the backfills")?,
+            r.try_get(2).doing("reading the backfills")?,
+            r.try_get(3).doing("reading the backfills")?,
+        );
+        let finished: bool = r.try_get(10).doing("reading the backfills")?;
+        let max_key: Option<i64> = if finished {
+            None
+        } else {
+            let sql = format!("SELECT max({})::bigint FROM {}", quote_ident(&key), qualified(Some(&schema), &table));
+            sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await.ok().flatten()
+        };
+        out.push(BackfillRow {
+            name: r.try_get(0).doing("reading the backfills")?,
+            table: format!("{schema}.{table}"),
+            scheduled_by: r.try_get(4).doing("reading the backfills")?,
+            rows_done: r.try_get(5).doing("reading the backfills")?,
+            batches: r.try_get(6).doing("reading the backfills")?,
+            batch_size: r.try_get(7).doing("reading the backfills")?,
+            last_key: r.try_get(8).doing("reading the backfills")?,
+            max_key,
+            max_batch_ms: r.try_get(9).doing("reading the backfills")?,
+            finished,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) async fn batch(
+    pool: &PgPool,
+    names: &Names,
+    name: &str,
+    target: Duration,
+    policy: &ExecPolicy,
+) -> Result<BatchOutcome, Error> {
+    let mut tx = pool.begin().await.doing("starting a backfill batch")?;
+    // A batch must never queue long behind another lock: live queries would queue behind it.
+    sqlx::query(super::postgres::SET_TIMEOUTS)
+        .bind(format!("{}ms", policy.max_lock_timeout.as_millis()))
+        .bind(format!("{}ms", policy.statement_timeout.as_millis()))
+        .bind(true)
+        .execute(&mut *tx)
+        .await
+        .doing("setting a backfill batch's timeouts")?;
+    let Some(row) = sqlx::query(AssertSqlSafe(names.sql(LOCK)))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .doing("locking a backfill's progress row")?
+    else {
+        return Ok(BatchOutcome::Busy);
+    };
+    let get = |i: usize| -> Result<String, Error> { row.try_get(i).doing("reading a backfill") };
+    let (schema, table, key, set) = (get(0)?, get(1)?, get(2)?, get(3)?);
+    let filter: Option<String> = row.try_get(4).doing("reading a backfill")?;
+    let last_key: Option<i64> = row.try_get(5).doing("reading a backfill")?;
+    let size: i64 = row.try_get(6).doing("reading a backfill")?;
+    let finished: bool = row.try_get(7).doing("reading a backfill")?;
+    if finished {
+        return Ok(BatchOutcome::Done);
+    }
+    let sql = batch_sql(&qualified(Some(&schema), &table), &key, &set, filter.as_deref());
+    let started = Instant::now();
+    let result: Result<(Option<i64>, i64, i64), sqlx::Error> =
+        sqlx::query_as(AssertSqlSafe(sql)).bind(last_key.unwrap_or(i64::MIN)).bind(size).fetch_one(&mut *tx).await;
+    let (max, keys, changed) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            let retryable = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| is_retryable(&c));
+            return Ok(BatchOutcome::Failed { message: e.to_string(), retryable });
+        }
+    };
+    let Some(max) = max else {
+        sqlx::query(AssertSqlSafe(names.sql(FINISH)))
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .doing("finishing a backfill")?;
+        tx.commit().await.doing("finishing a backfill")?;
+        return Ok(BatchOutcome::Done);
+    };
+    let took = started.elapsed();
+    let next_size = next_batch_size(size, took, target);
+    sqlx::query(AssertSqlSafe(names.sql(PROGRESS)))
+        .bind(name)
+        .bind(max)
+        .bind(changed)
+        .bind(next_size)
+        .bind(took.as_millis() as i64)
+        .execute(&mut *tx)
+        .await
+        .doing("recording a backfill's progress")?;
+    tx.commit().await.doing("committing a backfill batch")?;
+    Ok(BatchOutcome::Batch { keys, changed, last_key: max, held: started.elapsed(), next_size })
+}

@@ -1,0 +1,205 @@
+//! PostgreSQL's expand/contract recipes, installed as SQL functions next to zdm's tables
+//! so SQL-file and Rust migrations share one implementation: batched backfills
+//! (`zdm_backfill`), renaming a column (`zdm_rename_column`) or a table
+//! (`zdm_rename_table`), and changing a column's type (`zdm_change_column_type_begin` /
+//! `_finish`). Each must run inside a migration zdm applies (it reads the migration's
+//! version). Every name they write into SQL goes through `format('%I')`.
+
+use crate::ledger::Names;
+
+const CREATE: &str = r#"
+CREATE TABLE IF NOT EXISTS {obj:backfills} (
+    name         TEXT PRIMARY KEY,
+    schema_name  TEXT NOT NULL,
+    table_name   TEXT NOT NULL,
+    key_column   TEXT NOT NULL,
+    set_sql      TEXT NOT NULL,
+    where_sql    TEXT,
+    scheduled_by BIGINT NOT NULL,
+    scheduled_at TIMESTAMPTZ NOT NULL,
+    last_key     BIGINT,
+    rows_done    BIGINT NOT NULL DEFAULT 0,
+    batches      BIGINT NOT NULL DEFAULT 0,
+    batch_size   BIGINT NOT NULL DEFAULT 1000,
+    max_batch_ms BIGINT NOT NULL DEFAULT 0,
+    started_at   TIMESTAMPTZ,
+    updated_at   TIMESTAMPTZ,
+    finished_at  TIMESTAMPTZ
+);
+
+CREATE OR REPLACE FUNCTION {obj:migration_version}() RETURNS bigint LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v bigint := nullif(current_setting('zdm.migration_version', true), '')::bigint;
+BEGIN
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'zdm''s recipes must run inside a migration that zdm applies'
+            USING HINT = 'call them from a migration file or a #[zdm::migration] function';
+    END IF;
+    RETURN v;
+END
+$zdm$;
+
+CREATE OR REPLACE FUNCTION {obj:backfill}(p_name text, p_table text, p_set text, p_where text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v_version bigint := {obj:migration_version}();
+    v_rel regclass := p_table::regclass;
+    v_schema text;
+    v_table text;
+    v_key text;
+BEGIN
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT a.attname INTO v_key
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1
+      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
+    IF v_key IS NULL THEN
+        RAISE EXCEPTION 'backfill %: table % needs a single-column integer primary key to be walked in batches', p_name, p_table;
+    END IF;
+    -- Fail now, in the migration, rather than in the first batch.
+    EXECUTE format('EXPLAIN UPDATE %I.%I SET %s WHERE false%s', v_schema, v_table, p_set,
+                   coalesce(' AND (' || p_where || ')', ''));
+    INSERT INTO {obj:backfills} (name, schema_name, table_name, key_column, set_sql, where_sql, scheduled_by, scheduled_at)
+    VALUES (p_name, v_schema, v_table, v_key, p_set, p_where, v_version, clock_timestamp())
+    ON CONFLICT (name) DO NOTHING;
+END
+$zdm$;
+
+CREATE OR REPLACE FUNCTION {obj:rename_column}(p_table text, p_old text, p_new text)
+RETURNS void LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v_version bigint := {obj:migration_version}();
+    v_rel regclass := p_table::regclass;
+    v_schema text;
+    v_table text;
+    v_type text;
+    v_fn text;
+BEGIN
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    v_fn := left('{prefix}sync_' || v_table || '_' || p_new, 63);
+    SELECT format_type(a.atttypid, a.atttypmod) INTO v_type FROM pg_attribute a
+    WHERE a.attrelid = v_rel AND a.attname = p_old AND a.attnum > 0 AND NOT a.attisdropped;
+    IF v_type IS NULL THEN
+        RAISE EXCEPTION 'rename_column: table % has no column %', p_table, p_old;
+    END IF;
+    EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %I %s', v_schema, v_table, p_new, v_type);
+    -- Both builds run: whichever half a statement writes, the other follows.
+    EXECUTE format($f$CREATE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql AS $b$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                IF NEW.%I IS NULL THEN NEW.%I := NEW.%I; ELSE NEW.%I := NEW.%I; END IF;
+            ELSIF NEW.%I IS DISTINCT FROM OLD.%I THEN
+                NEW.%I := NEW.%I;
+            ELSIF NEW.%I IS DISTINCT FROM OLD.%I THEN
+                NEW.%I := NEW.%I;
+            END IF;
+            RETURN NEW;
+        END $b$$f$, v_schema, v_fn,
+        p_new, p_new, p_old, p_old, p_new,
+        p_new, p_new, p_old, p_new,
+        p_old, p_old, p_new, p_old);
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %I.%I FOR EACH ROW EXECUTE PROCEDURE %I.%I()',
+                   v_fn, v_schema, v_table, v_schema, v_fn);
+    PERFORM {obj:backfill}(format('rename %s.%s.%s to %s', v_schema, v_table, p_old, p_new), p_table,
+                           format('%I = %I', p_new, p_old), format('%I IS DISTINCT FROM %I', p_new, p_old));
+    PERFORM {fn_drop_column}(p_table, p_old);
+    UPDATE {drops} SET before_drop = format('DROP TRIGGER IF EXISTS %I ON %I.%I; DROP FUNCTION IF EXISTS %I.%I()',
+                                            v_fn, v_schema, v_table, v_schema, v_fn)
+    WHERE schema_name = v_schema AND table_name = v_table AND column_name = p_old AND state = 'pending';
+END
+$zdm$;
+
+CREATE OR REPLACE FUNCTION {obj:rename_table}(p_old text, p_new text)
+RETURNS void LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v_version bigint := {obj:migration_version}();
+    v_rel regclass := p_old::regclass;
+    v_schema text;
+    v_table text;
+    v_col record;
+BEGIN
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    EXECUTE format('ALTER TABLE %I.%I RENAME TO %I', v_schema, v_table, p_new);
+    -- The old name stays as a simple, hence updatable, view until no old build is live.
+    EXECUTE format('CREATE VIEW %I.%I AS SELECT * FROM %I.%I', v_schema, v_table, v_schema, p_new);
+    -- A view's columns have no defaults of their own: give it the table's.
+    FOR v_col IN SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) AS expr
+                 FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                 WHERE d.adrelid = v_rel AND a.attgenerated = '' LOOP
+        EXECUTE format('ALTER VIEW %I.%I ALTER COLUMN %I SET DEFAULT %s', v_schema, v_table, v_col.attname, v_col.expr);
+    END LOOP;
+    INSERT INTO {drops} (schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before, is_view)
+    VALUES (v_schema, v_table, NULL, v_version, clock_timestamp(), clock_timestamp(), true)
+    ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
+        SET scheduled_by = EXCLUDED.scheduled_by, scheduled_at = EXCLUDED.scheduled_at, is_view = true,
+            not_before = EXCLUDED.not_before, read_only_at = NULL, dropped_at = NULL, state = 'pending';
+END
+$zdm$;
+
+CREATE OR REPLACE FUNCTION {obj:change_column_type_begin}(p_table text, p_column text, p_type text)
+RETURNS void LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v_version bigint := {obj:migration_version}();
+    v_rel regclass := p_table::regclass;
+    v_schema text;
+    v_table text;
+    v_shadow text := left(p_column || '_zdm_new', 63);
+    v_fn text;
+BEGIN
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    v_fn := left('{prefix}cast_' || v_table || '_' || p_column, 63);
+    EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %I %s', v_schema, v_table, v_shadow, p_type);
+    -- Every build writes the column as it is; the shadow follows it.
+    EXECUTE format($f$CREATE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql AS $b$
+        BEGIN NEW.%I := NEW.%I::%s; RETURN NEW; END $b$$f$, v_schema, v_fn, v_shadow, p_column, p_type);
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %I.%I FOR EACH ROW EXECUTE PROCEDURE %I.%I()',
+                   v_fn, v_schema, v_table, v_schema, v_fn);
+    PERFORM {obj:backfill}(format('retype %s.%s.%s', v_schema, v_table, p_column), p_table,
+                           format('%I = %I::%s', v_shadow, p_column, p_type),
+                           format('%I IS DISTINCT FROM %I::%s', v_shadow, p_column, p_type));
+END
+$zdm$;
+
+CREATE OR REPLACE FUNCTION {obj:change_column_type_finish}(p_table text, p_column text)
+RETURNS void LANGUAGE plpgsql AS $zdm$
+DECLARE
+    v_version bigint := {obj:migration_version}();
+    v_rel regclass := p_table::regclass;
+    v_schema text;
+    v_table text;
+    v_shadow text := left(p_column || '_zdm_new', 63);
+    v_old text := left(p_column || '_zdm_old', 63);
+    v_fn text;
+    v_left bigint;
+BEGIN
+    SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    v_fn := left('{prefix}cast_' || v_table || '_' || p_column, 63);
+    SELECT count(*) INTO v_left FROM {obj:backfills}
+    WHERE schema_name = v_schema AND table_name = v_table AND finished_at IS NULL
+      AND name = format('retype %s.%s.%s', v_schema, v_table, p_column);
+    IF v_left > 0 THEN
+        RAISE EXCEPTION 'change_column_type_finish(%, %): its backfill has not finished', p_table, p_column
+            USING HINT = 'run it from an after_deploy migration: run_post waits for the backfill';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I.%I', v_fn, v_schema, v_table);
+    EXECUTE format('DROP FUNCTION IF EXISTS %I.%I()', v_schema, v_fn);
+    EXECUTE format('ALTER TABLE %I.%I RENAME COLUMN %I TO %I', v_schema, v_table, p_column, v_old);
+    EXECUTE format('ALTER TABLE %I.%I RENAME COLUMN %I TO %I', v_schema, v_table, v_shadow, p_column);
+    PERFORM {fn_drop_column}(p_table, v_old);
+END
+$zdm$;
+"#;
+
+pub(super) fn create_sql(names: &Names) -> String {
+    names.sql(CREATE)
+}
+
+/// The newest object of the recipes, for the bootstrap's "is everything there" check.
+pub(super) fn marker(names: &Names) -> (String, String) {
+    (names.func("backfills"), format!("{}(text, text)", names.func("change_column_type_finish")))
+}
