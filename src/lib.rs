@@ -32,6 +32,7 @@ pub use zdm_core::model::ModelInfo;
 pub use zdm_core::Phase;
 pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
 pub use zdm_sqlx::deferred::DropStatus;
+pub use zdm_sqlx::{BackfillProgress, BackfillRow};
 pub use zdm_sqlx::ledger::LedgerRow;
 pub use zdm_sqlx::migrator::{AppliedStep, ExecPolicy};
 pub use zdm_sqlx::status::{State, StatusRow};
@@ -164,6 +165,14 @@ pub mod baseline {
             .map(Some)
             .map_err(|(line, message)| vec![SourceError { path: shown, line: Some(line), message }])
     }
+}
+
+pub mod recipes {
+    //! Expand/contract recipes: rename a column or a table, change a column's type, add
+    //! NOT NULL, a foreign key or a unique constraint without blocking traffic, and batched
+    //! backfills ([`backfill`]). See `zdm_sqlx::recipes` for what each does.
+    pub use zdm_sqlx::backfill::backfill;
+    pub use zdm_sqlx::recipes::*;
 }
 
 pub mod testing {

@@ -13,12 +13,14 @@ pub const MIN_BATCH: i64 = 10;
 pub const MAX_BATCH: i64 = 100_000;
 pub const FIRST_BATCH: i64 = 1_000;
 
-/// The next batch size: scaled toward `target` by the last batch's time, at most doubling
-/// or halving at a step so one slow batch (a checkpoint, a lock wait) does not swing it.
+/// The next batch size: scaled toward `target` by the last batch's time. It grows by at
+/// most a quarter a step (a fast batch on warm cache must not make the next one overshoot
+/// the lock-time budget) and shrinks by at most half (one slow batch — a checkpoint, a lock
+/// wait — must not collapse it).
 pub fn next_batch_size(current: i64, took: Duration, target: Duration) -> i64 {
     let took = took.as_secs_f64().max(0.000_1);
     let scaled = (current as f64 * target.as_secs_f64() / took).round() as i64;
-    scaled.clamp(current / 2, current.saturating_mul(2)).clamp(MIN_BATCH, MAX_BATCH)
+    scaled.clamp(current / 2, current + current / 4).clamp(MIN_BATCH, MAX_BATCH)
 }
 
 /// One batch over `table` (quoted, possibly schema-qualified) by its integer key `key`:
@@ -43,7 +45,7 @@ mod tests {
     #[test]
     fn batch_size_follows_the_target_time() {
         assert_eq!(next_batch_size(1000, Duration::from_millis(40), TARGET_BATCH), 1000);
-        assert_eq!(next_batch_size(1000, Duration::from_millis(10), TARGET_BATCH), 2000, "at most doubles");
+        assert_eq!(next_batch_size(1000, Duration::from_millis(10), TARGET_BATCH), 1250, "grows by a quarter at most");
         assert_eq!(next_batch_size(1000, Duration::from_millis(50), TARGET_BATCH), 800);
         assert_eq!(next_batch_size(1000, Duration::from_secs(5), TARGET_BATCH), 500, "at most halves");
         assert_eq!(next_batch_size(12, Duration::from_secs(5), TARGET_BATCH), MIN_BATCH);

@@ -87,7 +87,15 @@ pub async fn change_column_type_finish(conn: &mut PgConnection, table: &str, col
 /// Refuses to run inside a transaction block: each step must commit on its own, or the
 /// long `VALIDATE` / concurrent build would run under the short steps' strong locks.
 async fn require_autocommit(conn: &mut PgConnection, what: &str) -> Result<(), sqlx::Error> {
-    let in_block: bool = sqlx::query_scalar("SELECT now() <> statement_timestamp()").fetch_one(&mut *conn).await?;
+    // A savepoint is refused outside a transaction block (SQLSTATE 25P01), taken inside one.
+    let in_block = match sqlx::raw_sql("SAVEPOINT zdm_autocommit_probe").execute(&mut *conn).await {
+        Ok(_) => {
+            sqlx::raw_sql("RELEASE SAVEPOINT zdm_autocommit_probe").execute(&mut *conn).await?;
+            true
+        }
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("25P01") => false,
+        Err(e) => return Err(e),
+    };
     if in_block {
         return Err(sqlx::Error::Protocol(format!(
             "zdm::recipes::{what} needs a no_transaction migration: `#[zdm::migration(version = .., no_transaction)]`"

@@ -1,0 +1,4 @@
+CREATE TABLE posts (
+    id    BIGSERIAL PRIMARY KEY,
+    title TEXT NOT NULL
+);

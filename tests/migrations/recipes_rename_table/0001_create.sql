@@ -1,0 +1,5 @@
+CREATE TABLE entries (
+    id    BIGSERIAL PRIMARY KEY,
+    body  TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'draft'
+);

@@ -1,0 +1,4 @@
+CREATE TABLE counters (
+    id      BIGSERIAL PRIMARY KEY,
+    touched INTEGER NOT NULL DEFAULT 0
+);
