@@ -3,6 +3,7 @@
 //!
 //!     cargo run --release --example bench_backfill            # 1,000,000 rows
 //!     cargo run --example bench_backfill -- --smoke           # CI: 10,000 rows
+//!     cargo run --release --example bench_backfill -- --target-ms 25   # another batch target
 //!
 //! Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres); creates and
 //! drops its own database. Goal (issue 6): at least half the single UPDATE's rate, every
@@ -36,7 +37,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Its own query: VACUUM refuses to run in the implicit transaction of a multi-statement string.
         sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await?;
     }
-    println!("{rows} rows per table; PostgreSQL {}", sqlx::query_scalar::<_, String>("SHOW server_version").fetch_one(&pool).await?);
+    println!(
+        "{rows} rows per table; PostgreSQL {}",
+        sqlx::query_scalar::<_, String>("SHOW server_version").fetch_one(&pool).await?
+    );
 
     // The naive way: one statement, every row locked until it commits.
     let started = Instant::now();
@@ -46,20 +50,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // zdm: scheduled by a migration, run in batches of ~40 ms.
     let held = Arc::new(Mutex::new(Vec::new()));
     let seen = held.clone();
-    let m = zdm::migrator!("benches/backfill")
-        .without_registration()
-        .backfill_in_background(false)
-        .on_backfill_progress(move |p| {
-            if !p.finished {
-                seen.lock().unwrap().push(p.last_batch);
-            }
-        });
+    // `--target-ms N` overrides the batch target (default: zdm's).
+    let args: Vec<String> = std::env::args().collect();
+    let target =
+        args.iter().position(|a| a == "--target-ms").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+    let mut m = zdm::migrator!("benches/backfill");
+    if let Some(ms) = target {
+        m = m.backfill_target(Duration::from_millis(ms));
+    }
+    let m = m.without_registration().backfill_in_background(false).on_backfill_progress(move |p| {
+        if !p.finished {
+            seen.lock().unwrap().push(p.last_batch);
+        }
+    });
     m.run_pre(&pool).await?;
     let started = Instant::now();
     let done = m.run_backfills(&pool).await?;
     let batched = started.elapsed();
 
-    let wrong: i64 = sqlx::query_scalar("SELECT count(*) FROM items_batched WHERE b IS DISTINCT FROM a + 1").fetch_one(&pool).await?;
+    let wrong: i64 = sqlx::query_scalar("SELECT count(*) FROM items_batched WHERE b IS DISTINCT FROM a + 1")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(wrong, 0, "every row backfilled");
     let held = held.lock().unwrap().clone();
     let longest = held.iter().max().copied().unwrap_or_default();
@@ -69,8 +80,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!();
     println!("{:<26} {:>12} {:>14} {:>18}", "", "time", "rows/s", "longest lock hold");
-    println!("{:<26} {:>10.0}ms {:>14.0} {:>16.0}ms", "single UPDATE", single.as_secs_f64() * 1e3, rate(single), single.as_secs_f64() * 1e3);
-    println!("{:<26} {:>10.0}ms {:>14.0} {:>16.1}ms", "zdm backfill (batched)", batched.as_secs_f64() * 1e3, rate(batched), longest.as_secs_f64() * 1e3);
+    println!(
+        "{:<26} {:>10.0}ms {:>14.0} {:>16.0}ms",
+        "single UPDATE",
+        single.as_secs_f64() * 1e3,
+        rate(single),
+        single.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<26} {:>10.0}ms {:>14.0} {:>16.1}ms",
+        "zdm backfill (batched)",
+        batched.as_secs_f64() * 1e3,
+        rate(batched),
+        longest.as_secs_f64() * 1e3
+    );
     println!();
     println!(
         "backfill rate = {:.0}% of the single UPDATE's; {} batches (mean {:.1} ms, {} over 50 ms); final batch size {}",

@@ -32,7 +32,6 @@ pub use zdm_core::model::ModelInfo;
 pub use zdm_core::Phase;
 pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
 pub use zdm_sqlx::deferred::DropStatus;
-pub use zdm_sqlx::{BackfillProgress, BackfillRow};
 pub use zdm_sqlx::ledger::LedgerRow;
 pub use zdm_sqlx::migrator::{AppliedStep, ExecPolicy};
 pub use zdm_sqlx::status::{State, StatusRow};
@@ -41,6 +40,7 @@ pub use zdm_sqlx::{
     run_post, run_post_when_safe, run_pre, status, Error, Instance, MigratePool, Migrator, Report, RustMigration,
     Status,
 };
+pub use zdm_sqlx::{BackfillProgress, BackfillRow};
 
 /// Lints a migration set without a database, as `migrations!` does at compile time.
 pub use zdm_core::lint::lint;

@@ -120,11 +120,13 @@ fn check(state: &HashMap<i64, String>, seeded: i64, seed: impl Fn(i64) -> String
 }
 
 async fn columns(pool: &PgPool, table: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position")
-        .bind(table)
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 const SEEDED: i64 = 3000;
@@ -135,7 +137,11 @@ async fn rename_column_keeps_both_builds_writing() {
     let pool = healing_pool(&db).await;
     let m = zdm::migrator!("tests/migrations/recipes_rename_column").backfill_in_background(false);
     m.clone().up_to(1).run_pre(&pool).await.unwrap();
-    sqlx::query("INSERT INTO posts (title) SELECT 'seed' || g FROM generate_series(1, $1) g").bind(SEEDED).execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO posts (title) SELECT 'seed' || g FROM generate_series(1, $1) g")
+        .bind(SEEDED)
+        .execute(&pool)
+        .await
+        .unwrap();
 
     let (old_seen, new_seen): (Expected, Expected) = Default::default();
     let old = {
@@ -144,9 +150,17 @@ async fn rename_column_keeps_both_builds_writing() {
             let seen = seen.clone();
             async move {
                 let own = |n: u64| (n as i64 * 2 % SEEDED) + 1; // odd ids
-                write_step(&pool, n, "INSERT INTO posts (title) VALUES ($1) RETURNING id::text",
-                    "UPDATE posts SET title = $1 WHERE id = $2::bigint", "SELECT title FROM posts WHERE id = $1::bigint",
-                    own, "old", &seen).await
+                write_step(
+                    &pool,
+                    n,
+                    "INSERT INTO posts (title) VALUES ($1) RETURNING id::text",
+                    "UPDATE posts SET title = $1 WHERE id = $2::bigint",
+                    "SELECT title FROM posts WHERE id = $1::bigint",
+                    own,
+                    "old",
+                    &seen,
+                )
+                .await
             }
         })
     };
@@ -158,33 +172,48 @@ async fn rename_column_keeps_both_builds_writing() {
             let seen = seen.clone();
             async move {
                 let own = |n: u64| (n as i64 * 2 % SEEDED) + 2; // even ids
-                write_step(&pool, n, "INSERT INTO posts (headline) VALUES ($1) RETURNING id::text",
-                    "UPDATE posts SET headline = $1 WHERE id = $2::bigint", "SELECT headline FROM posts WHERE id = $1::bigint",
-                    own, "new", &seen).await
+                write_step(
+                    &pool,
+                    n,
+                    "INSERT INTO posts (headline) VALUES ($1) RETURNING id::text",
+                    "UPDATE posts SET headline = $1 WHERE id = $2::bigint",
+                    "SELECT headline FROM posts WHERE id = $1::bigint",
+                    own,
+                    "new",
+                    &seen,
+                )
+                .await
             }
         })
     };
     // The drop waits for the backfill.
     let waiting = m.run_post(&pool).await.unwrap();
     assert!(waiting.dropped.is_empty());
-    assert!(waiting.notices.iter().any(|n| n.contains("backfill `rename public.posts.title to headline`")), "{waiting}");
+    assert!(
+        waiting.notices.iter().any(|n| n.contains("backfill `rename public.posts.title to headline`")),
+        "{waiting}"
+    );
     let fills = m.run_backfills(&pool).await.unwrap();
     assert_eq!(fills.len(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     old.finish("old build").await; // the old build is gone
     let post = m.run_post(&pool).await.unwrap();
-    assert!(matches!(&post.dropped[..], [d] if d.starts_with("dropped column public.posts.title (scheduled by migration 2")), "{post}");
+    assert!(
+        matches!(&post.dropped[..], [d] if d.starts_with("dropped column public.posts.title (scheduled by migration 2")),
+        "{post}"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     new.finish("new build").await;
 
     assert_eq!(columns(&pool, "posts").await, ["id", "headline"]);
     let state = final_state(&pool, "SELECT id, headline FROM posts").await;
     check(&state, SEEDED, |id| format!("seed{id}"), &[&old_seen, &new_seen]);
-    let leftovers: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let leftovers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(leftovers, 0, "the sync trigger went with the old column");
 }
 
@@ -194,7 +223,11 @@ async fn rename_table_keeps_the_old_name_working_until_the_old_build_is_gone() {
     let pool = healing_pool(&db).await;
     let m = zdm::migrator!("tests/migrations/recipes_rename_table");
     m.clone().up_to(1).run_pre(&pool).await.unwrap();
-    sqlx::query("INSERT INTO entries (body) SELECT 'seed' || g FROM generate_series(1, $1) g").bind(SEEDED).execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO entries (body) SELECT 'seed' || g FROM generate_series(1, $1) g")
+        .bind(SEEDED)
+        .execute(&pool)
+        .await
+        .unwrap();
 
     let (old_seen, new_seen): (Expected, Expected) = Default::default();
     let old = {
@@ -202,9 +235,17 @@ async fn rename_table_keeps_the_old_name_working_until_the_old_build_is_gone() {
         Writer::start(&pool, move |pool, n| {
             let seen = seen.clone();
             async move {
-                write_step(&pool, n, "INSERT INTO entries (body) VALUES ($1) RETURNING id::text",
-                    "UPDATE entries SET body = $1 WHERE id = $2::bigint", "SELECT body FROM entries WHERE id = $1::bigint",
-                    |n| (n as i64 * 2 % SEEDED) + 1, "old", &seen).await
+                write_step(
+                    &pool,
+                    n,
+                    "INSERT INTO entries (body) VALUES ($1) RETURNING id::text",
+                    "UPDATE entries SET body = $1 WHERE id = $2::bigint",
+                    "SELECT body FROM entries WHERE id = $1::bigint",
+                    |n| (n as i64 * 2 % SEEDED) + 1,
+                    "old",
+                    &seen,
+                )
+                .await
             }
         })
     };
@@ -215,9 +256,17 @@ async fn rename_table_keeps_the_old_name_working_until_the_old_build_is_gone() {
         Writer::start(&pool, move |pool, n| {
             let seen = seen.clone();
             async move {
-                write_step(&pool, n, "INSERT INTO articles (body) VALUES ($1) RETURNING id::text",
-                    "UPDATE articles SET body = $1 WHERE id = $2::bigint", "SELECT body FROM articles WHERE id = $1::bigint",
-                    |n| (n as i64 * 2 % SEEDED) + 2, "new", &seen).await
+                write_step(
+                    &pool,
+                    n,
+                    "INSERT INTO articles (body) VALUES ($1) RETURNING id::text",
+                    "UPDATE articles SET body = $1 WHERE id = $2::bigint",
+                    "SELECT body FROM articles WHERE id = $1::bigint",
+                    |n| (n as i64 * 2 % SEEDED) + 2,
+                    "new",
+                    &seen,
+                )
+                .await
             }
         })
     };
@@ -232,7 +281,8 @@ async fn rename_table_keeps_the_old_name_working_until_the_old_build_is_gone() {
     assert!(!view);
     let state = final_state(&pool, "SELECT id, body FROM articles").await;
     check(&state, SEEDED, |id| format!("seed{id}"), &[&old_seen, &new_seen]);
-    let drafts: i64 = sqlx::query_scalar("SELECT count(*) FROM articles WHERE state = 'draft'").fetch_one(&pool).await.unwrap();
+    let drafts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM articles WHERE state = 'draft'").fetch_one(&pool).await.unwrap();
     assert_eq!(drafts as usize, state.len(), "inserts through the view got the table's defaults");
 }
 
@@ -242,7 +292,11 @@ async fn change_column_type_swaps_after_deploy() {
     let pool = healing_pool(&db).await;
     let m = zdm::migrator!("tests/migrations/recipes_retype").backfill_in_background(false);
     m.clone().up_to(1).run_pre(&pool).await.unwrap();
-    sqlx::query("INSERT INTO orders (amount) SELECT g FROM generate_series(1, $1) g").bind(SEEDED).execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO orders (amount) SELECT g FROM generate_series(1, $1) g")
+        .bind(SEEDED)
+        .execute(&pool)
+        .await
+        .unwrap();
 
     // Both builds write `amount`; they read it as bigint so either column type decodes.
     let writer = |seen: Expected, own_offset: i64, tag: &'static str| {
@@ -251,14 +305,25 @@ async fn change_column_type_swaps_after_deploy() {
             async move {
                 let value = (n as i64 % 100_000 + 1_000_000 * own_offset).to_string();
                 let id = if n % 3 == 0 {
-                    q(&pool, "INSERT INTO orders (amount) VALUES ($1::integer) RETURNING id::text", vec![value.clone()]).await?.unwrap().parse().unwrap()
+                    q(&pool, "INSERT INTO orders (amount) VALUES ($1::integer) RETURNING id::text", vec![value.clone()])
+                        .await?
+                        .unwrap()
+                        .parse()
+                        .unwrap()
                 } else {
                     let id = (n as i64 * 2 % SEEDED) + own_offset;
-                    q(&pool, "UPDATE orders SET amount = $1::integer WHERE id = $2::bigint", vec![value.clone(), id.to_string()]).await?;
+                    q(
+                        &pool,
+                        "UPDATE orders SET amount = $1::integer WHERE id = $2::bigint",
+                        vec![value.clone(), id.to_string()],
+                    )
+                    .await?;
                     id
                 };
                 seen.lock().unwrap().insert(id, value.clone());
-                let read = q(&pool, "SELECT amount::bigint::text FROM orders WHERE id = $1::bigint", vec![id.to_string()]).await?;
+                let read =
+                    q(&pool, "SELECT amount::bigint::text FROM orders WHERE id = $1::bigint", vec![id.to_string()])
+                        .await?;
                 if read.as_deref() != Some(value.as_str()) {
                     return Err(format!("{tag} row {id}: wrote {value}, read {read:?}"));
                 }
@@ -282,10 +347,12 @@ async fn change_column_type_swaps_after_deploy() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     new.finish("new build").await;
 
-    let ty: String = sqlx::query_scalar("SELECT data_type::text FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'amount'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let ty: String = sqlx::query_scalar(
+        "SELECT data_type::text FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'amount'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(ty, "bigint");
     assert_eq!(columns(&pool, "orders").await, ["id", "amount"]);
     let state = final_state(&pool, "SELECT id, amount::text FROM orders").await;
@@ -352,10 +419,11 @@ async fn not_null_foreign_key_and_unique_are_added_under_writes() {
     old.finish("old build").await;
     new.finish("new build").await;
 
-    let (not_null,): (bool,) = sqlx::query_as("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'books'::regclass AND attname = 'title'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (not_null,): (bool,) =
+        sqlx::query_as("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'books'::regclass AND attname = 'title'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(not_null);
     let constraints: Vec<(String, String, bool)> = sqlx::query_as(
         "SELECT conname::text, contype::text, convalidated FROM pg_constraint WHERE conrelid = 'books'::regclass ORDER BY conname",
@@ -390,9 +458,15 @@ async fn a_killed_backfill_resumes_without_reapplying_or_skipping() {
     let db = TestDb::new().await;
     let pool = db.pool(4).await;
     let rows = 40_000i64;
-    let m = zdm::migrator!("tests/migrations/recipes_resume").backfill_in_background(false).backfill_target(Duration::from_millis(5));
+    let m = zdm::migrator!("tests/migrations/recipes_resume")
+        .backfill_in_background(false)
+        .backfill_target(Duration::from_millis(5));
     m.clone().up_to(1).run_pre(&pool).await.unwrap();
-    sqlx::query("INSERT INTO counters (touched) SELECT 0 FROM generate_series(1, $1)").bind(rows).execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO counters (touched) SELECT 0 FROM generate_series(1, $1)")
+        .bind(rows)
+        .execute(&pool)
+        .await
+        .unwrap();
     m.run_pre(&pool).await.unwrap();
 
     // Kill the backfill in the middle of its run (the task is dropped mid-batch, so the
@@ -409,12 +483,14 @@ async fn a_killed_backfill_resumes_without_reapplying_or_skipping() {
     }
     task.abort();
     let _ = task.await;
-    let (done, finished): (i64, bool) = sqlx::query_as("SELECT rows_done, finished_at IS NOT NULL FROM zdm_backfills WHERE name = 'touch'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (done, finished): (i64, bool) =
+        sqlx::query_as("SELECT rows_done, finished_at IS NOT NULL FROM zdm_backfills WHERE name = 'touch'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(done > 0 && done < rows && !finished, "killed in the middle: {done} of {rows}");
-    let touched: i64 = sqlx::query_scalar("SELECT count(*) FROM counters WHERE touched = 1").fetch_one(&pool).await.unwrap();
+    let touched: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM counters WHERE touched = 1").fetch_one(&pool).await.unwrap();
     assert_eq!(touched, done, "the progress row moves with its batch, never apart from it");
 
     // Resume: every row exactly once.
