@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestDb;
+use common::{columns, TestDb};
 use zdm::sqlx::{self, PgPool};
 
 /// This test binary's model: it no longer maps `posts.legacy` and reads no `old_audit`.
@@ -26,16 +26,6 @@ fn migrator() -> zdm::Migrator {
     zdm::migrator!("tests/migrations/deferred")
         .heartbeat(Duration::from_millis(100))
         .instance_ttl(Duration::from_secs(2))
-}
-
-async fn columns(pool: &PgPool, table: &str) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
-    )
-    .bind(table)
-    .fetch_all(pool)
-    .await
-    .unwrap()
 }
 
 async fn table_exists(pool: &PgPool, table: &str) -> bool {

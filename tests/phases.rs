@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{versions, TestDb};
+use common::{columns, versions, TestDb};
 use zdm::sqlx::{self, PgConnection, Row};
 use zdm::{Phase, State};
 
@@ -12,16 +12,6 @@ async fn tables(pool: &sqlx::PgPool) -> Vec<String> {
         .fetch_all(pool)
         .await
         .unwrap()
-}
-
-async fn columns(pool: &sqlx::PgPool, table: &str) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
-    )
-    .bind(table)
-    .fetch_all(pool)
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -122,6 +112,7 @@ async fn a_failed_migration_rolls_back_but_its_record_stays() {
         tables(&pool).await,
         [
             "a",
+            "zdm_backfills",
             "zdm_deferred_drops",
             "zdm_instances",
             "zdm_lease",

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::TestDb;
+use common::{columns, TestDb};
 use zdm::sqlx::{self, postgres::PgPoolOptions, PgConnection, PgPool};
 
 /// What a side wrote last, per row id.
@@ -82,9 +82,7 @@ async fn q(pool: &PgPool, sql: &'static str, binds: Vec<String>) -> Result<Optio
 async fn write_step(
     pool: &PgPool,
     n: u64,
-    insert: &'static str,
-    update: &'static str,
-    select: &'static str,
+    [insert, update, select]: [&'static str; 3],
     own: impl Fn(u64) -> i64,
     tag: &str,
     expected: &Expected,
@@ -105,6 +103,21 @@ async fn write_step(
     }
 }
 
+type Step = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A code path that inserts, updates its own rows (odd or even ids, by `offset`) and reads
+/// back, through the statements `[insert, update, select]`.
+fn side(seen: &Expected, sql: [&'static str; 3], offset: i64, tag: &'static str) -> impl Fn(PgPool, u64) -> Step {
+    let seen = seen.clone();
+    move |pool, n| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            let own = move |n: u64| (n as i64 * 2 % SEEDED) + offset;
+            write_step(&pool, n, sql, own, tag, &seen).await
+        })
+    }
+}
+
 async fn final_state(pool: &PgPool, sql: &'static str) -> HashMap<i64, String> {
     sqlx::query_as::<_, (i64, String)>(sql).fetch_all(pool).await.unwrap().into_iter().collect()
 }
@@ -117,16 +130,6 @@ fn check(state: &HashMap<i64, String>, seeded: i64, seed: impl Fn(i64) -> String
     assert_eq!(state.len(), expected.len(), "row count");
     let wrong: Vec<_> = expected.iter().filter(|(id, v)| state.get(id) != Some(v)).take(5).collect();
     assert!(wrong.is_empty(), "lost or mismatched writes, e.g. {wrong:?}");
-}
-
-async fn columns(pool: &PgPool, table: &str) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
-    )
-    .bind(table)
-    .fetch_all(pool)
-    .await
-    .unwrap()
 }
 
 const SEEDED: i64 = 3000;
@@ -144,48 +147,20 @@ async fn rename_column_keeps_both_builds_writing() {
         .unwrap();
 
     let (old_seen, new_seen): (Expected, Expected) = Default::default();
-    let old = {
-        let seen = old_seen.clone();
-        Writer::start(&pool, move |pool, n| {
-            let seen = seen.clone();
-            async move {
-                let own = |n: u64| (n as i64 * 2 % SEEDED) + 1; // odd ids
-                write_step(
-                    &pool,
-                    n,
-                    "INSERT INTO posts (title) VALUES ($1) RETURNING id::text",
-                    "UPDATE posts SET title = $1 WHERE id = $2::bigint",
-                    "SELECT title FROM posts WHERE id = $1::bigint",
-                    own,
-                    "old",
-                    &seen,
-                )
-                .await
-            }
-        })
-    };
+    let old_sql = [
+        "INSERT INTO posts (title) VALUES ($1) RETURNING id::text",
+        "UPDATE posts SET title = $1 WHERE id = $2::bigint",
+        "SELECT title FROM posts WHERE id = $1::bigint",
+    ];
+    let old = Writer::start(&pool, side(&old_seen, old_sql, 1, "old"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     m.run_pre(&pool).await.unwrap(); // adds headline, sync trigger, schedules backfill and drop
-    let new = {
-        let seen = new_seen.clone();
-        Writer::start(&pool, move |pool, n| {
-            let seen = seen.clone();
-            async move {
-                let own = |n: u64| (n as i64 * 2 % SEEDED) + 2; // even ids
-                write_step(
-                    &pool,
-                    n,
-                    "INSERT INTO posts (headline) VALUES ($1) RETURNING id::text",
-                    "UPDATE posts SET headline = $1 WHERE id = $2::bigint",
-                    "SELECT headline FROM posts WHERE id = $1::bigint",
-                    own,
-                    "new",
-                    &seen,
-                )
-                .await
-            }
-        })
-    };
+    let new_sql = [
+        "INSERT INTO posts (headline) VALUES ($1) RETURNING id::text",
+        "UPDATE posts SET headline = $1 WHERE id = $2::bigint",
+        "SELECT headline FROM posts WHERE id = $1::bigint",
+    ];
+    let new = Writer::start(&pool, side(&new_seen, new_sql, 2, "new"));
     // The drop waits for the backfill.
     let waiting = m.run_post(&pool).await.unwrap();
     assert!(waiting.dropped.is_empty());
@@ -230,46 +205,20 @@ async fn rename_table_keeps_the_old_name_working_until_the_old_build_is_gone() {
         .unwrap();
 
     let (old_seen, new_seen): (Expected, Expected) = Default::default();
-    let old = {
-        let seen = old_seen.clone();
-        Writer::start(&pool, move |pool, n| {
-            let seen = seen.clone();
-            async move {
-                write_step(
-                    &pool,
-                    n,
-                    "INSERT INTO entries (body) VALUES ($1) RETURNING id::text",
-                    "UPDATE entries SET body = $1 WHERE id = $2::bigint",
-                    "SELECT body FROM entries WHERE id = $1::bigint",
-                    |n| (n as i64 * 2 % SEEDED) + 1,
-                    "old",
-                    &seen,
-                )
-                .await
-            }
-        })
-    };
+    let old_sql = [
+        "INSERT INTO entries (body) VALUES ($1) RETURNING id::text",
+        "UPDATE entries SET body = $1 WHERE id = $2::bigint",
+        "SELECT body FROM entries WHERE id = $1::bigint",
+    ];
+    let old = Writer::start(&pool, side(&old_seen, old_sql, 1, "old"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     m.run_pre(&pool).await.unwrap();
-    let new = {
-        let seen = new_seen.clone();
-        Writer::start(&pool, move |pool, n| {
-            let seen = seen.clone();
-            async move {
-                write_step(
-                    &pool,
-                    n,
-                    "INSERT INTO articles (body) VALUES ($1) RETURNING id::text",
-                    "UPDATE articles SET body = $1 WHERE id = $2::bigint",
-                    "SELECT body FROM articles WHERE id = $1::bigint",
-                    |n| (n as i64 * 2 % SEEDED) + 2,
-                    "new",
-                    &seen,
-                )
-                .await
-            }
-        })
-    };
+    let new_sql = [
+        "INSERT INTO articles (body) VALUES ($1) RETURNING id::text",
+        "UPDATE articles SET body = $1 WHERE id = $2::bigint",
+        "SELECT body FROM articles WHERE id = $1::bigint",
+    ];
+    let new = Writer::start(&pool, side(&new_seen, new_sql, 2, "new"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     old.finish("old build").await;
     let post = m.run_post(&pool).await.unwrap();

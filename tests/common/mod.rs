@@ -100,3 +100,14 @@ impl Drop for TestSqlite {
 pub fn versions<'a>(rows: impl Iterator<Item = &'a zdm::StatusRow>) -> Vec<i64> {
     rows.map(|r| r.version).collect()
 }
+
+/// The columns of `table` (any schema on the search path), in order.
+pub async fn columns(pool: &PgPool, table: &str) -> Vec<String> {
+    zdm::sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
