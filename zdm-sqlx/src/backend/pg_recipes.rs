@@ -48,8 +48,7 @@ DECLARE
     v_table text;
     v_key text;
 BEGIN
-    SELECT n.nspname, c.relname INTO v_schema, v_table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT r.schema_name, r.table_name INTO v_schema, v_table FROM {obj:relation}(v_rel) r;
     SELECT a.attname INTO v_key
     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
     WHERE i.indrelid = v_rel AND i.indisprimary AND i.indnkeyatts = 1
@@ -76,8 +75,7 @@ DECLARE
     v_type text;
     v_fn text;
 BEGIN
-    SELECT n.nspname, c.relname INTO v_schema, v_table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT r.schema_name, r.table_name INTO v_schema, v_table FROM {obj:relation}(v_rel) r;
     v_fn := left('{prefix}sync_' || v_table || '_' || p_new, 63);
     SELECT format_type(a.atttypid, a.atttypmod) INTO v_type FROM pg_attribute a
     WHERE a.attrelid = v_rel AND a.attname = p_old AND a.attnum > 0 AND NOT a.attisdropped;
@@ -120,8 +118,7 @@ DECLARE
     v_table text;
     v_col record;
 BEGIN
-    SELECT n.nspname, c.relname INTO v_schema, v_table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT r.schema_name, r.table_name INTO v_schema, v_table FROM {obj:relation}(v_rel) r;
     EXECUTE format('ALTER TABLE %I.%I RENAME TO %I', v_schema, v_table, p_new);
     -- The old name stays as a simple, hence updatable, view until no old build is live.
     EXECUTE format('CREATE VIEW %I.%I AS SELECT * FROM %I.%I', v_schema, v_table, v_schema, p_new);
@@ -131,11 +128,7 @@ BEGIN
                  WHERE d.adrelid = v_rel AND a.attgenerated = '' LOOP
         EXECUTE format('ALTER VIEW %I.%I ALTER COLUMN %I SET DEFAULT %s', v_schema, v_table, v_col.attname, v_col.expr);
     END LOOP;
-    INSERT INTO {drops} (schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before, is_view)
-    VALUES (v_schema, v_table, NULL, v_version, clock_timestamp(), clock_timestamp(), true)
-    ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
-        SET scheduled_by = EXCLUDED.scheduled_by, scheduled_at = EXCLUDED.scheduled_at, is_view = true,
-            not_before = EXCLUDED.not_before, read_only_at = NULL, dropped_at = NULL, state = 'pending';
+    PERFORM {obj:schedule_drop}(v_schema, v_table, NULL, v_version, interval '0', true);
 END
 $zdm$;
 
@@ -149,8 +142,7 @@ DECLARE
     v_shadow text := left(p_column || '_zdm_new', 63);
     v_fn text;
 BEGIN
-    SELECT n.nspname, c.relname INTO v_schema, v_table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT r.schema_name, r.table_name INTO v_schema, v_table FROM {obj:relation}(v_rel) r;
     v_fn := left('{prefix}cast_' || v_table || '_' || p_column, 63);
     EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %I %s', v_schema, v_table, v_shadow, p_type);
     -- Every build writes the column as it is; the shadow follows it.
@@ -176,8 +168,7 @@ DECLARE
     v_fn text;
     v_left bigint;
 BEGIN
-    SELECT n.nspname, c.relname INTO v_schema, v_table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT r.schema_name, r.table_name INTO v_schema, v_table FROM {obj:relation}(v_rel) r;
     v_fn := left('{prefix}cast_' || v_table || '_' || p_column, 63);
     SELECT count(*) INTO v_left FROM {obj:backfills}
     WHERE schema_name = v_schema AND table_name = v_table AND finished_at IS NULL

@@ -47,6 +47,25 @@ CREATE TABLE IF NOT EXISTS {post_pending} (
     first_seen TIMESTAMPTZ NOT NULL
 );
 
+-- The schema and name of a relation, as the functions below record them.
+CREATE OR REPLACE FUNCTION {obj:relation}(p_rel regclass, OUT schema_name text, OUT table_name text)
+LANGUAGE sql STABLE AS $zdm$
+    SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = p_rel
+$zdm$;
+
+-- Records a pending drop (again, when an earlier one of the same object was carried out).
+CREATE OR REPLACE FUNCTION {obj:schedule_drop}(p_schema text, p_table text, p_column text, p_version bigint,
+                                               p_min_delay interval, p_view boolean)
+RETURNS void LANGUAGE sql AS $zdm$
+    INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before, is_view)
+    VALUES (p_schema, p_table, p_column, p_version, clock_timestamp(), clock_timestamp() + p_min_delay, p_view)
+    ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
+        SET scheduled_by = EXCLUDED.scheduled_by, scheduled_at = EXCLUDED.scheduled_at, is_view = EXCLUDED.is_view,
+            not_before = EXCLUDED.not_before, read_only_at = NULL, dropped_at = NULL, state = 'pending'
+        WHERE d.state = 'dropped'
+$zdm$;
+
 CREATE OR REPLACE FUNCTION {fn_drop_column}(p_table text, p_column text, p_min_delay interval DEFAULT '0')
 RETURNS void LANGUAGE plpgsql AS $zdm$
 DECLARE
@@ -61,8 +80,7 @@ BEGIN
             USING HINT = 'call it from a migration file or a #[zdm::migration] function';
     END IF;
     v_rel := p_table::regclass;
-    SELECT n.nspname, c.relname INTO v_schema, v_table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT r.schema_name, r.table_name INTO v_schema, v_table FROM {obj:relation}(v_rel) r;
     SELECT a.attnotnull INTO v_notnull FROM pg_attribute a
     WHERE a.attrelid = v_rel AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND THEN
@@ -72,12 +90,7 @@ BEGIN
     IF v_notnull THEN
         EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN %I DROP NOT NULL', v_schema, v_table, p_column);
     END IF;
-    INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before)
-    VALUES (v_schema, v_table, p_column, v_version, clock_timestamp(), clock_timestamp() + p_min_delay)
-    ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
-        SET scheduled_by = EXCLUDED.scheduled_by, scheduled_at = EXCLUDED.scheduled_at,
-            not_before = EXCLUDED.not_before, read_only_at = NULL, dropped_at = NULL, state = 'pending'
-        WHERE d.state = 'dropped';
+    PERFORM {obj:schedule_drop}(v_schema, v_table, p_column, v_version, p_min_delay, false);
 END
 $zdm$;
 
@@ -95,20 +108,14 @@ BEGIN
             USING HINT = 'call it from a migration file or a #[zdm::migration] function';
     END IF;
     v_rel := p_table::regclass;
-    SELECT n.nspname, c.relname INTO v_schema, v_table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_rel;
+    SELECT r.schema_name, r.table_name INTO v_schema, v_table FROM {obj:relation}(v_rel) r;
     SELECT format('%s on %s', conname, conrelid::regclass) INTO v_fk FROM pg_constraint
     WHERE contype = 'f' AND confrelid = v_rel AND conrelid <> v_rel LIMIT 1;
     IF v_fk IS NOT NULL THEN
         RAISE EXCEPTION 'drop_table_later(%): foreign key % still references it', p_table, v_fk
             USING HINT = 'drop that foreign key first (or schedule its table''s drop before this one)';
     END IF;
-    INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before)
-    VALUES (v_schema, v_table, NULL, v_version, clock_timestamp(), clock_timestamp() + p_min_delay)
-    ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
-        SET scheduled_by = EXCLUDED.scheduled_by, scheduled_at = EXCLUDED.scheduled_at,
-            not_before = EXCLUDED.not_before, read_only_at = NULL, dropped_at = NULL, state = 'pending'
-        WHERE d.state = 'dropped';
+    PERFORM {obj:schedule_drop}(v_schema, v_table, NULL, v_version, p_min_delay, false);
 END
 $zdm$;
 
