@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 /// seventh is an after_deploy cleanup, the rest create and fill a table.
 fn migration(i: usize) -> (String, String) {
     let version = 20240000000000i64 + i as i64;
-    if i % 10 == 0 && i > 0 {
+    if i.is_multiple_of(10) && i > 0 {
         let t = i - 1;
         let sql = format!(
             "-- zdm:no_transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t{t}_created_idx ON t{t} (created_at);\n"
         );
         return (format!("{version}_index_t{t}.sql"), sql);
     }
-    if i % 7 == 0 && i > 0 {
+    if i.is_multiple_of(7) && i > 0 {
         let t = i - 2;
         let sql = format!("-- zdm:after_deploy\nALTER TABLE t{t} DROP COLUMN note;\n");
         return (format!("{version}_cleanup_t{t}.sql"), sql);

@@ -88,7 +88,7 @@ async fn write_step(
     expected: &Expected,
 ) -> Result<(), String> {
     let value = format!("{tag}{n}");
-    let id = if n % 3 == 0 {
+    let id = if n.is_multiple_of(3) {
         let id: i64 = q(pool, insert, vec![value.clone()]).await?.ok_or("insert returned nothing")?.parse().unwrap();
         id
     } else {
@@ -253,7 +253,7 @@ async fn change_column_type_swaps_after_deploy() {
             let seen = seen.clone();
             async move {
                 let value = (n as i64 % 100_000 + 1_000_000 * own_offset).to_string();
-                let id = if n % 3 == 0 {
+                let id = if n.is_multiple_of(3) {
                     q(&pool, "INSERT INTO orders (amount) VALUES ($1::integer) RETURNING id::text", vec![value.clone()])
                         .await?
                         .unwrap()
