@@ -20,6 +20,15 @@
 //! }
 //! ```
 //!
+//! Beyond the two phases: every process registers itself (app, version, the migrations
+//! its build embeds, the columns its model structs map), so post-deploy work and deferred
+//! drops ([`drop_column_later`], `SELECT zdm_drop_column_later(..)`) wait until no live
+//! build still needs what they remove; [`ignored_columns`] / [`model`] structs carry
+//! explicit column lists; [`healing`] pools survive the next build's migrations with
+//! sqlx's statement cache on; [`recipes`] spread renames and type changes over both
+//! phases with batched, resumable backfills; [`testing::check_old_queries`] checks the
+//! deployed build's queries before a deploy; [`baseline`] adopts an existing history.
+//!
 //! This crate only re-exports: the logic lives in `zdm-core` (pure, no I/O), the
 //! executor in `zdm-sqlx` and the macros in `zdm-macros`.
 
