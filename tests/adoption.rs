@@ -63,6 +63,28 @@ async fn diesel_layout_is_embedded_and_run() {
 }
 
 #[tokio::test]
+async fn diesel_applied_versions_count_as_applied() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    // The app before zdm: diesel ran the first migration and recorded it its way.
+    sqlx::raw_sql(
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY, run_on TIMESTAMP NOT NULL DEFAULT now());
+         CREATE TABLE posts (id BIGINT PRIMARY KEY, title TEXT NOT NULL);
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('20240101000000');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let m = zdm::migrator!("tests/migrations/diesel");
+    let status = m.status(&pool).await.unwrap();
+    assert_eq!(status.rows[0].state, State::AppliedByDiesel);
+    assert!(status.to_string().contains("applied (diesel)"));
+    let report = m.run_pre(&pool).await.unwrap();
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [20240102000000], "history is not re-run");
+    assert_eq!(zdm::baseline::newest_applied(&pool).await.unwrap(), Some(20240102000000));
+}
+
+#[tokio::test]
 async fn a_baselined_history_runs_on_a_fresh_database_and_names_its_newest_version() {
     let db = TestDb::new().await;
     let pool = db.pool(2).await;

@@ -29,6 +29,8 @@ pub enum AppliedBy {
     Zdm,
     /// A successful row of sqlx's `_sqlx_migrations` (adoption: never re-run history).
     Sqlx,
+    /// A row of diesel's `__diesel_schema_migrations` (no checksum: diesel keeps none).
+    Diesel,
 }
 
 /// A migration the database records as successfully applied.

@@ -22,6 +22,8 @@ pub enum State {
     Applied,
     /// Applied by sqlx before zdm was adopted (`_sqlx_migrations`).
     AppliedBySqlx,
+    /// Applied by diesel before zdm was adopted (`__diesel_schema_migrations`).
+    AppliedByDiesel,
     /// Not applied; `run_pre` will apply it.
     PendingPre,
     /// Not applied; `run_post` will apply it, once `waits_for` (a pre-deploy version) ran.
@@ -67,7 +69,7 @@ impl Status {
         self.rows.iter().filter(move |r| f(&r.state))
     }
     pub fn applied(&self) -> impl Iterator<Item = &StatusRow> {
-        self.with(|s| matches!(s, State::Applied | State::AppliedBySqlx))
+        self.with(|s| matches!(s, State::Applied | State::AppliedBySqlx | State::AppliedByDiesel))
     }
     pub fn pending_pre(&self) -> impl Iterator<Item = &StatusRow> {
         self.with(|s| matches!(s, State::PendingPre))
@@ -97,6 +99,7 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
         let state = match (by, &row) {
             (Some(AppliedBy::Zdm), _) => State::Applied,
             (Some(AppliedBy::Sqlx), _) => State::AppliedBySqlx,
+            (Some(AppliedBy::Diesel), _) => State::AppliedByDiesel,
             (None, Some(r)) if !r.success => State::Failed,
             _ if meta.phase == Phase::PreDeploy => State::PendingPre,
             _ => State::PendingPost {
@@ -178,6 +181,7 @@ impl fmt::Display for State {
         match self {
             State::Applied => f.write_str("applied"),
             State::AppliedBySqlx => f.write_str("applied (sqlx)"),
+            State::AppliedByDiesel => f.write_str("applied (diesel)"),
             State::PendingPre => f.write_str("pending: run_pre"),
             State::PendingPost { waits_for: None } => f.write_str("pending: run_post"),
             State::PendingPost { waits_for: Some(v) } => write!(f, "pending: run_post after {v}"),

@@ -36,7 +36,8 @@ impl<B: Backend> MigratePool for B {}
 /// What the bootstrap found besides zdm's own tables.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// sqlx's `_sqlx_migrations` exists: its successful rows count as applied.
+    /// sqlx's `_sqlx_migrations` or diesel's `__diesel_schema_migrations` exists: their
+    /// (successful) rows count as applied.
     pub sqlx_ledger: bool,
     /// PostgreSQL's `server_version_num` (e.g. 150004); `None` on other databases.
     pub server_version: Option<i32>,
@@ -66,7 +67,8 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// Every row of zdm's ledger, ordered by version.
     fn load_ledger(&self, names: &Names) -> impl Future<Output = Result<Vec<LedgerRow>, Error>> + Send;
 
-    /// The successful rows of sqlx's `_sqlx_migrations`.
+    /// The successful rows of sqlx's `_sqlx_migrations` (and, on PostgreSQL, the rows of
+    /// diesel's `__diesel_schema_migrations`).
     fn load_sqlx_applied(&self) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
 
     /// Takes the lease when it is free, expired or already ours: `None` when taken,

@@ -25,7 +25,7 @@ const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($
      AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL \
      AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL \
      AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL, \
-     to_regclass('_sqlx_migrations') IS NOT NULL, \
+     to_regclass('_sqlx_migrations') IS NOT NULL OR to_regclass('__diesel_schema_migrations') IS NOT NULL, \
      current_setting('server_version_num')::int, \
      concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
 
@@ -133,6 +133,9 @@ WHERE w.pid = $1 AND NOT w.granted
 LIMIT 1";
 
 const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+const LOAD_DIESEL: &str = "SELECT version::text FROM __diesel_schema_migrations ORDER BY version";
+const FOREIGN_LEDGERS: &str =
+    "SELECT to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL";
 
 const TAKE_LEASE: &str = "\
 INSERT INTO {lease} AS l (id, owner, acquired_at, expires_at)
@@ -218,12 +221,32 @@ impl Backend for PgPool {
     }
 
     async fn load_sqlx_applied(&self) -> Result<Vec<Applied>, Error> {
-        let rows: Vec<(i64, String, Vec<u8>)> =
-            sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
-        Ok(rows
-            .into_iter()
-            .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Sqlx })
-            .collect())
+        let (sqlx_table, diesel_table): (bool, bool) = sqlx::query_as(FOREIGN_LEDGERS)
+            .fetch_one(self)
+            .await
+            .doing("looking for sqlx's and diesel's migration tables")?;
+        let mut out = Vec::new();
+        if sqlx_table {
+            let rows: Vec<(i64, String, Vec<u8>)> =
+                sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
+            out.extend(rows.into_iter().map(|(version, description, checksum)| Applied {
+                version,
+                description,
+                checksum,
+                by: AppliedBy::Sqlx,
+            }));
+        }
+        if diesel_table {
+            let rows: Vec<String> =
+                sqlx::query_scalar(LOAD_DIESEL).fetch_all(self).await.doing("reading diesel's __diesel_schema_migrations")?;
+            // diesel keeps the folder's version as written (`2024-01-01-000000`); zdm reads its digits.
+            out.extend(rows.into_iter().filter_map(|v| {
+                let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+                let version = digits.parse().ok()?;
+                Some(Applied { version, description: String::new(), checksum: Vec::new(), by: AppliedBy::Diesel })
+            }));
+        }
+        Ok(out)
     }
 
     async fn try_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<Option<String>, Error> {
