@@ -131,20 +131,21 @@ fn registered() -> &'static Mutex<HashMap<String, Instance>> {
     MAP.get_or_init(Default::default)
 }
 
-/// Registers (or refreshes) this process and makes sure its heartbeat runs.
+/// Registers (or refreshes) this process and makes sure its heartbeat runs; `true` when
+/// this is the process's first registration with that database (a new heartbeat).
 pub(crate) async fn register<B: Backend>(
     m: &Migrator,
     backend: &B,
     names: &Names,
     found: &Found,
-) -> Result<Instance, Error> {
+) -> Result<(Instance, bool), Error> {
     let record = InstanceRecord::current(m);
     backend.upsert_instance(names, &record, m.instance_ttl).await?;
     let key = format!("{}|{}", found.db_key, names.instances);
     let mut map = registered().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(existing) = map.get(&key).filter(|i| i.running()) {
         *existing.inner.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
-        return Ok(existing.clone());
+        return Ok((existing.clone(), false));
     }
     tracing::info!(id = %record.id, app = %record.app_name, version = %record.app_version, "registered this instance");
     let shared = Arc::new(Mutex::new(record.clone()));
@@ -163,7 +164,7 @@ pub(crate) async fn register<B: Backend>(
         }),
     };
     map.insert(key, instance.clone());
-    Ok(instance)
+    Ok((instance, true))
 }
 
 async fn heartbeat<B: Backend>(

@@ -3,10 +3,10 @@
 //! and apply each migration, recording failures outside the rolled-back transaction.
 
 use zdm_core::gate::{self, Blocker};
-use zdm_core::plan::{self, Applied, AppliedBy, Plan, Target};
+use zdm_core::plan::{self, Applied, Plan, Target};
 use zdm_core::Phase;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Foreign};
 use crate::error::Error;
 use crate::lease::{owner_id, Lease};
 use crate::ledger::{Names, RunContext};
@@ -20,12 +20,19 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     let metas = m.metas();
     let found = backend.bootstrap(&names).await?;
     let models = registry::models();
-    let drops = backend.load_drops(&names).await?;
-    let backfills: Vec<_> = backend.load_backfills(&names).await?.iter().map(|b| b.pending()).collect();
+    // run_pre reads drops only to refuse a build that maps a dropped column (decision 15),
+    // and backfills only to start them (below): the common boot stays at three queries.
+    let drops =
+        if target != Target::Pre || !models.is_empty() { backend.load_drops(&names).await? } else { Vec::new() };
+    let backfills: Vec<_> = if target == Target::Pre {
+        Vec::new()
+    } else {
+        backend.load_backfills(&names).await?.iter().map(|b| b.pending()).collect()
+    };
     if target != Target::Post {
         deferred::check_boot(&drops, &models)?;
     }
-    let applied_before = load_applied(backend, &names, found.sqlx_ledger).await?;
+    let applied_before = load_applied(backend, &names, found.foreign).await?;
     let first = make_plan(&metas, &applied_before, target)?;
     // run_pre gates nothing: it needs the registry only to register.
     let live = if target == Target::Pre { Vec::new() } else { others(backend, &names, m).await? };
@@ -47,11 +54,10 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         let server_notices = server_notices(m, &first, found.server_version);
         let ctx = RunContext::current(&m.app_name, &m.app_version);
         let lease = Lease::acquire(backend, &names, owner_id(&ctx.hostname), m.lease_ttl, m.lock_wait).await?;
-        let result =
-            run_locked(m, backend, &names, &ctx, &lease, target, found.sqlx_ledger, &models).await.map(|mut r| {
-                r.notices.extend(server_notices);
-                r
-            });
+        let result = run_locked(m, backend, &names, &ctx, &lease, target, found.foreign, &models).await.map(|mut r| {
+            r.notices.extend(server_notices);
+            r
+        });
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
         }
@@ -69,7 +75,7 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     let applied = if report.applied.is_empty() && report.dropped.is_empty() {
         applied_before
     } else {
-        load_applied(backend, &names, found.sqlx_ledger).await?
+        load_applied(backend, &names, found.foreign).await?
     };
     let waiting: Vec<i64> = m
         .steps
@@ -77,21 +83,23 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         .filter(|s| s.meta.phase == Phase::PostDeploy && !applied.iter().any(|a| a.version == s.meta.version))
         .map(|s| s.meta.version)
         .collect();
+    let mut first_registration = false;
     if target != Target::Post && m.registers {
-        report.instance = Some(registry::register(m, backend, &names, &found).await?);
+        let (instance, fresh) = registry::register(m, backend, &names, &found).await?;
+        report.instance = Some(instance);
+        first_registration = fresh;
         if !waiting.is_empty() {
             backend.note_post_pending(&names, &waiting).await?;
         }
     }
-    if target == Target::Pre && m.registers && m.backfill_in_background {
-        let unfinished = if report.applied.is_empty() {
-            backfills.iter().any(|b| !b.finished)
-        } else {
-            backend.load_backfills(&names).await?.iter().any(|b| !b.finished)
-        };
-        if unfinished {
-            crate::backfill::spawn(m, backend, &names);
-        }
+    // Backfills to start: ones this run scheduled, or ones a previous process left.
+    if target == Target::Pre
+        && m.registers
+        && m.backfill_in_background
+        && (first_registration || !report.applied.is_empty())
+        && backend.load_backfills(&names).await?.iter().any(|b| !b.finished)
+    {
+        crate::backfill::spawn(m, backend, &names);
     }
     // Only waiting work can be late: the common boot skips the status query.
     let drops_pending = drops.iter().any(|(_, dropped)| !dropped) || !report.dropped.is_empty();
@@ -148,7 +156,7 @@ pub(crate) async fn register_only<B: Backend>(m: &Migrator, backend: &B) -> Resu
     let names = m.names();
     let found = backend.bootstrap(&names).await?;
     deferred::check_boot(&backend.load_drops(&names).await?, &registry::models())?;
-    registry::register(m, backend, &names, &found).await
+    Ok(registry::register(m, backend, &names, &found).await?.0)
 }
 
 /// Runs run_post whenever the gate opens, until nothing post-deploy is left.
@@ -195,11 +203,11 @@ async fn run_locked<B: Backend>(
     ctx: &RunContext,
     lease: &Lease<B>,
     target: Target,
-    sqlx_ledger: bool,
+    foreign: Foreign,
     models: &[zdm_core::model::ModelInfo],
 ) -> Result<Report, Error> {
     let metas = m.metas();
-    let plan = make_plan(&metas, &load_applied(backend, names, sqlx_ledger).await?, target)?;
+    let plan = make_plan(&metas, &load_applied(backend, names, foreign).await?, target)?;
     let live = others(backend, names, m).await?;
     let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
     let (runnable, held) = gated(m, &plan, target, &live, &backfills);
@@ -249,21 +257,15 @@ async fn run_locked<B: Backend>(
     Ok(report)
 }
 
-/// Successful ledger rows plus, when it exists, sqlx's successful rows.
+/// Successful ledger rows plus, when they exist, sqlx's successful rows and diesel's rows.
 pub(crate) async fn load_applied<B: Backend>(
     backend: &B,
     names: &Names,
-    sqlx_ledger: bool,
+    foreign: Foreign,
 ) -> Result<Vec<Applied>, Error> {
-    let mut applied: Vec<Applied> = backend
-        .load_ledger(names)
-        .await?
-        .into_iter()
-        .filter(|r| r.success)
-        .map(|r| Applied { version: r.version, description: r.description, checksum: r.checksum, by: AppliedBy::Zdm })
-        .collect();
-    if sqlx_ledger {
-        for row in backend.load_sqlx_applied().await? {
+    let mut applied: Vec<Applied> = backend.load_zdm_applied(names).await?;
+    if foreign.any() {
+        for row in backend.load_sqlx_applied(foreign).await? {
             if !applied.iter().any(|a| a.version == row.version) {
                 applied.push(row);
             }

@@ -86,7 +86,7 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
     let names = m.names();
     let found = backend.bootstrap(&names).await?;
     let ledger = backend.load_ledger(&names).await?;
-    let applied = load_applied(backend, &names, found.sqlx_ledger).await?;
+    let applied = load_applied(backend, &names, found.foreign).await?;
     let metas = m.metas();
     // Reuse the planner so status says exactly what run_post would wait for.
     let post_plan = plan::plan(&metas, &applied, Target::Post)

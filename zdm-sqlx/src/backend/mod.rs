@@ -36,14 +36,28 @@ impl<B: Backend> MigratePool for B {}
 /// What the bootstrap found besides zdm's own tables.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// sqlx's `_sqlx_migrations` or diesel's `__diesel_schema_migrations` exists: their
-    /// (successful) rows count as applied.
-    pub sqlx_ledger: bool,
+    /// The migration tables of other tools whose (successful) rows count as applied.
+    pub foreign: Foreign,
     /// PostgreSQL's `server_version_num` (e.g. 150004); `None` on other databases.
     pub server_version: Option<i32>,
     /// Which database this is (server, port, name), so one process keeps one heartbeat per
     /// database it registered with.
     pub db_key: String,
+}
+
+/// Which other tools' migration tables exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Foreign {
+    /// sqlx's `_sqlx_migrations`.
+    pub sqlx: bool,
+    /// diesel's `__diesel_schema_migrations` (read on PostgreSQL).
+    pub diesel: bool,
+}
+
+impl Foreign {
+    pub fn any(self) -> bool {
+        self.sqlx || self.diesel
+    }
 }
 
 /// The two steps of a deferred drop.
@@ -67,9 +81,12 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// Every row of zdm's ledger, ordered by version.
     fn load_ledger(&self, names: &Names) -> impl Future<Output = Result<Vec<LedgerRow>, Error>> + Send;
 
+    /// The successful rows of zdm's ledger, only what planning needs (the boot path).
+    fn load_zdm_applied(&self, names: &Names) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
+
     /// The successful rows of sqlx's `_sqlx_migrations` (and, on PostgreSQL, the rows of
     /// diesel's `__diesel_schema_migrations`).
-    fn load_sqlx_applied(&self) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
+    fn load_sqlx_applied(&self, foreign: Foreign) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
 
     /// Takes the lease when it is free, expired or already ours: `None` when taken,
     /// otherwise the current holder.

@@ -152,18 +152,22 @@ pub(super) fn function_signatures(names: &Names) -> [String; 3] {
     ]
 }
 
+/// A registration is not worth a disk flush at boot: losing it in a crash of the server
+/// only means the next heartbeat writes it again, hence `synchronous_commit` off.
 const UPSERT_INSTANCE: &str = "\
-WITH pruned AS (
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+pruned AS (
     DELETE FROM {instances} WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $10) AND id <> $1
 )
 INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
                          embedded, mapped, ignored)
-VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7, $8, $9)
+SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[] FROM relaxed
 ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
     heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
     ignored = EXCLUDED.ignored";
 
-const BEAT: &str = "UPDATE {instances} SET heartbeat_at = clock_timestamp() WHERE id = $1";
+const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+     UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
 const LIVE: &str = "\
 SELECT id, app_name, app_version, hostname, pid,

@@ -11,7 +11,9 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::Phase;
 
-use super::{elapsed_ms, line_of_char_position, pg_backfill, pg_recipes, pg_registry, Backend, DropStep, Found};
+use super::{
+    elapsed_ms, line_of_char_position, pg_backfill, pg_recipes, pg_registry, Backend, DropStep, Foreign, Found,
+};
 use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
@@ -25,7 +27,7 @@ const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($
      AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL \
      AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL \
      AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL, \
-     to_regclass('_sqlx_migrations') IS NOT NULL OR to_regclass('__diesel_schema_migrations') IS NOT NULL, \
+     to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL, \
      current_setting('server_version_num')::int, \
      concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
 
@@ -132,10 +134,9 @@ JOIN pg_stat_activity b ON b.pid = blocking.pid
 WHERE w.pid = $1 AND NOT w.granted
 LIMIT 1";
 
+const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
 const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
 const LOAD_DIESEL: &str = "SELECT version::text FROM __diesel_schema_migrations ORDER BY version";
-const FOREIGN_LEDGERS: &str =
-    "SELECT to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL";
 
 const TAKE_LEASE: &str = "\
 INSERT INTO {lease} AS l (id, owner, acquired_at, expires_at)
@@ -157,21 +158,22 @@ impl Backend for PgPool {
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
         let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
         let recipes = pg_recipes::marker(names);
-        let (ours, sqlx_ledger, server_version, db_key): (bool, bool, i32, String) = sqlx::query_as(TABLES_EXIST)
-            .bind(&names.ledger)
-            .bind(&names.history)
-            .bind(&names.lease)
-            .bind(&names.instances)
-            .bind(&names.drops)
-            .bind(&names.post_pending)
-            .bind(fn1)
-            .bind(fn2)
-            .bind(fn3)
-            .bind(recipes.0)
-            .bind(recipes.1)
-            .fetch_one(self)
-            .await
-            .doing("looking for zdm's tables")?;
+        let (ours, sqlx, diesel, server_version, db_key): (bool, bool, bool, i32, String) =
+            sqlx::query_as(TABLES_EXIST)
+                .bind(&names.ledger)
+                .bind(&names.history)
+                .bind(&names.lease)
+                .bind(&names.instances)
+                .bind(&names.drops)
+                .bind(&names.post_pending)
+                .bind(fn1)
+                .bind(fn2)
+                .bind(fn3)
+                .bind(recipes.0)
+                .bind(recipes.1)
+                .fetch_one(self)
+                .await
+                .doing("looking for zdm's tables")?;
         if !ours {
             let mut tx = self.begin().await.doing("creating zdm's tables")?;
             sqlx::query(BOOTSTRAP_LOCK).execute(&mut *tx).await.doing("creating zdm's tables")?;
@@ -193,7 +195,7 @@ impl Backend for PgPool {
                 .doing("creating zdm's recipe functions")?;
             tx.commit().await.doing("creating zdm's tables")?;
         }
-        Ok(Found { sqlx_ledger, server_version: Some(server_version), db_key })
+        Ok(Found { foreign: Foreign { sqlx, diesel }, server_version: Some(server_version), db_key })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
@@ -220,13 +222,18 @@ impl Backend for PgPool {
             .doing("reading the ledger")
     }
 
-    async fn load_sqlx_applied(&self) -> Result<Vec<Applied>, Error> {
-        let (sqlx_table, diesel_table): (bool, bool) = sqlx::query_as(FOREIGN_LEDGERS)
-            .fetch_one(self)
-            .await
-            .doing("looking for sqlx's and diesel's migration tables")?;
+    async fn load_zdm_applied(&self, names: &Names) -> Result<Vec<Applied>, Error> {
+        let rows: Vec<(i64, String, Vec<u8>)> =
+            sqlx::query_as(AssertSqlSafe(names.sql(LOAD_APPLIED))).fetch_all(self).await.doing("reading the ledger")?;
+        Ok(rows
+            .into_iter()
+            .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Zdm })
+            .collect())
+    }
+
+    async fn load_sqlx_applied(&self, foreign: Foreign) -> Result<Vec<Applied>, Error> {
         let mut out = Vec::new();
-        if sqlx_table {
+        if foreign.sqlx {
             let rows: Vec<(i64, String, Vec<u8>)> =
                 sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
             out.extend(rows.into_iter().map(|(version, description, checksum)| Applied {
@@ -236,9 +243,11 @@ impl Backend for PgPool {
                 by: AppliedBy::Sqlx,
             }));
         }
-        if diesel_table {
-            let rows: Vec<String> =
-                sqlx::query_scalar(LOAD_DIESEL).fetch_all(self).await.doing("reading diesel's __diesel_schema_migrations")?;
+        if foreign.diesel {
+            let rows: Vec<String> = sqlx::query_scalar(LOAD_DIESEL)
+                .fetch_all(self)
+                .await
+                .doing("reading diesel's __diesel_schema_migrations")?;
             // diesel keeps the folder's version as written (`2024-01-01-000000`); zdm reads its digits.
             out.extend(rows.into_iter().filter_map(|v| {
                 let digits: String = v.chars().filter(char::is_ascii_digit).collect();

@@ -11,7 +11,7 @@ use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
-use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Found};
+use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Foreign, Found};
 use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
@@ -97,6 +97,7 @@ SELECT version, description, phase, checksum, success, substr(started_at, 1, 19)
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
 
+const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
 const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
 
 const TAKE_LEASE: &str = "\
@@ -132,7 +133,8 @@ impl Backend for SqlitePool {
             sqlx::raw_sql(sql(names, CREATE_TABLES)).execute(self).await.doing("creating zdm's tables")?;
             sqlx::raw_sql(sql(names, sqlite_registry::CREATE)).execute(self).await.doing("creating zdm's registry")?;
         }
-        Ok(Found { sqlx_ledger, server_version: None, db_key: file.unwrap_or_default() })
+        let foreign = Foreign { sqlx: sqlx_ledger, diesel: false };
+        Ok(Found { foreign, server_version: None, db_key: file.unwrap_or_default() })
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
@@ -159,7 +161,16 @@ impl Backend for SqlitePool {
             .doing("reading the ledger")
     }
 
-    async fn load_sqlx_applied(&self) -> Result<Vec<Applied>, Error> {
+    async fn load_zdm_applied(&self, names: &Names) -> Result<Vec<Applied>, Error> {
+        let rows: Vec<(i64, String, Vec<u8>)> =
+            sqlx::query_as(sql(names, LOAD_APPLIED)).fetch_all(self).await.doing("reading the ledger")?;
+        Ok(rows
+            .into_iter()
+            .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Zdm })
+            .collect())
+    }
+
+    async fn load_sqlx_applied(&self, _foreign: Foreign) -> Result<Vec<Applied>, Error> {
         let rows: Vec<(i64, String, Vec<u8>)> =
             sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
         Ok(rows
