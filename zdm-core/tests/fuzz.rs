@@ -116,3 +116,40 @@ fn arbitrary_bytes_as_utf8_do_not_break_the_readers() {
         let _ = directive::parse(&sql);
     }
 }
+
+/// The readers added for adoption, old queries and the registry: the baseline manifest, an
+/// old query's facts, a published mapped column.
+#[test]
+fn manifest_query_facts_and_registry_readers_survive_generated_input() {
+    use zdm_core::baseline::Manifest;
+    use zdm_core::gate::Mapped;
+    let extra = [
+        "# c\n",
+        "1 ",
+        "20240101 ",
+        "ab",
+        "0",
+        "\t",
+        "INSERT INTO t (a, b) VALUES ($1)",
+        " RETURNING *",
+        "SELECT t.* FROM t",
+    ];
+    let mut rng = Rng(7);
+    for _ in 0..3_000 {
+        let mut text = generated(&mut rng);
+        for _ in 0..(rng.next() % 6) {
+            text.push_str(extra[(rng.next() % extra.len() as u64) as usize]);
+        }
+        match Manifest::parse(&text) {
+            Ok(m) => assert!(m.entries.iter().all(|(_, sum)| sum.len() == 48)),
+            Err((line, message)) => assert!(line >= 1 && line <= text.lines().count() && !message.is_empty()),
+        }
+        let facts = zdm_core::old_query::facts(&text);
+        if let Some((_, Some(columns))) = &facts.insert {
+            assert!(columns.iter().all(|c| !c.contains(',')), "{text:?}: {columns:?}");
+        }
+        if let Some(m) = Mapped::decode(&text) {
+            assert_eq!(Mapped::decode(&m.encode()), Some(m));
+        }
+    }
+}
