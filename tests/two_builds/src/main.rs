@@ -3,6 +3,8 @@
 //! it back with `SELECT *` in a loop until the stop file exists, through a plain sqlx pool
 //! or a zdm healing pool (with `zdm::healing::retry`); prints the counts and deregisters.
 //! `pre <database_url>` / `post <database_url>`: one migration phase, then the status.
+//! `fill <database_url>`: schedules and runs a 200,000-row backfill in small batches (the
+//! test kills this process in the middle, then runs it again).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -156,6 +158,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         return serve(url, &args[3], args.get(4).map_or("plain", String::as_str)).await;
     }
     let pool = PgPool::connect(url).await?;
+    if args[1] == "fill" {
+        let m = zdm::migrator!("migrations_fill")
+            .without_registration()
+            .backfill_in_background(false)
+            .backfill_target(Duration::from_millis(5));
+        m.run_pre(&pool).await?;
+        let done = m.run_backfills(&pool).await?;
+        println!("filled {:?}", done.iter().map(|b| b.rows_done).collect::<Vec<_>>());
+        return Ok(());
+    }
     match args[1].as_str() {
         "pre" => {
             let report = migrator().run_pre(&pool).await?;
