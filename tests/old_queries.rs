@@ -51,7 +51,9 @@ async fn each_broken_query_is_reported_with_the_migration_that_breaks_it() {
     assert!(text.contains("cached plan must not change result type"), "{text}");
 
     // The scratch database is gone; the app's database was never touched.
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'zdm_old_query_check_%'")
+    assert!(report.scratch_database.starts_with("zdm_old_query_check_"));
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&report.scratch_database)
         .fetch_one(&admin)
         .await
         .unwrap();

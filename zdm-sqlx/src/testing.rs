@@ -142,6 +142,8 @@ pub struct OldQueryReport {
     /// The pending pre-deploy migrations they were checked against, in order.
     pub migrations: Vec<i64>,
     pub findings: Vec<OldQueryFinding>,
+    /// The scratch database the check created (and dropped).
+    pub scratch_database: String,
 }
 
 impl OldQueryReport {
@@ -189,7 +191,10 @@ pub async fn check_old_queries(
         .await
         .doing("creating the old-query check's scratch database")?;
     let options: PgConnectOptions = admin.connect_options().as_ref().clone().database(&name);
-    let result = check_in(options, next, deployed, queries).await;
+    let result = check_in(options, next, deployed, queries).await.map(|mut r| {
+        r.scratch_database = name.clone();
+        r
+    });
     let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", zdm_core::ident::quote_ident(&name));
     if let Err(e) = sqlx::raw_sql(AssertSqlSafe(drop)).execute(admin).await {
         tracing::warn!(database = %name, error = %e, "could not drop the scratch database; drop it by hand");
@@ -239,7 +244,7 @@ async fn check_in(
     let mut report = OldQueryReport {
         checked: queries.len(),
         migrations: pending.iter().map(|p| p.0).collect(),
-        findings: Vec::new(),
+        ..OldQueryReport::default()
     };
     let mut tracked = Vec::new();
     for (i, q) in queries.iter().enumerate() {
