@@ -23,9 +23,10 @@ struct Post {
 }
 
 fn migrator() -> zdm::Migrator {
+    // A long TTL: the simulated old build must stay live however slow the machine is.
     zdm::migrator!("tests/migrations/deferred")
         .heartbeat(Duration::from_millis(100))
-        .instance_ttl(Duration::from_secs(2))
+        .instance_ttl(Duration::from_secs(60))
 }
 
 async fn table_exists(pool: &PgPool, table: &str) -> bool {
