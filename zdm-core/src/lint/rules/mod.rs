@@ -15,6 +15,7 @@ mod attach_partition_scan;
 mod check_validated;
 mod cic_corruption_window;
 mod cic_partitioned;
+mod cic_unnamed;
 mod concurrently_in_transaction;
 mod depends_on_pending_post;
 mod detach_partition;
@@ -83,6 +84,7 @@ pub static RULES: &[&Rule] = &[
     &reindex_not_concurrent::RULE,
     &cic_partitioned::RULE,
     &cic_corruption_window::RULE,
+    &cic_unnamed::RULE,
     &concurrently_in_transaction::RULE,
     &foreign_key_validated::RULE,
     &check_validated::RULE,
