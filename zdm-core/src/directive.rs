@@ -13,7 +13,8 @@ use crate::split::{self, Lexed};
 pub struct Directives {
     pub after_deploy: bool,
     pub no_transaction: bool,
-    /// `-- zdm:lock_timeout 2s`: every lock wait of this migration, instead of zdm's schedule.
+    /// `-- zdm:lock_timeout 2s`: every lock wait of this migration, instead of zdm's schedule;
+    /// `0`, as in PostgreSQL, for none (wait as long as it takes).
     pub lock_timeout_ms: Option<u64>,
     /// `-- zdm:statement_timeout 10min`: `0` for none.
     pub statement_timeout_ms: Option<u64>,
@@ -163,6 +164,8 @@ mod tests {
         assert_eq!((d.lock_timeout_ms, d.statement_timeout_ms), (Some(2_000), Some(600_000)));
         assert_eq!(parse_duration_ms("250"), Some(250));
         assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        let d = parse("-- zdm:lock_timeout 0\n-- zdm:statement_timeout 0\nSELECT 1;").unwrap();
+        assert_eq!((d.lock_timeout_ms, d.statement_timeout_ms), (Some(0), Some(0)), "0 is kept: it means none");
         let e = parse("-- zdm:lock_timeout soon\nSELECT 1;").unwrap_err();
         assert!(e[0].message.contains("takes a duration"));
     }

@@ -52,28 +52,35 @@ impl Default for ExecPolicy {
 
 impl ExecPolicy {
     /// The attempts for `m`. A `-- zdm:lock_timeout` directive fixes every attempt's lock
-    /// timeout to its value.
+    /// timeout to its value; `-- zdm:lock_timeout 0` means what it means to PostgreSQL, no
+    /// lock timeout at all (wait as long as it takes; [`Attempt::lock_timeout`] is zero).
     pub fn schedule(&self, m: &Migration) -> Vec<Attempt> {
         let attempts = self.attempts.max(1);
         (0..attempts)
             .map(|i| {
                 let lock_timeout = match m.lock_timeout_ms {
+                    Some(0) => Duration::ZERO,
                     Some(ms) => Duration::from_millis(ms),
-                    // 1/5, 2/5, .. 5/5 of the maximum, then the maximum.
-                    None => self.max_lock_timeout * (i + 1).min(5) / 5,
+                    // 1/5, 2/5, .. 5/5 of the maximum, then the maximum; never below 1 ms,
+                    // which PostgreSQL would read as "no timeout".
+                    None => (self.max_lock_timeout * (i + 1).min(5) / 5).max(Duration::from_millis(1)),
                 };
                 let pause_after = (self.first_pause * 2u32.saturating_pow(i.min(16))).min(self.max_pause);
-                Attempt { lock_timeout: lock_timeout.max(Duration::from_millis(1)), pause_after }
+                Attempt { lock_timeout, pause_after }
             })
             .collect()
     }
 
     /// `(lock_timeout, statement_timeout)` in milliseconds for one statement of class
-    /// `class` during `attempt` (0 = no limit).
+    /// `class` during `attempt` (0 = no limit, as in PostgreSQL). `-- zdm:lock_timeout 0`
+    /// lifts the lock timeout of every statement, the long one of `CONCURRENTLY` and
+    /// `VALIDATE` included.
     pub fn timeouts_ms(&self, m: &Migration, class: ExecClass, attempt: &Attempt) -> (u64, u64) {
         match class {
             ExecClass::Concurrent | ExecClass::Validate => {
-                (self.concurrent_lock_timeout.as_millis() as u64, m.statement_timeout_ms.unwrap_or(0))
+                let lock =
+                    if m.lock_timeout_ms == Some(0) { 0 } else { self.concurrent_lock_timeout.as_millis() as u64 };
+                (lock, m.statement_timeout_ms.unwrap_or(0))
             }
             ExecClass::Normal => (
                 attempt.lock_timeout.as_millis() as u64,
@@ -121,6 +128,22 @@ mod tests {
     fn directive_fixes_the_lock_timeout() {
         let m = Migration { lock_timeout_ms: Some(2_000), ..M };
         assert!(ExecPolicy::default().schedule(&m).iter().all(|a| a.lock_timeout == Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn lock_timeout_zero_means_none_as_in_postgres() {
+        let m = Migration { lock_timeout_ms: Some(0), ..M };
+        let p = ExecPolicy::default();
+        let s = p.schedule(&m);
+        assert!(s.iter().all(|a| a.lock_timeout == Duration::ZERO), "not clamped to 1 ms");
+        // `SET lock_timeout = '0ms'` disables the timeout, for every class of statement.
+        assert_eq!(p.timeouts_ms(&m, ExecClass::Normal, &s[0]), (0, 60_000));
+        assert_eq!(p.timeouts_ms(&m, ExecClass::Concurrent, &s[0]), (0, 0));
+        assert_eq!(p.timeouts_ms(&m, ExecClass::Validate, &s[0]).0, 0);
+        // A computed timeout never rounds down to 0 (which would mean "none").
+        let tiny = ExecPolicy { max_lock_timeout: Duration::from_micros(100), ..ExecPolicy::default() };
+        assert!(tiny.schedule(&M).iter().all(|a| a.lock_timeout == Duration::from_millis(1)));
+        assert_eq!(tiny.timeouts_ms(&M, ExecClass::Normal, &tiny.schedule(&M)[0]).0, 1);
     }
 
     #[test]
