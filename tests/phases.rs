@@ -112,6 +112,7 @@ async fn a_failed_migration_rolls_back_but_its_record_stays() {
         tables(&pool).await,
         [
             "a",
+            "zdm_app_models",
             "zdm_backfills",
             "zdm_deferred_drops",
             "zdm_instances",

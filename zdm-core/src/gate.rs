@@ -96,6 +96,8 @@ pub struct PendingDrop {
     /// SQL run before the drop (and before making it read-only), e.g. removing the sync
     /// trigger of a renamed column.
     pub before_drop: Option<String>,
+    /// The column or table does not exist now (after a drop: not re-added since).
+    pub gone: bool,
 }
 
 impl fmt::Display for PendingDrop {
@@ -120,6 +122,9 @@ pub enum Blocker {
     Delay { until: String },
     /// Another step must finish first (e.g. a backfill), described in words.
     Waits(String),
+    /// The calling process runs a build without the migration `version` (a rolled-back
+    /// build): it never carries out what that migration scheduled.
+    ThisBuild { version: i64 },
 }
 
 impl fmt::Display for Blocker {
@@ -131,6 +136,11 @@ impl fmt::Display for Blocker {
             Blocker::Mapped { instance, by } => write!(f, "{instance}: its struct `{by}` still maps it"),
             Blocker::Delay { until } => write!(f, "minimum delay until {until} UTC"),
             Blocker::Waits(what) => f.write_str(what),
+            Blocker::ThisBuild { version } => write!(
+                f,
+                "this build does not embed migration {version} (an older build: it still uses what that \
+                 migration retires; deploy a build that includes it)"
+            ),
         }
     }
 }
@@ -181,6 +191,26 @@ fn old_builds(version: i64, live: &[Instance]) -> Vec<Blocker> {
         .filter(|i| !i.embedded.contains(&version))
         .map(|i| Blocker::OldBuild { instance: i.clone(), version })
         .collect()
+}
+
+/// What the calling process's own build holds back: it counts as a live build (a
+/// rolled-back build never carries out work scheduled by a migration it lacks).
+pub fn local_blockers(version: i64, local_embedded: &[i64]) -> Vec<Blocker> {
+    if local_embedded.contains(&version) {
+        Vec::new()
+    } else {
+        vec![Blocker::ThisBuild { version }]
+    }
+}
+
+/// Whether a step of a deferred drop may run with these blockers: the drop itself only
+/// with none; the read-only step while only a minimum delay holds it back.
+pub fn step_allowed(blockers: &[Blocker], read_only_step: bool) -> bool {
+    if read_only_step {
+        !blockers.is_empty() && blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))
+    } else {
+        blockers.is_empty()
+    }
 }
 
 /// What holds back a deferred drop. An empty list means it may run now.
@@ -252,6 +282,7 @@ mod tests {
             read_only: false,
             age_s: 0,
             before_drop: None,
+            gone: false,
         }
     }
 
@@ -315,6 +346,17 @@ mod tests {
         assert!(drop_backfill_blockers(&column_drop(2), std::slice::from_ref(&b)).is_empty());
         let done = PendingBackfill { finished: true, ..b };
         assert!(backfill_blockers(4, &[done]).is_empty());
+    }
+
+    #[test]
+    fn the_local_build_counts_as_live() {
+        assert!(local_blockers(3, &[1, 2, 3]).is_empty());
+        let b = local_blockers(3, &[1, 2]);
+        assert_eq!(b, [Blocker::ThisBuild { version: 3 }]);
+        assert!(b[0].to_string().starts_with("this build does not embed migration 3"), "{}", b[0]);
+        assert!(!step_allowed(&b, false) && !step_allowed(&b, true));
+        let delay = [Blocker::Delay { until: "x".into() }];
+        assert!(step_allowed(&delay, true) && !step_allowed(&delay, false) && step_allowed(&[], false));
     }
 
     #[test]

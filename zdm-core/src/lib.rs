@@ -19,6 +19,7 @@ pub mod migration;
 pub mod model;
 pub mod old_query;
 pub mod plan;
+pub mod removed;
 pub mod retry;
 pub mod source;
 pub mod split;

@@ -14,7 +14,8 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use zdm_core::gate::{self, Blocker, PendingDrop};
 use zdm_core::model::ModelInfo;
 
-use crate::backend::{Backend, DropStep};
+use crate::backend::{Backend, DropStep, StepGuard, StepOutcome};
+use crate::lease::Fence;
 use crate::error::Error;
 use crate::ledger::Names;
 use crate::migrator::Migrator;
@@ -87,82 +88,164 @@ pub struct DropStatus {
     pub blockers: Vec<Blocker>,
 }
 
+/// What the calling process contributes to every gate verdict (decision 17: it is a live
+/// build too) and what makes the gate fail closed (decision 18).
+#[derive(Debug, Clone)]
+pub(crate) struct Local {
+    /// This process's registry id (its own row is judged as the local build instead).
+    pub own_id: String,
+    /// The migrations this build embeds.
+    pub embedded: Vec<i64>,
+    pub models: Vec<ModelInfo>,
+    pub app_name: String,
+    /// Some build of this app registered model structs before.
+    pub app_had_models: bool,
+    /// Why this process's own heartbeat cannot be trusted now, if it cannot.
+    pub heartbeat_late: Option<String>,
+}
+
+impl Local {
+    /// Reasons to keep every gate closed whatever is pending: the gate cannot know.
+    pub(crate) fn fail_closed(&self, others: &[gate::Instance]) -> Vec<Blocker> {
+        let mut out: Vec<Blocker> = empty_registry(&self.models, others, &self.app_name, self.app_had_models)
+            .into_iter()
+            .collect();
+        if let Some(late) = &self.heartbeat_late {
+            out.push(Blocker::Waits(late.clone()));
+        }
+        out
+    }
+
+    /// The live instances other than this process.
+    pub(crate) fn others(&self, live: &[gate::Instance]) -> Vec<gate::Instance> {
+        live.iter().filter(|i| i.id != self.own_id).cloned().collect()
+    }
+}
+
+/// Everything that holds back one drop, this build included.
+pub(crate) fn blockers(
+    d: &PendingDrop,
+    others: &[gate::Instance],
+    local: &Local,
+    backfills: &[gate::PendingBackfill],
+) -> Vec<Blocker> {
+    let mut out = gate::local_blockers(d.scheduled_by, &local.embedded);
+    out.extend(gate::drop_blockers(d, others));
+    out.extend(gate::drop_backfill_blockers(d, backfills));
+    out.extend(local.fail_closed(others));
+    out
+}
+
 /// The blockers of each pending drop, from this build's point of view.
 pub(crate) fn judge(
     drops: &[(PendingDrop, bool)],
-    live: &[gate::Instance],
-    models: &[ModelInfo],
-    app_name: &str,
+    others: &[gate::Instance],
+    local: &Local,
     backfills: &[gate::PendingBackfill],
 ) -> Vec<DropStatus> {
     drops
         .iter()
-        .map(|(d, dropped)| {
-            let mut blockers = if *dropped { Vec::new() } else { gate::drop_blockers(d, live) };
-            if !dropped {
-                blockers.extend(gate::drop_backfill_blockers(d, backfills));
-            }
-            if !dropped {
-                if let Some(b) = empty_registry(models, live, app_name) {
-                    blockers.push(b);
-                }
-            }
-            DropStatus { drop: d.clone(), dropped: *dropped, blockers }
+        .map(|(d, dropped)| DropStatus {
+            drop: d.clone(),
+            dropped: *dropped,
+            blockers: if *dropped { Vec::new() } else { blockers(d, others, local, backfills) },
         })
         .collect()
 }
 
 /// The gate fails closed: a build without model structs, where another live instance of
-/// the same app has some, probably lost them to the linker (unreferenced `inventory`
-/// entries), so it cannot vouch that nothing maps the column.
-fn empty_registry(models: &[ModelInfo], live: &[gate::Instance], app_name: &str) -> Option<Blocker> {
+/// the same app has some, or where a build of this app registered some before, probably
+/// lost them to the linker (unreferenced `inventory` entries), so it cannot vouch that
+/// nothing maps the column.
+fn empty_registry(
+    models: &[ModelInfo],
+    others: &[gate::Instance],
+    app_name: &str,
+    app_had_models: bool,
+) -> Option<Blocker> {
     if !models.is_empty() {
         return None;
     }
-    let other = live.iter().find(|i| i.app_name == app_name && !i.mapped.is_empty())?;
-    Some(Blocker::Waits(format!(
-        "this build registers no model structs but {other} does: the linker may have dropped them \
-         (reference a struct of each model crate from the binary)"
-    )))
+    let fix = "the linker may have dropped them (reference a struct of each model crate from the binary)";
+    if let Some(other) = others.iter().find(|i| i.app_name == app_name && !i.mapped.is_empty()) {
+        return Some(Blocker::Waits(format!("this build registers no model structs but {other} does: {fix}")));
+    }
+    app_had_models.then(|| {
+        Blocker::Waits(format!(
+            "this build registers no model structs but an earlier build of `{app_name}` did: {fix}"
+        ))
+    })
+}
+
+/// The step a pending drop is ready for, if any.
+pub(crate) fn next_step(s: &DropStatus) -> Option<DropStep> {
+    if s.dropped {
+        return None;
+    }
+    if s.drop.read_only {
+        // A build that predates the drop is live again (a rollback): it may write.
+        if DropStep::Writable.allowed(&s.blockers) {
+            return Some(DropStep::Writable);
+        }
+    } else if DropStep::ReadOnly.allowed(&s.blockers) {
+        return Some(DropStep::ReadOnly);
+    }
+    DropStep::Drop.allowed(&s.blockers).then_some(DropStep::Drop)
 }
 
 /// Carries out the due drops: read-only while only a delay holds one back, dropped when
-/// nothing does. A drop that a struct of this build maps is refused.
+/// nothing does, writable again when a build that predates it is live. Each step checks
+/// the gate again inside its transaction. A drop that a struct of this build maps (while
+/// this build embeds the migration that scheduled it) is refused.
 pub(crate) async fn run_due<B: Backend>(
     m: &Migrator,
     backend: &B,
     names: &Names,
     judged: &[DropStatus],
-    models: &[ModelInfo],
+    local: &Local,
+    backfills: &[gate::PendingBackfill],
+    fence: Option<&Fence>,
 ) -> Result<Vec<String>, Error> {
     let mut done = Vec::new();
-    for s in judged.iter().filter(|s| !s.dropped) {
-        if let Some(user) = gate::local_user(&s.drop, models) {
-            return Err(Error::DropStillMapped { drop: s.drop.to_string(), by: user.name.to_string() });
+    for s in judged {
+        let Some(step) = next_step(s) else { continue };
+        if step != DropStep::Writable {
+            if let Some(user) = gate::local_user(&s.drop, &local.models) {
+                return Err(Error::DropStillMapped { drop: s.drop.to_string(), by: user.name.to_string() });
+            }
         }
-        let step = if s.blockers.is_empty() {
-            DropStep::Drop
-        } else if !s.drop.read_only && s.blockers.iter().all(|b| matches!(b, Blocker::Delay { .. })) {
-            DropStep::ReadOnly
-        } else {
-            continue;
-        };
         tracing::info!(drop = %s.drop, ?step, "running a deferred drop");
-        if let Err(message) = backend.drop_step(names, &s.drop, step, &m.policy).await? {
-            return Err(Error::DropFailed { drop: s.drop.to_string(), message });
+        let d = s.drop.clone();
+        let recheck = move |live: &[gate::Instance]| blockers(&d, &local.others(live), local, backfills);
+        let guard = StepGuard { fence, instance_ttl: m.instance_ttl, recheck: &recheck };
+        match backend.drop_step(names, &s.drop, step, &m.policy, &guard).await? {
+            StepOutcome::Done => {}
+            StepOutcome::Held(blockers) => {
+                if !blockers.is_empty() {
+                    tracing::info!(drop = %s.drop, "held back at the last moment: {}", join(&blockers));
+                }
+                continue;
+            }
+            StepOutcome::Failed(message) => return Err(Error::DropFailed { drop: s.drop.to_string(), message }),
         }
         done.push(match step {
             DropStep::Drop => s.drop.to_string().replacen("drop", "dropped", 1),
             DropStep::ReadOnly => format!("made read-only until its delay passes: {}", s.drop),
+            DropStep::Writable => format!("made writable again (a build that predates it is live): {}", s.drop),
         });
     }
     Ok(done)
 }
 
+fn join(blockers: &[Blocker]) -> String {
+    blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
 /// Decision 15: an old build redeployed after a drop it still maps has run must not start.
 pub(crate) fn check_boot(drops: &[(PendingDrop, bool)], models: &[ModelInfo]) -> Result<(), Error> {
     for (d, dropped) in drops {
-        if *dropped {
+        // Dropped and not re-added since.
+        if *dropped && d.gone {
             if let Some(user) = gate::local_user(d, models) {
                 return Err(Error::MapsDropped {
                     drop: d.to_string(),

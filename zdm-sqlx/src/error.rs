@@ -44,6 +44,10 @@ pub enum Error {
     )]
     LeaseLost { holder: String },
 
+    /// A `Migrator` setting that zdm cannot use (says which and what to use instead).
+    #[error("invalid zdm setting: {0}")]
+    Config(String),
+
     /// `zdm::run_pre(&pool)` found no `zdm::migrations!` set, or several.
     #[error("{0}")]
     DefaultSet(String),

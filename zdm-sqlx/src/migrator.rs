@@ -259,8 +259,26 @@ impl Migrator {
         self.steps.iter().map(|s| s.meta).collect()
     }
 
+    /// The settings make sense: a valid table prefix, one migration per version.
+    pub(crate) fn check_config(&self) -> Result<(), Error> {
+        let p = &self.table_prefix;
+        let valid = p.len() <= 32
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !p.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(Error::Config(format!(
+                "table_prefix {p:?} is not usable: zdm builds table, function and trigger names from it, so use \
+                 up to 32 ASCII letters, digits and underscores, not starting with a digit (e.g. \"zdm_\")"
+            )));
+        }
+        if self.schema.as_deref().is_some_and(|s| s.is_empty() || s.contains('\0')) {
+            return Err(Error::Config("schema must be a non-empty name without NUL characters".into()));
+        }
+        self.check_unique()
+    }
+
     /// Two migrations with one version (a Rust one colliding with a file).
-    pub(crate) fn check_unique(&self) -> Result<(), Error> {
+    fn check_unique(&self) -> Result<(), Error> {
         let dups: Vec<String> = self
             .steps
             .windows(2)

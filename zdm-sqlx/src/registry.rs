@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 use zdm_core::gate::Mapped;
@@ -82,6 +82,9 @@ pub struct Instance {
 struct Inner {
     id: String,
     key: String,
+    /// When the heartbeat (or the registration) last reached the database.
+    last_ok: Arc<Mutex<Instant>>,
+    heartbeat: Duration,
     record: Arc<Mutex<InstanceRecord>>,
     task: Mutex<Option<JoinHandle<()>>>,
     deregister: Box<dyn Fn() -> crate::BoxFuture<'static, Result<(), Error>> + Send + Sync>,
@@ -125,36 +128,80 @@ impl PartialEq for Instance {
 }
 impl Eq for Instance {}
 
+/// The registry key of a database (and zdm table set).
+pub(crate) fn key(found: &Found, names: &Names) -> String {
+    format!("{}|{}", found.db_key, names.instances)
+}
+
+/// Why this process's own heartbeat to that database cannot be trusted now (decision 18:
+/// the gate stays closed), or `None` when it beats on time or the process never registered
+/// there. Late means no successful beat for longer than half the instance TTL (and three
+/// beats): the registry this process reads may be as stale as its own row.
+pub(crate) fn heartbeat_late(key: &str, instance_ttl: Duration) -> Option<String> {
+    let map = registered().lock().unwrap_or_else(|p| p.into_inner());
+    let inst = map.get(key)?;
+    let age = inst.inner.last_ok.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+    let limit = (instance_ttl / 2).max(inst.inner.heartbeat * 3);
+    (age > limit).then(|| {
+        format!(
+            "this process's own heartbeat last reached the database {:.1} s ago (limit {:.1} s): \
+             the registry cannot be trusted until it beats again",
+            age.as_secs_f64(),
+            limit.as_secs_f64()
+        )
+    })
+}
+
 /// One heartbeat per database (and zdm table set) this process registered with.
 fn registered() -> &'static Mutex<HashMap<String, Instance>> {
     static MAP: OnceLock<Mutex<HashMap<String, Instance>>> = OnceLock::new();
     MAP.get_or_init(Default::default)
 }
 
-/// Registers (or refreshes) this process and makes sure its heartbeat runs; `true` when
-/// this is the process's first registration with that database (a new heartbeat).
+/// What a registration found.
+pub(crate) struct Registered {
+    pub instance: Instance,
+    /// This process's first registration with that database (a new heartbeat).
+    pub fresh: bool,
+    /// Read-only drops scheduled by migrations this build lacks: it may write them.
+    pub predated_read_only: Vec<i64>,
+}
+
+/// Registers (or refreshes) this process and makes sure its heartbeat runs, on a
+/// connection of its own.
 pub(crate) async fn register<B: Backend>(
     m: &Migrator,
     backend: &B,
     names: &Names,
     found: &Found,
-) -> Result<(Instance, bool), Error> {
+) -> Result<Registered, Error> {
     let record = InstanceRecord::current(m);
-    backend.upsert_instance(names, &record, m.instance_ttl).await?;
-    let key = format!("{}|{}", found.db_key, names.instances);
+    let predated = backend.upsert_instance(names, &record, m.instance_ttl, &models()).await?;
+    let key = key(found, names);
     let mut map = registered().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(existing) = map.get(&key).filter(|i| i.running()) {
         *existing.inner.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
-        return Ok((existing.clone(), false));
+        *existing.inner.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        return Ok(Registered { instance: existing.clone(), fresh: false, predated_read_only: predated });
     }
     tracing::info!(id = %record.id, app = %record.app_name, version = %record.app_version, "registered this instance");
     let shared = Arc::new(Mutex::new(record.clone()));
-    let task = tokio::spawn(heartbeat(backend.clone(), names.clone(), shared.clone(), m.heartbeat, m.instance_ttl));
+    let last_ok = Arc::new(Mutex::new(Instant::now()));
+    let task = tokio::spawn(heartbeat(
+        backend.side(),
+        names.clone(),
+        shared.clone(),
+        last_ok.clone(),
+        m.heartbeat,
+        m.instance_ttl,
+    ));
     let (b, n, id) = (backend.clone(), names.clone(), record.id.clone());
     let instance = Instance {
         inner: Arc::new(Inner {
             id: record.id.clone(),
             key: key.clone(),
+            last_ok,
+            heartbeat: m.heartbeat,
             record: shared,
             task: Mutex::new(Some(task)),
             deregister: Box::new(move || {
@@ -164,30 +211,43 @@ pub(crate) async fn register<B: Backend>(
         }),
     };
     map.insert(key, instance.clone());
-    Ok((instance, true))
+    Ok(Registered { instance, fresh: true, predated_read_only: predated })
 }
 
+/// Beats on `side`, a connection of its own: an app that holds every pooled connection
+/// (a busy old build) must not look gone.
 async fn heartbeat<B: Backend>(
-    backend: B,
+    side: B,
     names: Names,
     record: Arc<Mutex<InstanceRecord>>,
+    last_ok: Arc<Mutex<Instant>>,
     every: Duration,
     ttl: Duration,
 ) {
     loop {
         tokio::time::sleep(every).await;
         let id = record.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
-        match backend.beat(&names, &id).await {
-            Ok(true) => {}
+        let ok = match side.beat(&names, &id).await {
+            Ok(true) => true,
             Ok(false) => {
                 // Pruned while this process was stalled past the TTL: add it back.
                 tracing::warn!(id = %id, "this instance's registration had expired; registering again");
                 let current = record.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if let Err(e) = backend.upsert_instance(&names, &current, ttl).await {
-                    tracing::warn!(error = %e, "could not register this instance again");
+                match side.upsert_instance(&names, &current, ttl, &models()).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not register this instance again");
+                        false
+                    }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying at the next beat"),
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed; retrying at the next beat");
+                false
+            }
+        };
+        if ok {
+            *last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         }
     }
 }

@@ -15,13 +15,13 @@ use crate::registry::{self, Instance};
 use crate::{deferred, status};
 
 pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -> Result<Report, Error> {
-    m.check_unique()?;
+    m.check_config()?;
     let names = m.names();
     let metas = m.metas();
     let found = backend.bootstrap(&names).await?;
     let models = registry::models();
     // run_pre reads drops only to refuse a build that maps a dropped column (decision 15),
-    // and backfills only to start them (below): the common boot stays at three queries.
+    // and backfills only to start them (below): the common boot stays at a few queries.
     let drops =
         if target != Target::Pre || !models.is_empty() { backend.load_drops(&names).await? } else { Vec::new() };
     let backfills: Vec<_> = if target == Target::Pre {
@@ -35,17 +35,19 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     let applied_before = load_applied(backend, &names, found.foreign).await?;
     let first = make_plan(&metas, &applied_before, target)?;
     // run_pre gates nothing: it needs the registry only to register.
-    let live = if target == Target::Pre { Vec::new() } else { others(backend, &names, m).await? };
-    let judged = match target {
-        Target::Pre => Vec::new(),
-        _ => deferred::judge(&drops, &live, &models, &m.app_name, &backfills),
+    let (local, others) = if target == Target::Pre {
+        (None, Vec::new())
+    } else {
+        let local = local_view(m, backend, &names, &found, &models).await?;
+        let others = local.others(&backend.live_instances(&names, m.instance_ttl).await?);
+        (Some(local), others)
     };
-    let drops_due = judged.iter().any(|s| {
-        !s.dropped
-            && (s.blockers.is_empty()
-                || (!s.drop.read_only && s.blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))))
-    });
-    let (runnable, held) = gated(m, &first, target, &live, &backfills);
+    let judged = match &local {
+        Some(local) => deferred::judge(&drops, &others, local, &backfills),
+        None => Vec::new(),
+    };
+    let drops_due = judged.iter().any(|s| deferred::next_step(s).is_some());
+    let (runnable, held) = gated(m, &first, target, &others, local.as_ref(), &backfills);
     let mut report = if runnable.is_empty() && !drops_due {
         let mut notices = log_notices(&first);
         notices.extend(held_notice(held));
@@ -54,16 +56,17 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         let server_notices = server_notices(m, &first, found.server_version);
         let ctx = RunContext::current(&m.app_name, &m.app_version);
         let lease = Lease::acquire(backend, &names, owner_id(&ctx.hostname), m.lease_ttl, m.lock_wait).await?;
-        let result = run_locked(m, backend, &names, &ctx, &lease, target, found.foreign, &models).await.map(|mut r| {
-            r.notices.extend(server_notices);
-            r
-        });
+        let result =
+            run_locked(m, backend, &names, &ctx, &lease, target, &found, &models).await.map(|mut r| {
+                r.notices.extend(server_notices);
+                r
+            });
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
         }
         result?
     };
-    for s in judged.iter().filter(|s| !s.dropped && !s.blockers.is_empty()) {
+    for s in judged.iter().filter(|s| !s.dropped && !s.blockers.is_empty() && deferred::next_step(s).is_none()) {
         let text = format!(
             "deferred {} waits for: {}",
             s.drop,
@@ -85,9 +88,13 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         .collect();
     let mut first_registration = false;
     if target != Target::Post && m.registers {
-        let (instance, fresh) = registry::register(m, backend, &names, &found).await?;
-        report.instance = Some(instance);
-        first_registration = fresh;
+        let registered = registry::register(m, backend, &names, &found).await?;
+        report.instance = Some(registered.instance);
+        first_registration = registered.fresh;
+        if !registered.predated_read_only.is_empty() {
+            // A rolled-back build: what it may still write must not stay read-only.
+            report.dropped.extend(lift_read_only(m, backend, &names, &found, &models).await?);
+        }
         if !waiting.is_empty() {
             backend.note_post_pending(&names, &waiting).await?;
         }
@@ -109,20 +116,54 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     Ok(report)
 }
 
-/// Live instances other than this process: this process's own build is the one running,
-/// and its models are checked as the local build's.
-pub(crate) async fn others<B: Backend>(backend: &B, names: &Names, m: &Migrator) -> Result<Vec<gate::Instance>, Error> {
-    let own = registry::own_id();
-    Ok(backend.live_instances(names, m.instance_ttl).await?.into_iter().filter(|i| i.id != own).collect())
+/// The calling process as the gate sees it (decision 17): its build's migrations and
+/// models, and whether its own heartbeat can be trusted (decision 18).
+pub(crate) async fn local_view<B: Backend>(
+    m: &Migrator,
+    backend: &B,
+    names: &Names,
+    found: &crate::backend::Found,
+    models: &[zdm_core::model::ModelInfo],
+) -> Result<deferred::Local, Error> {
+    let app_had_models = models.is_empty() && backend.app_had_models(names, &m.app_name).await?;
+    Ok(deferred::Local {
+        own_id: registry::own_id().to_string(),
+        embedded: m.steps.iter().map(|s| s.meta.version).collect(),
+        models: models.to_vec(),
+        app_name: m.app_name.clone(),
+        app_had_models,
+        heartbeat_late: registry::heartbeat_late(&registry::key(found, names), m.instance_ttl),
+    })
+}
+
+/// Lifts the read-only triggers of drops this build predates (it just registered, so every
+/// later gate sees it), each step checking again inside its transaction.
+async fn lift_read_only<B: Backend>(
+    m: &Migrator,
+    backend: &B,
+    names: &Names,
+    found: &crate::backend::Found,
+    models: &[zdm_core::model::ModelInfo],
+) -> Result<Vec<String>, Error> {
+    let local = local_view(m, backend, names, found, models).await?;
+    let drops = backend.load_drops(names).await?;
+    let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
+    let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
+    let judged: Vec<_> = deferred::judge(&drops, &others, &local, &backfills)
+        .into_iter()
+        .filter(|s| deferred::next_step(s) == Some(crate::backend::DropStep::Writable))
+        .collect();
+    deferred::run_due(m, backend, names, &judged, &local, &backfills, None).await
 }
 
 /// The planned migrations that may run now: for run_post, in order up to the first one a
-/// live old build holds back (its blockers are returned with it).
+/// live build (another, or this one) holds back (its blockers are returned with it).
 fn gated(
     m: &Migrator,
     plan: &Plan,
     target: Target,
-    live: &[gate::Instance],
+    others: &[gate::Instance],
+    local: Option<&deferred::Local>,
     backfills: &[gate::PendingBackfill],
 ) -> (Vec<usize>, Option<(i64, Vec<Blocker>)>) {
     if target != Target::Post {
@@ -131,8 +172,12 @@ fn gated(
     let mut run = Vec::new();
     for &i in &plan.run {
         let version = m.steps[i].meta.version;
-        let mut blockers = gate::migration_blockers(version, live);
+        let mut blockers = gate::migration_blockers(version, others);
         blockers.extend(gate::backfill_blockers(version, backfills));
+        if let Some(local) = local {
+            blockers.extend(gate::local_blockers(version, &local.embedded));
+            blockers.extend(local.fail_closed(others));
+        }
         if !blockers.is_empty() {
             return (run, Some((m.steps[i].meta.version, blockers)));
         }
@@ -153,10 +198,16 @@ fn held_notice(held: Option<(i64, Vec<Blocker>)>) -> Option<String> {
 
 /// Registers without migrating.
 pub(crate) async fn register_only<B: Backend>(m: &Migrator, backend: &B) -> Result<Instance, Error> {
+    m.check_config()?;
     let names = m.names();
     let found = backend.bootstrap(&names).await?;
-    deferred::check_boot(&backend.load_drops(&names).await?, &registry::models())?;
-    Ok(registry::register(m, backend, &names, &found).await?.0)
+    let models = registry::models();
+    deferred::check_boot(&backend.load_drops(&names).await?, &models)?;
+    let registered = registry::register(m, backend, &names, &found).await?;
+    if !registered.predated_read_only.is_empty() {
+        lift_read_only(m, backend, &names, &found, &models).await?;
+    }
+    Ok(registered.instance)
 }
 
 /// Runs run_post whenever the gate opens, until nothing post-deploy is left.
@@ -179,6 +230,21 @@ pub(crate) async fn run_post_when_safe<B: Backend>(m: &Migrator, backend: &B) ->
         }
         match status::load(m, backend).await {
             Ok(st) if st.pending_post().next().is_none() && st.deferred.iter().all(|d| d.dropped) => return Ok(total),
+            Ok(st)
+                if st.pending_post().next().is_none()
+                    && st.deferred.iter().filter(|d| !d.dropped).all(|d| {
+                        d.blockers.iter().any(|b| matches!(b, Blocker::ThisBuild { .. }))
+                    }) =>
+            {
+                // An older build (a rollback): what is left was scheduled by migrations it
+                // lacks, and it never carries that out; a newer build will.
+                let text = "run_post_when_safe: what is left was scheduled by migrations this build does not \
+                            embed; a build that includes them carries it out"
+                    .to_string();
+                tracing::info!("{text}");
+                total.notices.push(text);
+                return Ok(total);
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "post-deploy check failed; retrying"),
         }
@@ -203,21 +269,27 @@ async fn run_locked<B: Backend>(
     ctx: &RunContext,
     lease: &Lease<B>,
     target: Target,
-    foreign: Foreign,
+    found: &crate::backend::Found,
     models: &[zdm_core::model::ModelInfo],
 ) -> Result<Report, Error> {
     let metas = m.metas();
-    let plan = make_plan(&metas, &load_applied(backend, names, foreign).await?, target)?;
-    let live = others(backend, names, m).await?;
+    let fence = lease.fence();
+    let plan = make_plan(&metas, &load_applied(backend, names, found.foreign).await?, target)?;
     let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
-    let (runnable, held) = gated(m, &plan, target, &live, &backfills);
+    let (runnable, held) = if target == Target::Post {
+        let local = local_view(m, backend, names, found, models).await?;
+        let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
+        gated(m, &plan, target, &others, Some(&local), &backfills)
+    } else {
+        gated(m, &plan, target, &[], None, &backfills)
+    };
     let mut report = Report { notices: log_notices(&plan), ..Report::default() };
     report.notices.extend(held_notice(held));
     for i in runnable {
         let step = &m.steps[i];
-        lease.confirm(m.lease_ttl).await?;
+        lease.confirm().await?;
         tracing::info!(version = step.meta.version, source = step.meta.source, phase = %step.meta.phase, "applying migration");
-        match backend.apply(names, step, ctx, &m.policy).await? {
+        match backend.apply(names, step, ctx, &m.policy, &fence).await? {
             Ok(duration_ms) => {
                 tracing::info!(version = step.meta.version, duration_ms, "applied migration");
                 report.applied.push(AppliedStep {
@@ -247,12 +319,14 @@ async fn run_locked<B: Backend>(
         crate::backfill::run_all(m, backend, names).await?;
     }
     if target != Target::Pre {
-        lease.confirm(m.lease_ttl).await?;
+        lease.confirm().await?;
         // Judged again under the lease: a migration just applied may have scheduled one.
+        let local = local_view(m, backend, names, found, models).await?;
         let drops = backend.load_drops(names).await?;
         let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
-        let judged = deferred::judge(&drops, &others(backend, names, m).await?, models, &m.app_name, &backfills);
-        report.dropped = deferred::run_due(m, backend, names, &judged, models).await?;
+        let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
+        let judged = deferred::judge(&drops, &others, &local, &backfills);
+        report.dropped = deferred::run_due(m, backend, names, &judged, &local, &backfills, Some(&fence)).await?;
     }
     Ok(report)
 }

@@ -83,6 +83,7 @@ impl Status {
 }
 
 pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status, Error> {
+    m.check_config()?;
     let names = m.names();
     let found = backend.bootstrap(&names).await?;
     let ledger = backend.load_ledger(&names).await?;
@@ -132,7 +133,9 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
     }
     rows.sort_by_key(|r| r.version);
 
-    let live = crate::runner::others(backend, &names, m).await?;
+    let local = crate::runner::local_view(m, backend, &names, &found, &registry::models()).await?;
+    let live = local.others(&backend.live_instances(&names, m.instance_ttl).await?);
+    let closed = local.fail_closed(&live);
     let since = backend.post_pending_since(&names).await?;
     let mut warnings = Vec::new();
     let lag = m.lag_warning.as_secs() as i64;
@@ -141,6 +144,7 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
     for r in rows.iter_mut().filter(|r| matches!(r.state, State::PendingPost { .. })) {
         r.blockers = gate::migration_blockers(r.version, &live);
         r.blockers.extend(gate::backfill_blockers(r.version, &pending_fills));
+        r.blockers.extend(closed.iter().cloned());
         if let State::PendingPost { waits_for: Some(v) } = r.state {
             r.blockers.push(Blocker::Waits(format!("pre-deploy migration {v} has not run")));
         }
@@ -156,8 +160,7 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
             }
         }
     }
-    let deferred =
-        deferred::judge(&backend.load_drops(&names).await?, &live, &registry::models(), &m.app_name, &pending_fills);
+    let deferred = deferred::judge(&backend.load_drops(&names).await?, &live, &local, &pending_fills);
     for d in deferred.iter().filter(|d| !d.dropped && d.drop.age_s > lag) {
         warnings.push(lag_text(&d.drop.to_string(), &d.drop.scheduled_at, d.drop.age_s, &d.blockers));
     }

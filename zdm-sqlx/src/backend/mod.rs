@@ -15,12 +15,14 @@ mod sqlite_registry;
 use std::future::Future;
 use std::time::Duration;
 
-use zdm_core::gate::{self, PendingDrop};
+use zdm_core::gate::{self, Blocker, PendingDrop};
+use zdm_core::model::ModelInfo;
 use zdm_core::plan::Applied;
 use zdm_core::retry::ExecPolicy;
 
 use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::Error;
+use crate::lease::Fence;
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::Step;
 use crate::registry::InstanceRecord;
@@ -60,13 +62,50 @@ impl Foreign {
     }
 }
 
-/// The two steps of a deferred drop.
+/// The steps of a deferred drop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropStep {
     /// Trigger that rejects writes (and, for a column, its default dropped).
     ReadOnly,
     /// The `DROP` itself.
     Drop,
+    /// Lifts the read-only trigger again: a build that still writes came back (a rollback).
+    Writable,
+}
+
+impl DropStep {
+    /// Whether the step may run while these blockers hold the drop back: the drop with
+    /// none, the read-only trigger while only a delay waits, the lift while a live build
+    /// (this one or another) predates the scheduling migration.
+    pub fn allowed(self, blockers: &[Blocker]) -> bool {
+        match self {
+            DropStep::Drop => gate::step_allowed(blockers, false),
+            DropStep::ReadOnly => gate::step_allowed(blockers, true),
+            DropStep::Writable => {
+                blockers.iter().any(|b| matches!(b, Blocker::OldBuild { .. } | Blocker::ThisBuild { .. }))
+            }
+        }
+    }
+}
+
+/// How one step of a deferred drop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    Done,
+    /// The gate, checked again inside the step's transaction, closed in between.
+    Held(Vec<Blocker>),
+    /// The database refused it (after the lock-timeout retries); nothing was applied.
+    Failed(String),
+}
+
+/// What a step of a deferred drop checks inside its own transaction.
+pub struct StepGuard<'a> {
+    /// The lease this run holds, when it holds one.
+    pub fence: Option<&'a Fence>,
+    /// Which registrations count as live.
+    pub instance_ttl: Duration,
+    /// The gate's verdict for the drop, computed again from the live instances read there.
+    pub recheck: &'a (dyn Fn(&[gate::Instance]) -> Vec<Blocker> + Send + Sync),
 }
 
 /// The database-specific half of zdm. Every future is `Send`, so `run_pre` and friends can
@@ -74,6 +113,14 @@ pub enum DropStep {
 pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// The database's name in messages.
     const NAME: &'static str;
+
+    /// A pool of one connection of its own to the same database, for the lease renewal
+    /// and the heartbeat: they must not wait behind an app that holds every pooled
+    /// connection. Connects lazily.
+    fn side(&self) -> Self;
+
+    /// Closes a pool that [`Backend::side`] returned (a no-op where `side` shares the pool).
+    fn close_side(&self) -> impl Future<Output = ()> + Send;
 
     /// Creates zdm's tables when missing (safe when many processes start at once).
     fn bootstrap(&self, names: &Names) -> impl Future<Output = Result<Found, Error>> + Send;
@@ -111,14 +158,17 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     fn release_lease(&self, names: &Names, owner: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Runs one migration and, in the same transaction unless `no_transaction`, writes its
-    /// ledger and history rows. The outer error is zdm's own; the inner one is the
-    /// migration's failure (already rolled back, not yet recorded).
+    /// ledger and history rows, checking in that transaction that `fence` still holds the
+    /// lease (`Error::LeaseLost` otherwise, with the migration rolled back). The outer
+    /// error is zdm's own; the inner one is the migration's failure (already rolled back,
+    /// not yet recorded).
     fn apply(
         &self,
         names: &Names,
         step: &Step,
         ctx: &RunContext,
         policy: &ExecPolicy,
+        fence: &Fence,
     ) -> impl Future<Output = Result<Result<i64, Failure>, Error>> + Send;
 
     /// Records a failed attempt in the ledger and its history, outside any transaction
@@ -132,13 +182,21 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Inserts or refreshes this process's registry row; prunes rows whose heartbeat is
-    /// older than `ttl`.
+    /// older than `ttl`. Serialised with the steps of deferred drops: a build whose
+    /// `models` map something already dropped is refused (`Error::MapsDropped`) and not
+    /// registered. Returns the ids of read-only drops scheduled by migrations this build
+    /// lacks (it may still write them: the caller lifts them).
     fn upsert_instance(
         &self,
         names: &Names,
         record: &InstanceRecord,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+        models: &[ModelInfo],
+    ) -> impl Future<Output = Result<Vec<i64>, Error>> + Send;
+
+    /// Whether any build of `app` ever registered model structs (a build with none then
+    /// probably lost them to the linker).
+    fn app_had_models(&self, names: &Names, app: &str) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Refreshes the heartbeat; `false` when the row is gone (pruned) and must be re-added.
     fn beat(&self, names: &Names, id: &str) -> impl Future<Output = Result<bool, Error>> + Send;
@@ -156,13 +214,16 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     fn load_drops(&self, names: &Names) -> impl Future<Output = Result<Vec<(PendingDrop, bool)>, Error>> + Send;
 
     /// Runs one step of a deferred drop in a transaction, under the lock-timeout schedule.
+    /// In that transaction it takes the registry's lock (new registrations wait), checks
+    /// the lease and asks the gate again with the live instances read there.
     fn drop_step(
         &self,
         names: &Names,
         drop: &PendingDrop,
         step: DropStep,
         policy: &ExecPolicy,
-    ) -> impl Future<Output = Result<Result<(), String>, Error>> + Send;
+        guard: &StepGuard<'_>,
+    ) -> impl Future<Output = Result<StepOutcome, Error>> + Send;
 
     /// Remembers when each of these after_deploy migrations was first seen waiting.
     fn note_post_pending(&self, names: &Names, versions: &[i64]) -> impl Future<Output = Result<(), Error>> + Send;

@@ -2,12 +2,13 @@
 //! SQL functions zdm installs (`zdm_drop_column_later`, `zdm_drop_table_later`, the
 //! read-only trigger) and the statements that run a due drop.
 
-use sqlx::{AssertSqlSafe, PgPool, Row};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use zdm_core::gate::{self, DropTarget, PendingDrop};
 use zdm_core::ident::{qualified, quote_ident, quote_literal};
+use zdm_core::model::ModelInfo;
 use zdm_core::retry::ExecPolicy;
 
-use super::DropStep;
+use super::{DropStep, StepOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::Names;
 use crate::registry::InstanceRecord;
@@ -45,6 +46,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS {drops_key} ON {drops} (schema_name, table_nam
 CREATE TABLE IF NOT EXISTS {post_pending} (
     version    BIGINT PRIMARY KEY,
     first_seen TIMESTAMPTZ NOT NULL
+);
+-- Which apps ever registered model structs: a build of one that registers none probably
+-- lost them to the linker, and the gate fails closed for it.
+CREATE TABLE IF NOT EXISTS {obj:app_models} (
+    app_name TEXT PRIMARY KEY,
+    models   INTEGER NOT NULL,
+    seen_at  TIMESTAMPTZ NOT NULL
 );
 
 -- The schema and name of a relation, as the functions below record them.
@@ -166,6 +174,21 @@ ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLU
     heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
     ignored = EXCLUDED.ignored";
 
+/// Registration and the steps of deferred drops take this transaction lock, so a build
+/// that boots while a drop runs is either seen by the drop's re-check or sees the drop.
+const REGISTRY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+
+fn registry_lock_key(names: &Names) -> String {
+    format!("zdm registry {}", names.instances)
+}
+
+const NOTE_MODELS: &str = "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
+     ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
+const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE app_name = $1 AND models > 0)";
+/// Read-only drops scheduled by a migration the registering build lacks.
+const PREDATED_READ_ONLY: &str = "SELECT id FROM {drops} WHERE state = 'pending' AND read_only_at IS NOT NULL \
+     AND NOT (scheduled_by = ANY($1::bigint[])) ORDER BY id";
+
 const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
      UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
@@ -175,12 +198,22 @@ SELECT id, app_name, app_version, hostname, pid,
        extract(epoch FROM clock_timestamp() - heartbeat_at)::bigint, embedded, mapped, ignored
 FROM {instances} WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => $1) ORDER BY started_at";
 
+/// `read_only` only while the drop's own trigger is really there (a column or table whose
+/// trigger went missing is protected again); `gone` when the object no longer exists.
 const LOAD_DROPS: &str = "\
 SELECT id, schema_name, table_name, column_name, scheduled_by,
        to_char(scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
        to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-       coalesce(not_before <= clock_timestamp(), true), read_only_at IS NOT NULL, state = 'dropped',
-       extract(epoch FROM clock_timestamp() - scheduled_at)::bigint, is_view, before_drop
+       coalesce(not_before <= clock_timestamp(), true),
+       read_only_at IS NOT NULL AND (is_view OR EXISTS (
+           SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass(format('%I.%I', schema_name, table_name))
+           AND t.tgname = '{prefix}read_only_' || id)),
+       state = 'dropped',
+       extract(epoch FROM clock_timestamp() - scheduled_at)::bigint, is_view, before_drop,
+       CASE WHEN column_name IS NULL THEN to_regclass(format('%I.%I', schema_name, table_name)) IS NULL
+            ELSE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                             WHERE a.attrelid = to_regclass(format('%I.%I', schema_name, table_name))
+                             AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped) END
 FROM {drops} ORDER BY id";
 
 const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
@@ -188,7 +221,22 @@ const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
 const PENDING_SINCE: &str = "SELECT version, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
      extract(epoch FROM clock_timestamp() - first_seen)::bigint FROM {post_pending}";
 
-pub(super) async fn upsert_instance(pool: &PgPool, names: &Names, r: &InstanceRecord, ttl_s: f64) -> Result<(), Error> {
+/// Registers in one transaction with the registry lock: upsert, note that the app has
+/// models, refuse a build that maps something already dropped, and list the read-only
+/// drops this build predates.
+pub(super) async fn upsert_instance(
+    pool: &PgPool,
+    names: &Names,
+    r: &InstanceRecord,
+    ttl_s: f64,
+    models: &[ModelInfo],
+) -> Result<Vec<i64>, Error> {
+    let mut tx = pool.begin().await.doing("registering this instance")?;
+    sqlx::query(REGISTRY_LOCK)
+        .bind(registry_lock_key(names))
+        .execute(&mut *tx)
+        .await
+        .doing("registering this instance")?;
     sqlx::query(AssertSqlSafe(names.sql(UPSERT_INSTANCE)))
         .bind(&r.id)
         .bind(&r.app_name)
@@ -200,10 +248,36 @@ pub(super) async fn upsert_instance(pool: &PgPool, names: &Names, r: &InstanceRe
         .bind(&r.mapped)
         .bind(&r.ignored)
         .bind(ttl_s)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .doing("registering this instance")?;
-    Ok(())
+    if !models.is_empty() {
+        sqlx::query(AssertSqlSafe(names.sql(NOTE_MODELS)))
+            .bind(&r.app_name)
+            .bind(models.len() as i32)
+            .execute(&mut *tx)
+            .await
+            .doing("registering this instance's models")?;
+        let drops = load_drops(&mut *tx, names).await?;
+        // Decision 15, serialised with the drops: a drop that committed while this build
+        // booted is seen here, and the registration is rolled back.
+        crate::deferred::check_boot(&drops, models)?;
+    }
+    let predated: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(names.sql(PREDATED_READ_ONLY)))
+        .bind(&r.embedded)
+        .fetch_all(&mut *tx)
+        .await
+        .doing("reading the read-only drops")?;
+    tx.commit().await.doing("registering this instance")?;
+    Ok(predated)
+}
+
+pub(super) async fn app_had_models(pool: &PgPool, names: &Names, app: &str) -> Result<bool, Error> {
+    sqlx::query_scalar(AssertSqlSafe(names.sql(HAD_MODELS)))
+        .bind(app)
+        .fetch_one(pool)
+        .await
+        .doing("reading which apps registered models")
 }
 
 pub(super) async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
@@ -216,10 +290,14 @@ pub(super) async fn deregister(pool: &PgPool, names: &Names, id: &str) -> Result
     Ok(())
 }
 
-pub(super) async fn live(pool: &PgPool, names: &Names, ttl_s: f64) -> Result<Vec<gate::Instance>, Error> {
+pub(super) async fn live<'c, E: sqlx::PgExecutor<'c>>(
+    executor: E,
+    names: &Names,
+    ttl_s: f64,
+) -> Result<Vec<gate::Instance>, Error> {
     let rows = sqlx::query(AssertSqlSafe(names.sql(LIVE)))
         .bind(ttl_s)
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await
         .doing("reading the instance registry")?;
     rows.iter()
@@ -243,9 +321,14 @@ pub(super) async fn live(pool: &PgPool, names: &Names, ttl_s: f64) -> Result<Vec
 }
 
 /// Every drop ever scheduled, with whether it has been carried out.
-pub(super) async fn load_drops(pool: &PgPool, names: &Names) -> Result<Vec<(PendingDrop, bool)>, Error> {
-    let rows =
-        sqlx::query(AssertSqlSafe(names.sql(LOAD_DROPS))).fetch_all(pool).await.doing("reading the deferred drops")?;
+pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
+    executor: E,
+    names: &Names,
+) -> Result<Vec<(PendingDrop, bool)>, Error> {
+    let rows = sqlx::query(AssertSqlSafe(names.sql(LOAD_DROPS)))
+        .fetch_all(executor)
+        .await
+        .doing("reading the deferred drops")?;
     rows.iter()
         .map(|r| {
             let column: Option<String> = r.try_get(3)?;
@@ -267,6 +350,7 @@ pub(super) async fn load_drops(pool: &PgPool, names: &Names) -> Result<Vec<(Pend
                     read_only: r.try_get(8)?,
                     age_s: r.try_get(10)?,
                     before_drop: r.try_get(12)?,
+                    gone: r.try_get(13)?,
                 },
                 r.try_get(9)?,
             ))
@@ -291,11 +375,17 @@ pub(super) async fn pending_since(pool: &PgPool, names: &Names) -> Result<Vec<(i
         .doing("reading since when after_deploy migrations wait")
 }
 
+/// The name of a drop's own read-only trigger: one per drop, so two pending drops on one
+/// table each keep their protection and removing one never removes the other.
+pub(super) fn trigger_name(names: &Names, d: &PendingDrop) -> String {
+    quote_ident(&format!("{}read_only_{}", names.prefix, d.id))
+}
+
 /// The statements of one step of a drop, run in one transaction.
 pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<String> {
     let table = qualified(Some(&d.schema), &d.table);
     let version = quote_literal(&d.scheduled_by.to_string());
-    let trigger = quote_ident(&format!("{}read_only", names.prefix));
+    let trigger = trigger_name(names, d);
     let mark = |set: &str| {
         format!(
             "UPDATE {} SET {set} WHERE id = {}; SELECT pg_notify({}, {version})",
@@ -304,7 +394,10 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
             quote_literal(crate::healing::CHANNEL)
         )
     };
-    let mut out: Vec<String> = d.before_drop.iter().cloned().collect();
+    let mut out: Vec<String> = match step {
+        DropStep::Writable => Vec::new(),
+        _ => d.before_drop.iter().cloned().collect(),
+    };
     out.extend(match (&d.target, step) {
         (DropTarget::Column(c), DropStep::ReadOnly) => vec![
             // A default would write the column on every insert of the new build.
@@ -327,6 +420,9 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
             ),
             mark("read_only_at = clock_timestamp()"),
         ],
+        (DropTarget::Column(_) | DropTarget::Table, DropStep::Writable) => {
+            vec![format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"), mark("read_only_at = NULL")]
+        }
         (DropTarget::Column(c), DropStep::Drop) => vec![
             format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
             format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {}", quote_ident(c)),
@@ -337,6 +433,7 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
         }
         // A view holds no data: nothing to protect while a delay runs.
         (DropTarget::View, DropStep::ReadOnly) => vec![mark("read_only_at = clock_timestamp()")],
+        (DropTarget::View, DropStep::Writable) => vec![mark("read_only_at = NULL")],
         (DropTarget::View, DropStep::Drop) => {
             vec![format!("DROP VIEW IF EXISTS {table}"), mark("state = 'dropped', dropped_at = clock_timestamp()")]
         }
@@ -344,15 +441,17 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
     out
 }
 
-/// Runs a step under the lock-timeout schedule; the inner error is the database's message
-/// after the last attempt.
+/// Runs a step under the lock-timeout schedule. In its transaction, before any DDL: the
+/// registry lock (a booting build waits, or is seen), the lease, the drop's row (another
+/// run may have carried it out) and the gate again from the live instances read there.
 pub(super) async fn run_step(
     pool: &PgPool,
     names: &Names,
     d: &PendingDrop,
     step: DropStep,
     policy: &ExecPolicy,
-) -> Result<Result<(), String>, Error> {
+    guard: &super::StepGuard<'_>,
+) -> Result<StepOutcome, Error> {
     let statements = step_sql(names, d, step);
     let meta = zdm_core::Migration::synthetic(d.scheduled_by);
     let schedule = policy.schedule(&meta);
@@ -367,16 +466,28 @@ pub(super) async fn run_step(
             .execute(&mut *tx)
             .await
             .doing("setting a deferred drop's timeouts")?;
-        let mut failed = None;
-        for sql in &statements {
-            if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await {
-                failed = Some(e);
-                break;
+        let mut failed = sqlx::query(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.err();
+        if failed.is_none() {
+            if let Some(fence) = guard.fence {
+                super::postgres::check_fence(&mut tx, names, fence).await?;
+            }
+            match still_due(&mut tx, names, d, step, guard).await? {
+                Ok(()) => {}
+                Err(outcome) => {
+                    let _ = tx.rollback().await;
+                    return Ok(outcome);
+                }
+            }
+            for sql in &statements {
+                if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
         let Some(e) = failed else {
             tx.commit().await.doing("committing a deferred drop")?;
-            return Ok(Ok(()));
+            return Ok(StepOutcome::Done);
         };
         let _ = tx.rollback().await;
         let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string()).unwrap_or_default();
@@ -389,5 +500,35 @@ pub(super) async fn run_step(
             tokio::time::sleep(attempt.pause_after).await;
         }
     }
-    Ok(Err(last))
+    Ok(StepOutcome::Failed(last))
 }
+
+/// Inside the step's transaction: the drop is still pending (row locked) and the gate,
+/// asked again with the live instances of this moment, still allows the step.
+async fn still_due(
+    tx: &mut PgConnection,
+    names: &Names,
+    d: &PendingDrop,
+    step: DropStep,
+    guard: &super::StepGuard<'_>,
+) -> Result<Result<(), StepOutcome>, Error> {
+    let state: Option<String> = sqlx::query_scalar(AssertSqlSafe(names.sql(LOCK_DROP)))
+        .bind(d.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .doing("reading a deferred drop")?;
+    if state.as_deref() != Some("pending") {
+        // Carried out (or removed) by another run in between: nothing left to do.
+        return Ok(Err(StepOutcome::Held(Vec::new())));
+    }
+    let live = live(&mut *tx, names, guard.instance_ttl.as_secs_f64()).await?;
+    let blockers = (guard.recheck)(&live);
+    if step.allowed(&blockers) {
+        Ok(Ok(()))
+    } else {
+        tracing::info!(drop = %d, ?step, "the gate closed before the step ran; it waits");
+        Ok(Err(StepOutcome::Held(blockers)))
+    }
+}
+
+const LOCK_DROP: &str = "SELECT state FROM {drops} WHERE id = $1 FOR UPDATE";

@@ -6,14 +6,16 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use sqlx::postgres::{PgDatabaseError, PgErrorPosition, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::Phase;
 
 use super::{
     elapsed_ms, line_of_char_position, pg_backfill, pg_recipes, pg_registry, Backend, DropStep, Foreign, Found,
+    StepGuard, StepOutcome,
 };
+use crate::lease::Fence;
 use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
@@ -26,7 +28,7 @@ use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
 const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
      AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL \
      AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL \
-     AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL, \
+     AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL AND to_regclass($12) IS NOT NULL, \
      to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL, \
      current_setting('server_version_num')::int, \
      concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
@@ -89,7 +91,7 @@ WITH attempt AS (
             $7, $8, $9, $10, $11, $12, $13, current_user)
     RETURNING started_at, finished_at
 )
-INSERT INTO {ledger} (version, description, phase, checksum, no_transaction, started_at, finished_at, duration_ms,
+INSERT INTO {ledger} AS l (version, description, phase, checksum, no_transaction, started_at, finished_at, duration_ms,
                       success, error, app_name, app_version, zdm_version, hostname, pid, db_user, safety_assured)
 SELECT $1, $2, $3, $4, $5, started_at, finished_at, $6, $7, $8, $9, $10, $11, $12, $13, current_user, $14 FROM attempt
 ON CONFLICT (version) DO UPDATE SET
@@ -98,7 +100,8 @@ ON CONFLICT (version) DO UPDATE SET
     finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, success = EXCLUDED.success,
     error = EXCLUDED.error, app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
     zdm_version = EXCLUDED.zdm_version, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
-    db_user = EXCLUDED.db_user, safety_assured = EXCLUDED.safety_assured";
+    db_user = EXCLUDED.db_user, safety_assured = EXCLUDED.safety_assured
+WHERE NOT l.success";
 
 const LOAD_LEDGER: &str = "\
 SELECT version, description, phase, checksum, success,
@@ -115,8 +118,6 @@ pub(super) const SET_TIMEOUTS: &str =
 const SET_CONTEXT: &str = "SELECT set_config('zdm.migration_version', $1, $4), \
      set_config('zdm.fn_drop_column', $2, $4), set_config('zdm.fn_drop_table', $3, $4), \
      set_config('zdm.schema', $5, $4), set_config('zdm.prefix', $6, $4)";
-const RESET_SESSION: &str = "RESET lock_timeout; RESET statement_timeout; RESET zdm.migration_version; \
-     RESET zdm.fn_drop_column; RESET zdm.fn_drop_table; RESET zdm.schema; RESET zdm.prefix";
 
 const INDEX_VALIDITY: &str = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
      WHERE c.relname = $1 AND pg_table_is_visible(c.oid)";
@@ -150,10 +151,101 @@ const RENEW_LEASE: &str =
 const LEASE_HOLDER: &str = "SELECT owner FROM {lease} WHERE id = 1 AND expires_at >= clock_timestamp()";
 const RELEASE_LEASE: &str = "DELETE FROM {lease} WHERE id = 1 AND owner = $1";
 
+/// Checks, inside the transaction that records a migration, that this process still holds
+/// the lease; the row lock it takes makes a take-over wait for the commit.
+pub(super) async fn check_fence(conn: &mut PgConnection, names: &Names, fence: &Fence) -> Result<(), Error> {
+    let done = sqlx::query(AssertSqlSafe(names.sql(RENEW_LEASE)))
+        .bind(&fence.owner)
+        .bind(fence.ttl.as_secs_f64())
+        .execute(&mut *conn)
+        .await
+        .doing("checking the migration lease")?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let holder: Option<String> = sqlx::query_scalar(AssertSqlSafe(names.sql(LEASE_HOLDER)))
+        .fetch_optional(&mut *conn)
+        .await
+        .doing("reading the migration lease")?;
+    Err(Error::LeaseLost { holder: holder.unwrap_or_else(|| "(nobody)".to_string()) })
+}
+
+/// Where the removed columns and tables of a migration live, read before it runs.
+const RESOLVE_RELATION: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+/// Whether a column or table is gone.
+const GONE: &str = "SELECT CASE WHEN $3::text IS NULL THEN to_regclass(format('%I.%I', $1, $2)) IS NULL \
+     ELSE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(format('%I.%I', $1, $2)) \
+     AND attname = $3 AND attnum > 0 AND NOT attisdropped) END";
+const RECORD_REMOVED: &str = "\
+INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, dropped_at, state)
+VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), 'dropped')
+ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
+    SET state = 'dropped', dropped_at = clock_timestamp(), scheduled_by = EXCLUDED.scheduled_by";
+
+/// The (schema, table, column) of each object the migration's SQL removes that exists now.
+async fn resolve_removed(conn: &mut PgConnection, step: &Step) -> Result<Vec<(String, String, Option<String>)>, Error> {
+    let Body::Sql(sql) = step.body else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for r in zdm_core::removed::removed(sql) {
+        let found: Option<(String, String)> = sqlx::query_as(RESOLVE_RELATION)
+            .bind(zdm_core::ident::quote_ident(&r.table))
+            .fetch_optional(&mut *conn)
+            .await
+            .doing("reading what a migration removes")?;
+        if let Some((schema, table)) = found {
+            out.push((schema, table, r.column));
+        }
+    }
+    Ok(out)
+}
+
+/// Records what the migration removed (decision 15: an older build that maps it then
+/// refuses to boot, whichever way it went).
+async fn record_removed(
+    conn: &mut PgConnection,
+    names: &Names,
+    version: i64,
+    removed: &[(String, String, Option<String>)],
+) -> Result<(), Error> {
+    for (schema, table, column) in removed {
+        let gone: bool = sqlx::query_scalar(GONE)
+            .bind(schema)
+            .bind(table)
+            .bind(column)
+            .fetch_one(&mut *conn)
+            .await
+            .doing("checking what a migration removed")?;
+        if gone {
+            sqlx::query(AssertSqlSafe(names.sql(RECORD_REMOVED)))
+                .bind(schema)
+                .bind(table)
+                .bind(column)
+                .bind(version)
+                .execute(&mut *conn)
+                .await
+                .doing("recording what a migration removed")?;
+        }
+    }
+    Ok(())
+}
+
 impl super::private::Sealed for PgPool {}
 
 impl Backend for PgPool {
     const NAME: &'static str = "PostgreSQL";
+
+    fn side(&self) -> Self {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with((*self.connect_options()).clone())
+    }
+
+    async fn close_side(&self) {
+        self.close().await;
+    }
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
         let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
@@ -171,6 +263,7 @@ impl Backend for PgPool {
                 .bind(fn3)
                 .bind(recipes.0)
                 .bind(recipes.1)
+                .bind(names.func("app_models"))
                 .fetch_one(self)
                 .await
                 .doing("looking for zdm's tables")?;
@@ -304,10 +397,11 @@ impl Backend for PgPool {
         step: &Step,
         ctx: &RunContext,
         policy: &ExecPolicy,
+        fence: &Fence,
     ) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
-            return apply_outside_transaction(self, names, step, ctx, policy, started).await;
+            return apply_outside_transaction(self, names, step, ctx, policy, fence, started).await;
         }
         let schedule = policy.schedule(&step.meta);
         for (n, attempt) in schedule.iter().enumerate() {
@@ -321,12 +415,16 @@ impl Backend for PgPool {
                 .await
                 .doing("setting the migration's timeouts")?;
             set_context(&mut tx, names, step, true).await?;
+            let removed = resolve_removed(&mut tx, step).await?;
             let watch = BlockerWatch::start(self, pid, attempt.lock_timeout);
             let result = run_in_transaction(&mut tx, step, policy, attempt).await;
             let blocker = watch.finish().await;
             let e = match result {
                 Ok(()) => {
                     let ms = elapsed_ms(started);
+                    // Fenced: a process that lost the lease rolls its migration back here.
+                    check_fence(&mut tx, names, fence).await?;
+                    record_removed(&mut tx, names, step.meta.version, &removed).await?;
                     record(&mut tx, names, step, ctx, ms, None).await?;
                     announce(&mut tx, step.meta.version).await?;
                     tx.commit().await.doing("committing a migration")?;
@@ -355,8 +453,18 @@ impl Backend for PgPool {
         record(&mut conn, names, step, ctx, failure.duration_ms, Some(&failure.message)).await
     }
 
-    async fn upsert_instance(&self, names: &Names, record: &InstanceRecord, ttl: Duration) -> Result<(), Error> {
-        pg_registry::upsert_instance(self, names, record, ttl.as_secs_f64()).await
+    async fn upsert_instance(
+        &self,
+        names: &Names,
+        record: &InstanceRecord,
+        ttl: Duration,
+        models: &[zdm_core::model::ModelInfo],
+    ) -> Result<Vec<i64>, Error> {
+        pg_registry::upsert_instance(self, names, record, ttl.as_secs_f64(), models).await
+    }
+
+    async fn app_had_models(&self, names: &Names, app: &str) -> Result<bool, Error> {
+        pg_registry::app_had_models(self, names, app).await
     }
 
     async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
@@ -381,8 +489,9 @@ impl Backend for PgPool {
         drop: &PendingDrop,
         step: DropStep,
         policy: &ExecPolicy,
-    ) -> Result<Result<(), String>, Error> {
-        pg_registry::run_step(self, names, drop, step, policy).await
+        guard: &StepGuard<'_>,
+    ) -> Result<StepOutcome, Error> {
+        pg_registry::run_step(self, names, drop, step, policy, guard).await
     }
 
     async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
@@ -524,34 +633,74 @@ async fn after_failure(
     Ok(Some(failure))
 }
 
-/// A `no_transaction` migration: one dedicated connection, statement by statement, each
-/// with its own timeouts and retries; INVALID indexes left by a failed concurrent build
-/// are dropped before the next try. Session settings are reset afterwards.
+/// A `no_transaction` migration: a connection of its own (never a pooled one, so no
+/// session setting can leak into the app's queries, even when the future is dropped
+/// half-way), statement by statement, each with its own timeouts and retries, the lease
+/// checked before each; INVALID indexes left by a failed concurrent build are dropped
+/// before the next try. The ledger row is written in a fenced transaction at the end.
 async fn apply_outside_transaction(
     pool: &PgPool,
     names: &Names,
     step: &Step,
     ctx: &RunContext,
     policy: &ExecPolicy,
+    fence: &Fence,
     started: Instant,
 ) -> Result<Result<i64, Failure>, Error> {
-    let mut conn = pool.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
+    let mut conn = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .doing("opening a connection for a no_transaction migration")?;
     let pid: i32 =
-        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.doing("reading the backend pid")?;
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.doing("reading the backend pid")?;
+    // Dropped before it finishes (a cancelled boot): cancel the statement it runs.
+    let guard = CancelOnDrop { pool: pool.clone(), pid, armed: true };
     set_context(&mut conn, names, step, false).await?;
-    let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, started).await;
-    // Leave the pooled connection as we found it, whatever happened.
-    if sqlx::raw_sql(RESET_SESSION).execute(&mut *conn).await.is_err() {
-        conn.close_on_drop();
-    }
-    match result? {
-        Ok(()) => {
+    let removed = resolve_removed(&mut conn, step).await?;
+    let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, fence, started).await;
+    let outcome = match result {
+        Ok(Ok(())) => {
             let ms = elapsed_ms(started);
-            record(&mut conn, names, step, ctx, ms, None).await?;
-            announce(&mut conn, step.meta.version).await?;
+            let mut tx = conn.begin().await.doing("writing the ledger")?;
+            check_fence(&mut tx, names, fence).await?;
+            record_removed(&mut tx, names, step.meta.version, &removed).await?;
+            record(&mut tx, names, step, ctx, ms, None).await?;
+            announce(&mut tx, step.meta.version).await?;
+            tx.commit().await.doing("writing the ledger")?;
             Ok(Ok(ms))
         }
-        Err(failure) => Ok(Err(failure)),
+        other => other.map(|r| r.map(|()| 0)),
+    };
+    guard.disarm();
+    let _ = conn.close().await;
+    outcome
+}
+
+/// Cancels the backend's running statement when a migration's future is dropped before it
+/// finished (a boot timeout), so a dropped `run_pre` leaves nothing running.
+struct CancelOnDrop {
+    pool: PgPool,
+    pid: i32,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (pool, pid) = (self.pool.clone(), self.pid);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                tracing::warn!(pid, "a no_transaction migration was dropped half-way; cancelling its statement");
+                let _ = sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&pool).await;
+            });
+        }
     }
 }
 
@@ -564,12 +713,14 @@ async fn run_outside(
     step: &Step,
     ctx: &RunContext,
     policy: &ExecPolicy,
+    fence: &Fence,
     started: Instant,
 ) -> Result<Result<(), Failure>, Error> {
     let schedule = policy.schedule(&step.meta);
     let sql = match step.body {
         Body::Sql(sql) => sql,
         Body::Rust(run) => {
+            check_fence(conn, names, fence).await?;
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, ExecClass::Normal, &schedule[0]);
             let result = match set_timeouts(conn, lock_ms, statement_ms, false).await {
                 Ok(()) => run_rust(conn, run).await,
@@ -585,6 +736,8 @@ async fn run_outside(
     };
     'statements: for stmt in exec::statements(sql) {
         for (n, attempt) in schedule.iter().enumerate() {
+            // Fenced per statement: a process that lost the lease stops before the next one.
+            check_fence(conn, names, fence).await?;
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
             if let Err(e) = set_timeouts(conn, lock_ms, statement_ms, false).await {
                 return Ok(Err(Failure {

@@ -11,7 +11,8 @@ use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
-use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Foreign, Found};
+use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Foreign, Found, StepGuard, StepOutcome};
+use crate::lease::Fence;
 use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
@@ -90,7 +91,8 @@ ON CONFLICT (version) DO UPDATE SET
     finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, success = excluded.success,
     error = excluded.error, app_name = excluded.app_name, app_version = excluded.app_version,
     zdm_version = excluded.zdm_version, hostname = excluded.hostname, pid = excluded.pid,
-    safety_assured = excluded.safety_assured";
+    safety_assured = excluded.safety_assured
+WHERE NOT {ledger}.success";
 
 const LOAD_LEDGER: &str = "\
 SELECT version, description, phase, checksum, success, substr(started_at, 1, 19), duration_ms,
@@ -118,6 +120,14 @@ impl super::private::Sealed for SqlitePool {}
 
 impl Backend for SqlitePool {
     const NAME: &'static str = "SQLite";
+
+    /// SQLite serialises writers on the file anyway: a second connection would wait for
+    /// the migration's write transaction like the pool does, so the pool is shared.
+    fn side(&self) -> Self {
+        self.clone()
+    }
+
+    async fn close_side(&self) {}
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
         let (ours, sqlx_ledger, file): (bool, bool, Option<String>) = sqlx::query_as(TABLES_EXIST)
@@ -221,14 +231,17 @@ impl Backend for SqlitePool {
         step: &Step,
         ctx: &RunContext,
         _policy: &ExecPolicy,
+        fence: &Fence,
     ) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
             let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
+            check_fence(&mut conn, names, fence).await?;
             if let Err((message, line)) = run_body(&mut conn, step, false).await {
                 return Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started), retryable: false }));
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await.doing("writing the ledger")?;
+            check_fence(&mut tx, names, fence).await?;
             record(&mut tx, names, step, ctx, elapsed_ms(started), None).await?;
             tx.commit().await.doing("writing the ledger")?;
             return Ok(Ok(elapsed_ms(started)));
@@ -237,6 +250,7 @@ impl Backend for SqlitePool {
         match run_body(&mut tx, step, true).await {
             Ok(()) => {
                 let ms = elapsed_ms(started);
+                check_fence(&mut tx, names, fence).await?;
                 record(&mut tx, names, step, ctx, ms, None).await?;
                 tx.commit().await.doing("committing a migration")?;
                 Ok(Ok(ms))
@@ -260,8 +274,19 @@ impl Backend for SqlitePool {
         tx.commit().await.doing("recording a failed migration")
     }
 
-    async fn upsert_instance(&self, names: &Names, record: &InstanceRecord, ttl: Duration) -> Result<(), Error> {
+    async fn upsert_instance(
+        &self,
+        names: &Names,
+        record: &InstanceRecord,
+        ttl: Duration,
+        _models: &[zdm_core::model::ModelInfo],
+    ) -> Result<Vec<i64>, Error> {
         sqlite_registry::upsert_instance(self, names, record, ttl.as_secs_f64()).await
+    }
+
+    async fn app_had_models(&self, _names: &Names, _app: &str) -> Result<bool, Error> {
+        // No deferred drops on SQLite: nothing a lost model registry could let through.
+        Ok(false)
     }
 
     async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
@@ -286,8 +311,9 @@ impl Backend for SqlitePool {
         _drop: &PendingDrop,
         _step: DropStep,
         _policy: &ExecPolicy,
-    ) -> Result<Result<(), String>, Error> {
-        Ok(Err("deferred drops need PostgreSQL".to_string()))
+        _guard: &StepGuard<'_>,
+    ) -> Result<StepOutcome, Error> {
+        Ok(StepOutcome::Failed("deferred drops need PostgreSQL".to_string()))
     }
 
     async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
@@ -311,6 +337,22 @@ impl Backend for SqlitePool {
     ) -> Result<BatchOutcome, Error> {
         Ok(BatchOutcome::Failed { message: "batched backfills need PostgreSQL".into(), retryable: false })
     }
+}
+
+/// The lease still names this process (checked in the ledger write's transaction).
+async fn check_fence(conn: &mut SqliteConnection, names: &Names, fence: &Fence) -> Result<(), Error> {
+    let done = sqlx::query(sql(names, RENEW_LEASE))
+        .bind(&fence.owner)
+        .bind(fence.ttl.as_secs_f64())
+        .execute(&mut *conn)
+        .await
+        .doing("checking the migration lease")?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let holder: Option<String> =
+        sqlx::query_scalar(sql(names, LEASE_HOLDER)).fetch_optional(&mut *conn).await.doing("reading the lease")?;
+    Err(Error::LeaseLost { holder: holder.unwrap_or_else(|| "(nobody)".to_string()) })
 }
 
 async fn run_body(conn: &mut SqliteConnection, step: &Step, whole: bool) -> Result<(), (String, Option<usize>)> {

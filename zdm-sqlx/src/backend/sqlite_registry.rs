@@ -61,7 +61,7 @@ pub(super) async fn upsert_instance(
     names: &Names,
     r: &InstanceRecord,
     ttl_s: f64,
-) -> Result<(), Error> {
+) -> Result<Vec<i64>, Error> {
     let sql = |t: &str| super::sqlite::sql(names, t);
     let mut tx = pool.begin().await.doing("registering this instance")?;
     sqlx::query(sql(PRUNE)).bind(&r.id).bind(ttl_s).execute(&mut *tx).await.doing("pruning gone instances")?;
@@ -79,7 +79,9 @@ pub(super) async fn upsert_instance(
         .execute(&mut *tx)
         .await
         .doing("registering this instance")?;
-    tx.commit().await.doing("registering this instance")
+    tx.commit().await.doing("registering this instance")?;
+    // SQLite has no deferred drops: nothing read-only to lift.
+    Ok(Vec::new())
 }
 
 pub(super) async fn beat(pool: &SqlitePool, names: &Names, id: &str) -> Result<bool, Error> {
