@@ -253,3 +253,115 @@ async fn a_killed_backfill_process_resumes_exactly() {
     assert_eq!(counts, [(1, 200_000)], "none re-applied, none skipped");
     eprintln!("killed after {done} of 200000 rows; resumed to 200000, each row once");
 }
+
+/// Issue 19, the rollback story: build B's run_pre schedules the drops and B goes away;
+/// the older build A (it lacks that migration and still writes `legacy` and `old_audit`)
+/// is redeployed as the only instance and runs run_post. A counts itself as a live build:
+/// nothing is dropped, its writes never fail, and it says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolled_back_build_never_drops_what_it_uses() {
+    let (a, b) = builds();
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let url = url(&db);
+    let stop = std::env::temp_dir().join(format!("zdm_two_builds_{}", db.name));
+    let (ok, out) = run(b, &["pre", &url]);
+    assert!(ok && out.contains("applied 2 contract_legacy"), "{out}");
+
+    // A comes back alone: run_pre, run_post, then it serves.
+    let server_a = Server::start(a, &url, stop.clone(), "plain+post");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Another A process runs its contract step while the first serves.
+    let (ok, out) = run(a, &["post", &url]);
+    assert!(ok, "{out}");
+    assert!(out.contains("this build does not embed migration 2"), "{out}");
+    let status_line = out.lines().find(|l| l.contains("drop column public.posts.legacy")).unwrap_or_default();
+    assert!(!status_line.contains("dropped"), "{out}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (counts, out) = server_a.stop();
+    assert_eq!(counts.errors, 0, "the rolled-back build failed:\n{out}");
+    assert!(counts.ops > 10, "{counts:?}");
+    assert!(out.contains("run_post of build A") && out.contains("this build does not embed migration 2"), "{out}");
+    assert_eq!(columns(&pool).await, ["id", "title", "legacy", "summary", "body"]);
+    assert!(audit_exists(&pool).await);
+    eprintln!("rolled-back build A: {counts:?}, column and table kept");
+    let _ = std::fs::remove_file(&stop);
+}
+
+/// Issue 19: an old build whose pooled connections are all busy for three times the
+/// instance TTL still heartbeats (on a connection of its own), so the new build's
+/// run_post keeps the column it writes; its write after the busy spell succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_old_build_still_counts_as_live() {
+    let (a, b) = builds();
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let url = url(&db);
+    let mut child =
+        Command::new(a).args(["busy", &url, "9"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("ready "), "{line}");
+    let (ok, out) = run(b, &["pre", &url]);
+    assert!(ok, "{out}");
+    // Past the probe's instance TTL (3 s) while A's pool is saturated.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let (ok, out) = run(b, &["post", &url]);
+    assert!(ok, "{out}");
+    assert!(out.contains("deferred drop column public.posts.legacy") && out.contains("two_builds A"), "{out}");
+    assert_eq!(columns(&pool).await, ["id", "title", "legacy", "summary", "body"]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("write ok"), "the busy old build's write failed: {rest}");
+}
+
+/// Issue 19: an old build that boots while the new build's run_post drops what it maps
+/// either holds the drop back (it registered first) or refuses to boot naming the column
+/// (the drop committed first); never both booted and dropped. Repeated with staggered
+/// starts (`ZDM_RACE_ROUNDS`, default 6).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_boot_racing_a_drop_blocks_it_or_refuses() {
+    let (a, b) = builds();
+    let rounds: u64 = std::env::var("ZDM_RACE_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
+    let (mut held, mut refused) = (0, 0);
+    for round in 0..rounds {
+        let db = TestDb::new().await;
+        let pool = db.pool(2).await;
+        let url = url(&db);
+        let (ok, out) = run(b, &["pre", &url]);
+        assert!(ok, "{out}");
+        let boot = Command::new(a).args(["boot", &url, "2000"]).stdout(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(round * 37 % 150));
+        let (ok, post) = run(b, &["post", &url]);
+        assert!(ok, "{post}");
+        let out = boot.wait_with_output().unwrap();
+        let a_out = String::from_utf8_lossy(&out.stdout).to_string();
+        let kept = columns(&pool).await.contains(&"legacy".to_string());
+        if a_out.starts_with("booted") {
+            if !kept {
+                // Legitimate only when the drop came after A stopped being live.
+                let stopped: f64 = a_out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("stopping "))
+                    .unwrap_or_else(|| panic!("{a_out}"))
+                    .parse()
+                    .unwrap();
+                let dropped: f64 = sqlx::query_scalar(
+                    "SELECT extract(epoch FROM dropped_at)::float8 FROM zdm_deferred_drops WHERE column_name = 'legacy'",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                assert!(dropped > stopped, "round {round}: A booted and the column it maps was dropped\n{a_out}\n{post}");
+            }
+            held += 1;
+        } else {
+            assert!(a_out.contains("refused") && a_out.contains("posts.legacy"), "round {round}: {a_out}");
+            assert!(!kept, "round {round}: A refused but the column is still there: {a_out}");
+            refused += 1;
+        }
+    }
+    eprintln!("boot racing a drop, {rounds} rounds: A registered first {held}, A refused {refused}, 0 broken");
+}

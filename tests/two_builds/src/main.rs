@@ -5,6 +5,11 @@
 //! `pre <database_url>` / `post <database_url>`: one migration phase, then the status.
 //! `fill <database_url>`: schedules and runs a 200,000-row backfill in small batches (the
 //! test kills this process in the middle, then runs it again).
+//! A serve mode with `+post` (`plain+post`) also calls run_post after run_pre: a build
+//! redeployed as the only instance (a rollback) running its contract step.
+//! `busy <database_url> <seconds>`: run_pre on a pool of 2, then both connections busy for
+//! that long (the heartbeat must go on), then one write of every column this build knows.
+//! `boot <database_url> <hold_ms>`: run_pre and stay registered that long (or say why not).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -116,11 +121,19 @@ async fn one_op(pool: &PgPool, healing: bool, n: i64) -> Result<(), sqlx::Error>
 /// `plain`: a plain sqlx pool; `recycle`: a healing pool without retries; `healing`: a
 /// healing pool and `zdm::healing::retry`.
 async fn serve(url: &str, stop_file: &str, mode: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let (mode, post) = match mode.strip_suffix("+post") {
+        Some(m) => (m, true),
+        None => (mode, false),
+    };
     let options = PgPoolOptions::new().max_connections(4);
     let pool = if mode == "plain" { options.connect(url).await? } else { zdm::healing::connect(options, url).await? };
     let healing = mode == "healing";
     let report = migrator().run_pre(&pool).await?;
     let instance = report.instance.expect("run_pre registers");
+    if post {
+        let report = migrator().run_post(&pool).await?;
+        eprint!("run_post of build {}:\n{report}", build::NAME);
+    }
     println!("ready {}", std::process::id());
     let (mut ops, mut errors, mut last_second) = (0u64, 0u64, Vec::new());
     while !std::path::Path::new(stop_file).exists() {
@@ -169,6 +182,45 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     match args[1].as_str() {
+        "busy" => {
+            let seconds: f64 = args[3].parse()?;
+            let pool = PgPoolOptions::new().max_connections(2).connect(url).await?;
+            let report = migrator().run_pre(&pool).await?;
+            println!("ready {}", std::process::id());
+            let sleep = |pool: PgPool| async move {
+                sqlx::query("SELECT pg_sleep($1)").bind(seconds).execute(&pool).await.map(drop)
+            };
+            let (x, y) = tokio::join!(sleep(pool.clone()), sleep(pool.clone()));
+            x?;
+            y?;
+            match sqlx::query(build::WRITES[0]).bind("busy").fetch_one(&pool).await {
+                Ok(_) => println!("write ok"),
+                Err(e) => println!("write error: {e}"),
+            }
+            if let Some(i) = report.instance {
+                i.stop().await?;
+            }
+            return Ok(());
+        }
+        "boot" => {
+            let hold: u64 = args[3].parse()?;
+            match migrator().run_pre(&pool).await {
+                Ok(report) => {
+                    println!("booted");
+                    tokio::time::sleep(Duration::from_millis(hold)).await;
+                    // The server's clock just before this build stops being live.
+                    let now: f64 = sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
+                        .fetch_one(&pool)
+                        .await?;
+                    println!("stopping {now}");
+                    if let Some(i) = report.instance {
+                        i.stop().await?;
+                    }
+                }
+                Err(e) => println!("refused: {e}"),
+            }
+            return Ok(());
+        }
         "pre" => {
             let report = migrator().run_pre(&pool).await?;
             print!("{report}");
