@@ -40,7 +40,8 @@ pub fn migrator(input: TokenStream) -> TokenStream {
 
 /// Marks an `async fn(&mut PgConnection)` (or `SqliteConnection`) as a Rust-coded
 /// migration: `#[zdm::migration(version = 20240101120000)]`, optionally with
-/// `after_deploy` and `no_transaction`.
+/// `description = ".."`, `after_deploy`, `no_transaction` and `safety_assured = "<reason>"`
+/// (accepts the lint's findings in the function's SQL literals; stored in the ledger).
 #[proc_macro_attribute]
 pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
     rust_migration::migration(args.into(), item.into()).unwrap_or_else(syn::Error::into_compile_error).into()

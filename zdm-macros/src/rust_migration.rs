@@ -4,13 +4,14 @@
 //! which builds its `zdm::RustMigration`, and registers that with `inventory` so the
 //! default set picks it up (`migrator!(.., rust = [name])` lists it explicitly).
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Spacing, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::visit::Visit;
 use syn::{Expr, FnArg, ItemFn, Lit, Meta, Token, Type};
-use zdm_core::checksum::checksum;
+use zdm_core::checksum::{rust_checksum, Delimiter, RustToken};
+use zdm_core::directive::{AssuredScope, SafetyAssured};
 use zdm_core::lint::{LintConfig, LintInput};
 use zdm_core::Phase;
 
@@ -20,7 +21,13 @@ struct Options {
     description: Option<String>,
     after_deploy: bool,
     no_transaction: bool,
+    /// `safety_assured = "<reason>"`, any number of times: like the directive at the top of a
+    /// SQL file, it covers every SQL literal of the function, and goes to the ledger.
+    safety_assured: Vec<String>,
 }
+
+const OPTIONS: &str = "expected `version = N`, `description = \"..\"`, `after_deploy`, `no_transaction` \
+     or `safety_assured = \"<reason>\"`";
 
 fn parse_options(args: TokenStream) -> syn::Result<Options> {
     let mut o = Options::default();
@@ -43,14 +50,21 @@ fn parse_options(args: TokenStream) -> syn::Result<Options> {
                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => o.description = Some(s.value()),
                 other => return Err(syn::Error::new_spanned(other, "`description` takes a string")),
             },
-            _ => return Err(syn::Error::new_spanned(
-                meta,
-                "unknown option; expected `version = N`, `description = \"..\"`, `after_deploy` or `no_transaction`",
-            )),
+            ("safety_assured", Meta::NameValue(nv)) => match &nv.value {
+                Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) if !s.value().trim().is_empty() => {
+                    o.safety_assured.push(s.value().trim().to_string())
+                }
+                other => return Err(syn::Error::new_spanned(other, NEEDS_REASON)),
+            },
+            ("safety_assured", _) => return Err(syn::Error::new_spanned(meta, NEEDS_REASON)),
+            _ => return Err(syn::Error::new_spanned(meta, format!("unknown option; {OPTIONS}"))),
         }
     }
     Ok(o)
 }
+
+const NEEDS_REASON: &str = "`safety_assured` needs a reason, kept in the ledger: \
+     `safety_assured = \"<why this is safe here>\"`";
 
 fn is_migration_attr(attr: &syn::Attribute) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == "migration")
@@ -75,15 +89,26 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
         return Err(syn::Error::new_spanned(func.sig.fn_token, "a zdm migration must be an `async fn`"));
     }
     let conn_ty = connection_type(&func)?;
-    if let Err(e) = lint_literal_sql(&func, version, opts.after_deploy, opts.no_transaction) {
-        // Keep the function, so the only errors are the findings.
-        let errors = e.into_compile_error();
-        return Ok(quote!(#func #errors));
-    }
+    let reasons = match lint_literal_sql(&func, version, &opts) {
+        Ok(in_sql) => {
+            let mut all = opts.safety_assured.clone();
+            for r in in_sql {
+                if !all.contains(&r) {
+                    all.push(r);
+                }
+            }
+            all
+        }
+        Err(e) => {
+            // Keep the function, so the only errors are the findings.
+            let errors = e.into_compile_error();
+            return Ok(quote!(#func #errors));
+        }
+    };
     let name = &func.sig.ident;
     let builder = format_ident!("__zdm_migration_{}", name);
     let description = opts.description.clone().unwrap_or_else(|| name.to_string());
-    let digest = checksum(func.to_token_stream().to_string().as_bytes());
+    let digest = rust_checksum(&tokens_of(func.to_token_stream()));
     let phase = if opts.after_deploy { quote!(PostDeploy) } else { quote!(PreDeploy) };
     let no_transaction = opts.no_transaction;
     let vis = &func.vis;
@@ -105,7 +130,7 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
                     checksum: &[#(#digest),*],
                     phase: ::zdm::__private::Phase::#phase,
                     no_transaction: #no_transaction,
-                    safety_assured: &[],
+                    safety_assured: &[#(#reasons),*],
                     lock_timeout_ms: ::core::option::Option::None,
                     statement_timeout_ms: ::core::option::Option::None,
                 },
@@ -118,6 +143,28 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
 
         ::zdm::__private::inventory::submit! { ::zdm::__private::RegisteredRustMigration(#builder) }
     })
+}
+
+/// The tokens of `stream` as zdm-core's checksum reads them: each token's own text, never
+/// the stream's `to_string()` (whose spacing differs between toolchains).
+fn tokens_of(stream: TokenStream) -> Vec<RustToken> {
+    stream
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Ident(i) => RustToken::Ident(i.to_string()),
+            TokenTree::Punct(p) => RustToken::Punct { ch: p.as_char(), joint: p.spacing() == Spacing::Joint },
+            TokenTree::Literal(l) => RustToken::Literal(l.to_string()),
+            TokenTree::Group(g) => RustToken::Group {
+                delimiter: match g.delimiter() {
+                    proc_macro2::Delimiter::Parenthesis => Delimiter::Parenthesis,
+                    proc_macro2::Delimiter::Brace => Delimiter::Brace,
+                    proc_macro2::Delimiter::Bracket => Delimiter::Bracket,
+                    proc_macro2::Delimiter::None => Delimiter::None,
+                },
+                tokens: tokens_of(g.stream()),
+            },
+        })
+        .collect()
 }
 
 /// `T` of the first parameter `&mut T`.
@@ -165,14 +212,16 @@ pub(crate) fn after_deploy(args: TokenStream, item: TokenStream) -> syn::Result<
 /// The functions whose first argument is SQL: sqlx's query constructors and `execute`.
 const SQL_TAKING: &[&str] =
     &["query", "query_as", "query_scalar", "query_with", "query_as_with", "query_scalar_with", "raw_sql", "execute"];
+/// Functions whose second argument is SQL, after the connection: `zdm::recipes::run_statement`.
+const SQL_SECOND: &[&str] = &["run_statement"];
 
 /// String literals passed as SQL inside the function.
 #[derive(Default)]
 struct SqlLiterals(Vec<syn::LitStr>);
 
 impl SqlLiterals {
-    fn take_first(&mut self, args: &Punctuated<Expr, Token![,]>) {
-        if let Some(Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. })) = args.first() {
+    fn take(&mut self, arg: Option<&Expr>) {
+        if let Some(Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. })) = arg {
             self.0.push(s.clone());
         }
     }
@@ -181,30 +230,42 @@ impl SqlLiterals {
 impl<'ast> Visit<'ast> for SqlLiterals {
     fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
         if let Expr::Path(p) = &*call.func {
-            if p.path.segments.last().is_some_and(|s| SQL_TAKING.contains(&s.ident.to_string().as_str())) {
-                self.take_first(&call.args);
+            let name = p.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+            if SQL_TAKING.contains(&name.as_str()) {
+                self.take(call.args.first());
+            } else if SQL_SECOND.contains(&name.as_str()) {
+                self.take(call.args.iter().nth(1));
             }
         }
         syn::visit::visit_expr_call(self, call);
     }
     fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
         if SQL_TAKING.contains(&call.method.to_string().as_str()) {
-            self.take_first(&call.args);
+            self.take(call.args.first());
         }
         syn::visit::visit_expr_method_call(self, call);
     }
 }
 
 /// Lints the literal SQL of a Rust-coded migration on its own (the tables it touches are
-/// taken to exist already): blocking findings are compile errors at the literal.
-fn lint_literal_sql(func: &ItemFn, version: i64, after_deploy: bool, no_transaction: bool) -> syn::Result<()> {
+/// taken to exist already): blocking findings are compile errors at the literal. The
+/// attribute's `safety_assured` reasons cover every literal, as the directive at the top of
+/// a file covers the file. Returns the reasons of the `-- zdm:safety_assured` directives
+/// written inside the literals, for the ledger.
+fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<Vec<String>> {
     let mut found = SqlLiterals::default();
     found.visit_block(&func.block);
     let name = format!("{} (Rust migration {version})", func.sig.ident);
     let mut errors: Option<syn::Error> = None;
+    let mut reasons = Vec::new();
+    let whole: Vec<SafetyAssured> = opts
+        .safety_assured
+        .iter()
+        .map(|reason| SafetyAssured { reason: reason.clone(), line: 0, scope: AssuredScope::File })
+        .collect();
     for lit in &found.0 {
         let sql = lit.value();
-        let directives = match zdm_core::directive::parse(&sql) {
+        let mut directives = match zdm_core::directive::parse(&sql) {
             Ok(d) => d,
             Err(errs) => {
                 let e = syn::Error::new(lit.span(), format!("{name}: {}", errs[0].message));
@@ -215,12 +276,14 @@ fn lint_literal_sql(func: &ItemFn, version: i64, after_deploy: bool, no_transact
                 continue;
             }
         };
+        reasons.extend(directives.safety_assured.iter().map(|a| a.reason.clone()));
+        directives.safety_assured.extend(whole.iter().cloned());
         let input = LintInput {
             version,
             path: &name,
             sql: &sql,
-            phase: if after_deploy { Phase::PostDeploy } else { Phase::PreDeploy },
-            no_transaction,
+            phase: if opts.after_deploy { Phase::PostDeploy } else { Phase::PreDeploy },
+            no_transaction: opts.no_transaction,
             safety_assured: &directives.safety_assured,
         };
         for f in zdm_core::lint::lint(&[input], &LintConfig::default()).into_iter().filter(|f| f.blocks()) {
@@ -231,5 +294,57 @@ fn lint_literal_sql(func: &ItemFn, version: i64, after_deploy: bool, no_transact
             }
         }
     }
-    errors.map_or(Ok(()), Err)
+    errors.map_or(Ok(reasons), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(source: &str) -> Vec<u8> {
+        let func: ItemFn = syn::parse_str(source).expect("test source parses");
+        rust_checksum(&tokens_of(func.to_token_stream()))
+    }
+
+    const TIDY: &str = r#"
+        /// Seeds the first post.
+        async fn seed(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO posts (id, title) VALUES (1, 'hello')").execute(&mut *conn).await?;
+            Ok(())
+        }"#;
+
+    #[test]
+    fn spacing_comments_and_docs_do_not_change_the_checksum() {
+        let messy = r#"
+            // a comment
+            /** Another doc. */
+            async fn seed ( conn : & mut PgConnection ) -> Result < ( ) , sqlx :: Error >
+            {
+                sqlx::query(
+                    "INSERT INTO posts (id, title) VALUES (1, 'hello')" // why
+                )
+                .execute(&mut*conn)
+                /* block */ .await ?;
+                Ok (())
+            }"#;
+        assert_eq!(digest(TIDY), digest(messy));
+    }
+
+    #[test]
+    fn a_changed_literal_changes_the_checksum() {
+        assert_ne!(digest(TIDY), digest(&TIDY.replace("'hello'", "'hullo'")));
+        assert_ne!(digest(TIDY), digest(&TIDY.replace("(1,", "(2,")));
+    }
+
+    #[test]
+    fn the_checksum_is_pinned() {
+        // Whatever proc-macro2 or rustc print, these tokens give this digest: a change here
+        // changes the checksum of every applied Rust migration.
+        assert_eq!(
+            zdm_core::checksum::to_hex(&digest("fn up() { run(\"SELECT 1\") }")),
+            zdm_core::checksum::to_hex(&zdm_core::checksum::checksum(
+                b"ifn\niup\n(\n)\n{\nirun\n(\nl10:\"SELECT 1\"\n)\n}\n"
+            ))
+        );
+    }
 }

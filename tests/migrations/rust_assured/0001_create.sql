@@ -1,0 +1,5 @@
+CREATE TABLE scratch (id BIGINT);
+CREATE TABLE posts (
+    id    BIGSERIAL PRIMARY KEY,
+    title TEXT NOT NULL
+);
