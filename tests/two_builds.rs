@@ -320,11 +320,11 @@ async fn a_busy_old_build_still_counts_as_live() {
 /// Issue 19: an old build that boots while the new build's run_post drops what it maps
 /// either holds the drop back (it registered first) or refuses to boot naming the column
 /// (the drop committed first); never both booted and dropped. Repeated with staggered
-/// starts (`ZDM_RACE_ROUNDS`, default 6).
+/// starts (`ZDM_RACE_ROUNDS`, default 8).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_boot_racing_a_drop_blocks_it_or_refuses() {
     let (a, b) = builds();
-    let rounds: u64 = std::env::var("ZDM_RACE_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
+    let rounds: u64 = std::env::var("ZDM_RACE_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(8);
     let (mut held, mut refused) = (0, 0);
     for round in 0..rounds {
         let db = TestDb::new().await;
@@ -332,9 +332,23 @@ async fn a_boot_racing_a_drop_blocks_it_or_refuses() {
         let url = url(&db);
         let (ok, out) = run(b, &["pre", &url]);
         assert!(ok, "{out}");
-        let boot = Command::new(a).args(["boot", &url, "2000"]).stdout(Stdio::piped()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(round * 37 % 150));
-        let (ok, post) = run(b, &["post", &url]);
+        // Either process may start first, by a varying head start.
+        let head_start = Duration::from_millis(round / 2 * 60 % 300);
+        let spawn = |bin: &Path, args: &[&str]| {
+            Command::new(bin).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        };
+        let (boot, post) = if round % 2 == 0 {
+            let boot = spawn(a, &["boot", &url, "2000"]);
+            std::thread::sleep(head_start);
+            (boot, spawn(b, &["post", &url]))
+        } else {
+            let post = spawn(b, &["post", &url]);
+            std::thread::sleep(head_start);
+            (spawn(a, &["boot", &url, "2000"]), post)
+        };
+        let post = post.wait_with_output().unwrap();
+        let ok = post.status.success();
+        let post = format!("{}{}", String::from_utf8_lossy(&post.stdout), String::from_utf8_lossy(&post.stderr));
         assert!(ok, "{post}");
         let out = boot.wait_with_output().unwrap();
         let a_out = String::from_utf8_lossy(&out.stdout).to_string();
