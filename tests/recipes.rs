@@ -452,3 +452,328 @@ async fn a_killed_backfill_resumes_without_reapplying_or_skipping() {
     let status = m.status(&pool).await.unwrap();
     assert!(status.to_string().contains("touch on public.counters (migration 2): 40000 rows"), "{status}");
 }
+
+const LONG_TABLE: &str = "Lông tàblé nämé wïth ümlauts";
+const LONG_COLUMN: &str = "çolumn wïth spacés ééé";
+
+/// Every Rust recipe, twice in a row: what a re-run after a failure later in the migration
+/// does. Names with spaces, capitals and non-ASCII letters throughout.
+#[zdm::migration(version = 3, description = "every recipe twice", no_transaction)]
+async fn every_recipe_twice(conn: &mut PgConnection) -> Result<(), zdm::__private::BoxError> {
+    for _ in 0..2 {
+        zdm::recipes::rename_column(conn, "Post Ü", "Tïtle x", "Headline ü").await?;
+        zdm::recipes::rename_table(conn, "Old Naïve", "New Naïve").await?;
+        zdm::recipes::change_column_type_begin(conn, "Post Ü", "amount", "bigint").await?;
+        zdm::recipes::add_not_null(conn, "Post Ü", "Bödy x").await?;
+        zdm::recipes::add_not_null(conn, LONG_TABLE, LONG_COLUMN).await?;
+        let fk = zdm::recipes::ForeignKey {
+            name: "Post Ü Äuthor fk",
+            table: "Post Ü",
+            columns: &["Äuthor"],
+            references: "Äuthors",
+            referenced_columns: &["id"],
+            actions: "ON DELETE SET NULL",
+        };
+        zdm::recipes::add_foreign_key(conn, &fk).await?;
+        zdm::recipes::add_unique(conn, "Post Ü", &["ÏSBN"], "Post Ü ÏSBN key").await?;
+    }
+    Ok(())
+}
+
+#[zdm::migration(version = 4, description = "finish twice", no_transaction, after_deploy)]
+async fn finish_twice(conn: &mut PgConnection) -> Result<(), zdm::__private::BoxError> {
+    for _ in 0..2 {
+        zdm::recipes::change_column_type_finish(conn, "Post Ü", "amount").await?;
+    }
+    Ok(())
+}
+
+/// The first column of every row, sorted by bytes (whatever the database's collation).
+async fn strings(pool: &PgPool, sql: &'static str) -> Vec<String> {
+    let mut rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await.unwrap();
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipes_run_twice_add_nothing_twice_with_quoted_non_ascii_names() {
+    let db = TestDb::new().await;
+    let pool = db.pool(4).await;
+    let m = zdm::migrator!("tests/migrations/recipes_twice", rust = [every_recipe_twice, finish_twice])
+        .backfill_in_background(false);
+    m.clone().up_to(1).run_pre(&pool).await.unwrap();
+    sqlx::query(r#"INSERT INTO "Äuthors" SELECT g FROM generate_series(1, 5) g"#).execute(&pool).await.unwrap();
+    sqlx::query(
+        r#"INSERT INTO "Post Ü" ("Tïtle x", amount, "Äuthor", "ÏSBN", "Bödy x", "Sümmary")
+           SELECT 't' || g, g, g % 5 + 1, 'isbn-' || g, 'b' || g, 's' || g FROM generate_series(1, 50) g"#,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(r#"INSERT INTO "Old Naïve" (body) VALUES ('kept')"#).execute(&pool).await.unwrap();
+    sqlx::query(r#"INSERT INTO "Lông tàblé nämé wïth ümlauts" ("çolumn wïth spacés ééé") VALUES ('v')"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let report = m.run_pre(&pool).await.unwrap();
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [2, 3], "{report}");
+
+    let columns = columns(&pool, "Post Ü").await;
+    assert_eq!(
+        columns,
+        ["id", "Tïtle x", "amount", "Äuthor", "ÏSBN", "Bödy x", "Sümmary", "Sümmary ÿ", "Headline ü", "amount_zdm_new"],
+        "one new column per recipe"
+    );
+    let triggers = strings(
+        &pool,
+        r#"SELECT tgname::text FROM pg_trigger WHERE tgrelid = '"Post Ü"'::regclass AND NOT tgisinternal"#,
+    )
+    .await;
+    assert_eq!(triggers, ["zdm_cast_Post Ü_amount", "zdm_sync_Post Ü_Headline ü", "zdm_sync_Post Ü_Sümmary ÿ"]);
+    let backfills = strings(&pool, "SELECT name FROM zdm_backfills").await;
+    assert_eq!(
+        backfills,
+        [
+            "rename public.Post Ü.Sümmary to Sümmary ÿ",
+            "rename public.Post Ü.Tïtle x to Headline ü",
+            "retype public.Post Ü.amount"
+        ]
+    );
+    let drops = strings(
+        &pool,
+        "SELECT table_name || coalesce('.' || column_name, '') || CASE WHEN is_view THEN ' (view)' ELSE '' END \
+         FROM zdm_deferred_drops WHERE state = 'pending'",
+    )
+    .await;
+    assert_eq!(drops, ["Old Naïve (view)", "Post Ü.Sümmary", "Post Ü.Tïtle x"]);
+    let relations =
+        strings(&pool, "SELECT relname || ':' || relkind::text FROM pg_class WHERE relname LIKE '%Naïve'").await;
+    assert_eq!(relations, ["New Naïve:r", "Old Naïve:v"], "renamed once, one view");
+    let view_reads: i64 =
+        sqlx::query_scalar(r#"SELECT count(*) FROM "Old Naïve" WHERE body = 'kept'"#).fetch_one(&pool).await.unwrap();
+    assert_eq!(view_reads, 1);
+
+    let mut constraints: Vec<(String, String, bool)> = sqlx::query_as(
+        r#"SELECT conname::text, contype::text, convalidated FROM pg_constraint
+           WHERE conrelid IN ('"Post Ü"'::regclass, '"Lông tàblé nämé wïth ümlauts"'::regclass)"#,
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    constraints.sort();
+    assert_eq!(
+        constraints,
+        [
+            ("Lông tàblé nämé wïth ümlauts_pkey".into(), "p".into(), true),
+            ("Post Ü Äuthor fk".into(), "f".into(), true),
+            ("Post Ü ÏSBN key".into(), "u".into(), true),
+            ("Post Ü_pkey".into(), "p".into(), true),
+        ],
+        "the temporary NOT NULL checks are gone, nothing added twice"
+    );
+    let not_null: Vec<String> = strings(
+        &pool,
+        r#"SELECT attname::text FROM pg_attribute
+           WHERE attrelid IN ('"Post Ü"'::regclass, '"Lông tàblé nämé wïth ümlauts"'::regclass)
+             AND attnotnull AND attnum > 0 AND attname <> 'id'"#,
+    )
+    .await;
+    assert_eq!(not_null, ["Bödy x", "amount", LONG_COLUMN]);
+
+    // The after_deploy finish, twice, once the backfills are done.
+    m.run_backfills(&pool).await.unwrap();
+    let post = m.run_post(&pool).await.unwrap();
+    assert!(post.applied.iter().any(|a| a.version == 4), "{post}");
+    let ty: String = sqlx::query_scalar(
+        "SELECT data_type::text FROM information_schema.columns WHERE table_name = 'Post Ü' AND column_name = 'amount'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ty, "bigint");
+    let cast_triggers: i64 = sqlx::query_scalar(
+        r#"SELECT count(*) FROM pg_trigger WHERE tgrelid = '"Post Ü"'::regclass AND tgname::text LIKE 'zdm_cast%'"#,
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(cast_triggers, 0);
+    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_migration_attempts WHERE NOT success")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0, "every migration succeeded on its first attempt");
+}
+
+/// The longest lock wait seen per statement (by its text) in a database, sampled from
+/// `pg_stat_activity` on a connection of its own.
+struct LockWaits {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<HashMap<String, f64>>,
+}
+
+impl LockWaits {
+    async fn watch(db: &TestDb) -> LockWaits {
+        let mut conn = db.conn().await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut longest: HashMap<String, f64> = HashMap::new();
+            while !flag.load(Ordering::Relaxed) {
+                let rows: Vec<(String, f64)> = sqlx::query_as(
+                    "SELECT query, (extract(epoch FROM clock_timestamp() - query_start) * 1000)::float8 \
+                     FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                for (query, ms) in rows {
+                    let e = longest.entry(query).or_default();
+                    *e = e.max(ms);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            longest
+        });
+        LockWaits { stop, task }
+    }
+
+    /// The longest wait of a statement starting with `prefix`, in ms.
+    async fn finish(self, prefix: &str) -> (f64, HashMap<String, f64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let all = self.task.await.unwrap();
+        let longest = all.iter().filter(|(q, _)| q.starts_with(prefix)).map(|(_, ms)| *ms).fold(0.0, f64::max);
+        (longest, all)
+    }
+}
+
+/// Runs `sql` in a transaction on a connection of its own and keeps that transaction (and
+/// its locks) open for `hold`; returns once the locks are taken.
+async fn hold_lock(db: &TestDb, sql: &'static str, hold: Duration) -> tokio::task::JoinHandle<()> {
+    use zdm::sqlx::Connection;
+    let mut conn = db.conn().await;
+    let (taken_tx, taken) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut *tx).await.unwrap();
+        taken_tx.send(()).unwrap();
+        tokio::time::sleep(hold).await;
+        tx.commit().await.unwrap();
+    });
+    taken.await.unwrap();
+    task
+}
+
+/// The migration's own timeouts, read before and after the recipes: they must come back.
+async fn timeouts(conn: &mut PgConnection) -> Result<(String, String), sqlx::Error> {
+    sqlx::query_as("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetch_one(conn).await
+}
+
+#[zdm::migration(version = 2, description = "unique isbn", no_transaction)]
+async fn unique_isbn(conn: &mut PgConnection) -> Result<(), zdm::__private::BoxError> {
+    let before = timeouts(conn).await?;
+    zdm::recipes::add_unique(conn, "books", &["isbn"], "books_isbn_key").await?;
+    let after = timeouts(conn).await?;
+    if before != after {
+        return Err(format!("the recipe left the session's timeouts at {after:?} (they were {before:?})").into());
+    }
+    Ok(())
+}
+
+#[zdm::migration(version = 3, description = "author fk", no_transaction)]
+async fn author_fk(conn: &mut PgConnection) -> Result<(), zdm::__private::BoxError> {
+    let fk = zdm::recipes::ForeignKey {
+        name: "books_author_fk",
+        table: "books",
+        columns: &["author_id"],
+        references: "authors",
+        referenced_columns: &["id"],
+        actions: "",
+    };
+    zdm::recipes::add_foreign_key(conn, &fk).await?;
+    zdm::recipes::run_statement(conn, "CREATE INDEX CONCURRENTLY IF NOT EXISTS books_author_idx ON books (author_id)")
+        .await?;
+    Ok(())
+}
+
+#[zdm::migration(version = 4, description = "title not null", no_transaction)]
+async fn title_not_null(conn: &mut PgConnection) -> Result<(), zdm::__private::BoxError> {
+    zdm::recipes::add_not_null(conn, "books", "title").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipes_wait_out_lock_holders_with_long_and_retried_lock_timeouts() {
+    let db = TestDb::new().await;
+    let pool = db.pool(4).await;
+    let m = zdm::migrator!("tests/migrations/recipes_constraints", rust = [unique_isbn, author_fk, title_not_null]);
+    m.clone().up_to(1).run_pre(&pool).await.unwrap();
+    sqlx::query("INSERT INTO authors SELECT g FROM generate_series(1, 10) g").execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO books (author_id, isbn, title) SELECT g % 10 + 1, 'isbn-' || g, 't' || g FROM generate_series(1, 100) g")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let hold = Duration::from_millis(1500);
+
+    // 1. The concurrent build waits for a SHARE UPDATE EXCLUSIVE holder (a VACUUM, an
+    // ANALYZE, another build) far longer than the migration's 100-500 ms lock timeout.
+    let waits = LockWaits::watch(&db).await;
+    let blocker = hold_lock(&db, "LOCK TABLE books IN SHARE UPDATE EXCLUSIVE MODE", hold).await;
+    m.clone().up_to(2).run_pre(&pool).await.unwrap();
+    blocker.await.unwrap();
+    let (cic, all) = waits.finish("CREATE UNIQUE INDEX CONCURRENTLY").await;
+    assert!(cic > 1000.0, "the concurrent build waited {cic} ms in one go (long lock timeout): {all:?}");
+
+    // 2. ADD CONSTRAINT .. NOT VALID (SHARE ROW EXCLUSIVE) behind a writer's open
+    // transaction: short waits, retried after pauses, until the writer commits.
+    let waits = LockWaits::watch(&db).await;
+    let started = std::time::Instant::now();
+    let blocker = hold_lock(&db, "UPDATE books SET title = title WHERE id = 1", hold).await;
+    m.clone().up_to(3).run_pre(&pool).await.unwrap();
+    blocker.await.unwrap();
+    let (add, all) = waits.finish(r#"ALTER TABLE "books" ADD CONSTRAINT"#).await;
+    assert!(started.elapsed() >= hold, "it outlasted the writer");
+    assert!(add > 0.0 && add < 700.0, "each try waited at most the short lock timeout, {add} ms: {all:?}");
+
+    // 3. VALIDATE (a check left NOT VALID by an interrupted run) waits for a SHARE UPDATE
+    // EXCLUSIVE holder in one go too.
+    sqlx::query("ALTER TABLE books ADD CONSTRAINT books_title_not_null CHECK (title IS NOT NULL) NOT VALID")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let waits = LockWaits::watch(&db).await;
+    let blocker = hold_lock(&db, "LOCK TABLE books IN SHARE UPDATE EXCLUSIVE MODE", hold).await;
+    m.run_pre(&pool).await.unwrap();
+    blocker.await.unwrap();
+    let (validate, all) = waits.finish(r#"ALTER TABLE "books" VALIDATE CONSTRAINT"#).await;
+    assert!(validate > 1000.0, "VALIDATE waited {validate} ms in one go (long lock timeout): {all:?}");
+
+    let constraints: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT conname::text, contype::text, convalidated FROM pg_constraint WHERE conrelid = 'books'::regclass ORDER BY conname",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        constraints,
+        [
+            ("books_author_fk".into(), "f".into(), true),
+            ("books_isbn_key".into(), "u".into(), true),
+            ("books_pkey".into(), "p".into(), true)
+        ]
+    );
+    let valid_indexes = strings(
+        &pool,
+        "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = 'books'::regclass AND i.indisvalid",
+    )
+    .await;
+    assert_eq!(valid_indexes, ["books_author_idx", "books_isbn_key", "books_pkey"], "no INVALID leftover");
+    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_migration_attempts WHERE NOT success")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0, "no migration failed: the recipes waited or retried inside it");
+}

@@ -16,6 +16,7 @@ mod lease;
 pub mod ledger;
 pub mod migration;
 pub mod migrator;
+mod recipe_exec;
 pub mod recipes;
 pub mod registry;
 mod runner;

@@ -22,10 +22,27 @@
 //! * [`add_unique`]: a unique index built `CONCURRENTLY`, then `ADD CONSTRAINT .. UNIQUE
 //!   USING INDEX`.
 //!
-//! Each is idempotent, so a migration interrupted half-way can run again.
+//! They run each statement as zdm runs a `no_transaction` file (see [`run_statement`]):
+//! the concurrent build and `VALIDATE` under the long lock timeout (30 min) and no
+//! statement timeout; the brief `ACCESS EXCLUSIVE` / `SHARE ROW EXCLUSIVE` steps under the
+//! short one, tried again after a pause when the lock wait times out; the migration's own
+//! timeouts are put back afterwards.
+//!
+//! Each is idempotent, so a migration interrupted half-way can run again: what is done is
+//! found and skipped, an INVALID index left by an interrupted build is dropped and rebuilt.
+//!
+//! Names are given as they are in the catalog (`"Post Ü"`, `"Title"`, not SQL-quoted),
+//! `schema.table` for a table outside the search path; zdm quotes them. Names zdm derives
+//! (the temporary check of [`add_not_null`]) are cut to PostgreSQL's 63 bytes at a
+//! character boundary.
 
 use sqlx::{AssertSqlSafe, PgConnection};
-use zdm_core::ident::{qualified, quote_ident};
+use zdm_core::exec::ExecClass;
+use zdm_core::ident::{clip_ident, qualified, quote_ident};
+use zdm_core::retry::ExecPolicy;
+
+use crate::recipe_exec::{in_transaction_block, IndexRef, Planned, Runner};
+pub use crate::recipe_exec::{run_statement, run_statement_with};
 
 /// Calls `{schema}.{prefix}{function}(args.., [extra])`, named as the running migration's
 /// migrator set them.
@@ -61,12 +78,13 @@ pub(crate) async fn call(
 
 /// Renames `table.old` to `new` across deploys (see the module docs).
 pub async fn rename_column(conn: &mut PgConnection, table: &str, old: &str, new: &str) -> Result<(), sqlx::Error> {
-    call(conn, "rename_column", &[table, old, new], None).await
+    call(conn, "rename_column", &[&table_sql(table), old, new], None).await
 }
 
-/// Renames `old` to `new`, leaving an updatable view named `old` until no old build is live.
+/// Renames `old` to `new` (a bare name: the table stays in its schema), leaving an
+/// updatable view named `old` until no old build is live.
 pub async fn rename_table(conn: &mut PgConnection, old: &str, new: &str) -> Result<(), sqlx::Error> {
-    call(conn, "rename_table", &[old, new], None).await
+    call(conn, "rename_table", &[&table_sql(old), new], None).await
 }
 
 /// Starts changing `table.column` to `new_type` (SQL type text, e.g. `"bigint"`).
@@ -76,27 +94,18 @@ pub async fn change_column_type_begin(
     column: &str,
     new_type: &str,
 ) -> Result<(), sqlx::Error> {
-    call(conn, "change_column_type_begin", &[table, column, new_type], None).await
+    call(conn, "change_column_type_begin", &[&table_sql(table), column, new_type], None).await
 }
 
 /// Swaps the filled shadow column in (from an after_deploy migration).
 pub async fn change_column_type_finish(conn: &mut PgConnection, table: &str, column: &str) -> Result<(), sqlx::Error> {
-    call(conn, "change_column_type_finish", &[table, column], None).await
+    call(conn, "change_column_type_finish", &[&table_sql(table), column], None).await
 }
 
 /// Refuses to run inside a transaction block: each step must commit on its own, or the
 /// long `VALIDATE` / concurrent build would run under the short steps' strong locks.
 async fn require_autocommit(conn: &mut PgConnection, what: &str) -> Result<(), sqlx::Error> {
-    // A savepoint is refused outside a transaction block (SQLSTATE 25P01), taken inside one.
-    let in_block = match sqlx::raw_sql("SAVEPOINT zdm_autocommit_probe").execute(&mut *conn).await {
-        Ok(_) => {
-            sqlx::raw_sql("RELEASE SAVEPOINT zdm_autocommit_probe").execute(&mut *conn).await?;
-            true
-        }
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("25P01") => false,
-        Err(e) => return Err(e),
-    };
-    if in_block {
+    if in_transaction_block(conn).await? {
         return Err(sqlx::Error::Protocol(format!(
             "zdm::recipes::{what} needs a no_transaction migration: `#[zdm::migration(version = .., no_transaction)]`"
         )));
@@ -104,33 +113,64 @@ async fn require_autocommit(conn: &mut PgConnection, what: &str) -> Result<(), s
     Ok(())
 }
 
-async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await.map(drop)
+/// Starts running a recipe's statements (see the module docs).
+async fn runner<'c>(conn: &'c mut PgConnection, what: &str) -> Result<Runner<'c>, sqlx::Error> {
+    require_autocommit(conn, what).await?;
+    Runner::start(conn, ExecPolicy::default(), false).await
 }
 
-async fn constraint_exists(conn: &mut PgConnection, table: &str, name: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)")
+/// `(validated)` of constraint `name` on `table` (SQL), when it exists.
+async fn constraint_state(conn: &mut PgConnection, table: &str, name: &str) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT convalidated FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2")
+        .persistent(false)
         .bind(table)
-        .bind(name)
-        .fetch_one(&mut *conn)
+        .bind(clip_ident(name))
+        .fetch_optional(&mut *conn)
         .await
 }
 
 /// `SET NOT NULL` without a long ACCESS EXCLUSIVE scan (PostgreSQL 12+).
 pub async fn add_not_null(conn: &mut PgConnection, table: &str, column: &str) -> Result<(), sqlx::Error> {
-    require_autocommit(conn, "add_not_null").await?;
+    let mut r = runner(conn, "add_not_null").await?;
+    let result = not_null_steps(&mut r, table, column).await;
+    r.finish(result).await
+}
+
+async fn not_null_steps(r: &mut Runner<'_>, table: &str, column: &str) -> Result<(), sqlx::Error> {
     let t = table_sql(table);
-    let check = format!("{}_{column}_not_null", table.rsplit('.').next().unwrap_or(table));
-    let check = &check[..check.len().min(63)];
+    let base = table.rsplit('.').next().unwrap_or(table);
+    let check = format!("{base}_{column}_not_null");
+    let check = clip_ident(&check);
     let (c, k) = (quote_ident(column), quote_ident(check));
-    if !constraint_exists(conn, table, check).await? {
-        exec(conn, format!("ALTER TABLE {t} ADD CONSTRAINT {k} CHECK ({c} IS NOT NULL) NOT VALID")).await?;
+    let not_null: Option<bool> = sqlx::query_scalar(
+        "SELECT attnotnull FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2 AND attnum > 0 \
+         AND NOT attisdropped",
+    )
+    .persistent(false)
+    .bind(&t)
+    .bind(column)
+    .fetch_optional(r.conn())
+    .await?;
+    let Some(not_null) = not_null else {
+        return Err(sqlx::Error::Protocol(format!("zdm::recipes::add_not_null: table {t} has no column {c}")));
+    };
+    let state = constraint_state(r.conn(), &t, check).await?;
+    if !not_null {
+        if state.is_none() {
+            r.run(&Planned::normal(format!("ALTER TABLE {t} ADD CONSTRAINT {k} CHECK ({c} IS NOT NULL) NOT VALID")))
+                .await?;
+        }
+        // VALIDATE takes SHARE UPDATE EXCLUSIVE: reads and writes go on while it scans.
+        if state != Some(true) {
+            r.run(&Planned::validate(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {k}"))).await?;
+        }
+        // With the valid check, PostgreSQL 12+ skips the scan: a brief ACCESS EXCLUSIVE.
+        r.run(&Planned::normal(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"))).await?;
     }
-    // VALIDATE takes SHARE UPDATE EXCLUSIVE: reads and writes go on while it scans.
-    exec(conn, "SET statement_timeout = 0".into()).await?;
-    exec(conn, format!("ALTER TABLE {t} VALIDATE CONSTRAINT {k}")).await?;
-    exec(conn, format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL")).await?;
-    exec(conn, format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {k}")).await
+    if not_null && state.is_none() {
+        return Ok(());
+    }
+    r.run(&Planned::normal(format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {k}"))).await
 }
 
 /// A foreign key to add with [`add_foreign_key`].
@@ -147,49 +187,54 @@ pub struct ForeignKey<'a> {
 
 /// Adds a foreign key `NOT VALID` (a short lock), then validates it without blocking writes.
 pub async fn add_foreign_key(conn: &mut PgConnection, fk: &ForeignKey<'_>) -> Result<(), sqlx::Error> {
-    require_autocommit(conn, "add_foreign_key").await?;
+    let mut r = runner(conn, "add_foreign_key").await?;
+    let result = foreign_key_steps(&mut r, fk).await;
+    r.finish(result).await
+}
+
+async fn foreign_key_steps(r: &mut Runner<'_>, fk: &ForeignKey<'_>) -> Result<(), sqlx::Error> {
     let t = table_sql(fk.table);
-    let name = quote_ident(fk.name);
-    if !constraint_exists(conn, fk.table, fk.name).await? {
-        exec(
-            conn,
-            format!(
-                "ALTER TABLE {t} ADD CONSTRAINT {name} FOREIGN KEY ({}) REFERENCES {} ({}) {} NOT VALID",
-                columns_sql(fk.columns),
-                table_sql(fk.references),
-                columns_sql(fk.referenced_columns),
-                fk.actions
-            ),
-        )
+    let name = quote_ident(clip_ident(fk.name));
+    let state = constraint_state(r.conn(), &t, fk.name).await?;
+    if state.is_none() {
+        // SHARE ROW EXCLUSIVE on both tables, briefly.
+        r.run(&Planned::normal(format!(
+            "ALTER TABLE {t} ADD CONSTRAINT {name} FOREIGN KEY ({}) REFERENCES {} ({}) {} NOT VALID",
+            columns_sql(fk.columns),
+            table_sql(fk.references),
+            columns_sql(fk.referenced_columns),
+            fk.actions
+        )))
         .await?;
     }
-    exec(conn, "SET statement_timeout = 0".into()).await?;
-    exec(conn, format!("ALTER TABLE {t} VALIDATE CONSTRAINT {name}")).await
+    if state != Some(true) {
+        r.run(&Planned::validate(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {name}"))).await?;
+    }
+    Ok(())
 }
 
 /// Adds a unique constraint from an index built concurrently.
 pub async fn add_unique(conn: &mut PgConnection, table: &str, columns: &[&str], name: &str) -> Result<(), sqlx::Error> {
-    require_autocommit(conn, "add_unique").await?;
-    if constraint_exists(conn, table, name).await? {
+    let mut r = runner(conn, "add_unique").await?;
+    let result = unique_steps(&mut r, table, columns, name).await;
+    r.finish(result).await
+}
+
+async fn unique_steps(r: &mut Runner<'_>, table: &str, columns: &[&str], name: &str) -> Result<(), sqlx::Error> {
+    let t = table_sql(table);
+    if constraint_state(r.conn(), &t, name).await?.is_some() {
         return Ok(());
     }
-    let t = table_sql(table);
-    let index = quote_ident(name);
-    // An interrupted concurrent build leaves an INVALID index that IF NOT EXISTS would keep.
-    let valid: Option<bool> = sqlx::query_scalar(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-         WHERE c.relname = $1 AND pg_table_is_visible(c.oid)",
-    )
-    .bind(name)
-    .fetch_optional(&mut *conn)
+    let index = quote_ident(clip_ident(name));
+    // An interrupted build's INVALID index is dropped first (IF NOT EXISTS would keep it);
+    // a valid one from an interrupted run is kept.
+    r.run(&Planned {
+        sql: format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {t} ({})", columns_sql(columns)),
+        class: ExecClass::Concurrent,
+        index: Some(IndexRef { name: name.to_string(), table: Some(t.clone()) }),
+    })
     .await?;
-    if valid == Some(false) {
-        exec(conn, format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")).await?;
-    }
-    exec(conn, "SET statement_timeout = 0".into()).await?;
-    exec(conn, format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {t} ({})", columns_sql(columns)))
-        .await?;
-    exec(conn, format!("ALTER TABLE {t} ADD CONSTRAINT {index} UNIQUE USING INDEX {index}")).await
+    r.run(&Planned::normal(format!("ALTER TABLE {t} ADD CONSTRAINT {index} UNIQUE USING INDEX {index}"))).await
 }
 
 /// `schema.table` or `table`, each part quoted.
