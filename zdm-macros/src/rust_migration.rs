@@ -215,14 +215,15 @@ const SQL_TAKING: &[&str] =
 /// Functions whose second argument is SQL, after the connection: `zdm::recipes::run_statement`.
 const SQL_SECOND: &[&str] = &["run_statement"];
 
-/// String literals passed as SQL inside the function.
+/// String literals passed as SQL inside the function, and whether each goes through
+/// `run_statement` (zdm's per-statement timeouts) rather than straight to sqlx.
 #[derive(Default)]
-struct SqlLiterals(Vec<syn::LitStr>);
+struct SqlLiterals(Vec<(syn::LitStr, bool)>);
 
 impl SqlLiterals {
-    fn take(&mut self, arg: Option<&Expr>) {
+    fn take(&mut self, arg: Option<&Expr>, through_zdm: bool) {
         if let Some(Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. })) = arg {
-            self.0.push(s.clone());
+            self.0.push((s.clone(), through_zdm));
         }
     }
 }
@@ -232,23 +233,25 @@ impl<'ast> Visit<'ast> for SqlLiterals {
         if let Expr::Path(p) = &*call.func {
             let name = p.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
             if SQL_TAKING.contains(&name.as_str()) {
-                self.take(call.args.first());
+                self.take(call.args.first(), false);
             } else if SQL_SECOND.contains(&name.as_str()) {
-                self.take(call.args.iter().nth(1));
+                self.take(call.args.iter().nth(1), true);
             }
         }
         syn::visit::visit_expr_call(self, call);
     }
     fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
         if SQL_TAKING.contains(&call.method.to_string().as_str()) {
-            self.take(call.args.first());
+            self.take(call.args.first(), false);
         }
         syn::visit::visit_expr_method_call(self, call);
     }
 }
 
 /// Lints the literal SQL of a Rust-coded migration on its own (the tables it touches are
-/// taken to exist already): blocking findings are compile errors at the literal. The
+/// taken to exist already): blocking findings are compile errors at the literal, and so is
+/// a `CONCURRENTLY` or `VALIDATE CONSTRAINT` statement handed straight to sqlx (it would run
+/// under the migration's short lock timeout, without retries). The
 /// attribute's `safety_assured` reasons cover every literal, as the directive at the top of
 /// a file covers the file. Returns the reasons of the `-- zdm:safety_assured` directives
 /// written inside the literals, for the ledger.
@@ -263,8 +266,16 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
         .iter()
         .map(|reason| SafetyAssured { reason: reason.clone(), line: 0, scope: AssuredScope::File })
         .collect();
-    for lit in &found.0 {
+    for (lit, through_zdm) in &found.0 {
         let sql = lit.value();
+        if !through_zdm {
+            if let Some(e) = needs_run_statement(&name, lit, &sql) {
+                match &mut errors {
+                    Some(all) => all.combine(e),
+                    None => errors = Some(e),
+                }
+            }
+        }
         let mut directives = match zdm_core::directive::parse(&sql) {
             Ok(d) => d,
             Err(errs) => {
@@ -295,6 +306,28 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
         }
     }
     errors.map_or(Ok(reasons), Err)
+}
+
+/// A statement that needs zdm's long lock timeout (a concurrent build, a `VALIDATE`) sent
+/// to sqlx directly: it would run under the migration's short lock timeout, fail behind
+/// any older transaction and (for an index) leave an INVALID one behind.
+fn needs_run_statement(name: &str, lit: &syn::LitStr, sql: &str) -> Option<syn::Error> {
+    let stmt = zdm_core::exec::statements(sql).into_iter().find(|s| s.class != zdm_core::exec::ExecClass::Normal)?;
+    let what = match stmt.class {
+        zdm_core::exec::ExecClass::Validate => "VALIDATE CONSTRAINT",
+        _ => "a CONCURRENTLY statement",
+    };
+    Some(syn::Error::new(
+        lit.span(),
+        format!(
+            "{name}: {what} sent straight to sqlx runs under the migration's short lock and statement timeouts: \
+             it fails behind any older transaction{}\n  \
+             fix: `zdm::recipes::run_statement(conn, \"..\").await?` runs it as zdm runs a statement of a file: \
+             30 min lock timeout, no statement timeout, retried on its own{}",
+            if stmt.creates_index.is_some() { ", leaving an INVALID index" } else { "" },
+            if stmt.creates_index.is_some() { ", an INVALID leftover dropped first" } else { "" },
+        ),
+    ))
 }
 
 #[cfg(test)]
