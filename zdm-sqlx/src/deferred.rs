@@ -10,10 +10,11 @@
 
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 use zdm_core::gate::{self, Blocker, PendingDrop};
 use zdm_core::model::ModelInfo;
 
+use crate::backend::pg_simple as simple;
 use crate::backend::{Backend, DropStep, StepGuard, StepOutcome};
 use crate::lease::Fence;
 use crate::error::Error;
@@ -36,7 +37,7 @@ pub async fn drop_column_later_with_delay(
     min_delay: Duration,
 ) -> Result<(), sqlx::Error> {
     let f = function(conn, "zdm.fn_drop_column").await?;
-    sqlx::query(AssertSqlSafe(format!("SELECT {f}($1, $2, make_interval(secs => $3))")))
+    simple::sql(format!("SELECT {f}($1, $2, make_interval(secs => $3))"))
         .bind(table)
         .bind(column)
         .bind(min_delay.as_secs_f64())
@@ -57,7 +58,7 @@ pub async fn drop_table_later_with_delay(
     min_delay: Duration,
 ) -> Result<(), sqlx::Error> {
     let f = function(conn, "zdm.fn_drop_table").await?;
-    sqlx::query(AssertSqlSafe(format!("SELECT {f}($1, make_interval(secs => $2))")))
+    simple::sql(format!("SELECT {f}($1, make_interval(secs => $2))"))
         .bind(table)
         .bind(min_delay.as_secs_f64())
         .execute(&mut *conn)
@@ -68,7 +69,7 @@ pub async fn drop_table_later_with_delay(
 /// The function's quoted name, which zdm sets for the migration it runs.
 async fn function(conn: &mut PgConnection, setting: &str) -> Result<String, sqlx::Error> {
     let name: Option<String> =
-        sqlx::query_scalar("SELECT nullif(current_setting($1, true), '')").bind(setting).fetch_one(&mut *conn).await?;
+        simple::sql("SELECT nullif(current_setting($1, true), '')").bind(setting).scalar(&mut *conn).await?;
     name.ok_or_else(|| {
         sqlx::Error::Protocol(
             "zdm's drop_column_later / drop_table_later must be called inside a migration that zdm runs \

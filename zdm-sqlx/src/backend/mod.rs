@@ -8,6 +8,7 @@
 mod pg_backfill;
 mod pg_recipes;
 mod pg_registry;
+pub(crate) mod pg_simple;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_registry;

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::{AssertSqlSafe, PgPool, Row};
+use sqlx::{PgPool, Row};
+
+use super::pg_simple as simple;
 use zdm_core::backfill::{batch_sql, next_batch_size};
 use zdm_core::ident::{qualified, quote_ident};
 use zdm_core::retry::{is_retryable, ExecPolicy};
@@ -26,7 +28,7 @@ const FINISH: &str = "UPDATE {obj:backfills} SET finished_at = clock_timestamp()
      started_at = coalesce(started_at, clock_timestamp()) WHERE name = $1";
 
 pub(super) async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow>, Error> {
-    let rows = sqlx::query(AssertSqlSafe(names.sql(LOAD))).fetch_all(pool).await.doing("reading the backfills")?;
+    let rows = simple::sql(names.sql(LOAD)).fetch_all(pool).await.doing("reading the backfills")?;
     let mut out = Vec::new();
     for r in &rows {
         let (schema, table, key): (String, String, String) = (
@@ -39,7 +41,7 @@ pub(super) async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow
             None
         } else {
             let sql = format!("SELECT max({})::bigint FROM {}", quote_ident(&key), qualified(Some(&schema), &table));
-            sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await.ok().flatten()
+            simple::sql(sql).scalar(pool).await.ok().flatten()
         };
         out.push(BackfillRow {
             name: r.try_get(0).doing("reading the backfills")?,
@@ -66,14 +68,14 @@ pub(super) async fn batch(
 ) -> Result<BatchOutcome, Error> {
     let mut tx = pool.begin().await.doing("starting a backfill batch")?;
     // A batch must never queue long behind another lock: live queries would queue behind it.
-    sqlx::query(super::postgres::SET_TIMEOUTS)
+    simple::sql(super::postgres::SET_TIMEOUTS)
         .bind(format!("{}ms", policy.max_lock_timeout.as_millis()))
         .bind(format!("{}ms", policy.statement_timeout.as_millis()))
         .bind(true)
         .execute(&mut *tx)
         .await
         .doing("setting a backfill batch's timeouts")?;
-    let Some(row) = sqlx::query(AssertSqlSafe(names.sql(LOCK)))
+    let Some(row) = simple::sql(names.sql(LOCK))
         .bind(name)
         .fetch_optional(&mut *tx)
         .await
@@ -93,7 +95,7 @@ pub(super) async fn batch(
     let sql = batch_sql(&qualified(Some(&schema), &table), &key, &set, filter.as_deref());
     let started = Instant::now();
     let result: Result<(Option<i64>, i64, i64), sqlx::Error> =
-        sqlx::query_as(AssertSqlSafe(sql)).bind(last_key.unwrap_or(i64::MIN)).bind(size).fetch_one(&mut *tx).await;
+        simple::sql(sql).bind(last_key.unwrap_or(i64::MIN)).bind(size).row_as(&mut *tx).await;
     let (max, keys, changed) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -103,7 +105,7 @@ pub(super) async fn batch(
         }
     };
     let Some(max) = max else {
-        sqlx::query(AssertSqlSafe(names.sql(FINISH)))
+        simple::sql(names.sql(FINISH))
             .bind(name)
             .execute(&mut *tx)
             .await
@@ -113,7 +115,7 @@ pub(super) async fn batch(
     };
     let took = started.elapsed();
     let next_size = next_batch_size(size, took, target);
-    sqlx::query(AssertSqlSafe(names.sql(PROGRESS)))
+    simple::sql(names.sql(PROGRESS))
         .bind(name)
         .bind(max)
         .bind(changed)

@@ -9,6 +9,7 @@ use zdm_core::model::ModelInfo;
 use zdm_core::retry::ExecPolicy;
 
 use super::{DropStep, StepOutcome};
+use super::pg_simple as simple;
 use crate::error::{Doing, Error};
 use crate::ledger::Names;
 use crate::registry::InstanceRecord;
@@ -232,12 +233,12 @@ pub(super) async fn upsert_instance(
     models: &[ModelInfo],
 ) -> Result<Vec<i64>, Error> {
     let mut tx = pool.begin().await.doing("registering this instance")?;
-    sqlx::query(REGISTRY_LOCK)
+    simple::sql(REGISTRY_LOCK)
         .bind(registry_lock_key(names))
         .execute(&mut *tx)
         .await
         .doing("registering this instance")?;
-    sqlx::query(AssertSqlSafe(names.sql(UPSERT_INSTANCE)))
+    simple::sql(names.sql(UPSERT_INSTANCE))
         .bind(&r.id)
         .bind(&r.app_name)
         .bind(&r.app_version)
@@ -252,7 +253,7 @@ pub(super) async fn upsert_instance(
         .await
         .doing("registering this instance")?;
     if !models.is_empty() {
-        sqlx::query(AssertSqlSafe(names.sql(NOTE_MODELS)))
+        simple::sql(names.sql(NOTE_MODELS))
             .bind(&r.app_name)
             .bind(models.len() as i32)
             .execute(&mut *tx)
@@ -263,9 +264,9 @@ pub(super) async fn upsert_instance(
         // booted is seen here, and the registration is rolled back.
         crate::deferred::check_boot(&drops, models)?;
     }
-    let predated: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(names.sql(PREDATED_READ_ONLY)))
+    let predated: Vec<i64> = simple::sql(names.sql(PREDATED_READ_ONLY))
         .bind(&r.embedded)
-        .fetch_all(&mut *tx)
+        .scalars(&mut *tx)
         .await
         .doing("reading the read-only drops")?;
     tx.commit().await.doing("registering this instance")?;
@@ -273,20 +274,20 @@ pub(super) async fn upsert_instance(
 }
 
 pub(super) async fn app_had_models(pool: &PgPool, names: &Names, app: &str) -> Result<bool, Error> {
-    sqlx::query_scalar(AssertSqlSafe(names.sql(HAD_MODELS)))
+    simple::sql(names.sql(HAD_MODELS))
         .bind(app)
-        .fetch_one(pool)
+        .scalar(pool)
         .await
         .doing("reading which apps registered models")
 }
 
 pub(super) async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
-    let done = sqlx::query(AssertSqlSafe(names.sql(BEAT))).bind(id).execute(pool).await.doing("sending a heartbeat")?;
+    let done = simple::sql(names.sql(BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
     Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn deregister(pool: &PgPool, names: &Names, id: &str) -> Result<(), Error> {
-    sqlx::query(AssertSqlSafe(names.sql(DEREGISTER))).bind(id).execute(pool).await.doing("deregistering")?;
+    simple::sql(names.sql(DEREGISTER)).bind(id).execute(pool).await.doing("deregistering")?;
     Ok(())
 }
 
@@ -295,7 +296,7 @@ pub(super) async fn live<'c, E: sqlx::PgExecutor<'c>>(
     names: &Names,
     ttl_s: f64,
 ) -> Result<Vec<gate::Instance>, Error> {
-    let rows = sqlx::query(AssertSqlSafe(names.sql(LIVE)))
+    let rows = simple::sql(names.sql(LIVE))
         .bind(ttl_s)
         .fetch_all(executor)
         .await
@@ -325,7 +326,7 @@ pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
     executor: E,
     names: &Names,
 ) -> Result<Vec<(PendingDrop, bool)>, Error> {
-    let rows = sqlx::query(AssertSqlSafe(names.sql(LOAD_DROPS)))
+    let rows = simple::sql(names.sql(LOAD_DROPS))
         .fetch_all(executor)
         .await
         .doing("reading the deferred drops")?;
@@ -360,7 +361,7 @@ pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
 }
 
 pub(super) async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64]) -> Result<(), Error> {
-    sqlx::query(AssertSqlSafe(names.sql(NOTE_PENDING)))
+    simple::sql(names.sql(NOTE_PENDING))
         .bind(versions)
         .execute(pool)
         .await
@@ -369,8 +370,8 @@ pub(super) async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64])
 }
 
 pub(super) async fn pending_since(pool: &PgPool, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
-    sqlx::query_as(AssertSqlSafe(names.sql(PENDING_SINCE)))
-        .fetch_all(pool)
+    simple::sql(names.sql(PENDING_SINCE))
+        .rows_as(pool)
         .await
         .doing("reading since when after_deploy migrations wait")
 }
@@ -459,14 +460,14 @@ pub(super) async fn run_step(
     for (n, attempt) in schedule.iter().enumerate() {
         let mut tx = pool.begin().await.doing("starting a deferred drop")?;
         let (lock_ms, statement_ms) = policy.timeouts_ms(&meta, zdm_core::exec::ExecClass::Normal, attempt);
-        sqlx::query(super::postgres::SET_TIMEOUTS)
+        simple::sql(super::postgres::SET_TIMEOUTS)
             .bind(format!("{lock_ms}ms"))
             .bind(format!("{statement_ms}ms"))
             .bind(true)
             .execute(&mut *tx)
             .await
             .doing("setting a deferred drop's timeouts")?;
-        let mut failed = sqlx::query(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.err();
+        let mut failed = simple::sql(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.err();
         if failed.is_none() {
             if let Some(fence) = guard.fence {
                 super::postgres::check_fence(&mut tx, names, fence).await?;
@@ -512,9 +513,9 @@ async fn still_due(
     step: DropStep,
     guard: &super::StepGuard<'_>,
 ) -> Result<Result<(), StepOutcome>, Error> {
-    let state: Option<String> = sqlx::query_scalar(AssertSqlSafe(names.sql(LOCK_DROP)))
+    let state: Option<String> = simple::sql(names.sql(LOCK_DROP))
         .bind(d.id)
-        .fetch_optional(&mut *tx)
+        .scalar_optional(&mut *tx)
         .await
         .doing("reading a deferred drop")?;
     if state.as_deref() != Some("pending") {

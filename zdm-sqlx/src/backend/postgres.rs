@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::Phase;
 
+use super::pg_simple as simple;
 use super::{
     elapsed_ms, line_of_char_position, pg_backfill, pg_recipes, pg_registry, Backend, DropStep, Foreign, Found,
     StepGuard, StepOutcome,
@@ -154,7 +155,7 @@ const RELEASE_LEASE: &str = "DELETE FROM {lease} WHERE id = 1 AND owner = $1";
 /// Checks, inside the transaction that records a migration, that this process still holds
 /// the lease; the row lock it takes makes a take-over wait for the commit.
 pub(super) async fn check_fence(conn: &mut PgConnection, names: &Names, fence: &Fence) -> Result<(), Error> {
-    let done = sqlx::query(AssertSqlSafe(names.sql(RENEW_LEASE)))
+    let done = simple::sql(names.sql(RENEW_LEASE))
         .bind(&fence.owner)
         .bind(fence.ttl.as_secs_f64())
         .execute(&mut *conn)
@@ -163,8 +164,8 @@ pub(super) async fn check_fence(conn: &mut PgConnection, names: &Names, fence: &
     if done.rows_affected() == 1 {
         return Ok(());
     }
-    let holder: Option<String> = sqlx::query_scalar(AssertSqlSafe(names.sql(LEASE_HOLDER)))
-        .fetch_optional(&mut *conn)
+    let holder: Option<String> = simple::sql(names.sql(LEASE_HOLDER))
+        .scalar_optional(&mut *conn)
         .await
         .doing("reading the migration lease")?;
     Err(Error::LeaseLost { holder: holder.unwrap_or_else(|| "(nobody)".to_string()) })
@@ -188,9 +189,9 @@ async fn resolve_removed(conn: &mut PgConnection, step: &Step) -> Result<Vec<(St
     let Body::Sql(sql) = step.body else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for r in zdm_core::removed::removed(sql) {
-        let found: Option<(String, String)> = sqlx::query_as(RESOLVE_RELATION)
+        let found: Option<(String, String)> = simple::sql(RESOLVE_RELATION)
             .bind(zdm_core::ident::quote_ident(&r.table))
-            .fetch_optional(&mut *conn)
+            .row_as_optional(&mut *conn)
             .await
             .doing("reading what a migration removes")?;
         if let Some((schema, table)) = found {
@@ -209,15 +210,15 @@ async fn record_removed(
     removed: &[(String, String, Option<String>)],
 ) -> Result<(), Error> {
     for (schema, table, column) in removed {
-        let gone: bool = sqlx::query_scalar(GONE)
+        let gone: bool = simple::sql(GONE)
             .bind(schema)
             .bind(table)
             .bind(column)
-            .fetch_one(&mut *conn)
+            .scalar(&mut *conn)
             .await
             .doing("checking what a migration removed")?;
         if gone {
-            sqlx::query(AssertSqlSafe(names.sql(RECORD_REMOVED)))
+            simple::sql(names.sql(RECORD_REMOVED))
                 .bind(schema)
                 .bind(table)
                 .bind(column)
@@ -251,7 +252,7 @@ impl Backend for PgPool {
         let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
         let recipes = pg_recipes::marker(names);
         let (ours, sqlx, diesel, server_version, db_key): (bool, bool, bool, i32, String) =
-            sqlx::query_as(TABLES_EXIST)
+            simple::sql(TABLES_EXIST)
                 .bind(&names.ledger)
                 .bind(&names.history)
                 .bind(&names.lease)
@@ -264,12 +265,12 @@ impl Backend for PgPool {
                 .bind(recipes.0)
                 .bind(recipes.1)
                 .bind(names.func("app_models"))
-                .fetch_one(self)
+                .row_as(self)
                 .await
                 .doing("looking for zdm's tables")?;
         if !ours {
             let mut tx = self.begin().await.doing("creating zdm's tables")?;
-            sqlx::query(BOOTSTRAP_LOCK).execute(&mut *tx).await.doing("creating zdm's tables")?;
+            simple::sql(BOOTSTRAP_LOCK).execute(&mut *tx).await.doing("creating zdm's tables")?;
             if let Some(schema) = &names.schema {
                 let create = format!("CREATE SCHEMA IF NOT EXISTS {}", zdm_core::ident::quote_ident(schema));
                 sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *tx).await.doing("creating zdm's schema")?;
@@ -293,7 +294,7 @@ impl Backend for PgPool {
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
         let rows =
-            sqlx::query(AssertSqlSafe(names.sql(LOAD_LEDGER))).fetch_all(self).await.doing("reading the ledger")?;
+            simple::sql(names.sql(LOAD_LEDGER)).fetch_all(self).await.doing("reading the ledger")?;
         rows.iter()
             .map(|r| {
                 Ok(LedgerRow {
@@ -317,7 +318,7 @@ impl Backend for PgPool {
 
     async fn load_zdm_applied(&self, names: &Names) -> Result<Vec<Applied>, Error> {
         let rows: Vec<(i64, String, Vec<u8>)> =
-            sqlx::query_as(AssertSqlSafe(names.sql(LOAD_APPLIED))).fetch_all(self).await.doing("reading the ledger")?;
+            simple::sql(names.sql(LOAD_APPLIED)).rows_as(self).await.doing("reading the ledger")?;
         Ok(rows
             .into_iter()
             .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Zdm })
@@ -328,7 +329,7 @@ impl Backend for PgPool {
         let mut out = Vec::new();
         if foreign.sqlx {
             let rows: Vec<(i64, String, Vec<u8>)> =
-                sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
+                simple::sql(LOAD_SQLX).rows_as(self).await.doing("reading sqlx's _sqlx_migrations")?;
             out.extend(rows.into_iter().map(|(version, description, checksum)| Applied {
                 version,
                 description,
@@ -337,8 +338,8 @@ impl Backend for PgPool {
             }));
         }
         if foreign.diesel {
-            let rows: Vec<String> = sqlx::query_scalar(LOAD_DIESEL)
-                .fetch_all(self)
+            let rows: Vec<String> = simple::sql(LOAD_DIESEL)
+                .scalars(self)
                 .await
                 .doing("reading diesel's __diesel_schema_migrations")?;
             // diesel keeps the folder's version as written (`2024-01-01-000000`); zdm reads its digits.
@@ -352,10 +353,10 @@ impl Backend for PgPool {
     }
 
     async fn try_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<Option<String>, Error> {
-        let taken: Option<String> = sqlx::query_scalar(AssertSqlSafe(names.sql(TAKE_LEASE)))
+        let taken: Option<String> = simple::sql(names.sql(TAKE_LEASE))
             .bind(owner)
             .bind(ttl.as_secs_f64())
-            .fetch_optional(self)
+            .scalar_optional(self)
             .await
             .doing("taking the migration lease")?;
         match taken {
@@ -366,7 +367,7 @@ impl Backend for PgPool {
     }
 
     async fn renew_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<bool, Error> {
-        let done = sqlx::query(AssertSqlSafe(names.sql(RENEW_LEASE)))
+        let done = simple::sql(names.sql(RENEW_LEASE))
             .bind(owner)
             .bind(ttl.as_secs_f64())
             .execute(self)
@@ -376,14 +377,14 @@ impl Backend for PgPool {
     }
 
     async fn lease_holder(&self, names: &Names) -> Result<Option<String>, Error> {
-        sqlx::query_scalar(AssertSqlSafe(names.sql(LEASE_HOLDER)))
-            .fetch_optional(self)
+        simple::sql(names.sql(LEASE_HOLDER))
+            .scalar_optional(self)
             .await
             .doing("reading the migration lease")
     }
 
     async fn release_lease(&self, names: &Names, owner: &str) -> Result<(), Error> {
-        sqlx::query(AssertSqlSafe(names.sql(RELEASE_LEASE)))
+        simple::sql(names.sql(RELEASE_LEASE))
             .bind(owner)
             .execute(self)
             .await
@@ -407,11 +408,11 @@ impl Backend for PgPool {
         for (n, attempt) in schedule.iter().enumerate() {
             let mut tx = self.begin().await.doing("starting a migration transaction")?;
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, ExecClass::Normal, attempt);
-            let pid: i32 = sqlx::query_scalar(SET_TIMEOUTS)
+            let pid: i32 = simple::sql(SET_TIMEOUTS)
                 .bind(format!("{lock_ms}ms"))
                 .bind(format!("{statement_ms}ms"))
                 .bind(true)
-                .fetch_one(&mut *tx)
+                .scalar(&mut *tx)
                 .await
                 .doing("setting the migration's timeouts")?;
             set_context(&mut tx, names, step, true).await?;
@@ -577,7 +578,7 @@ async fn run_rust(conn: &mut PgConnection, run: RustRun) -> Result<(), StmtError
 }
 
 async fn set_timeouts(conn: &mut PgConnection, lock_ms: u64, statement_ms: u64, local: bool) -> Result<(), StmtError> {
-    sqlx::query(SET_TIMEOUTS)
+    simple::sql(SET_TIMEOUTS)
         .bind(format!("{lock_ms}ms"))
         .bind(format!("{statement_ms}ms"))
         .bind(local)
@@ -651,7 +652,7 @@ async fn apply_outside_transaction(
         .await
         .doing("opening a connection for a no_transaction migration")?;
     let pid: i32 =
-        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.doing("reading the backend pid")?;
+        simple::sql("SELECT pg_backend_pid()").scalar(&mut conn).await.doing("reading the backend pid")?;
     // Dropped before it finishes (a cancelled boot): cancel the statement it runs.
     let guard = CancelOnDrop { pool: pool.clone(), pid, armed: true };
     set_context(&mut conn, names, step, false).await?;
@@ -698,7 +699,7 @@ impl Drop for CancelOnDrop {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 tracing::warn!(pid, "a no_transaction migration was dropped half-way; cancelling its statement");
-                let _ = sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&pool).await;
+                let _ = simple::sql("SELECT pg_cancel_backend($1)").bind(pid).execute(&pool).await;
             });
         }
     }
@@ -779,7 +780,7 @@ async fn run_outside(
 
 /// Tells healing pools (`zdm::healing`) that the schema changed; delivered at commit.
 async fn announce(conn: &mut PgConnection, version: i64) -> Result<(), Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
+    simple::sql("SELECT pg_notify($1, $2)")
         .bind(crate::healing::CHANNEL)
         .bind(version.to_string())
         .execute(&mut *conn)
@@ -789,7 +790,7 @@ async fn announce(conn: &mut PgConnection, version: i64) -> Result<(), Error> {
 }
 
 async fn set_context(conn: &mut PgConnection, names: &Names, step: &Step, local: bool) -> Result<(), Error> {
-    sqlx::query(SET_CONTEXT)
+    simple::sql(SET_CONTEXT)
         .bind(step.meta.version.to_string())
         .bind(&names.fn_drop_column)
         .bind(&names.fn_drop_table)
@@ -804,9 +805,9 @@ async fn set_context(conn: &mut PgConnection, names: &Names, step: &Step, local:
 
 /// `Some(valid)` when an index of that name exists.
 async fn index_validity(conn: &mut PgConnection, index: &str) -> Result<Option<bool>, Error> {
-    sqlx::query_scalar(INDEX_VALIDITY)
+    simple::sql(INDEX_VALIDITY)
         .bind(index)
-        .fetch_optional(&mut *conn)
+        .scalar_optional(&mut *conn)
         .await
         .doing("checking an index's validity")
 }
@@ -838,7 +839,7 @@ impl BlockerWatch {
                 // Never wait for a connection: with none idle, go without the report.
                 let Some(mut conn) = pool.try_acquire() else { continue };
                 if let Ok(Some(report)) =
-                    sqlx::query_scalar::<_, String>(BLOCKERS).bind(pid).fetch_optional(&mut *conn).await
+                    simple::sql(BLOCKERS).bind(pid).scalar_optional(&mut *conn).await
                 {
                     *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
                 }
@@ -884,7 +885,7 @@ async fn record(
     error: Option<&str>,
 ) -> Result<(), Error> {
     let reasons: Vec<&str> = step.meta.safety_assured.to_vec();
-    sqlx::query(AssertSqlSafe(names.sql(RECORD_ATTEMPT)))
+    simple::sql(names.sql(RECORD_ATTEMPT))
         .bind(step.meta.version)
         .bind(step.meta.description)
         .bind(step.meta.phase.as_str())
