@@ -44,6 +44,16 @@ pub enum Error {
     )]
     LeaseLost { holder: String },
 
+    /// A `no_transaction` migration needs a session of its own, but the pool goes through
+    /// a transaction-mode pooler and no session URL was given.
+    #[error(
+        "migration {version} ({source_path}) is no_transaction and needs a session of its own (CREATE INDEX \
+         CONCURRENTLY, session settings), but the pool's connections go through a transaction-mode pooler \
+         (PgBouncer): nothing of it ran. Give zdm a direct or session-mode connection with \
+         `Migrator::session_url(\"postgres://…direct…\")` or the ZDM_SESSION_URL environment variable"
+    )]
+    NeedsSession { version: i64, source_path: &'static str },
+
     /// A `Migrator` setting that zdm cannot use (says which and what to use instead).
     #[error("invalid zdm setting: {0}")]
     Config(String),

@@ -54,6 +54,7 @@ impl<B: Backend> Lease<B> {
         owner: String,
         ttl: Duration,
         wait: Duration,
+        session_url: Option<&str>,
     ) -> Result<Lease<B>, Error> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
@@ -70,7 +71,7 @@ impl<B: Backend> Lease<B> {
                 }
             }
         }
-        let side = backend.side();
+        let side = backend.side(session_url);
         let renewer = {
             let (side, names, owner) = (side.clone(), names.clone(), owner.clone());
             tokio::spawn(async move {

@@ -91,6 +91,9 @@ pub struct RunContext {
     pub zdm_version: &'static str,
     pub hostname: String,
     pub pid: i32,
+    /// A direct (or session-mode) connection URL for what needs a session of its own:
+    /// `no_transaction` migrations, lease renewal (`Migrator::session_url`).
+    pub session_url: Option<String>,
 }
 
 impl RunContext {
@@ -101,6 +104,7 @@ impl RunContext {
             zdm_version: env!("CARGO_PKG_VERSION"),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             pid: std::process::id() as i32,
+            session_url: None,
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct Migrator {
     pub(crate) backfill_pause: Duration,
     pub(crate) backfill_in_background: bool,
     pub(crate) on_backfill: Option<crate::backfill::ProgressFn>,
+    pub(crate) session_url: Option<String>,
 }
 
 impl Migrator {
@@ -68,6 +69,7 @@ impl Migrator {
             backfill_pause: Duration::ZERO,
             backfill_in_background: true,
             on_backfill: None,
+            session_url: None,
         }
     }
 
@@ -83,6 +85,22 @@ impl Migrator {
     pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.table_prefix = prefix.into();
         self
+    }
+
+    /// A connection URL that reaches the database directly (or through a pooler in
+    /// *session* mode), for what needs a session of its own: `no_transaction` migrations
+    /// (`CREATE INDEX CONCURRENTLY`, session settings), the lease renewal and the
+    /// heartbeat. Needed when the pool goes through PgBouncer in transaction mode; zdm
+    /// detects that and names this setting. Default: the `ZDM_SESSION_URL` environment
+    /// variable, else the pool's own connect options.
+    pub fn session_url(mut self, url: impl Into<String>) -> Self {
+        self.session_url = Some(url.into());
+        self
+    }
+
+    /// The session URL in force: the setting, else `ZDM_SESSION_URL`.
+    pub(crate) fn session_url_in_force(&self) -> Option<String> {
+        self.session_url.clone().or_else(|| std::env::var("ZDM_SESSION_URL").ok().filter(|u| !u.is_empty()))
     }
 
     /// How long a process waits for another one's migration run before giving up

@@ -188,7 +188,7 @@ pub(crate) async fn register<B: Backend>(
     let shared = Arc::new(Mutex::new(record.clone()));
     let last_ok = Arc::new(Mutex::new(Instant::now()));
     let task = tokio::spawn(heartbeat(
-        backend.side(),
+        backend.side(m.session_url_in_force().as_deref()),
         names.clone(),
         shared.clone(),
         last_ok.clone(),

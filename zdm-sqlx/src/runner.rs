@@ -54,8 +54,17 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         Report { notices, ..Report::default() }
     } else {
         let server_notices = server_notices(m, &first, found.server_version);
-        let ctx = RunContext::current(&m.app_name, &m.app_version);
-        let lease = Lease::acquire(backend, &names, owner_id(&ctx.hostname), m.lease_ttl, m.lock_wait).await?;
+        let mut ctx = RunContext::current(&m.app_name, &m.app_version);
+        ctx.session_url = m.session_url_in_force();
+        let lease = Lease::acquire(
+            backend,
+            &names,
+            owner_id(&ctx.hostname),
+            m.lease_ttl,
+            m.lock_wait,
+            ctx.session_url.as_deref(),
+        )
+        .await?;
         let result =
             run_locked(m, backend, &names, &ctx, &lease, target, &found, &models).await.map(|mut r| {
                 r.notices.extend(server_notices);

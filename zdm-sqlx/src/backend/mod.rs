@@ -115,10 +115,11 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// The database's name in messages.
     const NAME: &'static str;
 
-    /// A pool of one connection of its own to the same database, for the lease renewal
-    /// and the heartbeat: they must not wait behind an app that holds every pooled
-    /// connection. Connects lazily.
-    fn side(&self) -> Self;
+    /// A pool of one connection of its own to the same database (to `session_url` when
+    /// given: a direct or session-mode connection), for the lease renewal and the
+    /// heartbeat: they must not wait behind an app that holds every pooled connection, nor
+    /// behind a saturated pooler. Connects lazily.
+    fn side(&self, session_url: Option<&str>) -> Self;
 
     /// Closes a pool that [`Backend::side`] returned (a no-op where `side` shares the pool).
     fn close_side(&self) -> impl Future<Output = ()> + Send;

@@ -236,12 +236,19 @@ impl super::private::Sealed for PgPool {}
 impl Backend for PgPool {
     const NAME: &'static str = "PostgreSQL";
 
-    fn side(&self) -> Self {
+    fn side(&self, session_url: Option<&str>) -> Self {
+        let options = match session_options(self, session_url) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "using the pool's own connect options for the lease and heartbeat");
+                (*self.connect_options()).clone()
+            }
+        };
         PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with((*self.connect_options()).clone())
+            .connect_lazy_with(options)
     }
 
     async fn close_side(&self) {
@@ -648,9 +655,12 @@ async fn apply_outside_transaction(
     fence: &Fence,
     started: Instant,
 ) -> Result<Result<i64, Failure>, Error> {
-    let mut conn = PgConnection::connect_with(&pool.connect_options())
-        .await
-        .doing("opening a connection for a no_transaction migration")?;
+    let options = session_options(pool, ctx.session_url.as_deref())?;
+    if ctx.session_url.is_none() && behind_transaction_pooler(&options).await? {
+        return Err(Error::NeedsSession { version: step.meta.version, source_path: step.meta.source });
+    }
+    let mut conn =
+        PgConnection::connect_with(&options).await.doing("opening a connection for a no_transaction migration")?;
     let pid: i32 =
         simple::sql("SELECT pg_backend_pid()").scalar(&mut conn).await.doing("reading the backend pid")?;
     // Dropped before it finishes (a cancelled boot): cancel the statement it runs.
@@ -674,6 +684,54 @@ async fn apply_outside_transaction(
     guard.disarm();
     let _ = conn.close().await;
     outcome
+}
+
+/// The connect options of the session URL, or the pool's own.
+fn session_options(pool: &PgPool, session_url: Option<&str>) -> Result<sqlx::postgres::PgConnectOptions, Error> {
+    match session_url {
+        None => Ok((*pool.connect_options()).clone()),
+        Some(url) => url.parse().map_err(|e| {
+            Error::Config(format!("session_url (or ZDM_SESSION_URL) is not a PostgreSQL URL zdm can use: {e}"))
+        }),
+    }
+}
+
+/// Whether connections made with `options` go through a transaction-mode pooler: a session
+/// setting made on one connection shows up in another client's transaction, or is gone on
+/// the next statement of the first. Asked once per server address and database.
+async fn behind_transaction_pooler(options: &sqlx::postgres::PgConnectOptions) -> Result<bool, Error> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let key = format!(
+        "{}:{}/{}@{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default(),
+        options.get_username()
+    );
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(&known) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(known);
+    }
+    let doing = "checking for a transaction-mode pooler";
+    let token = crate::lease::owner_id("probe");
+    let mut first = PgConnection::connect_with(options).await.doing(doing)?;
+    simple::sql("SELECT set_config('zdm.session_probe', $1, false)").bind(&token).execute(&mut first).await.doing(doing)?;
+    let mut second = PgConnection::connect_with(options).await.doing(doing)?;
+    let mut tx = second.begin().await.doing(doing)?;
+    let read = "SELECT coalesce(current_setting('zdm.session_probe', true), '')";
+    let other: String = simple::sql(read).scalar(&mut *tx).await.doing(doing)?;
+    let own: String = simple::sql(read).scalar(&mut first).await.doing(doing)?;
+    let _ = tx.rollback().await;
+    let _ = second.close().await;
+    let _ = first.close().await;
+    let pooled = other == token || own != token;
+    if pooled {
+        tracing::warn!(server = %key, "these connections go through a transaction-mode pooler");
+    }
+    seen.lock().unwrap_or_else(|p| p.into_inner()).insert(key, pooled);
+    Ok(pooled)
 }
 
 /// Cancels the backend's running statement when a migration's future is dropped before it

@@ -123,7 +123,7 @@ impl Backend for SqlitePool {
 
     /// SQLite serialises writers on the file anyway: a second connection would wait for
     /// the migration's write transaction like the pool does, so the pool is shared.
-    fn side(&self) -> Self {
+    fn side(&self, _session_url: Option<&str>) -> Self {
         self.clone()
     }
 
