@@ -111,3 +111,101 @@ pub async fn columns(pool: &PgPool, table: &str) -> Vec<String> {
     .await
     .unwrap()
 }
+
+/// `url` (a `postgres://` URL, with or without a database) naming the database `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((url, query)) => (url, Some(query)),
+        None => (url, None),
+    };
+    let authority_at = url.find("://").map_or(0, |i| i + 3);
+    let base = match url[authority_at..].find('/') {
+        Some(slash) => &url[..authority_at + slash],
+        None => url,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The URL of `db` on the server itself (no pooler in between).
+pub fn direct_url(db: &TestDb) -> String {
+    with_database(&server_url(), &db.name)
+}
+
+/// Whether the tests run under CI, where nothing may be skipped for want of a tool.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The URL of `db` through a PgBouncer in transaction pooling mode: `ZDM_PGBOUNCER_URL`
+/// (set by scripts/test, which starts one; no database name) with `db`'s name appended.
+/// None when it is unset, after saying so on stderr: the caller skips. Under CI an unset
+/// one is an error (panics): the PgBouncer tests must not pass by skipping.
+pub fn pgbouncer_url(db: &TestDb) -> Option<String> {
+    match std::env::var("ZDM_PGBOUNCER_URL") {
+        Ok(base) if !base.trim().is_empty() => Some(with_database(base.trim(), &db.name)),
+        _ if in_ci() => panic!(
+            "CI is set but ZDM_PGBOUNCER_URL is not: scripts/test starts a PgBouncer when the \
+             `pgbouncer` binary is installed (.ci/run installs it with apt-get install pgbouncer)"
+        ),
+        _ => {
+            // Straight to stderr: the test harness captures eprintln! of passing tests.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: no PgBouncer (ZDM_PGBOUNCER_URL is unset). Run the tests with scripts/test, which \
+                 starts one when `pgbouncer` is installed (Debian/Ubuntu: apt-get install pgbouncer)"
+            );
+            None
+        }
+    }
+}
+
+/// Connect options for `db` through PgBouncer as users configure sqlx behind it: no
+/// statement cache. None when there is no PgBouncer (see [`pgbouncer_url`]).
+pub fn pgbouncer_options(db: &TestDb) -> Option<PgConnectOptions> {
+    let url = pgbouncer_url(db)?;
+    let options: PgConnectOptions =
+        url.parse().unwrap_or_else(|e| panic!("ZDM_PGBOUNCER_URL must be a postgres:// URL ({url}: {e})"));
+    Some(options.statement_cache_capacity(0))
+}
+
+/// A pool of up to `max` connections to `db` through PgBouncer (see [`pgbouncer_options`]).
+pub async fn pgbouncer_pool(db: &TestDb, max: u32) -> Option<PgPool> {
+    let options = pgbouncer_options(db)?;
+    let pool = PgPoolOptions::new().max_connections(max).connect_with(options).await.unwrap_or_else(|e| {
+        panic!("cannot connect to {} through PgBouncer at {:?} ({e})", db.name, std::env::var("ZDM_PGBOUNCER_URL"))
+    });
+    Some(pool)
+}
+
+/// Builds the probe app `tests/two_builds` with `features` (in `target/zdm-probes`, shared
+/// by every test that builds it) and returns a copy of its binary named `copy_as`.
+pub fn build_probe(features: &[&str], copy_as: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let app = repo.join("tests/two_builds");
+    let target = repo.join("target/zdm-probes");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet"]).current_dir(&app).env("CARGO_TARGET_DIR", &target);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "probe build failed: {}", String::from_utf8_lossy(&out.stderr));
+    let copy = target.join(copy_as);
+    std::fs::copy(target.join("debug/zdm_two_builds"), &copy).unwrap();
+    copy
+}
+
+/// The URL of a test database on the server `DATABASE_URL` names.
+pub fn db_url(db: &TestDb) -> String {
+    let base = server_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{}", db.name)
+}

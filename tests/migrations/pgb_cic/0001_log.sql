@@ -1,0 +1,3 @@
+CREATE TABLE applied_log (version BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE items (id BIGINT PRIMARY KEY, n INT);
+INSERT INTO applied_log (version) VALUES (1);

@@ -1,0 +1,2 @@
+-- zdm:after_deploy
+ALTER TABLE notes ADD COLUMN body TEXT;
