@@ -22,24 +22,8 @@ fn builds() -> &'static (PathBuf, PathBuf) {
     BUILT.get_or_init(|| (build(&[], "two_builds_a"), build(&["b"], "two_builds_b")))
 }
 
-/// Builds the probe app with `features` and returns a copy of its binary.
 fn build(features: &[&str], copy_as: &str) -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let app = repo.join("tests/two_builds");
-    let target = repo.join("target/zdm-probes");
-    std::fs::create_dir_all(&target).unwrap();
-    std::fs::copy(repo.join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet"]).current_dir(&app).env("CARGO_TARGET_DIR", &target);
-    if !features.is_empty() {
-        cmd.args(["--features", &features.join(",")]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "probe build failed: {}", String::from_utf8_lossy(&out.stderr));
-    let copy = target.join(copy_as);
-    std::fs::copy(target.join("debug/zdm_two_builds"), &copy).unwrap();
-    copy
+    common::build_probe(features, copy_as)
 }
 
 fn run(bin: &Path, args: &[&str]) -> (bool, String) {

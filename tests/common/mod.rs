@@ -181,3 +181,31 @@ pub async fn pgbouncer_pool(db: &TestDb, max: u32) -> Option<PgPool> {
     Some(pool)
 }
 
+/// Builds the probe app `tests/two_builds` with `features` (in `target/zdm-probes`, shared
+/// by every test that builds it) and returns a copy of its binary named `copy_as`.
+pub fn build_probe(features: &[&str], copy_as: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let app = repo.join("tests/two_builds");
+    let target = repo.join("target/zdm-probes");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet"]).current_dir(&app).env("CARGO_TARGET_DIR", &target);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "probe build failed: {}", String::from_utf8_lossy(&out.stderr));
+    let copy = target.join(copy_as);
+    std::fs::copy(target.join("debug/zdm_two_builds"), &copy).unwrap();
+    copy
+}
+
+/// The URL of a test database on the server `DATABASE_URL` names.
+pub fn db_url(db: &TestDb) -> String {
+    let base = server_url();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{}", db.name)
+}

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod backfill;
 mod default_set;
+mod fault;
 pub mod deferred;
 pub mod error;
 pub mod healing;

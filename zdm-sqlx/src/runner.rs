@@ -46,7 +46,9 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         Some(local) => deferred::judge(&drops, &others, local, &backfills),
         None => Vec::new(),
     };
-    let drops_due = judged.iter().any(|s| deferred::next_step(s).is_some());
+    // run_all also finishes the backfills an interrupted run left (they gate the drops).
+    let drops_due = judged.iter().any(|s| deferred::next_step(s).is_some())
+        || (target == Target::All && backfills.iter().any(|b| !b.finished));
     let (runnable, held) = gated(m, &first, target, &others, local.as_ref(), &backfills);
     let mut report = if runnable.is_empty() && !drops_due {
         let mut notices = log_notices(&first);
@@ -65,6 +67,7 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
             ctx.session_url.as_deref(),
         )
         .await?;
+        crate::fault::boundary("lease taken");
         let result =
             run_locked(m, backend, &names, &ctx, &lease, target, &found, &models).await.map(|mut r| {
                 r.notices.extend(server_notices);
@@ -98,6 +101,7 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     let mut first_registration = false;
     if target != Target::Post && m.registers {
         let registered = registry::register(m, backend, &names, &found).await?;
+        crate::fault::boundary("registered");
         report.instance = Some(registered.instance);
         first_registration = registered.fresh;
         if !registered.predated_read_only.is_empty() {

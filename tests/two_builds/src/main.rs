@@ -10,6 +10,11 @@
 //! `busy <database_url> <seconds>`: run_pre on a pool of 2, then both connections busy for
 //! that long (the heartbeat must go on), then one write of every column this build knows.
 //! `boot <database_url> <hold_ms>`: run_pre and stay registered that long (or say why not).
+//! `faults <database_url>`: run_all of `migrations_faults` (transactional files, two
+//! concurrent index builds, a backfill, a deferred drop, an after_deploy file); built with
+//! `--features faults`, `ZDM_FAILPOINT=k` kills it at zdm's k-th boundary (tests/faults.rs).
+//! `many <database_url> <hold_ms>`: run_pre of 50 migrations, print how long the boot took,
+//! stay registered that long.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -197,6 +202,33 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(_) => println!("write ok"),
                 Err(e) => println!("write error: {e}"),
             }
+            if let Some(i) = report.instance {
+                i.stop().await?;
+            }
+            return Ok(());
+        }
+        "faults" => {
+            let m = zdm::migrator!("migrations_faults")
+                .app("faults", "1")
+                .lease_ttl(Duration::from_secs(1))
+                .lock_wait(Duration::from_secs(60))
+                .heartbeat(Duration::from_millis(200))
+                .instance_ttl(Duration::from_secs(2))
+                .backfill_target(Duration::from_millis(25));
+            let report = m.run_all(&pool).await?;
+            print!("{report}");
+            if let Some(i) = report.instance {
+                i.stop().await?;
+            }
+            return Ok(());
+        }
+        "many" => {
+            let hold: u64 = args[3].parse()?;
+            let started = Instant::now();
+            let m = zdm::migrator!("migrations_many").app("many", "1").lock_wait(Duration::from_secs(60));
+            let report = m.run_pre(&pool).await?;
+            println!("booted {} ms applied {}", started.elapsed().as_millis(), report.applied.len());
+            tokio::time::sleep(Duration::from_millis(hold)).await;
             if let Some(i) = report.instance {
                 i.stop().await?;
             }

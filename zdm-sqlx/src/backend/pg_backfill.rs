@@ -124,6 +124,8 @@ pub(super) async fn batch(
         .execute(&mut *tx)
         .await
         .doing("recording a backfill's progress")?;
+    crate::fault::boundary("backfill batch written, before commit");
     tx.commit().await.doing("committing a backfill batch")?;
+    crate::fault::boundary("backfill batch committed");
     Ok(BatchOutcome::Batch { keys, changed, last_key: max, held: started.elapsed(), next_size })
 }

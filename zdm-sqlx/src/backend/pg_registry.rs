@@ -487,7 +487,9 @@ pub(super) async fn run_step(
             }
         }
         let Some(e) = failed else {
+            crate::fault::boundary("deferred drop step done, before commit");
             tx.commit().await.doing("committing a deferred drop")?;
+            crate::fault::boundary("deferred drop step committed");
             return Ok(StepOutcome::Done);
         };
         let _ = tx.rollback().await;

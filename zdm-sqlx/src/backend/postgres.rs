@@ -435,7 +435,9 @@ impl Backend for PgPool {
                     record_removed(&mut tx, names, step.meta.version, &removed).await?;
                     record(&mut tx, names, step, ctx, ms, None).await?;
                     announce(&mut tx, step.meta.version).await?;
+                    crate::fault::boundary("migration body and ledger row written, before commit");
                     tx.commit().await.doing("committing a migration")?;
+                    crate::fault::boundary("migration committed");
                     return Ok(Ok(ms));
                 }
                 Err(e) => e,
@@ -676,7 +678,9 @@ async fn apply_outside_transaction(
             record_removed(&mut tx, names, step.meta.version, &removed).await?;
             record(&mut tx, names, step, ctx, ms, None).await?;
             announce(&mut tx, step.meta.version).await?;
+            crate::fault::boundary("no_transaction ledger row written, before commit");
             tx.commit().await.doing("writing the ledger")?;
+            crate::fault::boundary("no_transaction migration recorded");
             Ok(Ok(ms))
         }
         other => other.map(|r| r.map(|()| 0)),
@@ -817,7 +821,9 @@ async fn run_outside(
                 }
             }
             let watch = BlockerWatch::start(pool, pid, Duration::from_millis(lock_ms));
+            crate::fault::boundary("before a no_transaction statement");
             let result = sqlx::raw_sql(stmt.text).execute(&mut *conn).await;
+            crate::fault::boundary("after a no_transaction statement");
             let blocker = watch.finish().await;
             let Err(e) = result else { continue 'statements };
             if let Some(index) = &stmt.creates_index {

@@ -1,0 +1,2 @@
+-- zdm:after_deploy
+INSERT INTO effects (version) VALUES (6);

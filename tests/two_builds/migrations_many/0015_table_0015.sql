@@ -1,0 +1,2 @@
+CREATE TABLE t_0015 (id BIGINT PRIMARY KEY);
+INSERT INTO many_effects (version) VALUES (15);

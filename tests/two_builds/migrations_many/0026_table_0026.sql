@@ -1,0 +1,2 @@
+CREATE TABLE t_0026 (id BIGINT PRIMARY KEY);
+INSERT INTO many_effects (version) VALUES (26);

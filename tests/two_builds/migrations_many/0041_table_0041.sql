@@ -1,0 +1,2 @@
+CREATE TABLE t_0041 (id BIGINT PRIMARY KEY);
+INSERT INTO many_effects (version) VALUES (41);
