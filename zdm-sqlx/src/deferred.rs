@@ -208,7 +208,10 @@ pub(crate) async fn run_due<B: Backend>(
     fence: Option<&Fence>,
 ) -> Result<Vec<String>, Error> {
     let mut done = Vec::new();
-    for s in judged {
+    // Views first: a view left by a table rename depends on the columns of its table.
+    let mut order: Vec<&DropStatus> = judged.iter().collect();
+    order.sort_by_key(|s| !matches!(s.drop.target, gate::DropTarget::View));
+    for s in order {
         let Some(step) = next_step(s) else { continue };
         if step != DropStep::Writable {
             if let Some(user) = gate::local_user(&s.drop, &local.models) {

@@ -237,11 +237,72 @@ async fn unique_steps(r: &mut Runner<'_>, table: &str, columns: &[&str], name: &
     r.run(&Planned::normal(format!("ALTER TABLE {t} ADD CONSTRAINT {index} UNIQUE USING INDEX {index}"))).await
 }
 
-/// `schema.table` or `table`, each part quoted.
+/// `schema.table` or `table`, each part quoted. A name that starts with `"` is read as
+/// SQL (`"my.schema"."Odd ""name"""`): the way to name a schema or table that contains a
+/// dot or starts with a quote.
 fn table_sql(table: &str) -> String {
+    if table.starts_with('"') {
+        if let Some(parts) = split_quoted(table) {
+            return parts.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join(".");
+        }
+    }
     match table.split_once('.') {
         Some((s, t)) => qualified(Some(s), t),
         None => quote_ident(table),
+    }
+}
+
+/// The parts of a dotted SQL name whose parts are double-quoted identifiers or plain words.
+fn split_quoted(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return (parts.len() <= 2).then_some(parts),
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_as_sql_or_as_in_the_catalog() {
+        assert_eq!(table_sql("posts"), "\"posts\"");
+        assert_eq!(table_sql("app.Posts"), "\"app\".\"Posts\"");
+        assert_eq!(table_sql("Post Ü"), "\"Post Ü\"");
+        assert_eq!(table_sql("\"my.schema\".\"a \"\"b\"\"\""), "\"my.schema\".\"a \"\"b\"\"\"");
+        assert_eq!(table_sql("\"A.b\""), "\"A.b\"");
+        assert_eq!(table_sql("\"s\".Posts"), "\"s\".\"posts\"");
     }
 }
 

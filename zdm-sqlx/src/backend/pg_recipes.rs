@@ -147,8 +147,8 @@ BEGIN
     PERFORM {obj:backfill}(format('rename %s.%s.%s to %s', v_schema, v_table, p_old, p_new), p_table,
                            format('%I = %I', p_new, p_old), format('%I IS DISTINCT FROM %I', p_new, p_old));
     PERFORM {fn_drop_column}(p_table, p_old);
-    UPDATE {drops} SET before_drop = format('DROP TRIGGER IF EXISTS %I ON %I.%I; DROP FUNCTION IF EXISTS %I.%I()',
-                                            v_fn, v_schema, v_table, v_schema, v_fn)
+    -- CASCADE takes the sync trigger with it, whatever the table is called by then.
+    UPDATE {drops} SET before_drop = format('DROP FUNCTION IF EXISTS %I.%I() CASCADE', v_schema, v_fn)
     WHERE schema_name = v_schema AND table_name = v_table AND column_name = p_old AND state = 'pending';
 END
 $zdm$;
@@ -185,6 +185,9 @@ BEGIN
         RETURN;
     END IF;
     EXECUTE format('ALTER TABLE %I.%I RENAME TO %I', v_schema, v_table, p_new);
+    -- Pending drops of its columns follow the table to its new name.
+    UPDATE {drops} SET table_name = p_new
+    WHERE schema_name = v_schema AND table_name = v_table AND column_name IS NOT NULL AND state = 'pending';
     -- The old name stays as a simple, hence updatable, view until no old build is live.
     EXECUTE format('CREATE VIEW %I.%I AS SELECT * FROM %I.%I', v_schema, v_table, v_schema, p_new);
     -- A view's columns have no defaults of their own: give it the table's.
@@ -271,12 +274,17 @@ END
 $zdm$;
 "#;
 
+/// Bumped whenever the SQL of zdm's functions or tables changes: a database whose marker
+/// function is missing gets everything (re)installed at the next boot.
+const SCHEMA_MARKER: &str = "schema_v4";
+
 pub(super) fn create_sql(names: &Names) -> String {
-    names.sql(CREATE)
+    let marker = names.func(SCHEMA_MARKER);
+    format!("{}\nCREATE OR REPLACE FUNCTION {marker}() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 4';\n", names.sql(CREATE))
 }
 
 /// The newest objects of the recipes, for the bootstrap's "is everything there" check (a
 /// database set up by an older zdm lacks them, so the functions are replaced).
 pub(super) fn marker(names: &Names) -> (String, String) {
-    (names.func("backfills"), format!("{}(regclass, text, text, text)", names.func("ensure_trigger")))
+    (names.func("backfills"), format!("{}()", names.func(SCHEMA_MARKER)))
 }

@@ -495,6 +495,14 @@ pub(super) async fn run_step(
         let _ = tx.rollback().await;
         let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string()).unwrap_or_default();
         last = e.to_string();
+        if code == "2BP01" {
+            // Another object still depends on it (e.g. the view a table rename left, which
+            // goes first): nothing was applied; it waits for the next run.
+            let detail = e.as_database_error().map(|d| d.message().to_string()).unwrap_or_default();
+            return Ok(StepOutcome::Held(vec![zdm_core::gate::Blocker::Waits(format!(
+                "another object still depends on it ({detail}); it is dropped once that is gone"
+            ))]));
+        }
         if !zdm_core::retry::is_retryable(&code) {
             break;
         }
