@@ -9,7 +9,8 @@
 //!   and the 100,000-row table is unchanged except where the migrations change it.
 //!   CI runs one case per kind of boundary; `ZDM_FAULTS_FULL=1` runs every boundary.
 //! * Connection faults: the server terminates the migrator's connection in the middle of
-//!   a migration; the error is clear, nothing is half-recorded, the next run finishes.
+//!   a migration; the error is clear, nothing is half-recorded, the next run finishes. A
+//!   private server (the system's `initdb`) restarts between two migrations: zdm resumes.
 //! * Many instances: 16 processes boot at once against 50 migrations.
 
 mod common;
@@ -20,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{db_url, TestDb};
-use zdm::sqlx::{self, PgPool};
+use zdm::sqlx::{self, Connection, PgPool};
 
 fn probe() -> &'static PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -275,4 +276,68 @@ async fn sixteen_processes_boot_at_once() {
         boot_ms[15],
         longest_xact
     );
+}
+
+/// The server restarts between two migrations (here: while migration 2 waits out a lock
+/// between its attempts): zdm resumes on fresh connections or stops with a clear error,
+/// and a run after it finishes; every migration is recorded once, none half.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_restart_between_migrations_leaves_a_consistent_ledger() {
+    let Some(server) = common::PrivateServer::start() else {
+        assert!(std::env::var("CI").is_err(), "CI needs initdb for the restart test");
+        eprintln!("skipped: no initdb on this machine");
+        return;
+    };
+    let url = server.url("postgres");
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap();
+    let m = || {
+        zdm::migrator!("tests/migrations/restart")
+            .without_registration()
+            .lock_timeout(Duration::from_millis(100))
+            .lock_retries(40, Duration::from_millis(300))
+            .lease_ttl(Duration::from_secs(2))
+    };
+    m().up_to(1).run_pre(&pool).await.unwrap();
+    // A session holds a lock migration 2 needs; the restart ends it.
+    let mut blocker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE").execute(&mut blocker).await.unwrap();
+    let run = tokio::spawn({
+        let pool = pool.clone();
+        async move { m().run_pre(&pool).await }
+    });
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let restarted = Instant::now();
+    server.restart();
+    let first = run.await.unwrap();
+    eprintln!("server restarted ({:.1} s); the run: {:?}", restarted.elapsed().as_secs_f64(), first.as_ref().map(|r| r.applied.len()));
+    let fresh = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
+    match &first {
+        Ok(report) => assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [2, 3], "{report}"),
+        Err(e) => {
+            let text = e.to_string();
+            assert!(text.contains("database error while") || text.contains("migration 2"), "{text}");
+            let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_migrations WHERE success")
+                .fetch_one(&fresh)
+                .await
+                .unwrap();
+            assert!(applied >= 1, "{text}");
+            let report = m().run_pre(&fresh).await.unwrap();
+            assert!(!report.applied.is_empty(), "{report}");
+        }
+    }
+    let effects: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT version, count(*) FROM effects GROUP BY 1 ORDER BY 1").fetch_all(&fresh).await.unwrap();
+    assert_eq!(effects, [(1, 1), (2, 1), (3, 1)]);
+    let ledger: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM zdm_migrations ORDER BY 1").fetch_all(&fresh).await.unwrap();
+    assert_eq!(ledger, [(1, true), (2, true), (3, true)]);
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT version FROM zdm_migration_attempts WHERE success GROUP BY 1 HAVING count(*) > 1) x",
+    )
+    .fetch_one(&fresh)
+    .await
+    .unwrap();
+    assert_eq!(twice, 0);
+    drop(pool);
+    fresh.close().await;
 }

@@ -209,3 +209,86 @@ pub fn db_url(db: &TestDb) -> String {
     let (server, _) = base.rsplit_once('/').unwrap();
     format!("{server}/{}", db.name)
 }
+
+/// A PostgreSQL server of the test's own (the system's `initdb`/`pg_ctl`, as user `zdmpg`
+/// when the tests run as root), for faults that would disturb a shared server: a restart.
+/// Stopped and removed when dropped. `None` when the system has no `initdb`.
+pub struct PrivateServer {
+    dir: std::path::PathBuf,
+    bindir: std::path::PathBuf,
+    pub port: u16,
+    as_root: bool,
+}
+
+impl PrivateServer {
+    pub fn start() -> Option<PrivateServer> {
+        use std::process::Command;
+        let bindir = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()?;
+        let as_root = Command::new("id").arg("-u").output().ok().is_some_and(|o| o.stdout.starts_with(b"0\n"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let dir = std::env::temp_dir().join(format!("zdm-private-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = PrivateServer { dir, bindir, port, as_root };
+        if as_root {
+            let _ = Command::new("useradd").args(["--system", "--no-create-home", "zdmpg"]).output();
+            let ok = Command::new("chown").arg("zdmpg").arg(&server.dir).status().unwrap().success();
+            assert!(ok, "chown of the private server's directory failed");
+        }
+        let data = server.dir.join("data");
+        server.pg(&["initdb", "-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
+        server.ctl("start");
+        Some(server)
+    }
+
+    fn pg(&self, args: &[&str]) {
+        let mut cmd = if self.as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "zdmpg", "--"]).arg(self.bindir.join(args[0]));
+            c
+        } else {
+            std::process::Command::new(self.bindir.join(args[0]))
+        };
+        let out = cmd.args(&args[1..]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn ctl(&self, action: &str) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        let mut args = vec!["pg_ctl", "-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-o", &opts];
+        if action != "start" {
+            args.extend(["-m", "fast"]);
+        }
+        args.push(action);
+        self.pg(&args);
+    }
+
+    /// Restarts the server (`pg_ctl restart -m fast`): every connection is closed.
+    pub fn restart(&self) {
+        self.ctl("restart");
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let mut cmd = if self.as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "zdmpg", "--"]).arg(self.bindir.join("pg_ctl"));
+            c
+        } else {
+            std::process::Command::new(self.bindir.join("pg_ctl"))
+        };
+        let _ = cmd.args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

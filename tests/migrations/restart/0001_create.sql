@@ -1,0 +1,3 @@
+CREATE TABLE t (id BIGINT PRIMARY KEY);
+CREATE TABLE effects (version BIGINT NOT NULL);
+INSERT INTO effects (version) VALUES (1);

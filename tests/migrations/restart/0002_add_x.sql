@@ -1,0 +1,2 @@
+ALTER TABLE t ADD COLUMN x INTEGER;
+INSERT INTO effects (version) VALUES (2);

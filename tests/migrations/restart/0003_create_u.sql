@@ -1,0 +1,2 @@
+CREATE TABLE u (id BIGINT PRIMARY KEY);
+INSERT INTO effects (version) VALUES (3);
