@@ -311,3 +311,81 @@ async fn an_unusable_table_prefix_is_refused() {
     m.run_all(&pool).await.unwrap();
     assert_eq!(count(&pool, "SELECT count(*) FROM \"App_1_migrations\"").await, 2);
 }
+
+/// A rolled-back build that relies on a column's default: the read-only step dropped the
+/// default; when the build that predates the drop registers again, the trigger is lifted
+/// and the default restored, so its inserts that leave the column out work as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolled_back_build_gets_its_column_writable_with_its_default_again() {
+    let db = TestDb::new().await;
+    let pool = db.pool(4).await;
+    let new = || zdm::migrator!("tests/migrations/deferred_delay").heartbeat(Duration::from_millis(200));
+    let report = new().run_all(&pool).await.unwrap();
+    assert!(report.dropped.iter().any(|d| d.contains("made read-only") && d.contains("legacy")), "{report}");
+    let default: Option<String> = sqlx::query_scalar(
+        "SELECT column_default FROM information_schema.columns WHERE table_name = 'posts' AND column_name = 'legacy'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(default, None, "the read-only step drops the default");
+
+    // The old build (without migration 2) boots again in this process.
+    let report = new().up_to(1).run_pre(&pool).await.unwrap();
+    assert!(report.dropped.iter().any(|d| d.contains("made writable again") && d.contains("legacy")), "{report}");
+    sqlx::query("INSERT INTO posts (title) VALUES ('old build')").execute(&pool).await.unwrap();
+    let legacy: Option<String> =
+        sqlx::query_scalar("SELECT legacy FROM posts WHERE title = 'old build'").fetch_one(&pool).await.unwrap();
+    assert_eq!(legacy.as_deref(), Some("old"), "the default is back");
+    sqlx::query("UPDATE posts SET legacy = 'written'").execute(&pool).await.unwrap();
+    sqlx::query("INSERT INTO old_audit (note) VALUES ('old build')").execute(&pool).await.unwrap();
+    report.instance.unwrap().stop().await.unwrap();
+}
+
+/// Each row counts as live for its own build's TTL: a build configured with a short
+/// `instance_ttl` does not take an old build that beats less often for gone.
+#[tokio::test]
+async fn an_old_build_with_a_longer_ttl_counts_as_live() {
+    let db = TestDb::new().await;
+    let pool = db.pool(4).await;
+    let m = || zdm::migrator!("tests/migrations/deferred").without_registration().instance_ttl(Duration::from_secs(1));
+    m().run_pre(&pool).await.unwrap();
+    // Its last beat was 3 s ago; it beats every 10 s with a 30 s TTL.
+    sqlx::query(
+        "INSERT INTO zdm_instances (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at, \
+         embedded, mapped, ignored, ttl_s) VALUES ('old:1:1', 'blog', '1.0.0', 'old', 1, '0.1.0', now(), \
+         clock_timestamp() - interval '3 seconds', '{1}', '{}', '{}', 30)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let report = m().run_post(&pool).await.unwrap();
+    assert!(report.dropped.is_empty() && report.applied.is_empty(), "{report}");
+    assert!(report.notices.iter().any(|n| n.contains("blog 1.0.0 on old")), "{report}");
+    assert_eq!(columns(&pool, "posts").await, ["id", "title", "legacy"]);
+}
+
+/// An after_deploy migration that drops a column waits while a live build's struct still
+/// maps it, like a deferred drop does.
+#[tokio::test]
+async fn a_plain_after_deploy_drop_waits_for_a_build_that_maps_it() {
+    let db = TestDb::new().await;
+    let pool = db.pool(4).await;
+    let m = || zdm::migrator!("tests/migrations/removed").without_registration();
+    m().run_pre(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO zdm_instances (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at, \
+         embedded, mapped, ignored) VALUES ('other:1:1', 'notes', '2.0.0', 'other', 1, '0.1.0', now(), \
+         clock_timestamp(), '{1,2}', ARRAY[E'notes\\textra\\tnotes::Note'], '{}')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // This test binary maps notes.extra itself too: both hold the migration back.
+    let report = m().run_post(&pool).await.unwrap();
+    assert!(report.applied.is_empty(), "{report}");
+    let text = report.to_string();
+    assert!(text.contains("after_deploy migration 2 waits") && text.contains("notes::Note"), "{text}");
+    assert!(text.contains("struct `rollbacks::Note` of this build still maps notes.extra"), "{text}");
+    assert_eq!(columns(&pool, "notes").await, ["id", "body", "extra"]);
+}

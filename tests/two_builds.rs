@@ -363,3 +363,55 @@ async fn a_boot_racing_a_drop_blocks_it_or_refuses() {
     }
     eprintln!("boot racing a drop, {rounds} rounds: A registered first {held}, A refused {refused}, 0 broken");
 }
+
+/// The boot race made deterministic: build B's run_post pauses inside the transaction that
+/// drops `posts.legacy` (a failpoint, `--features faults`), holding the registry lock; build
+/// A boots meanwhile. A's registration waits for that transaction and then sees the drop:
+/// A refuses to boot, naming the column, after waiting for B's commit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_boot_during_a_drop_waits_for_it_and_refuses() {
+    let (a, _) = builds();
+    let b_faults = {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        BUILT.get_or_init(|| build(&["b", "faults"], "two_builds_b_faults"))
+    };
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let url = url(&db);
+    let (ok, out) = run(b_faults, &["pre", &url]);
+    assert!(ok, "{out}");
+    let post = Command::new(b_faults)
+        .args(["post", &url])
+        .env("ZDM_FAILPOINT", "deferred drop step done, before commit#1:pause=2500")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until B sits in its drop transaction (the column is locked, not yet gone).
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "B never reached its drop transaction");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let booting = std::time::Instant::now();
+    let (ok, a_out) = run(a, &["boot", &url, "100"]);
+    let waited = booting.elapsed();
+    let b = post.wait_with_output().unwrap();
+    let b_out = format!("{}{}", String::from_utf8_lossy(&b.stdout), String::from_utf8_lossy(&b.stderr));
+    assert!(b.status.success() && b_out.contains("dropped column public.posts.legacy"), "{b_out}");
+    assert!(ok, "{a_out}");
+    assert!(a_out.contains("refused") && a_out.contains("posts.legacy"), "A booted past the drop: {a_out}\n{b_out}");
+    assert!(waited > Duration::from_millis(500), "A did not wait for B's drop transaction ({waited:?})");
+    assert!(!columns(&pool).await.contains(&"legacy".to_string()));
+    eprintln!("A booted during B's drop: waited {waited:?} for it, then refused");
+}

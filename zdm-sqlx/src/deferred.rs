@@ -36,7 +36,7 @@ pub async fn drop_column_later_with_delay(
     column: &str,
     min_delay: Duration,
 ) -> Result<(), sqlx::Error> {
-    let f = function(conn, "zdm.fn_drop_column").await?;
+    let f = function(conn, "drop_column_later").await?;
     simple::sql(format!("SELECT {f}($1, $2, make_interval(secs => $3))"))
         .bind(table)
         .bind(column)
@@ -57,7 +57,7 @@ pub async fn drop_table_later_with_delay(
     table: &str,
     min_delay: Duration,
 ) -> Result<(), sqlx::Error> {
-    let f = function(conn, "zdm.fn_drop_table").await?;
+    let f = function(conn, "drop_table_later").await?;
     simple::sql(format!("SELECT {f}($1, make_interval(secs => $2))"))
         .bind(table)
         .bind(min_delay.as_secs_f64())
@@ -67,16 +67,22 @@ pub async fn drop_table_later_with_delay(
 }
 
 /// The function's quoted name, which zdm sets for the migration it runs.
-async fn function(conn: &mut PgConnection, setting: &str) -> Result<String, sqlx::Error> {
-    let name: Option<String> =
-        simple::sql("SELECT nullif(current_setting($1, true), '')").bind(setting).scalar(&mut *conn).await?;
-    name.ok_or_else(|| {
+/// Rebuilt from the schema and prefix settings, each quoted (never a setting's text
+/// spliced in as SQL).
+async fn function(conn: &mut PgConnection, suffix: &str) -> Result<String, sqlx::Error> {
+    let (schema, prefix): (Option<String>, Option<String>) = simple::sql(
+        "SELECT nullif(current_setting('zdm.schema', true), ''), nullif(current_setting('zdm.prefix', true), '')",
+    )
+    .row_as(&mut *conn)
+    .await?;
+    let prefix = prefix.ok_or_else(|| {
         sqlx::Error::Protocol(
             "zdm's drop_column_later / drop_table_later must be called inside a migration that zdm runs \
              (a #[zdm::migration] function)"
                 .into(),
         )
-    })
+    })?;
+    Ok(zdm_core::ident::qualified(schema.as_deref(), &format!("{prefix}{suffix}")))
 }
 
 /// One scheduled drop as `status` shows it.
@@ -101,8 +107,10 @@ pub(crate) struct Local {
     pub app_name: String,
     /// Some build of this app registered model structs before.
     pub app_had_models: bool,
-    /// Why this process's own heartbeat cannot be trusted now, if it cannot.
-    pub heartbeat_late: Option<String>,
+    /// This process's registration with the database (its heartbeat is asked afresh at
+    /// every verdict, the re-check inside a drop's transaction included).
+    pub heartbeat_key: String,
+    pub instance_ttl: Duration,
 }
 
 impl Local {
@@ -111,8 +119,8 @@ impl Local {
         let mut out: Vec<Blocker> = empty_registry(&self.models, others, &self.app_name, self.app_had_models)
             .into_iter()
             .collect();
-        if let Some(late) = &self.heartbeat_late {
-            out.push(Blocker::Waits(late.clone()));
+        if let Some(late) = crate::registry::heartbeat_late(&self.heartbeat_key, self.instance_ttl) {
+            out.push(Blocker::Waits(late));
         }
         out
     }

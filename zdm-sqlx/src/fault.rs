@@ -1,7 +1,8 @@
 //! Fault injection for zdm's own tests (`fault-injection` feature): with
 //! `ZDM_FAILPOINT=k` the process aborts at the k-th boundary it passes, like a `kill -9`
 //! (no destructor runs, the kernel closes its sockets); `ZDM_FAILPOINT=<name>#<n>` aborts
-//! at the n-th boundary of that name; `ZDM_FAILPOINT=0` lists every boundary on stderr.
+//! at the n-th boundary of that name (`<name>#<n>:pause=<ms>` pauses there instead, to
+//! line up a race); `ZDM_FAILPOINT=0` lists every boundary on stderr.
 //! Without the feature, [`boundary`] is empty.
 
 /// Marks a point where a real process could die: between two statements, before or after
@@ -26,7 +27,7 @@ mod imp {
 
     enum Target {
         Nth(u64),
-        Named(String, u64),
+        Named(String, u64, Option<u64>),
     }
 
     fn target() -> Option<&'static Target> {
@@ -35,7 +36,13 @@ mod imp {
             .get_or_init(|| {
                 let v = std::env::var("ZDM_FAILPOINT").ok()?;
                 match v.rsplit_once('#') {
-                    Some((name, n)) => Some(Target::Named(name.to_string(), n.parse().ok()?)),
+                    Some((name, rest)) => {
+                        let (n, pause) = match rest.split_once(":pause=") {
+                            Some((n, ms)) => (n, Some(ms.parse().ok()?)),
+                            None => (rest, None),
+                        };
+                        Some(Target::Named(name.to_string(), n.parse().ok()?, pause))
+                    }
                     None => Some(Target::Nth(v.parse().ok()?)),
                 }
             })
@@ -58,7 +65,13 @@ mod imp {
                 false
             }
             Target::Nth(k) => n == *k,
-            Target::Named(name, k) => name == what && of_kind == *k,
+            Target::Named(name, k, Some(ms)) if name == what && of_kind == *k => {
+                eprintln!("zdm failpoint {n}: {what} #{of_kind}: pausing {ms} ms");
+                std::thread::sleep(std::time::Duration::from_millis(*ms));
+                false
+            }
+            Target::Named(name, k, None) => name == what && of_kind == *k,
+            Target::Named(..) => false,
         };
         if hit {
             eprintln!("zdm failpoint {n}: {what} #{of_kind}: aborting");

@@ -118,6 +118,26 @@ impl<B: Backend> Lease<B> {
     }
 }
 
+/// Cancellations of dropped runs still under way: a dropped lease waits for them before it
+/// is given back.
+static CANCELS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One cancellation under way (see [`CANCELS`]).
+pub(crate) struct CancelInFlight(());
+
+impl CancelInFlight {
+    pub(crate) fn start() -> CancelInFlight {
+        CANCELS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        CancelInFlight(())
+    }
+}
+
+impl Drop for CancelInFlight {
+    fn drop(&mut self) {
+        CANCELS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl<B: Backend> Drop for Lease<B> {
     fn drop(&mut self) {
         // Dropped without `release` (a panic or a cancelled future, e.g. a boot timeout):
@@ -127,7 +147,14 @@ impl<B: Backend> Drop for Lease<B> {
         renewer.abort();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let (side, names, owner) = (self.side.clone(), self.names.clone(), self.owner.clone());
+            let ttl = self.ttl;
             handle.spawn(async move {
+                // A statement of the dropped run may still be being cancelled: wait for that
+                // (at most the lease's TTL, after which it would expire anyway).
+                let started = Instant::now();
+                while CANCELS.load(std::sync::atomic::Ordering::SeqCst) > 0 && started.elapsed() < ttl {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 if let Err(e) = side.release_lease(&names, &owner).await {
                     tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
                 }

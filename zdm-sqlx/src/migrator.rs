@@ -289,8 +289,10 @@ impl Migrator {
                  up to 32 ASCII letters, digits and underscores, not starting with a digit (e.g. \"zdm_\")"
             )));
         }
-        if self.schema.as_deref().is_some_and(|s| s.is_empty() || s.contains('\0')) {
-            return Err(Error::Config("schema must be a non-empty name without NUL characters".into()));
+        if self.schema.as_deref().is_some_and(|s| s.is_empty() || s.contains(['\0', '{', '}'])) {
+            return Err(Error::Config(
+                "schema must be a non-empty name without NUL characters or braces (zdm's SQL templates use them)".into(),
+            ));
         }
         self.check_unique()
     }

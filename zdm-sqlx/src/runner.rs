@@ -145,7 +145,8 @@ pub(crate) async fn local_view<B: Backend>(
         models: models.to_vec(),
         app_name: m.app_name.clone(),
         app_had_models,
-        heartbeat_late: registry::heartbeat_late(&registry::key(found, names), m.instance_ttl),
+        heartbeat_key: registry::key(found, names),
+        instance_ttl: m.instance_ttl,
     })
 }
 
@@ -184,19 +185,69 @@ fn gated(
     }
     let mut run = Vec::new();
     for &i in &plan.run {
-        let version = m.steps[i].meta.version;
-        let mut blockers = gate::migration_blockers(version, others);
-        blockers.extend(gate::backfill_blockers(version, backfills));
-        if let Some(local) = local {
-            blockers.extend(gate::local_blockers(version, &local.embedded));
-            blockers.extend(local.fail_closed(others));
-        }
+        let mut blockers = match local {
+            Some(local) => migration_gate(m, i, others, local, backfills),
+            None => {
+                let version = m.steps[i].meta.version;
+                let mut b = gate::migration_blockers(version, others);
+                b.extend(gate::backfill_blockers(version, backfills));
+                b
+            }
+        };
+        blockers.dedup();
         if !blockers.is_empty() {
             return (run, Some((m.steps[i].meta.version, blockers)));
         }
         run.push(i);
     }
     (run, None)
+}
+
+/// What holds back the after_deploy migration `m.steps[i]`: live builds without it (this
+/// one included), unfinished backfills before it, the fail-closed cases, and, when it
+/// drops columns or tables, live builds whose structs still map them.
+fn migration_gate(
+    m: &Migrator,
+    i: usize,
+    others: &[gate::Instance],
+    local: &deferred::Local,
+    backfills: &[gate::PendingBackfill],
+) -> Vec<Blocker> {
+    let step = &m.steps[i];
+    let version = step.meta.version;
+    let mut out = gate::migration_blockers(version, others);
+    out.extend(gate::backfill_blockers(version, backfills));
+    out.extend(gate::local_blockers(version, &local.embedded));
+    out.extend(local.fail_closed(others));
+    if let crate::migration::Body::Sql(sql) = step.body {
+        for r in zdm_core::removed::removed(sql) {
+            let what = match &r.column {
+                Some(c) => format!("{}.{c}", r.table),
+                None => r.table.clone(),
+            };
+            for inst in others {
+                let hit = inst.mapped.iter().find(|mp| {
+                    zdm_core::model::same_table(&mp.table, None, &r.table)
+                        && r.column.as_ref().is_none_or(|c| mp.column.eq_ignore_ascii_case(c))
+                });
+                if let Some(mp) = hit {
+                    out.push(Blocker::Mapped { instance: inst.clone(), by: mp.by.clone() });
+                }
+            }
+            let mine = match &r.column {
+                Some(c) => zdm_core::model::mapping(&local.models, None, &r.table, c),
+                None => zdm_core::model::reader(&local.models, None, &r.table),
+            };
+            if let Some(model) = mine {
+                out.push(Blocker::Waits(format!(
+                    "struct `{}` of this build still maps {what}, which this migration removes: remove the field \
+                     (or list it in #[zdm::ignored_columns]) and deploy that build first",
+                    model.name
+                )));
+            }
+        }
+    }
+    out
 }
 
 fn held_notice(held: Option<(i64, Vec<Blocker>)>) -> Option<String> {
@@ -289,8 +340,8 @@ async fn run_locked<B: Backend>(
     let fence = lease.fence();
     let plan = make_plan(&metas, &load_applied(backend, names, found.foreign).await?, target)?;
     let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
+    let local = local_view(m, backend, names, found, models).await?;
     let (runnable, held) = if target == Target::Post {
-        let local = local_view(m, backend, names, found, models).await?;
         let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
         gated(m, &plan, target, &others, Some(&local), &backfills)
     } else {
@@ -302,7 +353,20 @@ async fn run_locked<B: Backend>(
         let step = &m.steps[i];
         lease.confirm().await?;
         tracing::info!(version = step.meta.version, source = step.meta.source, phase = %step.meta.phase, "applying migration");
-        match backend.apply(names, step, ctx, &m.policy, &fence).await? {
+        // An after_deploy migration asks the gate again inside its own transaction.
+        let recheck = |live: &[gate::Instance]| migration_gate(m, i, &local.others(live), &local, &backfills);
+        let guard = crate::backend::StepGuard { fence: None, instance_ttl: m.instance_ttl, recheck: &recheck };
+        let gate = (target == Target::Post && step.meta.phase == Phase::PostDeploy).then_some(&guard);
+        let applied = match backend.apply(names, step, ctx, &m.policy, &fence, gate).await {
+            Err(Error::GateClosed { version, blockers }) => {
+                let text = format!("after_deploy migration {version} waits for: {blockers} (held back at the last moment)");
+                tracing::info!("{text}");
+                report.notices.push(text);
+                break;
+            }
+            other => other?,
+        };
+        match applied {
             Ok(duration_ms) => {
                 tracing::info!(version = step.meta.version, duration_ms, "applied migration");
                 report.applied.push(AppliedStep {

@@ -163,7 +163,9 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// ledger and history rows, checking in that transaction that `fence` still holds the
     /// lease (`Error::LeaseLost` otherwise, with the migration rolled back). The outer
     /// error is zdm's own; the inner one is the migration's failure (already rolled back,
-    /// not yet recorded).
+    /// not yet recorded). With `gate` (an after_deploy migration that removes a column or
+    /// table), the registry's lock is taken first and the gate asked again inside the
+    /// transaction: `Error::GateClosed` when a build that needs it registered meanwhile.
     fn apply(
         &self,
         names: &Names,
@@ -171,6 +173,7 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         ctx: &RunContext,
         policy: &ExecPolicy,
         fence: &Fence,
+        gate: Option<&StepGuard<'_>>,
     ) -> impl Future<Output = Result<Result<i64, Failure>, Error>> + Send;
 
     /// Records a failed attempt in the ledger and its history, outside any transaction

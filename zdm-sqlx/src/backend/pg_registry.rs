@@ -27,8 +27,11 @@ CREATE TABLE IF NOT EXISTS {instances} (
     heartbeat_at TIMESTAMPTZ NOT NULL,
     embedded     BIGINT[] NOT NULL,
     mapped       TEXT[] NOT NULL,
-    ignored      TEXT[] NOT NULL
+    ignored      TEXT[] NOT NULL,
+    ttl_s        DOUBLE PRECISION
 );
+-- Each row counts as live for its own build's TTL too (older zdm versions lack it).
+ALTER TABLE {instances} ADD COLUMN IF NOT EXISTS ttl_s DOUBLE PRECISION;
 CREATE TABLE IF NOT EXISTS {drops} (
     id           BIGSERIAL PRIMARY KEY,
     schema_name  TEXT NOT NULL,
@@ -41,8 +44,11 @@ CREATE TABLE IF NOT EXISTS {drops} (
     dropped_at   TIMESTAMPTZ,
     state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dropped')),
     is_view      BOOLEAN NOT NULL DEFAULT false,
-    before_drop  TEXT
+    before_drop  TEXT,
+    saved_default TEXT
 );
+-- The default a read-only step dropped, put back if a build that writes it returns.
+ALTER TABLE {drops} ADD COLUMN IF NOT EXISTS saved_default TEXT;
 CREATE UNIQUE INDEX IF NOT EXISTS {drops_key} ON {drops} (schema_name, table_name, (coalesce(column_name, '')));
 CREATE TABLE IF NOT EXISTS {post_pending} (
     version    BIGINT PRIMARY KEY,
@@ -166,18 +172,25 @@ pub(super) fn function_signatures(names: &Names) -> [String; 3] {
 const UPSERT_INSTANCE: &str = "\
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
 pruned AS (
-    DELETE FROM {instances} WHERE heartbeat_at < clock_timestamp() - make_interval(secs => $10) AND id <> $1
+    DELETE FROM {instances}
+    WHERE heartbeat_at < clock_timestamp() - make_interval(secs => greatest($10, coalesce(ttl_s, 0))) AND id <> $1
 )
 INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
-                         embedded, mapped, ignored)
-SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[] FROM relaxed
+                         embedded, mapped, ignored, ttl_s)
+SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[], $10
+FROM relaxed
 ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
     heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
-    ignored = EXCLUDED.ignored";
+    ignored = EXCLUDED.ignored, ttl_s = EXCLUDED.ttl_s";
 
 /// Registration and the steps of deferred drops take this transaction lock, so a build
 /// that boots while a drop runs is either seen by the drop's re-check or sees the drop.
 const REGISTRY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+
+/// Takes the registry's transaction lock (under the transaction's lock timeout).
+pub(super) async fn lock_registry(tx: &mut PgConnection, names: &Names) -> Result<(), sqlx::Error> {
+    simple::sql(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.map(drop)
+}
 
 fn registry_lock_key(names: &Names) -> String {
     format!("zdm registry {}", names.instances)
@@ -197,7 +210,9 @@ const LIVE: &str = "\
 SELECT id, app_name, app_version, hostname, pid,
        to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
        extract(epoch FROM clock_timestamp() - heartbeat_at)::bigint, embedded, mapped, ignored
-FROM {instances} WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => $1) ORDER BY started_at";
+FROM {instances}
+WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => greatest($1, coalesce(ttl_s, 0)))
+ORDER BY started_at";
 
 /// `read_only` only while the drop's own trigger is really there (a column or table whose
 /// trigger went missing is protected again); `gone` when the object no longer exists.
@@ -401,14 +416,24 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
     };
     out.extend(match (&d.target, step) {
         (DropTarget::Column(c), DropStep::ReadOnly) => vec![
-            // A default would write the column on every insert of the new build.
+            // A default would write the column on every insert of the new build: kept
+            // aside, for a rolled-back build that comes to rely on it again.
+            format!(
+                "UPDATE {} SET saved_default = (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d \
+                 JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+                 WHERE a.attrelid = {}::regclass AND a.attname = {}) WHERE id = {}",
+                names.drops,
+                super::pg_simple::literal(&table),
+                super::pg_simple::literal(c),
+                d.id
+            ),
             format!("ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT", quote_ident(c)),
             format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
             format!(
                 "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW \
                  EXECUTE PROCEDURE {}({version}, {})",
                 names.fn_read_only,
-                quote_literal(c)
+                super::pg_simple::literal(c)
             ),
             mark("read_only_at = clock_timestamp()"),
         ],
@@ -421,7 +446,21 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
             ),
             mark("read_only_at = clock_timestamp()"),
         ],
-        (DropTarget::Column(_) | DropTarget::Table, DropStep::Writable) => {
+        (DropTarget::Column(c), DropStep::Writable) => vec![
+            format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
+            format!(
+                "DO $zdm$ DECLARE v text; BEGIN \
+                 SELECT saved_default INTO v FROM {} WHERE id = {}; \
+                 IF v IS NOT NULL THEN EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', {}, {}, v); \
+                 END IF; END $zdm$",
+                names.drops,
+                d.id,
+                super::pg_simple::literal(&table),
+                super::pg_simple::literal(c)
+            ),
+            mark("read_only_at = NULL"),
+        ],
+        (DropTarget::Table, DropStep::Writable) => {
             vec![format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"), mark("read_only_at = NULL")]
         }
         (DropTarget::Column(c), DropStep::Drop) => vec![

@@ -50,7 +50,7 @@ impl Lit {
     }
 }
 
-fn literal(t: &str) -> String {
+pub(crate) fn literal(t: &str) -> String {
     if t.contains('\\') {
         format!("E'{}'", t.replace('\\', "\\\\").replace('\'', "''"))
     } else {
@@ -156,6 +156,19 @@ impl Sql {
         let mut copied = 0;
         while i < src.len() {
             match src[i] {
+                // `E'..'`: a backslash escapes the next character.
+                b'\'' if i > 0 && matches!(src[i - 1], b'E' | b'e') && !ident_char(src.get(i.wrapping_sub(2))) => {
+                    i += 1;
+                    while i < src.len() {
+                        match src[i] {
+                            b'\\' => i += 2,
+                            b'\'' if src.get(i + 1) == Some(&b'\'') => i += 2,
+                            b'\'' => break,
+                            _ => i += 1,
+                        }
+                    }
+                    i += 1;
+                }
                 q @ (b'\'' | b'"') => {
                     // Skip to the closing quote (a doubled quote escapes itself).
                     i += 1;
@@ -171,7 +184,30 @@ impl Sql {
                     }
                     i += 1;
                 }
-                b'$' if src.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                b'-' if src.get(i + 1) == Some(&b'-') => {
+                    while i < src.len() && src[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'/' if src.get(i + 1) == Some(&b'*') => {
+                    // Block comments nest in PostgreSQL.
+                    let mut depth = 0;
+                    while i < src.len() {
+                        if src[i] == b'/' && src.get(i + 1) == Some(&b'*') {
+                            depth += 1;
+                            i += 2;
+                        } else if src[i] == b'*' && src.get(i + 1) == Some(&b'/') {
+                            depth -= 1;
+                            i += 2;
+                            if depth == 0 {
+                                break;
+                            }
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
+                b'$' if src.get(i + 1).is_some_and(u8::is_ascii_digit) && !ident_char(i.checked_sub(1).and_then(|p| src.get(p))) => {
                     let start = i;
                     i += 1;
                     while i < src.len() && src[i].is_ascii_digit() {
@@ -186,7 +222,7 @@ impl Sql {
                     }
                     copied = i;
                 }
-                b'$' => {
+                b'$' if !ident_char(i.checked_sub(1).and_then(|p| src.get(p))) => {
                     // A dollar-quoted body: `$tag$ .. $tag$`.
                     let rest = &self.template[i + 1..];
                     match rest.find('$') {
@@ -281,9 +317,20 @@ impl Sql {
     }
 }
 
+/// A byte that continues an identifier (so `x$1` is a name, not a placeholder).
+fn ident_char(b: Option<&u8>) -> bool {
+    b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b >= 0x80)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comments_escape_strings_and_names_are_left_alone() {
+        let s = sql("SELECT $1 -- it's $1\n, /* '$1' /* $2 */ */ $2, E'\\' $1', x$1, e'$1'").bind(1i64).bind(2i64);
+        assert_eq!(s.text(), "SELECT ('1'::int8) -- it's $1\n, /* '$1' /* $2 */ */ ('2'::int8), E'\\' $1', x$1, e'$1'");
+    }
 
     #[test]
     fn placeholders_become_quoted_literals() {

@@ -218,6 +218,26 @@ async fn record_removed(
             .await
             .doing("checking what a migration removed")?;
         if gone {
+            // A pending deferred drop of the same column: its read-only trigger goes too, or
+            // a column re-added under that name later would be read-only.
+            let pending: Option<i64> = simple::sql(names.sql(
+                "SELECT id FROM {drops} WHERE schema_name = $1 AND table_name = $2 AND column_name = $3 \
+                 AND state = 'pending'",
+            ))
+            .bind(schema)
+            .bind(table)
+            .bind(column)
+            .scalar_optional(&mut *conn)
+            .await
+            .doing("recording what a migration removed")?;
+            if let (Some(id), Some(_)) = (pending, column) {
+                let trigger = zdm_core::ident::quote_ident(&format!("{}read_only_{id}", names.prefix));
+                let table = zdm_core::ident::qualified(Some(schema), table);
+                sqlx::raw_sql(AssertSqlSafe(format!("DROP TRIGGER IF EXISTS {trigger} ON {table}")))
+                    .execute(&mut *conn)
+                    .await
+                    .doing("recording what a migration removed")?;
+            }
             simple::sql(names.sql(RECORD_REMOVED))
                 .bind(schema)
                 .bind(table)
@@ -406,6 +426,7 @@ impl Backend for PgPool {
         ctx: &RunContext,
         policy: &ExecPolicy,
         fence: &Fence,
+        gate: Option<&StepGuard<'_>>,
     ) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
@@ -424,6 +445,30 @@ impl Backend for PgPool {
                 .doing("setting the migration's timeouts")?;
             set_context(&mut tx, names, step, true).await?;
             let removed = resolve_removed(&mut tx, step).await?;
+            if let (Some(gate), false) = (gate, removed.is_empty()) {
+                // Serialised with registrations: a build that boots now either is seen here
+                // or, once this commits, sees what was removed and refuses to start.
+                match pg_registry::lock_registry(&mut tx, names).await {
+                    Ok(()) => {
+                        let live = pg_registry::live(&mut *tx, names, gate.instance_ttl.as_secs_f64()).await?;
+                        let blockers = (gate.recheck)(&live);
+                        if !blockers.is_empty() {
+                            let _ = tx.rollback().await;
+                            return Err(Error::GateClosed {
+                                version: step.meta.version,
+                                blockers: blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        match after_failure(self, names, step, ctx, describe(&e, "", 1), None, n, &schedule, started).await? {
+                            Some(failure) => return Ok(Err(failure)),
+                            None => continue,
+                        }
+                    }
+                }
+            }
             let watch = BlockerWatch::start(self, pid, attempt.lock_timeout);
             let result = run_in_transaction(&mut tx, step, policy, attempt).await;
             let blocker = watch.finish().await;
@@ -668,6 +713,13 @@ async fn apply_outside_transaction(
     // Dropped before it finishes (a cancelled boot): cancel the statement it runs.
     let guard = CancelOnDrop { pool: pool.clone(), pid, armed: true };
     set_context(&mut conn, names, step, false).await?;
+    // Marks this session: a statement that finds the mark gone ran on another server
+    // connection (a transaction pooler the probe missed), and the migration stops.
+    simple::sql("SELECT set_config('zdm.session_token', $1, false)")
+        .bind(format!("{}:{pid}", fence.owner))
+        .execute(&mut conn)
+        .await
+        .doing("marking the migration's session")?;
     let removed = resolve_removed(&mut conn, step).await?;
     let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, fence, started).await;
     let outcome = match result {
@@ -688,6 +740,20 @@ async fn apply_outside_transaction(
     guard.disarm();
     let _ = conn.close().await;
     outcome
+}
+
+/// The migration's statements still run in the session it marked.
+async fn same_session(conn: &mut PgConnection, step: &Step, token: &str) -> Result<(), Error> {
+    let seen: String = simple::sql("SELECT coalesce(current_setting('zdm.session_token', true), '')")
+        .scalar(&mut *conn)
+        .await
+        .doing("checking the migration's session")?;
+    if seen == token {
+        Ok(())
+    } else {
+        tracing::error!("a no_transaction migration's session changed between statements: a transaction pooler");
+        Err(Error::NeedsSession { version: step.meta.version, source_path: step.meta.source })
+    }
 }
 
 /// The connect options of the session URL, or the pool's own.
@@ -759,9 +825,26 @@ impl Drop for CancelOnDrop {
         }
         let (pool, pid) = (self.pool.clone(), self.pid);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            // The lease is given back only once the statement has stopped (see
+            // `crate::lease`), so no other process re-runs it while it still runs.
+            let guard = crate::lease::CancelInFlight::start();
             handle.spawn(async move {
                 tracing::warn!(pid, "a no_transaction migration was dropped half-way; cancelling its statement");
                 let _ = simple::sql("SELECT pg_cancel_backend($1)").bind(pid).execute(&pool).await;
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(10) {
+                    let busy: Result<bool, _> = simple::sql(
+                        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active')",
+                    )
+                    .bind(pid)
+                    .scalar(&pool)
+                    .await;
+                    if !matches!(busy, Ok(true)) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                drop(guard);
             });
         }
     }
@@ -801,6 +884,7 @@ async fn run_outside(
         for (n, attempt) in schedule.iter().enumerate() {
             // Fenced per statement: a process that lost the lease stops before the next one.
             check_fence(conn, names, fence).await?;
+            same_session(conn, step, &format!("{}:{pid}", fence.owner)).await?;
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
             if let Err(e) = set_timeouts(conn, lock_ms, statement_ms, false).await {
                 return Ok(Err(Failure {
@@ -918,6 +1002,15 @@ impl BlockerWatch {
             let _ = task.await;
         }
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Drop for BlockerWatch {
+    fn drop(&mut self) {
+        // Dropped without `finish` (a cancelled run): the sampler must not outlive it.
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 

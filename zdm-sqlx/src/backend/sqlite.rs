@@ -21,7 +21,8 @@ use crate::registry::InstanceRecord;
 use zdm_core::gate::{self, PendingDrop};
 
 const TABLES_EXIST: &str = "SELECT \
-     (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5, \
+     (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5 \
+     AND EXISTS (SELECT 1 FROM pragma_table_info(?4) WHERE name = 'ttl_s'), \
      EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'), \
      (SELECT file FROM pragma_database_list WHERE name = 'main')";
 
@@ -142,6 +143,18 @@ impl Backend for SqlitePool {
         if !ours {
             sqlx::raw_sql(sql(names, CREATE_TABLES)).execute(self).await.doing("creating zdm's tables")?;
             sqlx::raw_sql(sql(names, sqlite_registry::CREATE)).execute(self).await.doing("creating zdm's registry")?;
+            // A registry made by an older zdm lacks the per-row TTL.
+            let has_ttl: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'ttl_s')")
+                .bind(format!("{}instances", names.prefix))
+                .fetch_one(self)
+                .await
+                .doing("upgrading zdm's registry")?;
+            if !has_ttl {
+                sqlx::raw_sql(sql(names, "ALTER TABLE {instances} ADD COLUMN ttl_s REAL"))
+                    .execute(self)
+                    .await
+                    .doing("upgrading zdm's registry")?;
+            }
         }
         let foreign = Foreign { sqlx: sqlx_ledger, diesel: false };
         Ok(Found { foreign, server_version: None, db_key: file.unwrap_or_default() })
@@ -232,6 +245,7 @@ impl Backend for SqlitePool {
         ctx: &RunContext,
         _policy: &ExecPolicy,
         fence: &Fence,
+        _gate: Option<&StepGuard<'_>>,
     ) -> Result<Result<i64, Failure>, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {

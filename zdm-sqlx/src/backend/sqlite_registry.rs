@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS {instances} (
     heartbeat_at REAL NOT NULL,
     embedded     TEXT NOT NULL,
     mapped       TEXT NOT NULL,
-    ignored      TEXT NOT NULL
+    ignored      TEXT NOT NULL,
+    ttl_s        REAL
 );
 CREATE TABLE IF NOT EXISTS {post_pending} (
     version    INTEGER PRIMARY KEY,
@@ -29,20 +30,20 @@ CREATE TABLE IF NOT EXISTS {post_pending} (
 );
 "#;
 
-const PRUNE: &str = "DELETE FROM {instances} WHERE heartbeat_at < {now} - ?2 AND id <> ?1";
+const PRUNE: &str = "DELETE FROM {instances} WHERE heartbeat_at < {now} - max(?2, coalesce(ttl_s, 0)) AND id <> ?1";
 const UPSERT: &str = "\
 INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
-                         embedded, mapped, ignored)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, {now}, {now}, ?7, ?8, ?9)
+                         embedded, mapped, ignored, ttl_s)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, {now}, {now}, ?7, ?8, ?9, ?10)
 ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, app_version = excluded.app_version,
     heartbeat_at = excluded.heartbeat_at, embedded = excluded.embedded, mapped = excluded.mapped,
-    ignored = excluded.ignored";
+    ignored = excluded.ignored, ttl_s = excluded.ttl_s";
 const BEAT: &str = "UPDATE {instances} SET heartbeat_at = {now} WHERE id = ?1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = ?1";
 const LIVE: &str = "\
 SELECT id, app_name, app_version, hostname, pid, strftime('%Y-%m-%d %H:%M:%S', started_at, 'unixepoch'),
        CAST({now} - heartbeat_at AS INTEGER), embedded, mapped, ignored
-FROM {instances} WHERE heartbeat_at >= {now} - ?1 ORDER BY started_at";
+FROM {instances} WHERE heartbeat_at >= {now} - max(?1, coalesce(ttl_s, 0)) ORDER BY started_at";
 const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) VALUES (?1, {now}) ON CONFLICT DO NOTHING";
 const PENDING_SINCE: &str = "SELECT version, strftime('%Y-%m-%d %H:%M:%S', first_seen, 'unixepoch'), \
      CAST({now} - first_seen AS INTEGER) FROM {post_pending}";
@@ -76,6 +77,7 @@ pub(super) async fn upsert_instance(
         .bind(lines(&embedded))
         .bind(lines(&r.mapped))
         .bind(lines(&r.ignored))
+        .bind(ttl_s)
         .execute(&mut *tx)
         .await
         .doing("registering this instance")?;
