@@ -129,7 +129,9 @@ BEGIN
                         v_schema, v_table, p_new, v_new_type, v_type, p_old;
     END IF;
     -- Both builds run: whichever half a statement writes, the other follows.
-    EXECUTE format($f$CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql AS $b$
+    -- The body is quoted as a literal (%L), not dollar-quoted: a column may be named `$b$`.
+    EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql AS %L', v_schema, v_fn,
+        format($f$
         BEGIN
             IF TG_OP = 'INSERT' THEN
                 IF NEW.%I IS NULL THEN NEW.%I := NEW.%I; ELSE NEW.%I := NEW.%I; END IF;
@@ -139,10 +141,10 @@ BEGIN
                 NEW.%I := NEW.%I;
             END IF;
             RETURN NEW;
-        END $b$$f$, v_schema, v_fn,
+        END $f$,
         p_new, p_new, p_old, p_old, p_new,
         p_new, p_new, p_old, p_new,
-        p_old, p_old, p_new, p_old);
+        p_old, p_old, p_new, p_old));
     PERFORM {obj:ensure_trigger}(v_rel, v_schema, v_table, v_fn);
     PERFORM {obj:backfill}(format('rename %s.%s.%s to %s', v_schema, v_table, p_old, p_new), p_table,
                            format('%I = %I', p_new, p_old), format('%I IS DISTINCT FROM %I', p_new, p_old));
@@ -225,8 +227,8 @@ BEGIN
                         v_schema, v_table, v_shadow, v_have::regtype, p_type;
     END IF;
     -- Every build writes the column as it is; the shadow follows it.
-    EXECUTE format($f$CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql AS $b$
-        BEGIN NEW.%I := NEW.%I::%s; RETURN NEW; END $b$$f$, v_schema, v_fn, v_shadow, p_column, p_type);
+    EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I() RETURNS trigger LANGUAGE plpgsql AS %L', v_schema, v_fn,
+        format('BEGIN NEW.%I := NEW.%I::%s; RETURN NEW; END', v_shadow, p_column, p_type));
     PERFORM {obj:ensure_trigger}(v_rel, v_schema, v_table, v_fn);
     PERFORM {obj:backfill}(format('retype %s.%s.%s', v_schema, v_table, p_column), p_table,
                            format('%I = %I::%s', v_shadow, p_column, p_type),
@@ -276,11 +278,11 @@ $zdm$;
 
 /// Bumped whenever the SQL of zdm's functions or tables changes: a database whose marker
 /// function is missing gets everything (re)installed at the next boot.
-const SCHEMA_MARKER: &str = "schema_v4";
+const SCHEMA_MARKER: &str = "schema_v5";
 
 pub(super) fn create_sql(names: &Names) -> String {
     let marker = names.func(SCHEMA_MARKER);
-    format!("{}\nCREATE OR REPLACE FUNCTION {marker}() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 4';\n", names.sql(CREATE))
+    format!("{}\nCREATE OR REPLACE FUNCTION {marker}() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 5';\n", names.sql(CREATE))
 }
 
 /// The newest objects of the recipes, for the bootstrap's "is everything there" check (a

@@ -446,20 +446,28 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
             ),
             mark("read_only_at = clock_timestamp()"),
         ],
-        (DropTarget::Column(c), DropStep::Writable) => vec![
-            format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
-            format!(
-                "DO $zdm$ DECLARE v text; BEGIN \
+        (DropTarget::Column(c), DropStep::Writable) => {
+            let body = format!(
+                "DECLARE v text; BEGIN \
                  SELECT saved_default INTO v FROM {} WHERE id = {}; \
                  IF v IS NOT NULL THEN EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', {}, {}, v); \
-                 END IF; END $zdm$",
+                 END IF; END",
                 names.drops,
                 d.id,
                 super::pg_simple::literal(&table),
                 super::pg_simple::literal(c)
-            ),
-            mark("read_only_at = NULL"),
-        ],
+            );
+            // A dollar-quote tag that no name in the body contains.
+            let mut tag = "zdm".to_string();
+            while body.contains(&format!("${tag}$")) {
+                tag.push('x');
+            }
+            vec![
+                format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"),
+                format!("DO ${tag}$ {body} ${tag}$"),
+                mark("read_only_at = NULL"),
+            ]
+        }
         (DropTarget::Table, DropStep::Writable) => {
             vec![format!("DROP TRIGGER IF EXISTS {trigger} ON {table}"), mark("read_only_at = NULL")]
         }
