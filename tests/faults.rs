@@ -37,10 +37,8 @@ where
 
 /// Checks every invariant of a finished `faults` run; returns the data checksum.
 async fn finished_correctly(pool: &PgPool, case: &str) -> String {
-    let effects: Vec<(i64, i64)> = sqlx::query_as("SELECT version, count(*) FROM effects GROUP BY 1 ORDER BY 1")
-        .fetch_all(pool)
-        .await
-        .unwrap();
+    let effects: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT version, count(*) FROM effects GROUP BY 1 ORDER BY 1").fetch_all(pool).await.unwrap();
     assert_eq!(effects, [(1, 1), (2, 1), (4, 1), (5, 1), (6, 1)], "{case}: a migration ran twice or not at all");
     let ledger: Vec<(i64, bool)> =
         sqlx::query_as("SELECT version, success FROM zdm_migrations ORDER BY version").fetch_all(pool).await.unwrap();
@@ -125,7 +123,13 @@ async fn killed_at_every_boundary_the_next_run_finishes_exactly_once() {
     }
     for what in kinds {
         let n = boundaries.iter().filter(|b| *b == what).count() as u64;
-        let picks: Vec<u64> = if full { (1..=n).collect() } else if n > 1 { vec![1, n] } else { vec![1] };
+        let picks: Vec<u64> = if full {
+            (1..=n).collect()
+        } else if n > 1 {
+            vec![1, n]
+        } else {
+            vec![1]
+        };
         cases.extend(picks.into_iter().map(|k| (what.clone(), k)));
     }
     let mut table: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
@@ -154,7 +158,11 @@ async fn killed_at_every_boundary_the_next_run_finishes_exactly_once() {
     for (what, (n, failed, unreached)) in &table {
         eprintln!("{what} | {n} | {failed} | {unreached}");
     }
-    eprintln!("boundaries in one run: {}; cases killed: {}", boundaries.len(), table.values().map(|v| v.0).sum::<u32>());
+    eprintln!(
+        "boundaries in one run: {}; cases killed: {}",
+        boundaries.len(),
+        table.values().map(|v| v.0).sum::<u32>()
+    );
 }
 
 /// Waits until a session of this database runs a statement that contains `prefix`.
@@ -182,9 +190,7 @@ async fn backend_running(pool: &PgPool, prefix: &str) -> i32 {
 /// recorded as applied, and the next run_pre applies it once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_closed_mid_migration_is_reported_and_the_next_run_finishes() {
-    for (dir, statement, effects_after_kill) in
-        [("slow_once", "pg_sleep(6)", 0), ("slow_notx", "pg_sleep(2)", 1)]
-    {
+    for (dir, statement, effects_after_kill) in [("slow_once", "pg_sleep(6)", 0), ("slow_notx", "pg_sleep(2)", 1)] {
         let db = TestDb::new().await;
         let pool = db.pool(4).await;
         let m = move || {
@@ -200,7 +206,8 @@ async fn a_connection_closed_mid_migration_is_reported_and_the_next_run_finishes
             async move { m().run_pre(&pool).await }
         });
         let pid = backend_running(&pool, statement).await;
-        let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(pid).fetch_one(&pool).await.unwrap();
+        let killed: bool =
+            sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(pid).fetch_one(&pool).await.unwrap();
         assert!(killed);
         let err = run.await.unwrap().unwrap_err().to_string();
         assert!(err.contains("migration 2") || err.contains("database error"), "{dir}: {err}");
@@ -211,7 +218,8 @@ async fn a_connection_closed_mid_migration_is_reported_and_the_next_run_finishes
         assert_eq!(effects, effects_after_kill, "{dir}");
         let report = m().run_pre(&pool).await.unwrap();
         assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [2], "{dir}: {report}");
-        let applied: i64 = scalar(&pool, "SELECT count(*) FROM zdm_migration_attempts WHERE version = 2 AND success").await;
+        let applied: i64 =
+            scalar(&pool, "SELECT count(*) FROM zdm_migration_attempts WHERE version = 2 AND success").await;
         assert_eq!(applied, 1, "{dir}");
         eprintln!("{dir}: connection terminated mid-migration -> {err}");
     }
@@ -228,7 +236,14 @@ async fn sixteen_processes_boot_at_once() {
     let url = db_url(&db);
     let started = Instant::now();
     let mut children: Vec<_> = (0..16)
-        .map(|_| Command::new(bin).args(["many", &url, "2500"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .map(|_| {
+            Command::new(bin)
+                .args(["many", &url, "2500"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     // While they boot: no session of this database may keep a transaction open for long
     // (the holder's transactions are one small migration each; waiters hold none).
@@ -261,7 +276,10 @@ async fn sixteen_processes_boot_at_once() {
         boot_ms.push(line.split(' ').next().unwrap().parse::<u64>().unwrap());
     }
     let per_version: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT version, count(*) FROM many_effects GROUP BY 1 ORDER BY 1").fetch_all(&pool).await.unwrap();
+        sqlx::query_as("SELECT version, count(*) FROM many_effects GROUP BY 1 ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(per_version, (1..=50).map(|v| (v, 1)).collect::<Vec<_>>(), "each migration applied once");
     let attempts: i64 = scalar(&pool, "SELECT count(*) FROM zdm_migration_attempts WHERE success").await;
     assert_eq!(attempts, 50);
@@ -271,10 +289,7 @@ async fn sixteen_processes_boot_at_once() {
     assert!(*boot_ms.last().unwrap() < 60_000, "a boot outlasted the lease wait: {boot_ms:?}");
     eprintln!(
         "16 processes, 50 migrations: boot ms min {} median {} max {}; longest open transaction {:.3} s",
-        boot_ms[0],
-        boot_ms[8],
-        boot_ms[15],
-        longest_xact
+        boot_ms[0], boot_ms[8], boot_ms[15], longest_xact
     );
 }
 
@@ -309,7 +324,11 @@ async fn a_server_restart_between_migrations_leaves_a_consistent_ledger() {
     let restarted = Instant::now();
     server.restart();
     let first = run.await.unwrap();
-    eprintln!("server restarted ({:.1} s); the run: {:?}", restarted.elapsed().as_secs_f64(), first.as_ref().map(|r| r.applied.len()));
+    eprintln!(
+        "server restarted ({:.1} s); the run: {:?}",
+        restarted.elapsed().as_secs_f64(),
+        first.as_ref().map(|r| r.applied.len())
+    );
     let fresh = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
     match &first {
         Ok(report) => assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [2, 3], "{report}"),

@@ -9,8 +9,8 @@ mod common;
 use std::sync::Mutex;
 
 use common::TestDb;
-use zdm::sqlx::{self, PgConnection, PgPool};
 use zdm::__private::BoxError;
+use zdm::sqlx::{self, PgConnection, PgPool};
 
 /// The names of the running case.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ impl Rng {
         let len = 1 + (self.next() % 14) as usize;
         let mut out = String::new();
         for _ in 0..len {
-            if self.next() % 3 == 0 {
+            if self.next().is_multiple_of(3) {
                 out.push_str(AWKWARD[(self.next() % AWKWARD.len() as u64) as usize]);
             } else {
                 let p = PLAIN.as_bytes();
@@ -250,11 +250,13 @@ async fn run_case(seed: u64) {
     assert!(status.deferred.iter().all(|d| d.dropped), "{ctx}: {status}");
     let shown: Vec<String> = status.deferred.iter().map(|d| d.drop.to_string()).collect();
     assert!(shown.iter().any(|d| d.contains(&n.c4)), "{ctx}: {shown:?}");
-    let view: Option<String> =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT to_regclass('{}')::text", n.table_sql().replace('\'', "''"))))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let view: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT to_regclass('{}')::text",
+        n.table_sql().replace('\'', "''")
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(view, None, "{ctx}: the old name's view is still there");
 
     // The registry: what a process maps, with the same names, reads back intact.

@@ -352,7 +352,10 @@ async fn a_boot_racing_a_drop_blocks_it_or_refuses() {
                 .fetch_one(&pool)
                 .await
                 .unwrap();
-                assert!(dropped > stopped, "round {round}: A booted and the column it maps was dropped\n{a_out}\n{post}");
+                assert!(
+                    dropped > stopped,
+                    "round {round}: A booted and the column it maps was dropped\n{a_out}\n{post}"
+                );
             }
             held += 1;
         } else {

@@ -253,7 +253,12 @@ impl PrivateServer {
             std::process::Command::new(self.bindir.join(args[0]))
         };
         let out = cmd.args(&args[1..]).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn ctl(&self, action: &str) {

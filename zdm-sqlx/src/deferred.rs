@@ -16,8 +16,8 @@ use zdm_core::model::ModelInfo;
 
 use crate::backend::pg_simple as simple;
 use crate::backend::{Backend, DropStep, StepGuard, StepOutcome};
-use crate::lease::Fence;
 use crate::error::Error;
+use crate::lease::Fence;
 use crate::ledger::Names;
 use crate::migrator::Migrator;
 
@@ -116,9 +116,8 @@ pub(crate) struct Local {
 impl Local {
     /// Reasons to keep every gate closed whatever is pending: the gate cannot know.
     pub(crate) fn fail_closed(&self, others: &[gate::Instance]) -> Vec<Blocker> {
-        let mut out: Vec<Blocker> = empty_registry(&self.models, others, &self.app_name, self.app_had_models)
-            .into_iter()
-            .collect();
+        let mut out: Vec<Blocker> =
+            empty_registry(&self.models, others, &self.app_name, self.app_had_models).into_iter().collect();
         if let Some(late) = crate::registry::heartbeat_late(&self.heartbeat_key, self.instance_ttl) {
             out.push(Blocker::Waits(late));
         }
@@ -180,9 +179,7 @@ fn empty_registry(
         return Some(Blocker::Waits(format!("this build registers no model structs but {other} does: {fix}")));
     }
     app_had_models.then(|| {
-        Blocker::Waits(format!(
-            "this build registers no model structs but an earlier build of `{app_name}` did: {fix}"
-        ))
+        Blocker::Waits(format!("this build registers no model structs but an earlier build of `{app_name}` did: {fix}"))
     })
 }
 

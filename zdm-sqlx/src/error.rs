@@ -57,7 +57,9 @@ pub enum Error {
     /// An after_deploy migration that removes a column or table was held back at the last
     /// moment (a build that still needs it registered while it ran): nothing of it was
     /// applied. `run_post` reports this as a notice and tries again at its next run.
-    #[error("after_deploy migration {version} was held back at the last moment: {blockers}; nothing of it was applied")]
+    #[error(
+        "after_deploy migration {version} was held back at the last moment: {blockers}; nothing of it was applied"
+    )]
     GateClosed { version: i64, blockers: String },
 
     /// A `Migrator` setting that zdm cannot use (says which and what to use instead).

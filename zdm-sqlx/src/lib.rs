@@ -9,9 +9,9 @@
 pub mod backend;
 pub mod backfill;
 mod default_set;
-mod fault;
 pub mod deferred;
 pub mod error;
+mod fault;
 pub mod healing;
 mod lease;
 pub mod ledger;

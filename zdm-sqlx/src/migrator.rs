@@ -291,7 +291,8 @@ impl Migrator {
         }
         if self.schema.as_deref().is_some_and(|s| s.is_empty() || s.contains(['\0', '{', '}'])) {
             return Err(Error::Config(
-                "schema must be a non-empty name without NUL characters or braces (zdm's SQL templates use them)".into(),
+                "schema must be a non-empty name without NUL characters or braces (zdm's SQL templates use them)"
+                    .into(),
             ));
         }
         self.check_unique()

@@ -291,6 +291,10 @@ fn split_quoted(text: &str) -> Option<Vec<String>> {
     }
 }
 
+fn columns_sql(columns: &[&str]) -> String {
+    columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,8 +308,4 @@ mod tests {
         assert_eq!(table_sql("\"A.b\""), "\"A.b\"");
         assert_eq!(table_sql("\"s\".Posts"), "\"s\".\"posts\"");
     }
-}
-
-fn columns_sql(columns: &[&str]) -> String {
-    columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
 }

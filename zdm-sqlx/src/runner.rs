@@ -68,11 +68,10 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         )
         .await?;
         crate::fault::boundary("lease taken");
-        let result =
-            run_locked(m, backend, &names, &ctx, &lease, target, &found, &models).await.map(|mut r| {
-                r.notices.extend(server_notices);
-                r
-            });
+        let result = run_locked(m, backend, &names, &ctx, &lease, target, &found, &models).await.map(|mut r| {
+            r.notices.extend(server_notices);
+            r
+        });
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
         }
@@ -296,9 +295,11 @@ pub(crate) async fn run_post_when_safe<B: Backend>(m: &Migrator, backend: &B) ->
             Ok(st) if st.pending_post().next().is_none() && st.deferred.iter().all(|d| d.dropped) => return Ok(total),
             Ok(st)
                 if st.pending_post().next().is_none()
-                    && st.deferred.iter().filter(|d| !d.dropped).all(|d| {
-                        d.blockers.iter().any(|b| matches!(b, Blocker::ThisBuild { .. }))
-                    }) =>
+                    && st
+                        .deferred
+                        .iter()
+                        .filter(|d| !d.dropped)
+                        .all(|d| d.blockers.iter().any(|b| matches!(b, Blocker::ThisBuild { .. }))) =>
             {
                 // An older build (a rollback): what is left was scheduled by migrations it
                 // lacks, and it never carries that out; a newer build will.
@@ -359,7 +360,8 @@ async fn run_locked<B: Backend>(
         let gate = (target == Target::Post && step.meta.phase == Phase::PostDeploy).then_some(&guard);
         let applied = match backend.apply(names, step, ctx, &m.policy, &fence, gate).await {
             Err(Error::GateClosed { version, blockers }) => {
-                let text = format!("after_deploy migration {version} waits for: {blockers} (held back at the last moment)");
+                let text =
+                    format!("after_deploy migration {version} waits for: {blockers} (held back at the last moment)");
                 tracing::info!("{text}");
                 report.notices.push(text);
                 break;

@@ -105,11 +105,7 @@ pub(super) async fn batch(
         }
     };
     let Some(max) = max else {
-        simple::sql(names.sql(FINISH))
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .doing("finishing a backfill")?;
+        simple::sql(names.sql(FINISH)).bind(name).execute(&mut *tx).await.doing("finishing a backfill")?;
         tx.commit().await.doing("finishing a backfill")?;
         return Ok(BatchOutcome::Done);
     };

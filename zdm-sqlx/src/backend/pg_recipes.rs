@@ -282,7 +282,10 @@ const SCHEMA_MARKER: &str = "schema_v5";
 
 pub(super) fn create_sql(names: &Names) -> String {
     let marker = names.func(SCHEMA_MARKER);
-    format!("{}\nCREATE OR REPLACE FUNCTION {marker}() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 5';\n", names.sql(CREATE))
+    format!(
+        "{}\nCREATE OR REPLACE FUNCTION {marker}() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 5';\n",
+        names.sql(CREATE)
+    )
 }
 
 /// The newest objects of the recipes, for the bootstrap's "is everything there" check (a

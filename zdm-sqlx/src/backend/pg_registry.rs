@@ -8,8 +8,8 @@ use zdm_core::ident::{qualified, quote_ident, quote_literal};
 use zdm_core::model::ModelInfo;
 use zdm_core::retry::ExecPolicy;
 
-use super::{DropStep, StepOutcome};
 use super::pg_simple as simple;
+use super::{DropStep, StepOutcome};
 use crate::error::{Doing, Error};
 use crate::ledger::Names;
 use crate::registry::InstanceRecord;
@@ -196,7 +196,8 @@ fn registry_lock_key(names: &Names) -> String {
     format!("zdm registry {}", names.instances)
 }
 
-const NOTE_MODELS: &str = "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
+const NOTE_MODELS: &str =
+    "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
      ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
 const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE app_name = $1 AND models > 0)";
 /// Read-only drops scheduled by a migration the registering build lacks.
@@ -289,11 +290,7 @@ pub(super) async fn upsert_instance(
 }
 
 pub(super) async fn app_had_models(pool: &PgPool, names: &Names, app: &str) -> Result<bool, Error> {
-    simple::sql(names.sql(HAD_MODELS))
-        .bind(app)
-        .scalar(pool)
-        .await
-        .doing("reading which apps registered models")
+    simple::sql(names.sql(HAD_MODELS)).bind(app).scalar(pool).await.doing("reading which apps registered models")
 }
 
 pub(super) async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
@@ -311,11 +308,8 @@ pub(super) async fn live<'c, E: sqlx::PgExecutor<'c>>(
     names: &Names,
     ttl_s: f64,
 ) -> Result<Vec<gate::Instance>, Error> {
-    let rows = simple::sql(names.sql(LIVE))
-        .bind(ttl_s)
-        .fetch_all(executor)
-        .await
-        .doing("reading the instance registry")?;
+    let rows =
+        simple::sql(names.sql(LIVE)).bind(ttl_s).fetch_all(executor).await.doing("reading the instance registry")?;
     rows.iter()
         .map(|r| {
             let mapped: Vec<String> = r.try_get(8)?;
@@ -341,10 +335,7 @@ pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
     executor: E,
     names: &Names,
 ) -> Result<Vec<(PendingDrop, bool)>, Error> {
-    let rows = simple::sql(names.sql(LOAD_DROPS))
-        .fetch_all(executor)
-        .await
-        .doing("reading the deferred drops")?;
+    let rows = simple::sql(names.sql(LOAD_DROPS)).fetch_all(executor).await.doing("reading the deferred drops")?;
     rows.iter()
         .map(|r| {
             let column: Option<String> = r.try_get(3)?;
@@ -385,10 +376,7 @@ pub(super) async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64])
 }
 
 pub(super) async fn pending_since(pool: &PgPool, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
-    simple::sql(names.sql(PENDING_SINCE))
-        .rows_as(pool)
-        .await
-        .doing("reading since when after_deploy migrations wait")
+    simple::sql(names.sql(PENDING_SINCE)).rows_as(pool).await.doing("reading since when after_deploy migrations wait")
 }
 
 /// The name of a drop's own read-only trigger: one per drop, so two pending drops on one

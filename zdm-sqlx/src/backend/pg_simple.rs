@@ -41,7 +41,9 @@ impl Lit {
                 let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
                 format!("decode('{hex}', 'hex')")
             }
-            Lit::Ints(v) => format!("ARRAY[{}]::int8[]", v.iter().map(|i| format!("'{i}'::int8")).collect::<Vec<_>>().join(",")),
+            Lit::Ints(v) => {
+                format!("ARRAY[{}]::int8[]", v.iter().map(|i| format!("'{i}'::int8")).collect::<Vec<_>>().join(","))
+            }
             Lit::Texts(v) => {
                 format!("ARRAY[{}]::text[]", v.iter().map(|t| literal(t)).collect::<Vec<_>>().join(","))
             }
@@ -207,7 +209,9 @@ impl Sql {
                         }
                     }
                 }
-                b'$' if src.get(i + 1).is_some_and(u8::is_ascii_digit) && !ident_char(i.checked_sub(1).and_then(|p| src.get(p))) => {
+                b'$' if src.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    && !ident_char(i.checked_sub(1).and_then(|p| src.get(p))) =>
+                {
                     let start = i;
                     i += 1;
                     while i < src.len() && src[i].is_ascii_digit() {

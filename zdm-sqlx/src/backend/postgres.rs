@@ -16,9 +16,9 @@ use super::{
     elapsed_ms, line_of_char_position, pg_backfill, pg_recipes, pg_registry, Backend, DropStep, Foreign, Found,
     StepGuard, StepOutcome,
 };
-use crate::lease::Fence;
 use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
+use crate::lease::Fence;
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
 use crate::registry::InstanceRecord;
@@ -164,10 +164,8 @@ pub(super) async fn check_fence(conn: &mut PgConnection, names: &Names, fence: &
     if done.rows_affected() == 1 {
         return Ok(());
     }
-    let holder: Option<String> = simple::sql(names.sql(LEASE_HOLDER))
-        .scalar_optional(&mut *conn)
-        .await
-        .doing("reading the migration lease")?;
+    let holder: Option<String> =
+        simple::sql(names.sql(LEASE_HOLDER)).scalar_optional(&mut *conn).await.doing("reading the migration lease")?;
     Err(Error::LeaseLost { holder: holder.unwrap_or_else(|| "(nobody)".to_string()) })
 }
 
@@ -278,23 +276,22 @@ impl Backend for PgPool {
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
         let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
         let recipes = pg_recipes::marker(names);
-        let (ours, sqlx, diesel, server_version, db_key): (bool, bool, bool, i32, String) =
-            simple::sql(TABLES_EXIST)
-                .bind(&names.ledger)
-                .bind(&names.history)
-                .bind(&names.lease)
-                .bind(&names.instances)
-                .bind(&names.drops)
-                .bind(&names.post_pending)
-                .bind(fn1)
-                .bind(fn2)
-                .bind(fn3)
-                .bind(recipes.0)
-                .bind(recipes.1)
-                .bind(names.func("app_models"))
-                .row_as(self)
-                .await
-                .doing("looking for zdm's tables")?;
+        let (ours, sqlx, diesel, server_version, db_key): (bool, bool, bool, i32, String) = simple::sql(TABLES_EXIST)
+            .bind(&names.ledger)
+            .bind(&names.history)
+            .bind(&names.lease)
+            .bind(&names.instances)
+            .bind(&names.drops)
+            .bind(&names.post_pending)
+            .bind(fn1)
+            .bind(fn2)
+            .bind(fn3)
+            .bind(recipes.0)
+            .bind(recipes.1)
+            .bind(names.func("app_models"))
+            .row_as(self)
+            .await
+            .doing("looking for zdm's tables")?;
         if !ours {
             let mut tx = self.begin().await.doing("creating zdm's tables")?;
             simple::sql(BOOTSTRAP_LOCK).execute(&mut *tx).await.doing("creating zdm's tables")?;
@@ -320,8 +317,7 @@ impl Backend for PgPool {
     }
 
     async fn load_ledger(&self, names: &Names) -> Result<Vec<LedgerRow>, Error> {
-        let rows =
-            simple::sql(names.sql(LOAD_LEDGER)).fetch_all(self).await.doing("reading the ledger")?;
+        let rows = simple::sql(names.sql(LOAD_LEDGER)).fetch_all(self).await.doing("reading the ledger")?;
         rows.iter()
             .map(|r| {
                 Ok(LedgerRow {
@@ -365,10 +361,8 @@ impl Backend for PgPool {
             }));
         }
         if foreign.diesel {
-            let rows: Vec<String> = simple::sql(LOAD_DIESEL)
-                .scalars(self)
-                .await
-                .doing("reading diesel's __diesel_schema_migrations")?;
+            let rows: Vec<String> =
+                simple::sql(LOAD_DIESEL).scalars(self).await.doing("reading diesel's __diesel_schema_migrations")?;
             // diesel keeps the folder's version as written (`2024-01-01-000000`); zdm reads its digits.
             out.extend(rows.into_iter().filter_map(|v| {
                 let digits: String = v.chars().filter(char::is_ascii_digit).collect();
@@ -404,18 +398,11 @@ impl Backend for PgPool {
     }
 
     async fn lease_holder(&self, names: &Names) -> Result<Option<String>, Error> {
-        simple::sql(names.sql(LEASE_HOLDER))
-            .scalar_optional(self)
-            .await
-            .doing("reading the migration lease")
+        simple::sql(names.sql(LEASE_HOLDER)).scalar_optional(self).await.doing("reading the migration lease")
     }
 
     async fn release_lease(&self, names: &Names, owner: &str) -> Result<(), Error> {
-        simple::sql(names.sql(RELEASE_LEASE))
-            .bind(owner)
-            .execute(self)
-            .await
-            .doing("releasing the migration lease")?;
+        simple::sql(names.sql(RELEASE_LEASE)).bind(owner).execute(self).await.doing("releasing the migration lease")?;
         Ok(())
     }
 
@@ -462,7 +449,9 @@ impl Backend for PgPool {
                     }
                     Err(e) => {
                         let _ = tx.rollback().await;
-                        match after_failure(self, names, step, ctx, describe(&e, "", 1), None, n, &schedule, started).await? {
+                        match after_failure(self, names, step, ctx, describe(&e, "", 1), None, n, &schedule, started)
+                            .await?
+                        {
                             Some(failure) => return Ok(Err(failure)),
                             None => continue,
                         }
@@ -708,8 +697,7 @@ async fn apply_outside_transaction(
     }
     let mut conn =
         PgConnection::connect_with(&options).await.doing("opening a connection for a no_transaction migration")?;
-    let pid: i32 =
-        simple::sql("SELECT pg_backend_pid()").scalar(&mut conn).await.doing("reading the backend pid")?;
+    let pid: i32 = simple::sql("SELECT pg_backend_pid()").scalar(&mut conn).await.doing("reading the backend pid")?;
     // Dropped before it finishes (a cancelled boot): cancel the statement it runs.
     let guard = CancelOnDrop { pool: pool.clone(), pid, armed: true };
     set_context(&mut conn, names, step, false).await?;
@@ -787,7 +775,11 @@ async fn behind_transaction_pooler(options: &sqlx::postgres::PgConnectOptions) -
     let doing = "checking for a transaction-mode pooler";
     let token = crate::lease::owner_id("probe");
     let mut first = PgConnection::connect_with(options).await.doing(doing)?;
-    simple::sql("SELECT set_config('zdm.session_probe', $1, false)").bind(&token).execute(&mut first).await.doing(doing)?;
+    simple::sql("SELECT set_config('zdm.session_probe', $1, false)")
+        .bind(&token)
+        .execute(&mut first)
+        .await
+        .doing(doing)?;
     let mut second = PgConnection::connect_with(options).await.doing(doing)?;
     let mut tx = second.begin().await.doing(doing)?;
     let read = "SELECT coalesce(current_setting('zdm.session_probe', true), '')";
@@ -953,11 +945,7 @@ async fn set_context(conn: &mut PgConnection, names: &Names, step: &Step, local:
 
 /// `Some(valid)` when an index of that name exists.
 async fn index_validity(conn: &mut PgConnection, index: &str) -> Result<Option<bool>, Error> {
-    simple::sql(INDEX_VALIDITY)
-        .bind(index)
-        .scalar_optional(&mut *conn)
-        .await
-        .doing("checking an index's validity")
+    simple::sql(INDEX_VALIDITY).bind(index).scalar_optional(&mut *conn).await.doing("checking an index's validity")
 }
 
 /// A failed or interrupted `CREATE INDEX CONCURRENTLY` leaves an INVALID index that an
@@ -986,9 +974,7 @@ impl BlockerWatch {
                 tokio::time::sleep(every).await;
                 // Never wait for a connection: with none idle, go without the report.
                 let Some(mut conn) = pool.try_acquire() else { continue };
-                if let Ok(Some(report)) =
-                    simple::sql(BLOCKERS).bind(pid).scalar_optional(&mut *conn).await
-                {
+                if let Ok(Some(report)) = simple::sql(BLOCKERS).bind(pid).scalar_optional(&mut *conn).await {
                     *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
                 }
             }

@@ -12,9 +12,9 @@ use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
 use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Foreign, Found, StepGuard, StepOutcome};
-use crate::lease::Fence;
 use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::{Doing, Error};
+use crate::lease::Fence;
 use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
 use crate::registry::InstanceRecord;
@@ -144,11 +144,12 @@ impl Backend for SqlitePool {
             sqlx::raw_sql(sql(names, CREATE_TABLES)).execute(self).await.doing("creating zdm's tables")?;
             sqlx::raw_sql(sql(names, sqlite_registry::CREATE)).execute(self).await.doing("creating zdm's registry")?;
             // A registry made by an older zdm lacks the per-row TTL.
-            let has_ttl: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'ttl_s')")
-                .bind(format!("{}instances", names.prefix))
-                .fetch_one(self)
-                .await
-                .doing("upgrading zdm's registry")?;
+            let has_ttl: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'ttl_s')")
+                    .bind(format!("{}instances", names.prefix))
+                    .fetch_one(self)
+                    .await
+                    .doing("upgrading zdm's registry")?;
             if !has_ttl {
                 sqlx::raw_sql(sql(names, "ALTER TABLE {instances} ADD COLUMN ttl_s REAL"))
                     .execute(self)
