@@ -389,3 +389,24 @@ async fn a_plain_after_deploy_drop_waits_for_a_build_that_maps_it() {
     assert!(text.contains("struct `rollbacks::Note` of this build still maps notes.extra"), "{text}");
     assert_eq!(columns(&pool, "notes").await, ["id", "body", "extra"]);
 }
+
+/// A boot timeout inside a transactional migration: its transaction is rolled back with
+/// the dropped connection, the lease is given back, nothing is recorded, and the next
+/// run applies it once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_boot_inside_a_transaction_leaves_nothing_behind() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let m = || zdm::migrator!("tests/migrations/slow_once").without_registration();
+    let cancelled = tokio::time::timeout(Duration::from_millis(1500), m().run_pre(&pool)).await;
+    assert!(cancelled.is_err(), "the 6 s migration finished within 1.5 s?");
+    let started = Instant::now();
+    while count(&pool, "SELECT count(*) FROM zdm_lease").await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the lease stayed held after the cancel");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&pool, "SELECT count(*) FROM zdm_migrations WHERE version = 2").await, 0);
+    let report = m().run_pre(&pool).await.unwrap();
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [2], "{report}");
+    assert_eq!(count(&pool, "SELECT count(*) FROM effects").await, 1, "the cancelled run's insert was rolled back");
+}
