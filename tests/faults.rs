@@ -245,25 +245,29 @@ async fn sixteen_processes_boot_at_once() {
                 .unwrap()
         })
         .collect();
-    // While they boot: no session of this database may keep a transaction open for long
-    // (the holder's transactions are one small migration each; waiters hold none).
+    // While they boot: no session of this database may wait long on a lock inside a
+    // transaction (waiters poll outside transactions; registrations queue briefly).
     let mut longest_xact = 0.0f64;
-    let mut registered = 0i64;
+    let mut registered = std::collections::HashSet::new();
     while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
         assert!(started.elapsed() < Duration::from_secs(90), "the boots did not finish");
+        // A waiter is a session waiting on a lock: none may do that inside a transaction.
         let longest: Option<f64> = sqlx::query_scalar(
             "SELECT max(extract(epoch FROM clock_timestamp() - xact_start))::float8 FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL",
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL \
+             AND wait_event_type = 'Lock'",
         )
         .fetch_one(&pool)
         .await
         .unwrap();
         longest_xact = longest_xact.max(longest.unwrap_or(0.0));
-        if let Ok(n) = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM zdm_instances WHERE app_name = 'many'")
-            .fetch_one(&pool)
+        // Every process that registered (a quick one may have stopped before a slow one
+        // registered: ids seen at any sample count).
+        if let Ok(ids) = sqlx::query_scalar::<_, String>("SELECT id FROM zdm_instances WHERE app_name = 'many'")
+            .fetch_all(&pool)
             .await
         {
-            registered = registered.max(n);
+            registered.extend(ids);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -283,12 +287,12 @@ async fn sixteen_processes_boot_at_once() {
     assert_eq!(per_version, (1..=50).map(|v| (v, 1)).collect::<Vec<_>>(), "each migration applied once");
     let attempts: i64 = scalar(&pool, "SELECT count(*) FROM zdm_migration_attempts WHERE success").await;
     assert_eq!(attempts, 50);
-    assert_eq!(registered, 16, "all 16 processes registered");
-    assert!(longest_xact < 1.0, "a session held a transaction open for {longest_xact:.2} s while booting");
+    assert_eq!(registered.len(), 16, "all 16 processes registered");
+    assert!(longest_xact < 1.0, "a session waited on a lock in a transaction open for {longest_xact:.2} s");
     boot_ms.sort_unstable();
     assert!(*boot_ms.last().unwrap() < 60_000, "a boot outlasted the lease wait: {boot_ms:?}");
     eprintln!(
-        "16 processes, 50 migrations: boot ms min {} median {} max {}; longest open transaction {:.3} s",
+        "16 processes, 50 migrations: boot ms min {} median {} max {}; longest transaction waiting on a lock {:.3} s",
         boot_ms[0], boot_ms[8], boot_ms[15], longest_xact
     );
 }

@@ -35,7 +35,47 @@ const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($
      concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
 
 /// Serialises concurrent first boots: `CREATE TABLE IF NOT EXISTS` races on the catalog.
-const BOOTSTRAP_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('zdm bootstrap'))";
+const BOOTSTRAP_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext('zdm bootstrap'))";
+
+/// Whether zdm's objects are all there (this zdm version's), and what else the database has.
+async fn tables_exist(pool: &PgPool, names: &Names) -> Result<(bool, bool, bool, i32, String), Error> {
+    let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
+    let recipes = pg_recipes::marker(names);
+    simple::sql(TABLES_EXIST)
+        .bind(&names.ledger)
+        .bind(&names.history)
+        .bind(&names.lease)
+        .bind(&names.instances)
+        .bind(&names.drops)
+        .bind(&names.post_pending)
+        .bind(fn1)
+        .bind(fn2)
+        .bind(fn3)
+        .bind(recipes.0)
+        .bind(recipes.1)
+        .bind(names.func("app_models"))
+        .row_as(pool)
+        .await
+        .doing("looking for zdm's tables")
+}
+
+/// Creates (or, for an older zdm's database, replaces) zdm's schema, tables and functions.
+async fn create_objects(tx: &mut PgConnection, names: &Names) -> Result<(), Error> {
+    if let Some(schema) = &names.schema {
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {}", zdm_core::ident::quote_ident(schema));
+        sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *tx).await.doing("creating zdm's schema")?;
+    }
+    sqlx::raw_sql(AssertSqlSafe(names.sql(CREATE_TABLES))).execute(&mut *tx).await.doing("creating zdm's tables")?;
+    sqlx::raw_sql(AssertSqlSafe(pg_registry::create_sql(names)))
+        .execute(&mut *tx)
+        .await
+        .doing("creating zdm's registry tables and functions")?;
+    sqlx::raw_sql(AssertSqlSafe(pg_recipes::create_sql(names)))
+        .execute(&mut *tx)
+        .await
+        .doing("creating zdm's recipe functions")?;
+    Ok(())
+}
 
 const CREATE_TABLES: &str = r#"
 CREATE TABLE IF NOT EXISTS {ledger} (
@@ -274,44 +314,28 @@ impl Backend for PgPool {
     }
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
-        let [fn1, fn2, fn3] = pg_registry::function_signatures(names);
-        let recipes = pg_recipes::marker(names);
-        let (ours, sqlx, diesel, server_version, db_key): (bool, bool, bool, i32, String) = simple::sql(TABLES_EXIST)
-            .bind(&names.ledger)
-            .bind(&names.history)
-            .bind(&names.lease)
-            .bind(&names.instances)
-            .bind(&names.drops)
-            .bind(&names.post_pending)
-            .bind(fn1)
-            .bind(fn2)
-            .bind(fn3)
-            .bind(recipes.0)
-            .bind(recipes.1)
-            .bind(names.func("app_models"))
-            .row_as(self)
-            .await
-            .doing("looking for zdm's tables")?;
-        if !ours {
+        let (mut ours, sqlx, diesel, server_version, db_key) = tables_exist(self, names).await?;
+        let started = Instant::now();
+        while !ours {
             let mut tx = self.begin().await.doing("creating zdm's tables")?;
-            simple::sql(BOOTSTRAP_LOCK).execute(&mut *tx).await.doing("creating zdm's tables")?;
-            if let Some(schema) = &names.schema {
-                let create = format!("CREATE SCHEMA IF NOT EXISTS {}", zdm_core::ident::quote_ident(schema));
-                sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *tx).await.doing("creating zdm's schema")?;
+            let creator: bool = simple::sql(BOOTSTRAP_LOCK).scalar(&mut *tx).await.doing("creating zdm's tables")?;
+            if creator {
+                create_objects(&mut tx, names).await?;
+                tx.commit().await.doing("creating zdm's tables")?;
+                break;
             }
-            sqlx::raw_sql(AssertSqlSafe(names.sql(CREATE_TABLES)))
-                .execute(&mut *tx)
-                .await
-                .doing("creating zdm's tables")?;
-            sqlx::raw_sql(AssertSqlSafe(pg_registry::create_sql(names)))
-                .execute(&mut *tx)
-                .await
-                .doing("creating zdm's registry tables and functions")?;
-            sqlx::raw_sql(AssertSqlSafe(pg_recipes::create_sql(names)))
-                .execute(&mut *tx)
-                .await
-                .doing("creating zdm's recipe functions")?;
-            tx.commit().await.doing("creating zdm's tables")?;
+            // Another process is creating them: wait outside any transaction (a waiter
+            // parked in one would make a concurrent index build wait for it), look again.
+            let _ = tx.rollback().await;
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err(Error::Config(
+                    "zdm's tables are being created by another process for over 2 minutes; \
+                     look for a session holding the advisory lock 'zdm bootstrap'"
+                        .into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            ours = tables_exist(self, names).await?.0;
         }
         Ok(Found { foreign: Foreign { sqlx, diesel }, server_version: Some(server_version), db_key })
     }
