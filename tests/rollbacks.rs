@@ -29,6 +29,42 @@ struct OldLog {
     id: i64,
 }
 
+/// Waits until a session of this database runs a statement containing `text`.
+async fn wait_for_statement(pool: &PgPool, text: &str) {
+    let started = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' \
+             AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
+        )
+        .bind(text)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no session ran {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Drops `run` (as a boot timeout would) once its migration runs `text`.
+async fn cancel_while_running<F: std::future::Future<Output = Result<zdm::Report, zdm::Error>>>(
+    run: F,
+    watch: &PgPool,
+    text: &str,
+) {
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => panic!("the migration finished before it could be cancelled: {r:?}"),
+        _ = async {
+            wait_for_statement(watch, text).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        } => {}
+    }
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(pool).await.unwrap()
 }
@@ -165,7 +201,7 @@ async fn a_long_migration_keeps_its_lease_while_the_app_holds_the_pool() {
 /// its next statement (no_transaction file), and says who holds the lease.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migrator_that_lost_its_lease_commits_nothing_more() {
-    for (dir, wait_ms, expected) in [("slow_once", 1000, 0), ("slow_notx", 700, 1)] {
+    for (dir, wait_ms, expected) in [("slow_once", 300, 0), ("slow_notx", 300, 1)] {
         let db = TestDb::new().await;
         let pool = db.pool(4).await;
         let m = match dir {
@@ -177,6 +213,8 @@ async fn a_migrator_that_lost_its_lease_commits_nothing_more() {
             let pool = pool.clone();
             async move { m.run_pre(&pool).await }
         });
+        // Steal it while migration 2 sleeps (after its first statement).
+        wait_for_statement(&pool, "pg_sleep").await;
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         sqlx::query("UPDATE zdm_lease SET owner = 'thief', expires_at = now() + interval '1 hour'")
             .execute(&pool)
@@ -198,8 +236,9 @@ async fn a_cancelled_boot_leaves_no_setting_no_lease_and_resumes() {
     let db = TestDb::new().await;
     let pool = db.pool(1).await;
     let m = || zdm::migrator!("tests/migrations/cancel_notx").without_registration();
-    let cancelled = tokio::time::timeout(Duration::from_secs(2), m().run_pre(&pool)).await;
-    assert!(cancelled.is_err(), "the 5 s migration finished within 2 s?");
+    m().up_to(1).run_pre(&pool).await.unwrap();
+    let watch = db.pool(1).await;
+    cancel_while_running(m().run_pre(&pool), &watch, "pg_sleep(5)").await;
 
     let mut fresh = db.conn().await;
     for setting in ["lock_timeout", "statement_timeout", "zdm.migration_version"] {
@@ -398,8 +437,9 @@ async fn a_cancelled_boot_inside_a_transaction_leaves_nothing_behind() {
     let db = TestDb::new().await;
     let pool = db.pool(2).await;
     let m = || zdm::migrator!("tests/migrations/slow_once").without_registration();
-    let cancelled = tokio::time::timeout(Duration::from_millis(1500), m().run_pre(&pool)).await;
-    assert!(cancelled.is_err(), "the 6 s migration finished within 1.5 s?");
+    m().up_to(1).run_pre(&pool).await.unwrap();
+    let watch = db.pool(1).await;
+    cancel_while_running(m().run_pre(&pool), &watch, "pg_sleep(6)").await;
     let started = Instant::now();
     while count(&pool, "SELECT count(*) FROM zdm_lease").await > 0 {
         assert!(started.elapsed() < Duration::from_secs(5), "the lease stayed held after the cancel");

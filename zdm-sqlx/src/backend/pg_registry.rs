@@ -169,12 +169,13 @@ pub(super) fn function_signatures(names: &Names) -> [String; 3] {
 
 /// A registration is not worth a disk flush at boot: losing it in a crash of the server
 /// only means the next heartbeat writes it again, hence `synchronous_commit` off.
-const UPSERT_INSTANCE: &str = "\
+const UPSERT_PREFIX: &str = "\
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
 pruned AS (
     DELETE FROM {instances}
     WHERE heartbeat_at < clock_timestamp() - make_interval(secs => greatest($10, coalesce(ttl_s, 0))) AND id <> $1
-)
+)";
+const UPSERT_INSERT: &str = "\
 INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
                          embedded, mapped, ignored, ttl_s)
 SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[], $10
@@ -248,23 +249,39 @@ pub(super) async fn upsert_instance(
     ttl_s: f64,
     models: &[ModelInfo],
 ) -> Result<Vec<i64>, Error> {
+    let upsert = |sql: String| {
+        simple::sql(sql)
+            .bind(&r.id)
+            .bind(&r.app_name)
+            .bind(&r.app_version)
+            .bind(&r.hostname)
+            .bind(r.pid)
+            .bind(env!("CARGO_PKG_VERSION"))
+            .bind(&r.embedded)
+            .bind(&r.mapped)
+            .bind(&r.ignored)
+            .bind(ttl_s)
+    };
+    if models.is_empty() {
+        // Nothing of this build can be refused for what was dropped, so the registry lock
+        // would change no outcome: one statement (the common boot of a build without model
+        // structs). A drop that commits meanwhile either sees this row or does not; either
+        // way this build could not have told.
+        let sql = format!(
+            "{}, registered AS ({}) {}",
+            names.sql(UPSERT_PREFIX),
+            names.sql(UPSERT_INSERT),
+            names.sql(PREDATED_READ_ONLY).replace("$1", "$7")
+        );
+        return upsert(sql).scalars(pool).await.doing("registering this instance");
+    }
     let mut tx = pool.begin().await.doing("registering this instance")?;
     simple::sql(REGISTRY_LOCK)
         .bind(registry_lock_key(names))
         .execute(&mut *tx)
         .await
         .doing("registering this instance")?;
-    simple::sql(names.sql(UPSERT_INSTANCE))
-        .bind(&r.id)
-        .bind(&r.app_name)
-        .bind(&r.app_version)
-        .bind(&r.hostname)
-        .bind(r.pid)
-        .bind(env!("CARGO_PKG_VERSION"))
-        .bind(&r.embedded)
-        .bind(&r.mapped)
-        .bind(&r.ignored)
-        .bind(ttl_s)
+    upsert(format!("{} {}", names.sql(UPSERT_PREFIX), names.sql(UPSERT_INSERT)))
         .execute(&mut *tx)
         .await
         .doing("registering this instance")?;
