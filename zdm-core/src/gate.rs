@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::model::{self, ModelInfo};
+use crate::removed::Removed;
 
 /// One live instance of the registry (heartbeat younger than the TTL).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,16 @@ pub struct PendingDrop {
     pub before_drop: Option<String>,
     /// The column or table does not exist now (after a drop: not re-added since).
     pub gone: bool,
+}
+
+impl PendingDrop {
+    /// The column it removes; `None` for a table or a view.
+    pub fn column(&self) -> Option<&str> {
+        match &self.target {
+            DropTarget::Column(c) => Some(c),
+            DropTarget::Table | DropTarget::View => None,
+        }
+    }
 }
 
 impl fmt::Display for PendingDrop {
@@ -217,14 +228,7 @@ pub fn step_allowed(blockers: &[Blocker], read_only_step: bool) -> bool {
 pub fn drop_blockers(drop: &PendingDrop, live: &[Instance]) -> Vec<Blocker> {
     let mut out = old_builds(drop.scheduled_by, live);
     for i in live {
-        let hit = i.mapped.iter().find(|m| {
-            model::same_table(&m.table, Some(&drop.schema), &drop.table)
-                && match &drop.target {
-                    DropTarget::Column(c) => m.column.eq_ignore_ascii_case(c),
-                    DropTarget::Table | DropTarget::View => true,
-                }
-        });
-        if let Some(m) = hit {
+        if let Some(m) = mapped_by(i, Some(&drop.schema), &drop.table, drop.column()) {
             out.push(Blocker::Mapped { instance: i.clone(), by: m.by.clone() });
         }
     }
@@ -242,9 +246,52 @@ pub fn may_make_read_only(drop: &PendingDrop, live: &[Instance]) -> bool {
 
 /// The struct of this build that still needs what the drop removes: the drop is refused.
 pub fn local_user<'a>(drop: &PendingDrop, models: &'a [ModelInfo]) -> Option<&'a ModelInfo> {
-    match &drop.target {
-        DropTarget::Column(c) => model::mapping(models, Some(&drop.schema), &drop.table, c),
-        DropTarget::Table | DropTarget::View => model::reader(models, Some(&drop.schema), &drop.table),
+    local_mapping(models, Some(&drop.schema), &drop.table, drop.column())
+}
+
+/// What holds back a migration that removes these columns and tables (a plain
+/// `ALTER TABLE .. DROP COLUMN` or `DROP TABLE`): live builds whose structs map them, and
+/// this build's own structs that still do.
+pub fn removed_blockers(removed: &[Removed], live: &[Instance], models: &[ModelInfo]) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    for r in removed {
+        for i in live {
+            if let Some(m) = mapped_by(i, None, &r.table, r.column.as_deref()) {
+                out.push(Blocker::Mapped { instance: i.clone(), by: m.by.clone() });
+            }
+        }
+        if let Some(model) = local_mapping(models, None, &r.table, r.column.as_deref()) {
+            let what = match &r.column {
+                Some(c) => format!("{}.{c}", r.table),
+                None => r.table.clone(),
+            };
+            out.push(Blocker::Waits(format!(
+                "struct `{}` of this build still maps {what}, which this migration removes: remove the field \
+                 (or list it in #[zdm::ignored_columns]) and deploy that build first",
+                model.name
+            )));
+        }
+    }
+    out
+}
+
+/// A column (`column`) or any column (`None`) of the table that one of `i`'s structs maps.
+fn mapped_by<'a>(i: &'a Instance, schema: Option<&str>, table: &str, column: Option<&str>) -> Option<&'a Mapped> {
+    i.mapped
+        .iter()
+        .find(|m| model::same_table(&m.table, schema, table) && column.is_none_or(|c| m.column.eq_ignore_ascii_case(c)))
+}
+
+/// The struct of this build that maps the column (or reads the table).
+fn local_mapping<'a>(
+    models: &'a [ModelInfo],
+    schema: Option<&str>,
+    table: &str,
+    column: Option<&str>,
+) -> Option<&'a ModelInfo> {
+    match column {
+        Some(c) => model::mapping(models, schema, table, c),
+        None => model::reader(models, schema, table),
     }
 }
 

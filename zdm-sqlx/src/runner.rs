@@ -68,10 +68,11 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         )
         .await?;
         crate::fault::boundary("lease taken");
-        let result = run_locked(m, backend, &names, &ctx, &lease, target, &found, &models).await.map(|mut r| {
-            r.notices.extend(server_notices);
-            r
-        });
+        let result =
+            run_locked(m, backend, &names, &ctx, &lease, target, found.foreign, local.as_ref()).await.map(|mut r| {
+                r.notices.extend(server_notices);
+                r
+            });
         if let Err(e) = lease.release().await {
             tracing::warn!(error = %e, "could not release the migration lease; it expires by itself");
         }
@@ -182,17 +183,10 @@ fn gated(
     if target != Target::Post {
         return (plan.run.clone(), None);
     }
+    let Some(local) = local else { return (plan.run.clone(), None) };
     let mut run = Vec::new();
     for &i in &plan.run {
-        let mut blockers = match local {
-            Some(local) => migration_gate(m, i, others, local, backfills),
-            None => {
-                let version = m.steps[i].meta.version;
-                let mut b = gate::migration_blockers(version, others);
-                b.extend(gate::backfill_blockers(version, backfills));
-                b
-            }
-        };
+        let mut blockers = migration_gate(m, i, others, local, backfills);
         blockers.dedup();
         if !blockers.is_empty() {
             return (run, Some((m.steps[i].meta.version, blockers)));
@@ -219,32 +213,7 @@ fn migration_gate(
     out.extend(gate::local_blockers(version, &local.embedded));
     out.extend(local.fail_closed(others));
     if let crate::migration::Body::Sql(sql) = step.body {
-        for r in zdm_core::removed::removed(sql) {
-            let what = match &r.column {
-                Some(c) => format!("{}.{c}", r.table),
-                None => r.table.clone(),
-            };
-            for inst in others {
-                let hit = inst.mapped.iter().find(|mp| {
-                    zdm_core::model::same_table(&mp.table, None, &r.table)
-                        && r.column.as_ref().is_none_or(|c| mp.column.eq_ignore_ascii_case(c))
-                });
-                if let Some(mp) = hit {
-                    out.push(Blocker::Mapped { instance: inst.clone(), by: mp.by.clone() });
-                }
-            }
-            let mine = match &r.column {
-                Some(c) => zdm_core::model::mapping(&local.models, None, &r.table, c),
-                None => zdm_core::model::reader(&local.models, None, &r.table),
-            };
-            if let Some(model) = mine {
-                out.push(Blocker::Waits(format!(
-                    "struct `{}` of this build still maps {what}, which this migration removes: remove the field \
-                     (or list it in #[zdm::ignored_columns]) and deploy that build first",
-                    model.name
-                )));
-            }
-        }
+        out.extend(gate::removed_blockers(&zdm_core::removed::removed(sql), others, &local.models));
     }
     out
 }
@@ -334,19 +303,21 @@ async fn run_locked<B: Backend>(
     ctx: &RunContext,
     lease: &Lease<B>,
     target: Target,
-    found: &crate::backend::Found,
-    models: &[zdm_core::model::ModelInfo],
+    foreign: Foreign,
+    // The calling build as the gate sees it (run_post and run_all; run_pre gates nothing).
+    local: Option<&deferred::Local>,
 ) -> Result<Report, Error> {
     let metas = m.metas();
     let fence = lease.fence();
-    let plan = make_plan(&metas, &load_applied(backend, names, found.foreign).await?, target)?;
+    let plan = make_plan(&metas, &load_applied(backend, names, foreign).await?, target)?;
     let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
-    let local = local_view(m, backend, names, found, models).await?;
-    let (runnable, held) = if target == Target::Post {
-        let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
-        gated(m, &plan, target, &others, Some(&local), &backfills)
-    } else {
-        gated(m, &plan, target, &[], None, &backfills)
+    // Read again under the lease: an instance may have registered since the first look.
+    let (runnable, held) = match local.filter(|_| target == Target::Post) {
+        Some(l) => {
+            let others = l.others(&backend.live_instances(names, m.instance_ttl).await?);
+            gated(m, &plan, target, &others, Some(l), &backfills)
+        }
+        None => gated(m, &plan, target, &[], None, &backfills),
     };
     let mut report = Report { notices: log_notices(&plan), ..Report::default() };
     report.notices.extend(held_notice(held));
@@ -354,10 +325,14 @@ async fn run_locked<B: Backend>(
         let step = &m.steps[i];
         lease.confirm().await?;
         tracing::info!(version = step.meta.version, source = step.meta.source, phase = %step.meta.phase, "applying migration");
-        // An after_deploy migration asks the gate again inside its own transaction.
-        let recheck = |live: &[gate::Instance]| migration_gate(m, i, &local.others(live), &local, &backfills);
+        // An after_deploy migration of run_post asks the gate again inside its own transaction.
+        let gating = local.filter(|_| target == Target::Post && step.meta.phase == Phase::PostDeploy);
+        let recheck = |live: &[gate::Instance]| match gating {
+            Some(l) => migration_gate(m, i, &l.others(live), l, &backfills),
+            None => Vec::new(),
+        };
         let guard = crate::backend::StepGuard { fence: None, instance_ttl: m.instance_ttl, recheck: &recheck };
-        let gate = (target == Target::Post && step.meta.phase == Phase::PostDeploy).then_some(&guard);
+        let gate = gating.map(|_| &guard);
         let applied = match backend.apply(names, step, ctx, &m.policy, &fence, gate).await {
             Err(Error::GateClosed { version, blockers }) => {
                 let text =
@@ -397,15 +372,14 @@ async fn run_locked<B: Backend>(
         // Development and tests: fill what the migrations scheduled before anything drops.
         crate::backfill::run_all(m, backend, names).await?;
     }
-    if target != Target::Pre {
+    if let Some(local) = local {
         lease.confirm().await?;
         // Judged again under the lease: a migration just applied may have scheduled one.
-        let local = local_view(m, backend, names, found, models).await?;
         let drops = backend.load_drops(names).await?;
         let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
         let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
-        let judged = deferred::judge(&drops, &others, &local, &backfills);
-        report.dropped = deferred::run_due(m, backend, names, &judged, &local, &backfills, Some(&fence)).await?;
+        let judged = deferred::judge(&drops, &others, local, &backfills);
+        report.dropped = deferred::run_due(m, backend, names, &judged, local, &backfills, Some(&fence)).await?;
     }
     Ok(report)
 }

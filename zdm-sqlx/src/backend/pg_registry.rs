@@ -169,20 +169,24 @@ pub(super) fn function_signatures(names: &Names) -> [String; 3] {
 
 /// A registration is not worth a disk flush at boot: losing it in a crash of the server
 /// only means the next heartbeat writes it again, hence `synchronous_commit` off.
-const UPSERT_PREFIX: &str = "\
+const REGISTER: &str = "\
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
 pruned AS (
     DELETE FROM {instances}
     WHERE heartbeat_at < clock_timestamp() - make_interval(secs => greatest($10, coalesce(ttl_s, 0))) AND id <> $1
-)";
-const UPSERT_INSERT: &str = "\
-INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
-                         embedded, mapped, ignored, ttl_s)
-SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[], $10
-FROM relaxed
-ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
-    heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
-    ignored = EXCLUDED.ignored, ttl_s = EXCLUDED.ttl_s";
+),
+registered AS (
+    INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
+                             embedded, mapped, ignored, ttl_s)
+    SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[], $10
+    FROM relaxed
+    ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
+        heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
+        ignored = EXCLUDED.ignored, ttl_s = EXCLUDED.ttl_s
+)
+-- Read-only drops scheduled by a migration the registering build lacks.
+SELECT id FROM {drops} WHERE state = 'pending' AND read_only_at IS NOT NULL
+    AND NOT (scheduled_by = ANY($7::bigint[])) ORDER BY id";
 
 /// Registration and the steps of deferred drops take this transaction lock, so a build
 /// that boots while a drop runs is either seen by the drop's re-check or sees the drop.
@@ -201,10 +205,6 @@ const NOTE_MODELS: &str =
     "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
      ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
 const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE app_name = $1 AND models > 0)";
-/// Read-only drops scheduled by a migration the registering build lacks.
-const PREDATED_READ_ONLY: &str = "SELECT id FROM {drops} WHERE state = 'pending' AND read_only_at IS NOT NULL \
-     AND NOT (scheduled_by = ANY($1::bigint[])) ORDER BY id";
-
 const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
      UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
@@ -249,59 +249,38 @@ pub(super) async fn upsert_instance(
     ttl_s: f64,
     models: &[ModelInfo],
 ) -> Result<Vec<i64>, Error> {
-    let upsert = |sql: String| {
-        simple::sql(sql)
-            .bind(&r.id)
-            .bind(&r.app_name)
-            .bind(&r.app_version)
-            .bind(&r.hostname)
-            .bind(r.pid)
-            .bind(env!("CARGO_PKG_VERSION"))
-            .bind(&r.embedded)
-            .bind(&r.mapped)
-            .bind(&r.ignored)
-            .bind(ttl_s)
-    };
+    // One statement: prune, upsert, and list the read-only drops this build predates.
+    let register = simple::sql(names.sql(REGISTER))
+        .bind(&r.id)
+        .bind(&r.app_name)
+        .bind(&r.app_version)
+        .bind(&r.hostname)
+        .bind(r.pid)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(&r.embedded)
+        .bind(&r.mapped)
+        .bind(&r.ignored)
+        .bind(ttl_s);
     if models.is_empty() {
         // Nothing of this build can be refused for what was dropped, so the registry lock
-        // would change no outcome: one statement (the common boot of a build without model
-        // structs). A drop that commits meanwhile either sees this row or does not; either
-        // way this build could not have told.
-        let sql = format!(
-            "{}, registered AS ({}) {}",
-            names.sql(UPSERT_PREFIX),
-            names.sql(UPSERT_INSERT),
-            names.sql(PREDATED_READ_ONLY).replace("$1", "$7")
-        );
-        return upsert(sql).scalars(pool).await.doing("registering this instance");
+        // would change no outcome: the statement alone (the common boot of a build without
+        // model structs). A drop that commits meanwhile either sees this row or does not;
+        // either way this build could not have told.
+        return register.scalars(pool).await.doing("registering this instance");
     }
     let mut tx = pool.begin().await.doing("registering this instance")?;
-    simple::sql(REGISTRY_LOCK)
-        .bind(registry_lock_key(names))
+    lock_registry(&mut tx, names).await.doing("registering this instance")?;
+    let predated: Vec<i64> = register.scalars(&mut *tx).await.doing("registering this instance")?;
+    simple::sql(names.sql(NOTE_MODELS))
+        .bind(&r.app_name)
+        .bind(models.len() as i32)
         .execute(&mut *tx)
         .await
-        .doing("registering this instance")?;
-    upsert(format!("{} {}", names.sql(UPSERT_PREFIX), names.sql(UPSERT_INSERT)))
-        .execute(&mut *tx)
-        .await
-        .doing("registering this instance")?;
-    if !models.is_empty() {
-        simple::sql(names.sql(NOTE_MODELS))
-            .bind(&r.app_name)
-            .bind(models.len() as i32)
-            .execute(&mut *tx)
-            .await
-            .doing("registering this instance's models")?;
-        let drops = load_drops(&mut *tx, names).await?;
-        // Decision 15, serialised with the drops: a drop that committed while this build
-        // booted is seen here, and the registration is rolled back.
-        crate::deferred::check_boot(&drops, models)?;
-    }
-    let predated: Vec<i64> = simple::sql(names.sql(PREDATED_READ_ONLY))
-        .bind(&r.embedded)
-        .scalars(&mut *tx)
-        .await
-        .doing("reading the read-only drops")?;
+        .doing("registering this instance's models")?;
+    // Decision 15, serialised with the drops: a drop that committed while this build booted
+    // is seen here (a statement after the lock), and the registration is rolled back.
+    let drops = load_drops(&mut *tx, names).await?;
+    crate::deferred::check_boot(&drops, models)?;
     tx.commit().await.doing("registering this instance")?;
     Ok(predated)
 }
