@@ -36,20 +36,18 @@
 /// you pass to zdm are the same types.
 pub use sqlx;
 
-pub use zdm_core::gate::{Blocker, PendingDrop};
+pub use zdm_core::gate::{Blocker, DropStatus, PendingDrop};
 pub use zdm_core::model::ModelInfo;
 pub use zdm_core::Phase;
 pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
-pub use zdm_sqlx::deferred::DropStatus;
-pub use zdm_sqlx::ledger::LedgerRow;
-pub use zdm_sqlx::migrator::{AppliedStep, ExecPolicy};
+pub use zdm_sqlx::migrator::ExecPolicy;
 pub use zdm_sqlx::status::{State, StatusRow};
 pub use zdm_sqlx::{
     drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay, register, run_all,
     run_post, run_post_when_safe, run_pre, status, Error, Instance, MigratePool, Migrator, Report, RustMigration,
     Status,
 };
-pub use zdm_sqlx::{BackfillProgress, BackfillRow};
+pub use zdm_sqlx::{AppliedStep, BackfillProgress, BackfillRow, LedgerRow};
 
 /// Lints a migration set without a database, as `migrations!` does at compile time.
 pub use zdm_core::lint::lint;
@@ -95,7 +93,7 @@ pub mod lint {
 pub mod healing {
     //! Pools that survive the next build's migrations with sqlx's statement cache on: see
     //! [`connect`] and [`retry`].
-    pub use zdm_sqlx::healing::*;
+    pub use zdm_sqlx::statement_cache::*;
 }
 
 pub mod baseline {
@@ -119,32 +117,12 @@ pub mod baseline {
     use zdm_core::baseline::{Manifest, FILE_NAME};
     use zdm_core::source::SourceError;
 
-    /// The newest version applied in a PostgreSQL database, by zdm, sqlx
-    /// (`_sqlx_migrations`) or diesel (`__diesel_schema_migrations`): the version to
-    /// baseline at. Reads only; creates nothing.
-    pub async fn newest_applied(pool: &sqlx::PgPool) -> Result<Option<i64>, sqlx::Error> {
-        let (zdm, sqlx, diesel): (bool, bool, bool) = sqlx::query_as(
-            "SELECT to_regclass('zdm_migrations') IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
-             to_regclass('__diesel_schema_migrations') IS NOT NULL",
-        )
-        .fetch_one(pool)
-        .await?;
-        let mut parts = Vec::new();
-        if zdm {
-            parts.push("SELECT max(version) FROM zdm_migrations WHERE success");
-        }
-        if sqlx {
-            parts.push("SELECT max(version) FROM _sqlx_migrations WHERE success");
-        }
-        if diesel {
-            parts
-                .push("SELECT max(regexp_replace(version, '[^0-9]', '', 'g')::bigint) FROM __diesel_schema_migrations");
-        }
-        if parts.is_empty() {
-            return Ok(None);
-        }
-        let sql = format!("SELECT max(v) FROM ({}) AS applied(v)", parts.join(" UNION ALL "));
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await
+    /// The newest version applied in the database, by zdm, sqlx (`_sqlx_migrations`) or
+    /// diesel (`__diesel_schema_migrations`): the version to baseline at. Reads only;
+    /// creates nothing. Each backend knows its foreign ledgers (the same detection
+    /// `run_pre` uses to count their rows as applied).
+    pub async fn newest_applied<P: crate::MigratePool>(pool: &P) -> Result<Option<i64>, crate::Error> {
+        zdm_sqlx::newest_applied(pool).await
     }
 
     /// Writes `<dir>/zdm-baseline.txt` listing every migration of the folder at or below
@@ -180,14 +158,13 @@ pub mod recipes {
     //! Expand/contract recipes: rename a column or a table, change a column's type, add
     //! NOT NULL, a foreign key or a unique constraint without blocking traffic, and batched
     //! backfills ([`backfill`]). See `zdm_sqlx::recipes` for what each does.
-    pub use zdm_sqlx::backfill::backfill;
     pub use zdm_sqlx::recipes::*;
 }
 
 pub mod testing {
     //! Checks for a test suite or a deploy tool: the deployed build's queries against the
     //! next build's pre-deploy migrations ([`check_old_queries`]).
-    pub use zdm_sqlx::testing::*;
+    pub use zdm_sqlx::old_queries::*;
 }
 
 pub mod build {

@@ -214,16 +214,6 @@ pub fn local_blockers(version: i64, local_embedded: &[i64]) -> Vec<Blocker> {
     }
 }
 
-/// Whether a step of a deferred drop may run with these blockers: the drop itself only
-/// with none; the read-only step while only a minimum delay holds it back.
-pub fn step_allowed(blockers: &[Blocker], read_only_step: bool) -> bool {
-    if read_only_step {
-        !blockers.is_empty() && blockers.iter().all(|b| matches!(b, Blocker::Delay { .. }))
-    } else {
-        blockers.is_empty()
-    }
-}
-
 /// What holds back a deferred drop. An empty list means it may run now.
 pub fn drop_blockers(drop: &PendingDrop, live: &[Instance]) -> Vec<Blocker> {
     let mut out = old_builds(drop.scheduled_by, live);
@@ -238,10 +228,175 @@ pub fn drop_blockers(drop: &PendingDrop, live: &[Instance]) -> Vec<Blocker> {
     out
 }
 
-/// The gate is open for the read-only trigger: no live build predates the scheduling
-/// migration (decision 1: old builds may still write, so it waits for them too).
-pub fn may_make_read_only(drop: &PendingDrop, live: &[Instance]) -> bool {
-    old_builds(drop.scheduled_by, live).is_empty()
+/// The steps of a deferred drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropStep {
+    /// A trigger that rejects writes (and, for a column, its default dropped).
+    ReadOnly,
+    /// The `DROP` itself.
+    Drop,
+    /// Lifts the read-only trigger again: a build that still writes came back (a rollback).
+    Writable,
+}
+
+impl DropStep {
+    /// Whether the step may run while these blockers hold the drop back: the drop with
+    /// none; the read-only trigger while only a minimum delay waits (old builds may still
+    /// write, so it waits for them too); the lift while a live build (this one or
+    /// another) predates the scheduling migration.
+    pub fn allowed(self, blockers: &[Blocker]) -> bool {
+        match self {
+            DropStep::Drop => blockers.is_empty(),
+            DropStep::ReadOnly => !blockers.is_empty() && blockers.iter().all(|b| matches!(b, Blocker::Delay { .. })),
+            DropStep::Writable => {
+                blockers.iter().any(|b| matches!(b, Blocker::OldBuild { .. } | Blocker::ThisBuild { .. }))
+            }
+        }
+    }
+}
+
+/// A drop as the database records it: scheduled, and whether it was carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropRecord {
+    pub drop: PendingDrop,
+    /// Carried out.
+    pub dropped: bool,
+}
+
+/// One scheduled drop with the gate's verdict on it, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropStatus {
+    pub drop: PendingDrop,
+    /// Carried out.
+    pub dropped: bool,
+    /// What holds it back (empty when due or done).
+    pub blockers: Vec<Blocker>,
+}
+
+impl DropStatus {
+    /// The step the drop is ready for, if any: the one place that decides it. A read-only
+    /// drop that a live build predates is made writable again (a rollback: that build may
+    /// write it); otherwise the read-only trigger while only a delay waits, the drop once
+    /// nothing does.
+    pub fn next_step(&self) -> Option<DropStep> {
+        if self.dropped {
+            return None;
+        }
+        if self.drop.read_only {
+            if DropStep::Writable.allowed(&self.blockers) {
+                return Some(DropStep::Writable);
+            }
+        } else if DropStep::ReadOnly.allowed(&self.blockers) {
+            return Some(DropStep::ReadOnly);
+        }
+        DropStep::Drop.allowed(&self.blockers).then_some(DropStep::Drop)
+    }
+}
+
+/// The build of the calling process, which every verdict counts as a live build too: a
+/// rolled-back build never carries out work scheduled by a migration it lacks, and never
+/// drops what its own structs map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalBuild {
+    /// This process's registry id (its own row is judged as the local build instead).
+    pub own_id: String,
+    /// The migrations this build embeds.
+    pub embedded: Vec<i64>,
+    pub models: Vec<ModelInfo>,
+    pub app_name: String,
+    /// Some build of this app registered model structs before.
+    pub app_had_models: bool,
+}
+
+impl LocalBuild {
+    /// The live instances other than this process.
+    pub fn others(&self, live: &[Instance]) -> Vec<Instance> {
+        live.iter().filter(|i| i.id != self.own_id).cloned().collect()
+    }
+
+    /// The gate fails closed for a build without model structs where another live
+    /// instance of the same app has some, or where an earlier build of the app registered
+    /// some: the linker probably dropped them (unreferenced `inventory` entries), so this
+    /// build cannot vouch that nothing maps what a drop removes.
+    pub fn fail_closed(&self, others: &[Instance]) -> Option<Blocker> {
+        if !self.models.is_empty() {
+            return None;
+        }
+        let fix = "the linker may have dropped them (reference a struct of each model crate from the binary)";
+        if let Some(other) = others.iter().find(|i| i.app_name == self.app_name && !i.mapped.is_empty()) {
+            return Some(Blocker::Waits(format!("this build registers no model structs but {other} does: {fix}")));
+        }
+        self.app_had_models.then(|| {
+            Blocker::Waits(format!(
+                "this build registers no model structs but an earlier build of `{}` did: {fix}",
+                self.app_name
+            ))
+        })
+    }
+}
+
+/// Everything that holds back one drop: live builds without its migration or mapping
+/// it, its delay, unfinished backfills, this build, and `closed` (reasons the gate cannot
+/// judge at all, e.g. this process's own heartbeat is late).
+pub fn drop_verdict(
+    d: &PendingDrop,
+    others: &[Instance],
+    local: &LocalBuild,
+    backfills: &[PendingBackfill],
+    closed: &[Blocker],
+) -> Vec<Blocker> {
+    let mut out = local_blockers(d.scheduled_by, &local.embedded);
+    out.extend(drop_blockers(d, others));
+    out.extend(drop_backfill_blockers(d, backfills));
+    out.extend(local.fail_closed(others));
+    out.extend(closed.iter().cloned());
+    out
+}
+
+/// The verdict on each recorded drop (done drops have none).
+pub fn judge(
+    drops: &[DropRecord],
+    others: &[Instance],
+    local: &LocalBuild,
+    backfills: &[PendingBackfill],
+    closed: &[Blocker],
+) -> Vec<DropStatus> {
+    drops
+        .iter()
+        .map(|r| DropStatus {
+            drop: r.drop.clone(),
+            dropped: r.dropped,
+            blockers: if r.dropped { Vec::new() } else { drop_verdict(&r.drop, others, local, backfills, closed) },
+        })
+        .collect()
+}
+
+/// Everything that holds back the after_deploy migration `version`, which removes
+/// `removed`: live builds without it (this one included), unfinished backfills before
+/// it, live builds (and this build's structs) that map what it removes, and `closed`.
+pub fn migration_verdict(
+    version: i64,
+    removed: &[Removed],
+    others: &[Instance],
+    local: &LocalBuild,
+    backfills: &[PendingBackfill],
+    closed: &[Blocker],
+) -> Vec<Blocker> {
+    let mut out = migration_blockers(version, others);
+    out.extend(backfill_blockers(version, backfills));
+    out.extend(local_blockers(version, &local.embedded));
+    out.extend(local.fail_closed(others));
+    out.extend(closed.iter().cloned());
+    out.extend(removed_blockers(removed, others, &local.models));
+    out.dedup();
+    out
+}
+
+/// A build whose structs map something a migration or a deferred drop already removed
+/// (and nothing re-added since) must not start: it would fail on its first query. Returns
+/// the drop and the struct.
+pub fn boot_conflict<'a>(drops: &'a [DropRecord], models: &'a [ModelInfo]) -> Option<(&'a PendingDrop, &'a ModelInfo)> {
+    drops.iter().filter(|r| r.dropped && r.drop.gone).find_map(|r| local_user(&r.drop, models).map(|m| (&r.drop, m)))
 }
 
 /// The struct of this build that still needs what the drop removes: the drop is refused.
@@ -342,9 +497,7 @@ mod tests {
         assert_eq!(blockers.len(), 2, "{blockers:?}");
         assert!(blockers[0].to_string().contains("pid 1"), "{}", blockers[0]);
         assert!(blockers[1].to_string().contains("a::Post"), "{}", blockers[1]);
-        assert!(!may_make_read_only(&drop, &[old.clone(), new.clone()]));
         assert!(drop_blockers(&drop, std::slice::from_ref(&new)).is_empty());
-        assert!(may_make_read_only(&drop, &[new]));
         assert_eq!(migration_blockers(3, &[old]).len(), 1);
     }
 
@@ -401,9 +554,51 @@ mod tests {
         let b = local_blockers(3, &[1, 2]);
         assert_eq!(b, [Blocker::ThisBuild { version: 3 }]);
         assert!(b[0].to_string().starts_with("this build does not embed migration 3"), "{}", b[0]);
-        assert!(!step_allowed(&b, false) && !step_allowed(&b, true));
+        assert!(!DropStep::Drop.allowed(&b) && !DropStep::ReadOnly.allowed(&b) && DropStep::Writable.allowed(&b));
         let delay = [Blocker::Delay { until: "x".into() }];
-        assert!(step_allowed(&delay, true) && !step_allowed(&delay, false) && step_allowed(&[], false));
+        assert!(DropStep::ReadOnly.allowed(&delay) && !DropStep::Drop.allowed(&delay));
+        assert!(DropStep::Drop.allowed(&[]) && !DropStep::Writable.allowed(&delay));
+    }
+
+    #[test]
+    fn next_step_follows_the_drop_through_its_life() {
+        let status = |read_only: bool, dropped: bool, blockers: Vec<Blocker>| DropStatus {
+            drop: PendingDrop { read_only, ..column_drop(3) },
+            dropped,
+            blockers,
+        };
+        let delay = || Blocker::Delay { until: "x".into() };
+        let old = || Blocker::OldBuild { instance: instance(1, &[1, 2], &[]), version: 3 };
+        assert_eq!(status(false, false, vec![old()]).next_step(), None, "an old build may still write it");
+        assert_eq!(status(false, false, vec![delay()]).next_step(), Some(DropStep::ReadOnly));
+        assert_eq!(status(true, false, vec![delay()]).next_step(), None, "already read-only");
+        assert_eq!(status(true, false, vec![]).next_step(), Some(DropStep::Drop));
+        assert_eq!(status(false, false, vec![]).next_step(), Some(DropStep::Drop));
+        assert_eq!(status(true, false, vec![old()]).next_step(), Some(DropStep::Writable), "a rollback");
+        let this = Blocker::ThisBuild { version: 3 };
+        assert_eq!(status(true, false, vec![this]).next_step(), Some(DropStep::Writable));
+        assert_eq!(status(true, true, vec![]).next_step(), None, "done");
+    }
+
+    #[test]
+    fn a_build_that_lost_its_models_fails_closed() {
+        let local = LocalBuild {
+            own_id: "me".into(),
+            embedded: vec![1, 2, 3],
+            models: Vec::new(),
+            app_name: "app".into(),
+            app_had_models: false,
+        };
+        let mut other = instance(7, &[1, 2, 3], &[("posts", "title", "b::Post")]);
+        other.app_name = "worker".into();
+        assert_eq!(local.fail_closed(&[]), None);
+        assert!(local.fail_closed(std::slice::from_ref(&other)).is_none(), "another app's models say nothing");
+        other.app_name = "app".into();
+        let closed = local.fail_closed(std::slice::from_ref(&other)).expect("same app has models");
+        assert!(closed.to_string().contains("registers no model structs"), "{closed}");
+        let had = LocalBuild { app_had_models: true, ..local.clone() };
+        assert!(had.fail_closed(&[]).is_some());
+        assert_eq!(local.others(&[other.clone(), Instance { id: "me".into(), ..other }]).len(), 1);
     }
 
     #[test]

@@ -103,6 +103,26 @@ pub enum Error {
     /// A Rust-coded migration written for another database than the pool's.
     #[error("{source_path}: Rust migration {version} takes a {expected} connection but runs on a {actual} pool")]
     WrongBackend { version: i64, source_path: &'static str, expected: &'static str, actual: &'static str },
+
+    /// A capability this database does not have (deferred drops and backfills need
+    /// PostgreSQL's triggers and functions).
+    #[error("{what} are not supported on {dialect}; they need PostgreSQL")]
+    Unsupported { what: &'static str, dialect: &'static str },
+}
+
+/// Refuses a build whose structs map what a migration or a deferred drop already removed
+/// (and nothing re-added since): an old build redeployed after the contract step would
+/// fail on its first query, so it must not start.
+pub(crate) fn refuse_boot(
+    drops: &[zdm_core::gate::DropRecord],
+    models: &[zdm_core::model::ModelInfo],
+) -> Result<(), Error> {
+    match zdm_core::gate::boot_conflict(drops, models) {
+        Some((d, user)) => {
+            Err(Error::MapsDropped { drop: d.to_string(), by: user.name.to_string(), version: d.scheduled_by })
+        }
+        None => Ok(()),
+    }
 }
 
 fn hint(no_transaction: bool) -> &'static str {

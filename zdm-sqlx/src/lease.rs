@@ -8,16 +8,17 @@
 //! connection cannot starve it); if the holder dies, the row expires by itself.
 //!
 //! The lease fences its holder: every ledger write checks, in its own transaction, that
-//! the row still names this holder (the [`Fence`]), so a holder that lost the lease while
+//! the row still names this holder (the [`Fence`](crate::records::Fence)), so a holder that lost the lease while
 //! stalled can never record, or commit, a migration that its successor runs too.
 
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use crate::backend::Backend;
+use crate::backend::{cancels_in_flight, Backend};
 use crate::error::Error;
-use crate::ledger::Names;
+use crate::names::Names;
+use crate::records::Fence;
 
 /// A held lease. Call [`Lease::release`]; if the process dies instead, it expires.
 pub(crate) struct Lease<B: Backend> {
@@ -28,22 +29,6 @@ pub(crate) struct Lease<B: Backend> {
     owner: String,
     ttl: Duration,
     renewer: Option<JoinHandle<()>>,
-}
-
-/// What a ledger write checks in its transaction: the lease row still names `owner`
-/// (and it is extended by `ttl` from then).
-#[derive(Debug, Clone)]
-pub struct Fence {
-    pub owner: String,
-    pub ttl: Duration,
-}
-
-/// A name for this holder that no other process shares.
-pub(crate) fn owner_id(hostname: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    format!("{hostname}:{}:{:08x}", std::process::id(), h.finish() as u32)
 }
 
 impl<B: Backend> Lease<B> {
@@ -118,26 +103,6 @@ impl<B: Backend> Lease<B> {
     }
 }
 
-/// Cancellations of dropped runs still under way: a dropped lease waits for them before it
-/// is given back.
-static CANCELS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// One cancellation under way (see [`CANCELS`]).
-pub(crate) struct CancelInFlight(());
-
-impl CancelInFlight {
-    pub(crate) fn start() -> CancelInFlight {
-        CANCELS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        CancelInFlight(())
-    }
-}
-
-impl Drop for CancelInFlight {
-    fn drop(&mut self) {
-        CANCELS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 impl<B: Backend> Drop for Lease<B> {
     fn drop(&mut self) {
         // Dropped without `release` (a panic or a cancelled future, e.g. a boot timeout):
@@ -152,7 +117,7 @@ impl<B: Backend> Drop for Lease<B> {
                 // A statement of the dropped run may still be being cancelled: wait for that
                 // (at most the lease's TTL, after which it would expire anyway).
                 let started = Instant::now();
-                while CANCELS.load(std::sync::atomic::Ordering::SeqCst) > 0 && started.elapsed() < ttl {
+                while cancels_in_flight() > 0 && started.elapsed() < ttl {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 if let Err(e) = side.release_lease(&names, &owner).await {

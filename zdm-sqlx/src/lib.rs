@@ -1,37 +1,54 @@
 //! zdm-sqlx: zdm's executor on sqlx.
 //!
-//! It owns everything that talks to a database: the ledger ([`ledger`]), the migration
-//! lease ([`lease`]), the runner of the pre- and post-deploy phases ([`runner`]) and the
-//! status report ([`status`]). Dialect differences live behind one small trait in
-//! [`backend`], implemented for PostgreSQL and SQLite pools. Decisions about *what* to run
-//! are made by `zdm-core`; this crate only carries them out.
+//! It owns everything that talks to a database. Decisions about *what* to run (the plan,
+//! the gate's verdicts, which step a deferred drop is ready for) are made by `zdm-core`;
+//! this crate carries them out. Its modules import one way, top to bottom:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | entry points | [`migrator`] (`Migrator`), this file's `run_pre` & co, `default_set` |
+//! | phases | `runner` (plan, lease, apply, gate), [`status`], [`report`] |
+//! | workers | `lease`, [`registry`], `local` (this process as the gate sees it), `deferred` (due drop steps), `backfill` |
+//! | the database | [`backend`]: the traits, and one folder per database ([`backend::postgres`], [`backend::sqlite`]) |
+//! | plain types | `settings`, [`records`], [`names`], [`migration`], [`error`] |
+//!
+//! Beside them, the tools an app or a migration calls directly: [`drop_later`] and
+//! [`recipes`] (inside Rust-coded migrations), [`statement_cache`] (pools that survive the
+//! next build's migrations), [`old_queries`] (the deployed build's queries against the
+//! next build's migrations).
 
 pub mod backend;
-pub mod backfill;
+mod backfill;
 mod default_set;
-pub mod deferred;
+mod deferred;
+pub mod drop_later;
 pub mod error;
 mod fault;
-pub mod healing;
 mod lease;
-pub mod ledger;
+mod local;
 pub mod migration;
 pub mod migrator;
+pub mod names;
+pub mod old_queries;
 mod recipe_exec;
 pub mod recipes;
+pub mod records;
 pub mod registry;
+pub mod report;
 mod runner;
+mod settings;
+pub mod statement_cache;
 pub mod status;
-pub mod testing;
 
 pub use backend::MigratePool;
-pub use backfill::{backfill, BackfillProgress, BackfillRow};
 pub use default_set::{default_migrator, DefaultSet, EmbeddedSet, RegisteredRustMigration};
-pub use deferred::{drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay};
+pub use drop_later::{drop_column_later, drop_column_later_with_delay, drop_table_later, drop_table_later_with_delay};
 pub use error::Error;
 pub use migration::{BoxError, BoxFuture, RustMigration, RustRun};
-pub use migrator::{Migrator, Report};
+pub use migrator::Migrator;
+pub use records::{BackfillProgress, BackfillRow, LedgerRow};
 pub use registry::{Instance, RegisteredModel};
+pub use report::{AppliedStep, Report};
 pub use status::Status;
 
 /// Runs the pending pre-deploy migrations of the set registered by `zdm::migrations!`.
@@ -67,4 +84,12 @@ pub async fn register<P: MigratePool>(pool: &P) -> Result<Instance, Error> {
 /// is left: see [`Migrator::run_post_when_safe`].
 pub async fn run_post_when_safe<P: MigratePool>(pool: &P) -> Result<Report, Error> {
     default_migrator()?.run_post_when_safe(pool).await
+}
+
+/// The newest migration version applied in the database by zdm, sqlx
+/// (`_sqlx_migrations`) or diesel (`__diesel_schema_migrations`): the version to
+/// baseline at when adopting zdm. Reads only; creates nothing. Looks for zdm's ledger
+/// under the default names (`zdm_migrations` on the search path).
+pub async fn newest_applied<P: MigratePool>(pool: &P) -> Result<Option<i64>, Error> {
+    pool.newest_applied(&names::Names::new(None, "zdm_")).await
 }

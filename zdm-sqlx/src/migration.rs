@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sqlx::{PgConnection, SqliteConnection};
-pub use zdm_core::Migration as Meta;
+pub use zdm_core::Migration;
 
 /// The error a Rust-coded migration returns.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -42,7 +42,7 @@ impl RustRun {
 /// A migration written in Rust with `#[zdm::migration(version = N)]`.
 #[derive(Clone, Copy)]
 pub struct RustMigration {
-    pub meta: Meta,
+    pub meta: Migration,
     pub run: RustRun,
 }
 
@@ -56,6 +56,6 @@ pub enum Body {
 /// One migration of a [`Migrator`](crate::Migrator).
 #[derive(Clone, Copy)]
 pub struct Step {
-    pub meta: Meta,
+    pub meta: Migration,
     pub body: Body,
 }

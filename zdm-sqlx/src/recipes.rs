@@ -36,37 +36,39 @@
 //! (the temporary check of [`add_not_null`]) are cut to PostgreSQL's 63 bytes at a
 //! character boundary.
 
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 use zdm_core::exec::ExecClass;
 use zdm_core::ident::{clip_ident, qualified, quote_ident};
 use zdm_core::retry::ExecPolicy;
 
+use crate::backend::postgres::simple;
 use crate::recipe_exec::{in_transaction_block, IndexRef, Planned, Runner};
 pub use crate::recipe_exec::{run_statement, run_statement_with};
 
-/// Calls `{schema}.{prefix}{function}(args.., [extra])`, named as the running migration's
-/// migrator set them.
-pub(crate) async fn call(
-    conn: &mut PgConnection,
-    function: &str,
-    args: &[&str],
-    extra: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    let (schema, prefix): (Option<String>, Option<String>) = sqlx::query_as(
+/// The quoted name of zdm's SQL function `{prefix}{function}`, in the schema and with the
+/// prefix that the running migration's migrator set (zdm sets both for every migration it
+/// runs); rebuilt from those settings and quoted, never a setting's text spliced in as SQL.
+pub(crate) async fn function_name(conn: &mut PgConnection, function: &str) -> Result<String, sqlx::Error> {
+    let (schema, prefix): (Option<String>, Option<String>) = simple::sql(
         "SELECT nullif(current_setting('zdm.schema', true), ''), nullif(current_setting('zdm.prefix', true), '')",
     )
-    .fetch_one(&mut *conn)
+    .row_as(&mut *conn)
     .await?;
     let Some(prefix) = prefix else {
         return Err(sqlx::Error::Protocol(format!(
             "zdm's {function} must be called inside a migration that zdm runs (a #[zdm::migration] function)"
         )));
     };
-    let name = qualified(schema.as_deref(), &format!("{prefix}{function}"));
+    Ok(qualified(schema.as_deref(), &format!("{prefix}{function}")))
+}
+
+/// Calls `{schema}.{prefix}{function}(args.., [extra])`, named as the running migration's
+/// migrator set them.
+async fn call(conn: &mut PgConnection, function: &str, args: &[&str], extra: Option<&str>) -> Result<(), sqlx::Error> {
+    let name = function_name(conn, function).await?;
     let count = args.len() + usize::from(extra.is_some());
     let params: Vec<String> = (1..=count).map(|i| format!("${i}")).collect();
-    let sql = format!("SELECT {name}({})", params.join(", "));
-    let mut q = sqlx::query(AssertSqlSafe(sql));
+    let mut q = simple::sql(format!("SELECT {name}({})", params.join(", ")));
     for a in args {
         q = q.bind(*a);
     }
@@ -74,6 +76,19 @@ pub(crate) async fn call(
         q = q.bind(e);
     }
     q.execute(&mut *conn).await.map(drop)
+}
+
+/// Schedules a backfill from a Rust-coded migration: `UPDATE table SET {set}` over every
+/// row matching `filter`, in batches by the table's integer primary key. `set` and
+/// `filter` are SQL, as in a migration file. Idempotent per `name`.
+pub async fn backfill(
+    conn: &mut PgConnection,
+    name: &str,
+    table: &str,
+    set: &str,
+    filter: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    call(conn, "backfill", &[name, table, set], filter).await
 }
 
 /// Renames `table.old` to `new` across deploys (see the module docs).

@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use zdm_core::gate::Mapped;
 use zdm_core::model::ModelInfo;
 
-use crate::backend::{Backend, Found};
+use crate::backend::Registry;
 use crate::error::Error;
-use crate::ledger::Names;
-use crate::migrator::Migrator;
+use crate::names::Names;
+use crate::records::{Found, InstanceRecord};
+use crate::settings::Settings;
 
 /// The registration `#[zdm::ignored_columns]` and `#[zdm::model]` submit.
 pub struct RegisteredModel(pub ModelInfo);
@@ -28,35 +29,20 @@ pub fn models() -> Vec<ModelInfo> {
     out
 }
 
-/// What one process publishes about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceRecord {
-    pub id: String,
-    pub app_name: String,
-    pub app_version: String,
-    pub hostname: String,
-    pub pid: i32,
-    pub embedded: Vec<i64>,
-    /// `Mapped::encode` of every column its structs map.
-    pub mapped: Vec<String>,
-    /// `table.column` of every column its structs ignore.
-    pub ignored: Vec<String>,
-}
-
-impl InstanceRecord {
-    pub(crate) fn current(m: &Migrator) -> InstanceRecord {
-        let models = models();
-        let hostname = gethostname::gethostname().to_string_lossy().into_owned();
-        InstanceRecord {
-            id: process_id(&hostname).to_string(),
-            app_name: m.app_name.clone(),
-            app_version: m.app_version.clone(),
-            hostname,
-            pid: std::process::id() as i32,
-            embedded: m.steps.iter().map(|s| s.meta.version).collect(),
-            mapped: Mapped::of(&models).iter().map(Mapped::encode).collect(),
-            ignored: models.iter().flat_map(|m| m.ignored.iter().map(move |c| format!("{}.{c}", m.table))).collect(),
-        }
+/// What this process publishes about itself: its build (app, version, the migrations it
+/// embeds) and what its model structs map and ignore.
+pub(crate) fn this_process(settings: &Settings, embedded: &[i64]) -> InstanceRecord {
+    let models = models();
+    let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+    InstanceRecord {
+        id: process_id(&hostname).to_string(),
+        app_name: settings.app_name.clone(),
+        app_version: settings.app_version.clone(),
+        hostname,
+        pid: std::process::id() as i32,
+        embedded: embedded.to_vec(),
+        mapped: Mapped::of(&models).iter().map(Mapped::encode).collect(),
+        ignored: models.iter().flat_map(|m| m.ignored.iter().map(move |c| format!("{}.{c}", m.table))).collect(),
     }
 }
 
@@ -68,7 +54,7 @@ pub(crate) fn own_id() -> &'static str {
 /// This process's id in every registry: host, pid and a random part (pids are reused).
 fn process_id(hostname: &str) -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| crate::lease::owner_id(hostname))
+    ID.get_or_init(|| crate::records::unique_id(hostname))
 }
 
 /// A registered process's handle. The heartbeat runs for the life of the process (or of
@@ -133,9 +119,10 @@ pub(crate) fn key(found: &Found, names: &Names) -> String {
     format!("{}|{}", found.db_key, names.instances)
 }
 
-/// Why this process's own heartbeat to that database cannot be trusted now (decision 18:
-/// the gate stays closed), or `None` when it beats on time or the process never registered
-/// there. Late means no successful beat for longer than half the instance TTL (and three
+/// Why this process's own heartbeat to that database cannot be trusted now (the gate then
+/// stays closed: a process cut off from the database may have been pruned, and the
+/// registry it reads may miss builds that registered since), or `None` when it beats on
+/// time or the process never registered there. Late means no successful beat for longer than half the instance TTL (and three
 /// beats): the registry this process reads may be as stale as its own row.
 pub(crate) fn heartbeat_late(key: &str, instance_ttl: Duration) -> Option<String> {
     let map = registered().lock().unwrap_or_else(|p| p.into_inner());
@@ -169,14 +156,15 @@ pub(crate) struct Registered {
 
 /// Registers (or refreshes) this process and makes sure its heartbeat runs, on a
 /// connection of its own.
-pub(crate) async fn register<B: Backend>(
-    m: &Migrator,
+pub(crate) async fn register<B: Registry>(
+    settings: &Settings,
+    embedded: &[i64],
     backend: &B,
     names: &Names,
     found: &Found,
 ) -> Result<Registered, Error> {
-    let record = InstanceRecord::current(m);
-    let predated = backend.upsert_instance(names, &record, m.instance_ttl, &models()).await?;
+    let record = this_process(settings, embedded);
+    let predated = backend.upsert_instance(names, &record, settings.instance_ttl, &models()).await?;
     let key = key(found, names);
     let mut map = registered().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(existing) = map.get(&key).filter(|i| i.running()) {
@@ -188,12 +176,12 @@ pub(crate) async fn register<B: Backend>(
     let shared = Arc::new(Mutex::new(record.clone()));
     let last_ok = Arc::new(Mutex::new(Instant::now()));
     let task = tokio::spawn(heartbeat(
-        backend.side(m.session_url_in_force().as_deref()),
+        backend.side(settings.session_url_in_force().as_deref()),
         names.clone(),
         shared.clone(),
         last_ok.clone(),
-        m.heartbeat,
-        m.instance_ttl,
+        settings.heartbeat,
+        settings.instance_ttl,
     ));
     let (b, n, id) = (backend.clone(), names.clone(), record.id.clone());
     let instance = Instance {
@@ -201,7 +189,7 @@ pub(crate) async fn register<B: Backend>(
             id: record.id.clone(),
             key: key.clone(),
             last_ok,
-            heartbeat: m.heartbeat,
+            heartbeat: settings.heartbeat,
             record: shared,
             task: Mutex::new(Some(task)),
             deregister: Box::new(move || {
@@ -216,7 +204,7 @@ pub(crate) async fn register<B: Backend>(
 
 /// Beats on `side`, a connection of its own: an app that holds every pooled connection
 /// (a busy old build) must not look gone.
-async fn heartbeat<B: Backend>(
+async fn heartbeat<B: Registry>(
     side: B,
     names: Names,
     record: Arc<Mutex<InstanceRecord>>,

@@ -2,26 +2,75 @@
 //! queries), then take the lease, plan again (another process may have done the work),
 //! and apply each migration, recording failures outside the rolled-back transaction.
 
-use zdm_core::gate::{self, Blocker};
+use zdm_core::exec::{self, ExecClass};
+use zdm_core::gate::{self, Blocker, PendingBackfill};
 use zdm_core::plan::{self, Applied, Plan, Target};
 use zdm_core::Phase;
 
-use crate::backend::{Backend, Foreign};
-use crate::error::Error;
-use crate::lease::{owner_id, Lease};
-use crate::ledger::{Names, RunContext};
-use crate::migrator::{AppliedStep, Migrator, Report};
+use crate::backend::{Backend, MigratePool};
+use crate::error::{refuse_boot, Error};
+use crate::lease::Lease;
+use crate::local::Local;
+use crate::migration::{Body, Step};
+use crate::names::Names;
+use crate::records::{unique_id, Foreign, Found, RunContext};
 use crate::registry::{self, Instance};
+use crate::report::{AppliedStep, Report};
+use crate::settings::Settings;
 use crate::{deferred, status};
 
-pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -> Result<Report, Error> {
-    m.check_config()?;
-    let names = m.names();
-    let metas = m.metas();
+/// A migration set and how to run it: what `Migrator` hands to the runner.
+#[derive(Clone, Copy)]
+pub(crate) struct Job<'a> {
+    pub steps: &'a [Step],
+    pub settings: &'a Settings,
+}
+
+impl Job<'_> {
+    /// The versions this build embeds.
+    pub(crate) fn embedded(&self) -> Vec<i64> {
+        self.steps.iter().map(|s| s.meta.version).collect()
+    }
+
+    pub(crate) fn metas(&self) -> Vec<zdm_core::Migration> {
+        self.steps.iter().map(|s| s.meta).collect()
+    }
+
+    /// The settings make sense and no two migrations share a version (a Rust one
+    /// colliding with a file).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        self.settings.check()?;
+        let dups: Vec<String> = self
+            .steps
+            .windows(2)
+            .filter(|w| w[0].meta.version == w[1].meta.version)
+            .map(|w| {
+                format!("version {} is used by both {} and {}", w[0].meta.version, w[0].meta.source, w[1].meta.source)
+            })
+            .collect();
+        if dups.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Mismatch(dups))
+        }
+    }
+
+    /// This process as the gate sees it.
+    async fn local<B: MigratePool>(&self, backend: &B, names: &Names, found: &Found) -> Result<Local, Error> {
+        Local::load(self.settings, &self.embedded(), backend, names, found, &registry::models()).await
+    }
+}
+
+pub(crate) async fn run<B: MigratePool>(job: Job<'_>, backend: &B, target: Target) -> Result<Report, Error> {
+    job.check()?;
+    let s = job.settings;
+    let names = s.names();
+    let metas = job.metas();
     let found = backend.bootstrap(&names).await?;
     let models = registry::models();
-    // run_pre reads drops only to refuse a build that maps a dropped column (decision 15),
-    // and backfills only to start them (below): the common boot stays at a few queries.
+    // run_pre reads drops only to refuse a build that maps a dropped column (it would fail
+    // on its first query), and backfills only to start them (below): the common boot stays
+    // at a few queries.
     let drops =
         if target != Target::Pre || !models.is_empty() { backend.load_drops(&names).await? } else { Vec::new() };
     let backfills: Vec<_> = if target == Target::Pre {
@@ -30,7 +79,7 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         backend.load_backfills(&names).await?.iter().map(|b| b.pending()).collect()
     };
     if target != Target::Post {
-        deferred::check_boot(&drops, &models)?;
+        refuse_boot(&drops, &models)?;
     }
     let applied_before = load_applied(backend, &names, found.foreign).await?;
     let first = make_plan(&metas, &applied_before, target)?;
@@ -38,38 +87,38 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     let (local, others) = if target == Target::Pre {
         (None, Vec::new())
     } else {
-        let local = local_view(m, backend, &names, &found, &models).await?;
-        let others = local.others(&backend.live_instances(&names, m.instance_ttl).await?);
+        let local = job.local(backend, &names, &found).await?;
+        let others = local.others(&backend.live_instances(&names, s.instance_ttl).await?);
         (Some(local), others)
     };
     let judged = match &local {
-        Some(local) => deferred::judge(&drops, &others, local, &backfills),
+        Some(local) => local.judge(&drops, &others, &backfills),
         None => Vec::new(),
     };
     // run_all also finishes the backfills an interrupted run left (they gate the drops).
-    let drops_due = judged.iter().any(|s| deferred::next_step(s).is_some())
+    let drops_due = judged.iter().any(|d| d.next_step().is_some())
         || (target == Target::All && backfills.iter().any(|b| !b.finished));
-    let (runnable, held) = gated(m, &first, target, &others, local.as_ref(), &backfills);
+    let (runnable, held) = gated(job, &first, target, &others, local.as_ref(), &backfills);
     let mut report = if runnable.is_empty() && !drops_due {
         let mut notices = log_notices(&first);
         notices.extend(held_notice(held));
         Report { notices, ..Report::default() }
     } else {
-        let server_notices = server_notices(m, &first, found.server_version);
-        let mut ctx = RunContext::current(&m.app_name, &m.app_version);
-        ctx.session_url = m.session_url_in_force();
+        let server_notices = server_notices(job, &first, found.server_version);
+        let mut ctx = RunContext::current(&s.app_name, &s.app_version);
+        ctx.session_url = s.session_url_in_force();
         let lease = Lease::acquire(
             backend,
             &names,
-            owner_id(&ctx.hostname),
-            m.lease_ttl,
-            m.lock_wait,
+            unique_id(&ctx.hostname),
+            s.lease_ttl,
+            s.lock_wait,
             ctx.session_url.as_deref(),
         )
         .await?;
         crate::fault::boundary("lease taken");
         let result =
-            run_locked(m, backend, &names, &ctx, &lease, target, found.foreign, local.as_ref()).await.map(|mut r| {
+            run_locked(job, backend, &names, &ctx, &lease, target, found.foreign, local.as_ref()).await.map(|mut r| {
                 r.notices.extend(server_notices);
                 r
             });
@@ -78,12 +127,8 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
         }
         result?
     };
-    for s in judged.iter().filter(|s| !s.dropped && !s.blockers.is_empty() && deferred::next_step(s).is_none()) {
-        let text = format!(
-            "deferred {} waits for: {}",
-            s.drop,
-            s.blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-        );
+    for d in judged.iter().filter(|d| !d.dropped && !d.blockers.is_empty() && d.next_step().is_none()) {
+        let text = format!("deferred {} waits for: {}", d.drop, deferred::join(&d.blockers));
         tracing::info!("{text}");
         report.notices.push(text);
     }
@@ -92,21 +137,21 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     } else {
         load_applied(backend, &names, found.foreign).await?
     };
-    let waiting: Vec<i64> = m
+    let waiting: Vec<i64> = job
         .steps
         .iter()
-        .filter(|s| s.meta.phase == Phase::PostDeploy && !applied.iter().any(|a| a.version == s.meta.version))
-        .map(|s| s.meta.version)
+        .filter(|st| st.meta.phase == Phase::PostDeploy && !applied.iter().any(|a| a.version == st.meta.version))
+        .map(|st| st.meta.version)
         .collect();
     let mut first_registration = false;
-    if target != Target::Post && m.registers {
-        let registered = registry::register(m, backend, &names, &found).await?;
+    if target != Target::Post && s.registers {
+        let registered = registry::register(s, &job.embedded(), backend, &names, &found).await?;
         crate::fault::boundary("registered");
         report.instance = Some(registered.instance);
         first_registration = registered.fresh;
         if !registered.predated_read_only.is_empty() {
             // A rolled-back build: what it may still write must not stay read-only.
-            report.dropped.extend(lift_read_only(m, backend, &names, &found, &models).await?);
+            report.dropped.extend(lift_read_only(job, backend, &names, &found).await?);
         }
         if !waiting.is_empty() {
             backend.note_post_pending(&names, &waiting).await?;
@@ -114,139 +159,116 @@ pub(crate) async fn run<B: Backend>(m: &Migrator, backend: &B, target: Target) -
     }
     // Backfills to start: ones this run scheduled, or ones a previous process left.
     if target == Target::Pre
-        && m.registers
-        && m.backfill_in_background
+        && s.registers
+        && s.backfill_in_background
         && (first_registration || !report.applied.is_empty())
         && backend.load_backfills(&names).await?.iter().any(|b| !b.finished)
     {
-        crate::backfill::spawn(m, backend, &names);
+        crate::backfill::spawn(s, backend, &names);
     }
     // Only waiting work can be late: the common boot skips the status query.
-    let drops_pending = drops.iter().any(|(_, dropped)| !dropped) || !report.dropped.is_empty();
+    let drops_pending = drops.iter().any(|r| !r.dropped) || !report.dropped.is_empty();
     if target != Target::All && (!waiting.is_empty() || drops_pending) {
-        report.notices.extend(lag_warnings(m, backend).await?);
+        report.notices.extend(lag_warnings(job, backend).await?);
     }
     Ok(report)
 }
 
-/// The calling process as the gate sees it (decision 17): its build's migrations and
-/// models, and whether its own heartbeat can be trusted (decision 18).
-pub(crate) async fn local_view<B: Backend>(
-    m: &Migrator,
-    backend: &B,
-    names: &Names,
-    found: &crate::backend::Found,
-    models: &[zdm_core::model::ModelInfo],
-) -> Result<deferred::Local, Error> {
-    let app_had_models = models.is_empty() && backend.app_had_models(names, &m.app_name).await?;
-    Ok(deferred::Local {
-        own_id: registry::own_id().to_string(),
-        embedded: m.steps.iter().map(|s| s.meta.version).collect(),
-        models: models.to_vec(),
-        app_name: m.app_name.clone(),
-        app_had_models,
-        heartbeat_key: registry::key(found, names),
-        instance_ttl: m.instance_ttl,
-    })
-}
-
 /// Lifts the read-only triggers of drops this build predates (it just registered, so every
 /// later gate sees it), each step checking again inside its transaction.
-async fn lift_read_only<B: Backend>(
-    m: &Migrator,
+async fn lift_read_only<B: MigratePool>(
+    job: Job<'_>,
     backend: &B,
     names: &Names,
-    found: &crate::backend::Found,
-    models: &[zdm_core::model::ModelInfo],
+    found: &Found,
 ) -> Result<Vec<String>, Error> {
-    let local = local_view(m, backend, names, found, models).await?;
+    let local = job.local(backend, names, found).await?;
     let drops = backend.load_drops(names).await?;
-    let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
-    let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
-    let judged: Vec<_> = deferred::judge(&drops, &others, &local, &backfills)
+    let others = local.others(&backend.live_instances(names, job.settings.instance_ttl).await?);
+    let backfills = pending_backfills(backend, names).await?;
+    let judged: Vec<_> = local
+        .judge(&drops, &others, &backfills)
         .into_iter()
-        .filter(|s| deferred::next_step(s) == Some(crate::backend::DropStep::Writable))
+        .filter(|d| d.next_step() == Some(gate::DropStep::Writable))
         .collect();
-    deferred::run_due(m, backend, names, &judged, &local, &backfills, None).await
+    deferred::run_due(backend, names, &job.settings.policy, &judged, &local, &backfills, None).await
+}
+
+/// The unfinished backfills as the gate weighs them.
+async fn pending_backfills<B: MigratePool>(backend: &B, names: &Names) -> Result<Vec<PendingBackfill>, Error> {
+    Ok(backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect())
 }
 
 /// The planned migrations that may run now: for run_post, in order up to the first one a
 /// live build (another, or this one) holds back (its blockers are returned with it).
 fn gated(
-    m: &Migrator,
+    job: Job<'_>,
     plan: &Plan,
     target: Target,
     others: &[gate::Instance],
-    local: Option<&deferred::Local>,
-    backfills: &[gate::PendingBackfill],
-) -> (Vec<usize>, Option<(i64, Vec<Blocker>)>) {
+    local: Option<&Local>,
+    backfills: &[PendingBackfill],
+) -> (Vec<usize>, Option<Held>) {
     if target != Target::Post {
         return (plan.run.clone(), None);
     }
     let Some(local) = local else { return (plan.run.clone(), None) };
     let mut run = Vec::new();
     for &i in &plan.run {
-        let mut blockers = migration_gate(m, i, others, local, backfills);
-        blockers.dedup();
+        let blockers = migration_gate(&job.steps[i], others, local, backfills);
         if !blockers.is_empty() {
-            return (run, Some((m.steps[i].meta.version, blockers)));
+            return (run, Some(Held { version: job.steps[i].meta.version, blockers }));
         }
         run.push(i);
     }
     (run, None)
 }
 
-/// What holds back the after_deploy migration `m.steps[i]`: live builds without it (this
-/// one included), unfinished backfills before it, the fail-closed cases, and, when it
-/// drops columns or tables, live builds whose structs still map them.
-fn migration_gate(
-    m: &Migrator,
-    i: usize,
-    others: &[gate::Instance],
-    local: &deferred::Local,
-    backfills: &[gate::PendingBackfill],
-) -> Vec<Blocker> {
-    let step = &m.steps[i];
-    let version = step.meta.version;
-    let mut out = gate::migration_blockers(version, others);
-    out.extend(gate::backfill_blockers(version, backfills));
-    out.extend(gate::local_blockers(version, &local.embedded));
-    out.extend(local.fail_closed(others));
-    if let crate::migration::Body::Sql(sql) = step.body {
-        out.extend(gate::removed_blockers(&zdm_core::removed::removed(sql), others, &local.models));
-    }
-    out
+/// The first after_deploy migration the gate holds back, and why.
+struct Held {
+    version: i64,
+    blockers: Vec<Blocker>,
 }
 
-fn held_notice(held: Option<(i64, Vec<Blocker>)>) -> Option<String> {
-    let (version, blockers) = held?;
-    let text = format!(
-        "after_deploy migration {version} waits for: {}",
-        blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-    );
+/// What holds back the after_deploy migration `step` (see `gate::migration_verdict`).
+pub(crate) fn migration_gate(
+    step: &Step,
+    others: &[gate::Instance],
+    local: &Local,
+    backfills: &[PendingBackfill],
+) -> Vec<Blocker> {
+    let removed = match step.body {
+        Body::Sql(sql) => zdm_core::removed::removed(sql),
+        Body::Rust(_) => Vec::new(),
+    };
+    local.migration_verdict(step.meta.version, &removed, others, backfills)
+}
+
+fn held_notice(held: Option<Held>) -> Option<String> {
+    let Held { version, blockers } = held?;
+    let text = format!("after_deploy migration {version} waits for: {}", deferred::join(&blockers));
     tracing::info!("{text}");
     Some(text)
 }
 
 /// Registers without migrating.
-pub(crate) async fn register_only<B: Backend>(m: &Migrator, backend: &B) -> Result<Instance, Error> {
-    m.check_config()?;
-    let names = m.names();
+pub(crate) async fn register_only<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<Instance, Error> {
+    job.check()?;
+    let names = job.settings.names();
     let found = backend.bootstrap(&names).await?;
-    let models = registry::models();
-    deferred::check_boot(&backend.load_drops(&names).await?, &models)?;
-    let registered = registry::register(m, backend, &names, &found).await?;
+    refuse_boot(&backend.load_drops(&names).await?, &registry::models())?;
+    let registered = registry::register(job.settings, &job.embedded(), backend, &names, &found).await?;
     if !registered.predated_read_only.is_empty() {
-        lift_read_only(m, backend, &names, &found, &models).await?;
+        lift_read_only(job, backend, &names, &found).await?;
     }
     Ok(registered.instance)
 }
 
 /// Runs run_post whenever the gate opens, until nothing post-deploy is left.
-pub(crate) async fn run_post_when_safe<B: Backend>(m: &Migrator, backend: &B) -> Result<Report, Error> {
+pub(crate) async fn run_post_when_safe<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<Report, Error> {
     let mut total = Report::default();
     loop {
-        match run(m, backend, Target::Post).await {
+        match run(job, backend, Target::Post).await {
             Ok(r) => {
                 total.applied.extend(r.applied);
                 total.dropped.extend(r.dropped);
@@ -260,7 +282,7 @@ pub(crate) async fn run_post_when_safe<B: Backend>(m: &Migrator, backend: &B) ->
             Err(e @ Error::Database { .. }) => tracing::warn!(error = %e, "post-deploy check failed; retrying"),
             Err(e) => return Err(e),
         }
-        match status::load(m, backend).await {
+        match status::load(job, backend).await {
             Ok(st) if st.pending_post().next().is_none() && st.deferred.iter().all(|d| d.dropped) => return Ok(total),
             Ok(st)
                 if st.pending_post().next().is_none()
@@ -282,13 +304,13 @@ pub(crate) async fn run_post_when_safe<B: Backend>(m: &Migrator, backend: &B) ->
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "post-deploy check failed; retrying"),
         }
-        tokio::time::sleep(m.heartbeat).await;
+        tokio::time::sleep(job.settings.heartbeat).await;
     }
 }
 
 /// Warnings for post-deploy work that has waited longer than `lag_warning`.
-pub(crate) async fn lag_warnings<B: Backend>(m: &Migrator, backend: &B) -> Result<Vec<String>, Error> {
-    let st = status::load(m, backend).await?;
+pub(crate) async fn lag_warnings<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<Vec<String>, Error> {
+    let st = status::load(job, backend).await?;
     for w in &st.warnings {
         tracing::warn!("{w}");
     }
@@ -296,8 +318,8 @@ pub(crate) async fn lag_warnings<B: Backend>(m: &Migrator, backend: &B) -> Resul
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_locked<B: Backend>(
-    m: &Migrator,
+async fn run_locked<B: MigratePool>(
+    job: Job<'_>,
     backend: &B,
     names: &Names,
     ctx: &RunContext,
@@ -305,35 +327,35 @@ async fn run_locked<B: Backend>(
     target: Target,
     foreign: Foreign,
     // The calling build as the gate sees it (run_post and run_all; run_pre gates nothing).
-    local: Option<&deferred::Local>,
+    local: Option<&Local>,
 ) -> Result<Report, Error> {
-    let metas = m.metas();
+    let s = job.settings;
     let fence = lease.fence();
-    let plan = make_plan(&metas, &load_applied(backend, names, foreign).await?, target)?;
-    let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
+    let plan = make_plan(&job.metas(), &load_applied(backend, names, foreign).await?, target)?;
+    let backfills = pending_backfills(backend, names).await?;
     // Read again under the lease: an instance may have registered since the first look.
     let (runnable, held) = match local.filter(|_| target == Target::Post) {
         Some(l) => {
-            let others = l.others(&backend.live_instances(names, m.instance_ttl).await?);
-            gated(m, &plan, target, &others, Some(l), &backfills)
+            let others = l.others(&backend.live_instances(names, s.instance_ttl).await?);
+            gated(job, &plan, target, &others, Some(l), &backfills)
         }
-        None => gated(m, &plan, target, &[], None, &backfills),
+        None => gated(job, &plan, target, &[], None, &backfills),
     };
     let mut report = Report { notices: log_notices(&plan), ..Report::default() };
     report.notices.extend(held_notice(held));
     for i in runnable {
-        let step = &m.steps[i];
+        let step = &job.steps[i];
         lease.confirm().await?;
         tracing::info!(version = step.meta.version, source = step.meta.source, phase = %step.meta.phase, "applying migration");
         // An after_deploy migration of run_post asks the gate again inside its own transaction.
         let gating = local.filter(|_| target == Target::Post && step.meta.phase == Phase::PostDeploy);
         let recheck = |live: &[gate::Instance]| match gating {
-            Some(l) => migration_gate(m, i, &l.others(live), l, &backfills),
+            Some(l) => migration_gate(step, &l.others(live), l, &backfills),
             None => Vec::new(),
         };
-        let guard = crate::backend::StepGuard { fence: None, instance_ttl: m.instance_ttl, recheck: &recheck };
+        let guard = crate::backend::StepGuard { fence: None, instance_ttl: s.instance_ttl, recheck: &recheck };
         let gate = gating.map(|_| &guard);
-        let applied = match backend.apply(names, step, ctx, &m.policy, &fence, gate).await {
+        let applied = match backend.apply(names, step, ctx, &s.policy, &fence, gate).await {
             Err(Error::GateClosed { version, blockers }) => {
                 let text =
                     format!("after_deploy migration {version} waits for: {blockers} (held back at the last moment)");
@@ -370,16 +392,16 @@ async fn run_locked<B: Backend>(
     }
     if target == Target::All {
         // Development and tests: fill what the migrations scheduled before anything drops.
-        crate::backfill::run_all(m, backend, names).await?;
+        crate::backfill::run_all(s, backend, names).await?;
     }
     if let Some(local) = local {
         lease.confirm().await?;
         // Judged again under the lease: a migration just applied may have scheduled one.
         let drops = backend.load_drops(names).await?;
-        let backfills: Vec<_> = backend.load_backfills(names).await?.iter().map(|b| b.pending()).collect();
-        let others = local.others(&backend.live_instances(names, m.instance_ttl).await?);
-        let judged = deferred::judge(&drops, &others, local, &backfills);
-        report.dropped = deferred::run_due(m, backend, names, &judged, local, &backfills, Some(&fence)).await?;
+        let backfills = pending_backfills(backend, names).await?;
+        let others = local.others(&backend.live_instances(names, s.instance_ttl).await?);
+        let judged = local.judge(&drops, &others, &backfills);
+        report.dropped = deferred::run_due(backend, names, &s.policy, &judged, local, &backfills, Some(&fence)).await?;
     }
     Ok(report)
 }
@@ -392,7 +414,7 @@ pub(crate) async fn load_applied<B: Backend>(
 ) -> Result<Vec<Applied>, Error> {
     let mut applied: Vec<Applied> = backend.load_zdm_applied(names).await?;
     if foreign.any() {
-        for row in backend.load_sqlx_applied(foreign).await? {
+        for row in backend.load_foreign_applied(foreign).await? {
             if !applied.iter().any(|a| a.version == row.version) {
                 applied.push(row);
             }
@@ -421,23 +443,24 @@ fn log_notices(plan: &Plan) -> Vec<String> {
 
 /// Warnings about the server itself: older than the lint assumed, or a PostgreSQL 14
 /// release whose concurrent index builds can corrupt indexes.
-fn server_notices(m: &Migrator, plan: &Plan, server_version: Option<i32>) -> Vec<String> {
+fn server_notices(job: Job<'_>, plan: &Plan, server_version: Option<i32>) -> Vec<String> {
     let Some(num) = server_version else {
         return Vec::new();
     };
     let mut out = Vec::new();
     let major = (num / 10000) as u32;
-    if let Some(lint) = m.lint_postgres.filter(|&l| major < l) {
+    if let Some(lint) = job.settings.lint_postgres.filter(|&l| major < l) {
         out.push(format!(
             "the server runs PostgreSQL {major} but the migrations were linted for PostgreSQL {lint}: \
              lock and rewrite judgements may not hold; set `postgres = \"{major}\"` in `zdm::migrations!`"
         ));
     }
-    let concurrent = plan.run.iter().any(|&i| match m.steps[i].body {
-        crate::migration::Body::Sql(sql) => {
-            m.steps[i].meta.no_transaction && sql.to_ascii_uppercase().contains("CONCURRENTLY")
+    // Classified as zdm runs them, so a comment or a string that says CONCURRENTLY is not one.
+    let concurrent = plan.run.iter().any(|&i| match job.steps[i].body {
+        Body::Sql(sql) => {
+            job.steps[i].meta.no_transaction && exec::statements(sql).iter().any(|st| st.class == ExecClass::Concurrent)
         }
-        _ => false,
+        Body::Rust(_) => false,
     });
     if (140000..140004).contains(&num) && concurrent {
         out.push(format!(

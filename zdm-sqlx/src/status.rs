@@ -6,14 +6,14 @@ use std::fmt;
 use zdm_core::plan::{self, AppliedBy, Target};
 use zdm_core::Phase;
 
-use crate::backend::Backend;
-use crate::deferred::{self, DropStatus};
+use zdm_core::gate::{self, Blocker, DropStatus};
+
+use crate::backend::MigratePool;
 use crate::error::Error;
-use crate::ledger::LedgerRow;
-use crate::migrator::Migrator;
+use crate::local::Local;
+use crate::records::{BackfillRow, LedgerRow};
 use crate::registry;
-use crate::runner::load_applied;
-use zdm_core::gate::{self, Blocker};
+use crate::runner::{load_applied, migration_gate, Job};
 
 /// Where one migration stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub struct Status {
     /// Post-deploy work that has waited longer than `Migrator::lag_warning`.
     pub warnings: Vec<String>,
     /// Every backfill scheduled in this database, with its progress.
-    pub backfills: Vec<crate::BackfillRow>,
+    pub backfills: Vec<BackfillRow>,
 }
 
 impl Status {
@@ -82,13 +82,13 @@ impl Status {
     }
 }
 
-pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status, Error> {
-    m.check_config()?;
-    let names = m.names();
+pub(crate) async fn load<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<Status, Error> {
+    job.check()?;
+    let names = job.settings.names();
     let found = backend.bootstrap(&names).await?;
     let ledger = backend.load_ledger(&names).await?;
     let applied = load_applied(backend, &names, found.foreign).await?;
-    let metas = m.metas();
+    let metas = job.metas();
     // Reuse the planner so status says exactly what run_post would wait for.
     let post_plan = plan::plan(&metas, &applied, Target::Post)
         .map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))?;
@@ -133,34 +133,36 @@ pub(crate) async fn load<B: Backend>(m: &Migrator, backend: &B) -> Result<Status
     }
     rows.sort_by_key(|r| r.version);
 
-    let local = crate::runner::local_view(m, backend, &names, &found, &registry::models()).await?;
-    let live = local.others(&backend.live_instances(&names, m.instance_ttl).await?);
-    let closed = local.fail_closed(&live);
+    let s = job.settings;
+    let embedded = job.embedded();
+    let local = Local::load(s, &embedded, backend, &names, &found, &registry::models()).await?;
+    let live = local.others(&backend.live_instances(&names, s.instance_ttl).await?);
     let since = backend.post_pending_since(&names).await?;
     let mut warnings = Vec::new();
-    let lag = m.lag_warning.as_secs() as i64;
+    let lag = s.lag_warning.as_secs() as i64;
     let backfills = backend.load_backfills(&names).await?;
     let pending_fills: Vec<_> = backfills.iter().map(|b| b.pending()).collect();
     for r in rows.iter_mut().filter(|r| matches!(r.state, State::PendingPost { .. })) {
-        r.blockers = gate::migration_blockers(r.version, &live);
-        r.blockers.extend(gate::backfill_blockers(r.version, &pending_fills));
-        r.blockers.extend(closed.iter().cloned());
+        // Exactly what run_post would wait for (the one verdict it uses too).
+        if let Some(step) = job.steps.iter().find(|st| st.meta.version == r.version) {
+            r.blockers = migration_gate(step, &live, &local, &pending_fills);
+        }
         if let State::PendingPost { waits_for: Some(v) } = r.state {
             r.blockers.push(Blocker::Waits(format!("pre-deploy migration {v} has not run")));
         }
-        if let Some((_, at, age)) = since.iter().find(|(v, _, _)| *v == r.version) {
-            r.waiting_since = Some(at.clone());
-            if *age > lag {
+        if let Some(p) = since.iter().find(|p| p.version == r.version) {
+            r.waiting_since = Some(p.since.clone());
+            if p.age_s > lag {
                 warnings.push(lag_text(
                     &format!("after_deploy migration {} ({})", r.version, r.description),
-                    at,
-                    *age,
+                    &p.since,
+                    p.age_s,
                     &r.blockers,
                 ));
             }
         }
     }
-    let deferred = deferred::judge(&backend.load_drops(&names).await?, &live, &local, &pending_fills);
+    let deferred = local.judge(&backend.load_drops(&names).await?, &live, &pending_fills);
     for d in deferred.iter().filter(|d| !d.dropped && d.drop.age_s > lag) {
         warnings.push(lag_text(&d.drop.to_string(), &d.drop.scheduled_at, d.drop.age_s, &d.blockers));
     }

@@ -1,93 +1,44 @@
-//! The one trait that hides dialect differences, and its implementations.
+//! The traits that hide dialect differences, and their implementations.
 //!
-//! The runner, the lease and the status report are written once against [`Backend`];
-//! each database implements it next to the SQL it sends ([`postgres`], [`sqlite`]).
-//! A MySQL backend is one more file here. The trait is sealed: users pass a `PgPool` or a
-//! `SqlitePool` and never implement it themselves.
+//! The runner, the lease, the registry and the status report are written once against
+//! these traits; each database implements them in a folder of its own, next to the SQL it
+//! sends ([`postgres`], [`sqlite`]). Like sqlx's `Migrate`, the required core is small
+//! ([`Backend`]: the ledger, the lease and applying a migration); what a database may lack
+//! is a capability trait whose methods default to "not supported on <dialect>"
+//! ([`Drops`], [`Backfills`]). A new database is a new folder that implements `Backend`
+//! and [`Registry`] and opts into the rest, plus one `mod` line here.
+//!
+//! The traits are sealed: users pass a `PgPool` or a `SqlitePool` and never implement
+//! them. This module imports only plain types ([`crate::records`], [`crate::names`],
+//! [`crate::migration`], [`crate::error`]); nothing that drives it.
 
-mod pg_backfill;
-mod pg_recipes;
-mod pg_registry;
-pub(crate) mod pg_simple;
 pub mod postgres;
 pub mod sqlite;
-mod sqlite_registry;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use zdm_core::gate::{self, Blocker, PendingDrop};
+pub use zdm_core::gate::DropStep;
+use zdm_core::gate::{self, Blocker, DropRecord, PendingDrop};
 use zdm_core::model::ModelInfo;
 use zdm_core::plan::Applied;
 use zdm_core::retry::ExecPolicy;
 
-use crate::backfill::{BackfillRow, BatchOutcome};
 use crate::error::Error;
-use crate::lease::Fence;
-use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::Step;
-use crate::registry::InstanceRecord;
+use crate::names::Names;
+use crate::records::{
+    BackfillRow, BatchOutcome, Failure, Fence, Foreign, Found, InstanceRecord, LedgerRow, PostPending, RunContext,
+};
 
 mod private {
     pub trait Sealed {}
 }
 
 /// A pool zdm can migrate: `sqlx::PgPool` or `sqlx::SqlitePool`.
-pub trait MigratePool: Backend {}
-impl<B: Backend> MigratePool for B {}
-
-/// What the bootstrap found besides zdm's own tables.
-#[derive(Debug, Clone)]
-pub struct Found {
-    /// The migration tables of other tools whose (successful) rows count as applied.
-    pub foreign: Foreign,
-    /// PostgreSQL's `server_version_num` (e.g. 150004); `None` on other databases.
-    pub server_version: Option<i32>,
-    /// Which database this is (server, port, name), so one process keeps one heartbeat per
-    /// database it registered with.
-    pub db_key: String,
-}
-
-/// Which other tools' migration tables exist.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Foreign {
-    /// sqlx's `_sqlx_migrations`.
-    pub sqlx: bool,
-    /// diesel's `__diesel_schema_migrations` (read on PostgreSQL).
-    pub diesel: bool,
-}
-
-impl Foreign {
-    pub fn any(self) -> bool {
-        self.sqlx || self.diesel
-    }
-}
-
-/// The steps of a deferred drop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropStep {
-    /// Trigger that rejects writes (and, for a column, its default dropped).
-    ReadOnly,
-    /// The `DROP` itself.
-    Drop,
-    /// Lifts the read-only trigger again: a build that still writes came back (a rollback).
-    Writable,
-}
-
-impl DropStep {
-    /// Whether the step may run while these blockers hold the drop back: the drop with
-    /// none, the read-only trigger while only a delay waits, the lift while a live build
-    /// (this one or another) predates the scheduling migration.
-    pub fn allowed(self, blockers: &[Blocker]) -> bool {
-        match self {
-            DropStep::Drop => gate::step_allowed(blockers, false),
-            DropStep::ReadOnly => gate::step_allowed(blockers, true),
-            DropStep::Writable => {
-                blockers.iter().any(|b| matches!(b, Blocker::OldBuild { .. } | Blocker::ThisBuild { .. }))
-            }
-        }
-    }
-}
+pub trait MigratePool: Backend + Registry + Drops + Backfills {}
+impl<B: Backend + Registry + Drops + Backfills> MigratePool for B {}
 
 /// How one step of a deferred drop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,18 +50,20 @@ pub enum StepOutcome {
     Failed(String),
 }
 
-/// What a step of a deferred drop checks inside its own transaction.
+/// What a gated write (a step of a deferred drop, an after_deploy migration that removes
+/// something) checks inside its own transaction, after taking the registry's lock.
 pub struct StepGuard<'a> {
-    /// The lease this run holds, when it holds one.
+    /// The lease this run holds, when the step must check it.
     pub fence: Option<&'a Fence>,
     /// Which registrations count as live.
     pub instance_ttl: Duration,
-    /// The gate's verdict for the drop, computed again from the live instances read there.
+    /// The gate's verdict, computed again from the live instances read there.
     pub recheck: &'a (dyn Fn(&[gate::Instance]) -> Vec<Blocker> + Send + Sync),
 }
 
-/// The database-specific half of zdm. Every future is `Send`, so `run_pre` and friends can
-/// be `tokio::spawn`ed.
+/// The required core every database implements: zdm's tables, the ledger, the lease and
+/// applying one migration. Every future is `Send`, so `run_pre` and friends can be
+/// `tokio::spawn`ed.
 pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// The database's name in messages.
     const NAME: &'static str;
@@ -124,8 +77,13 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// Closes a pool that [`Backend::side`] returned (a no-op where `side` shares the pool).
     fn close_side(&self) -> impl Future<Output = ()> + Send;
 
-    /// Creates zdm's tables when missing (safe when many processes start at once).
+    /// Creates zdm's tables when missing (safe when many processes start at once) and
+    /// says which other tools' ledgers exist.
     fn bootstrap(&self, names: &Names) -> impl Future<Output = Result<Found, Error>> + Send;
+
+    /// The newest version applied by zdm, sqlx or (PostgreSQL) diesel: the version to
+    /// baseline at when adopting. Reads only; creates nothing.
+    fn newest_applied(&self, names: &Names) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
 
     /// Every row of zdm's ledger, ordered by version.
     fn load_ledger(&self, names: &Names) -> impl Future<Output = Result<Vec<LedgerRow>, Error>> + Send;
@@ -133,9 +91,8 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// The successful rows of zdm's ledger, only what planning needs (the boot path).
     fn load_zdm_applied(&self, names: &Names) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
 
-    /// The successful rows of sqlx's `_sqlx_migrations` (and, on PostgreSQL, the rows of
-    /// diesel's `__diesel_schema_migrations`).
-    fn load_sqlx_applied(&self, foreign: Foreign) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
+    /// The successful rows of the other tools' ledgers that `foreign` says exist.
+    fn load_foreign_applied(&self, foreign: Foreign) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
 
     /// Takes the lease when it is free, expired or already ours: `None` when taken,
     /// otherwise the current holder.
@@ -162,10 +119,11 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// Runs one migration and, in the same transaction unless `no_transaction`, writes its
     /// ledger and history rows, checking in that transaction that `fence` still holds the
     /// lease (`Error::LeaseLost` otherwise, with the migration rolled back). The outer
-    /// error is zdm's own; the inner one is the migration's failure (already rolled back,
-    /// not yet recorded). With `gate` (an after_deploy migration that removes a column or
-    /// table), the registry's lock is taken first and the gate asked again inside the
-    /// transaction: `Error::GateClosed` when a build that needs it registered meanwhile.
+    /// error is zdm's own; the inner one is the migration's [`Failure`] (already rolled
+    /// back, not yet recorded). With `gate` (an after_deploy migration that removes a
+    /// column or table), the registry's lock is taken first and the gate asked again
+    /// inside the transaction: `Error::GateClosed` when a build that needs it registered
+    /// meanwhile.
     fn apply(
         &self,
         names: &Names,
@@ -185,7 +143,10 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         ctx: &RunContext,
         failure: &Failure,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+}
 
+/// The instance registry: which builds are live, and since when after_deploy work waits.
+pub trait Registry: Backend {
     /// Inserts or refreshes this process's registry row; prunes rows whose heartbeat is
     /// older than `ttl`. Serialised with the steps of deferred drops: a build whose
     /// `models` map something already dropped is refused (`Error::MapsDropped`) and not
@@ -215,8 +176,21 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Vec<gate::Instance>, Error>> + Send;
 
-    /// Every scheduled drop and whether it was carried out (none on SQLite).
-    fn load_drops(&self, names: &Names) -> impl Future<Output = Result<Vec<(PendingDrop, bool)>, Error>> + Send;
+    /// Remembers when each of these after_deploy migrations was first seen waiting.
+    fn note_post_pending(&self, names: &Names, versions: &[i64]) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The after_deploy migrations seen waiting, with since when.
+    fn post_pending_since(&self, names: &Names) -> impl Future<Output = Result<Vec<PostPending>, Error>> + Send;
+}
+
+/// Deferred drops: scheduled by migrations, carried out step by step once the gate opens.
+/// A database without them has nothing scheduled and refuses a step.
+pub trait Drops: Backend {
+    /// Every scheduled drop and whether it was carried out.
+    fn load_drops(&self, names: &Names) -> impl Future<Output = Result<Vec<DropRecord>, Error>> + Send {
+        let _ = names;
+        async { Ok(Vec::new()) }
+    }
 
     /// Runs one step of a deferred drop in a transaction, under the lock-timeout schedule.
     /// In that transaction it takes the registry's lock (new registrations wait), checks
@@ -228,16 +202,20 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         step: DropStep,
         policy: &ExecPolicy,
         guard: &StepGuard<'_>,
-    ) -> impl Future<Output = Result<StepOutcome, Error>> + Send;
+    ) -> impl Future<Output = Result<StepOutcome, Error>> + Send {
+        let _ = (names, drop, step, policy, guard);
+        async { Err(Error::Unsupported { what: "deferred drops", dialect: Self::NAME }) }
+    }
+}
 
-    /// Remembers when each of these after_deploy migrations was first seen waiting.
-    fn note_post_pending(&self, names: &Names, versions: &[i64]) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// (version, first seen UTC, age in seconds) of after_deploy migrations seen waiting.
-    fn post_pending_since(&self, names: &Names) -> impl Future<Output = Result<Vec<(i64, String, i64)>, Error>> + Send;
-
-    /// Every scheduled backfill (none on SQLite).
-    fn load_backfills(&self, names: &Names) -> impl Future<Output = Result<Vec<BackfillRow>, Error>> + Send;
+/// Batched, resumable backfills. A database without them has none scheduled and refuses
+/// a batch.
+pub trait Backfills: Backend {
+    /// Every scheduled backfill.
+    fn load_backfills(&self, names: &Names) -> impl Future<Output = Result<Vec<BackfillRow>, Error>> + Send {
+        let _ = names;
+        async { Ok(Vec::new()) }
+    }
 
     /// Runs the next batch of backfill `name` in its own transaction with its progress row.
     fn backfill_batch(
@@ -246,7 +224,36 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         name: &str,
         target: Duration,
         policy: &ExecPolicy,
-    ) -> impl Future<Output = Result<BatchOutcome, Error>> + Send;
+    ) -> impl Future<Output = Result<BatchOutcome, Error>> + Send {
+        let _ = (names, name, target, policy);
+        async { Err(Error::Unsupported { what: "backfills", dialect: Self::NAME }) }
+    }
+}
+
+/// Cancellations of dropped runs still under way (a backend cancels the statement of a
+/// migration whose future was dropped): a dropped lease waits for them before it is given
+/// back, so no successor starts while the old statement still runs.
+static CANCELS: AtomicUsize = AtomicUsize::new(0);
+
+/// One cancellation under way (see [`cancels_in_flight`]).
+pub(crate) struct CancelInFlight(());
+
+impl CancelInFlight {
+    pub(crate) fn start() -> CancelInFlight {
+        CANCELS.fetch_add(1, Ordering::SeqCst);
+        CancelInFlight(())
+    }
+}
+
+impl Drop for CancelInFlight {
+    fn drop(&mut self) {
+        CANCELS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many cancellations of dropped runs are still under way.
+pub(crate) fn cancels_in_flight() -> usize {
+    CANCELS.load(Ordering::SeqCst)
 }
 
 /// The 1-based line of `char_pos` (1-based characters, as PostgreSQL reports) in `sql`,

@@ -11,7 +11,7 @@
 //! work, finishes what is missing and adds nothing twice (no second column, trigger,
 //! backfill or drop).
 
-use crate::ledger::Names;
+use crate::names::Names;
 
 const CREATE: &str = r#"
 CREATE TABLE IF NOT EXISTS {obj:backfills} (

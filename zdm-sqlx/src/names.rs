@@ -1,9 +1,13 @@
-//! The ledger: zdm's record of what ran, when, for how long, by which build and host, and
-//! with what outcome. One row per migration (its latest attempt) plus an append-only
-//! history with one row per attempt, failures included.
+//! The names of zdm's own objects: its tables (ledger, attempts, lease, registry, drops),
+//! the SQL functions it installs and the notification channel it announces schema changes
+//! on. Every statement zdm sends is a template over these names, so the schema and table
+//! prefix settings reach every one of them, always quoted.
 
 use zdm_core::ident::qualified;
-use zdm_core::Phase;
+
+/// The channel zdm notifies (`pg_notify`) when a migration or a deferred drop changes the
+/// schema; healing pools (`zdm::healing`) listen on it.
+pub const SCHEMA_CHANGED: &str = "zdm_schema_changed";
 
 /// The quoted, schema-qualified names of zdm's tables, and the prefix they share.
 #[derive(Debug, Clone)]
@@ -81,58 +85,4 @@ impl Names {
             .replace("{fn_drop_table}", &self.fn_drop_table)
             .replace("{fn_read_only}", &self.fn_read_only)
     }
-}
-
-/// Who is running migrations: written into every ledger and history row.
-#[derive(Debug, Clone)]
-pub struct RunContext {
-    pub app_name: String,
-    pub app_version: String,
-    pub zdm_version: &'static str,
-    pub hostname: String,
-    pub pid: i32,
-    /// A direct (or session-mode) connection URL for what needs a session of its own:
-    /// `no_transaction` migrations, lease renewal (`Migrator::session_url`).
-    pub session_url: Option<String>,
-}
-
-impl RunContext {
-    pub fn current(app_name: &str, app_version: &str) -> RunContext {
-        RunContext {
-            app_name: app_name.to_string(),
-            app_version: app_version.to_string(),
-            zdm_version: env!("CARGO_PKG_VERSION"),
-            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
-            pid: std::process::id() as i32,
-            session_url: None,
-        }
-    }
-}
-
-/// One row of the ledger as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerRow {
-    pub version: i64,
-    pub description: String,
-    pub phase: Option<Phase>,
-    pub checksum: Vec<u8>,
-    pub success: bool,
-    pub started_at: Option<String>,
-    pub duration_ms: Option<i64>,
-    pub app_name: Option<String>,
-    pub app_version: Option<String>,
-    pub hostname: Option<String>,
-    pub error: Option<String>,
-    pub safety_assured: Vec<String>,
-}
-
-/// How one attempt ended, as the backend records it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub message: String,
-    /// Line in the migration file of the failing statement, when known.
-    pub line: Option<usize>,
-    pub duration_ms: i64,
-    /// A lock timeout or deadlock: another attempt may succeed.
-    pub retryable: bool,
 }

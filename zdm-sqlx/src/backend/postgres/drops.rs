@@ -1,37 +1,21 @@
-//! PostgreSQL's half of the instance registry and the deferred drops: their tables, the
-//! SQL functions zdm installs (`zdm_drop_column_later`, `zdm_drop_table_later`, the
-//! read-only trigger) and the statements that run a due drop.
+//! PostgreSQL's deferred drops: their table, the SQL functions zdm installs
+//! (`zdm_drop_column_later`, `zdm_drop_table_later`, the read-only trigger), the
+//! statements of each step of a due drop, and the record of what plain migrations removed
+//! (so an older build that still maps it refuses to boot).
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
-use zdm_core::gate::{self, DropTarget, PendingDrop};
+use zdm_core::gate::{DropRecord, DropStep, DropTarget, PendingDrop};
 use zdm_core::ident::{qualified, quote_ident, quote_literal};
-use zdm_core::model::ModelInfo;
 use zdm_core::retry::ExecPolicy;
 
-use super::pg_simple as simple;
-use super::{DropStep, StepOutcome};
+use super::{apply, lease, registry, simple};
+use crate::backend::{Drops, StepGuard, StepOutcome};
 use crate::error::{Doing, Error};
-use crate::ledger::Names;
-use crate::registry::InstanceRecord;
+use crate::migration::{Body, Step};
+use crate::names::Names;
 
-/// Created with the ledger (see `postgres::CREATE_TABLES`), idempotent.
+/// The drops table and the SQL functions migrations call, created with the registry.
 pub(super) const CREATE: &str = r#"
-CREATE TABLE IF NOT EXISTS {instances} (
-    id           TEXT PRIMARY KEY,
-    app_name     TEXT NOT NULL,
-    app_version  TEXT NOT NULL,
-    hostname     TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    zdm_version  TEXT NOT NULL,
-    started_at   TIMESTAMPTZ NOT NULL,
-    heartbeat_at TIMESTAMPTZ NOT NULL,
-    embedded     BIGINT[] NOT NULL,
-    mapped       TEXT[] NOT NULL,
-    ignored      TEXT[] NOT NULL,
-    ttl_s        DOUBLE PRECISION
-);
--- Each row counts as live for its own build's TTL too (older zdm versions lack it).
-ALTER TABLE {instances} ADD COLUMN IF NOT EXISTS ttl_s DOUBLE PRECISION;
 CREATE TABLE IF NOT EXISTS {drops} (
     id           BIGSERIAL PRIMARY KEY,
     schema_name  TEXT NOT NULL,
@@ -50,17 +34,6 @@ CREATE TABLE IF NOT EXISTS {drops} (
 -- The default a read-only step dropped, put back if a build that writes it returns.
 ALTER TABLE {drops} ADD COLUMN IF NOT EXISTS saved_default TEXT;
 CREATE UNIQUE INDEX IF NOT EXISTS {drops_key} ON {drops} (schema_name, table_name, (coalesce(column_name, '')));
-CREATE TABLE IF NOT EXISTS {post_pending} (
-    version    BIGINT PRIMARY KEY,
-    first_seen TIMESTAMPTZ NOT NULL
-);
--- Which apps ever registered model structs: a build of one that registers none probably
--- lost them to the linker, and the gate fails closed for it.
-CREATE TABLE IF NOT EXISTS {obj:app_models} (
-    app_name TEXT PRIMARY KEY,
-    models   INTEGER NOT NULL,
-    seen_at  TIMESTAMPTZ NOT NULL
-);
 
 -- The schema and name of a relation, as the functions below record them.
 CREATE OR REPLACE FUNCTION {obj:relation}(p_rel regclass, OUT schema_name text, OUT table_name text)
@@ -167,55 +140,6 @@ pub(super) fn function_signatures(names: &Names) -> [String; 3] {
     ]
 }
 
-/// A registration is not worth a disk flush at boot: losing it in a crash of the server
-/// only means the next heartbeat writes it again, hence `synchronous_commit` off.
-const REGISTER: &str = "\
-WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
-pruned AS (
-    DELETE FROM {instances}
-    WHERE heartbeat_at < clock_timestamp() - make_interval(secs => greatest($10, coalesce(ttl_s, 0))) AND id <> $1
-),
-registered AS (
-    INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
-                             embedded, mapped, ignored, ttl_s)
-    SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[], $10
-    FROM relaxed
-    ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
-        heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
-        ignored = EXCLUDED.ignored, ttl_s = EXCLUDED.ttl_s
-)
--- Read-only drops scheduled by a migration the registering build lacks.
-SELECT id FROM {drops} WHERE state = 'pending' AND read_only_at IS NOT NULL
-    AND NOT (scheduled_by = ANY($7::bigint[])) ORDER BY id";
-
-/// Registration and the steps of deferred drops take this transaction lock, so a build
-/// that boots while a drop runs is either seen by the drop's re-check or sees the drop.
-const REGISTRY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
-
-/// Takes the registry's transaction lock (under the transaction's lock timeout).
-pub(super) async fn lock_registry(tx: &mut PgConnection, names: &Names) -> Result<(), sqlx::Error> {
-    simple::sql(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.map(drop)
-}
-
-fn registry_lock_key(names: &Names) -> String {
-    format!("zdm registry {}", names.instances)
-}
-
-const NOTE_MODELS: &str =
-    "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
-     ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
-const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE app_name = $1 AND models > 0)";
-const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
-     UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
-const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
-const LIVE: &str = "\
-SELECT id, app_name, app_version, hostname, pid,
-       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-       extract(epoch FROM clock_timestamp() - heartbeat_at)::bigint, embedded, mapped, ignored
-FROM {instances}
-WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => greatest($1, coalesce(ttl_s, 0)))
-ORDER BY started_at";
-
 /// `read_only` only while the drop's own trigger is really there (a column or table whose
 /// trigger went missing is protected again); `gone` when the object no longer exists.
 const LOAD_DROPS: &str = "\
@@ -234,111 +158,19 @@ SELECT id, schema_name, table_name, column_name, scheduled_by,
                              AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped) END
 FROM {drops} ORDER BY id";
 
-const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
-     SELECT unnest($1::bigint[]), clock_timestamp() ON CONFLICT (version) DO NOTHING";
-const PENDING_SINCE: &str = "SELECT version, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
-     extract(epoch FROM clock_timestamp() - first_seen)::bigint FROM {post_pending}";
-
-/// Registers in one transaction with the registry lock: upsert, note that the app has
-/// models, refuse a build that maps something already dropped, and list the read-only
-/// drops this build predates.
-pub(super) async fn upsert_instance(
-    pool: &PgPool,
-    names: &Names,
-    r: &InstanceRecord,
-    ttl_s: f64,
-    models: &[ModelInfo],
-) -> Result<Vec<i64>, Error> {
-    // One statement: prune, upsert, and list the read-only drops this build predates.
-    let register = simple::sql(names.sql(REGISTER))
-        .bind(&r.id)
-        .bind(&r.app_name)
-        .bind(&r.app_version)
-        .bind(&r.hostname)
-        .bind(r.pid)
-        .bind(env!("CARGO_PKG_VERSION"))
-        .bind(&r.embedded)
-        .bind(&r.mapped)
-        .bind(&r.ignored)
-        .bind(ttl_s);
-    if models.is_empty() {
-        // Nothing of this build can be refused for what was dropped, so the registry lock
-        // would change no outcome: the statement alone (the common boot of a build without
-        // model structs). A drop that commits meanwhile either sees this row or does not;
-        // either way this build could not have told.
-        return register.scalars(pool).await.doing("registering this instance");
-    }
-    let mut tx = pool.begin().await.doing("registering this instance")?;
-    lock_registry(&mut tx, names).await.doing("registering this instance")?;
-    let predated: Vec<i64> = register.scalars(&mut *tx).await.doing("registering this instance")?;
-    simple::sql(names.sql(NOTE_MODELS))
-        .bind(&r.app_name)
-        .bind(models.len() as i32)
-        .execute(&mut *tx)
-        .await
-        .doing("registering this instance's models")?;
-    // Decision 15, serialised with the drops: a drop that committed while this build booted
-    // is seen here (a statement after the lock), and the registration is rolled back.
-    let drops = load_drops(&mut *tx, names).await?;
-    crate::deferred::check_boot(&drops, models)?;
-    tx.commit().await.doing("registering this instance")?;
-    Ok(predated)
-}
-
-pub(super) async fn app_had_models(pool: &PgPool, names: &Names, app: &str) -> Result<bool, Error> {
-    simple::sql(names.sql(HAD_MODELS)).bind(app).scalar(pool).await.doing("reading which apps registered models")
-}
-
-pub(super) async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
-    let done = simple::sql(names.sql(BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub(super) async fn deregister(pool: &PgPool, names: &Names, id: &str) -> Result<(), Error> {
-    simple::sql(names.sql(DEREGISTER)).bind(id).execute(pool).await.doing("deregistering")?;
-    Ok(())
-}
-
-pub(super) async fn live<'c, E: sqlx::PgExecutor<'c>>(
-    executor: E,
-    names: &Names,
-    ttl_s: f64,
-) -> Result<Vec<gate::Instance>, Error> {
-    let rows =
-        simple::sql(names.sql(LIVE)).bind(ttl_s).fetch_all(executor).await.doing("reading the instance registry")?;
-    rows.iter()
-        .map(|r| {
-            let mapped: Vec<String> = r.try_get(8)?;
-            Ok(gate::Instance {
-                id: r.try_get(0)?,
-                app_name: r.try_get(1)?,
-                app_version: r.try_get(2)?,
-                hostname: r.try_get(3)?,
-                pid: r.try_get(4)?,
-                started_at: r.try_get(5)?,
-                heartbeat_age_s: r.try_get(6)?,
-                embedded: r.try_get(7)?,
-                mapped: mapped.iter().filter_map(|m| gate::Mapped::decode(m)).collect(),
-                ignored: r.try_get(9)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .doing("reading the instance registry")
-}
-
 /// Every drop ever scheduled, with whether it has been carried out.
 pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
     executor: E,
     names: &Names,
-) -> Result<Vec<(PendingDrop, bool)>, Error> {
+) -> Result<Vec<DropRecord>, Error> {
     let rows = simple::sql(names.sql(LOAD_DROPS)).fetch_all(executor).await.doing("reading the deferred drops")?;
     rows.iter()
         .map(|r| {
             let column: Option<String> = r.try_get(3)?;
             let not_before: Option<String> = r.try_get(6)?;
             let passed: bool = r.try_get(7)?;
-            Ok((
-                PendingDrop {
+            Ok(DropRecord {
+                drop: PendingDrop {
                     id: r.try_get(0)?,
                     schema: r.try_get(1)?,
                     table: r.try_get(2)?,
@@ -355,24 +187,11 @@ pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
                     before_drop: r.try_get(12)?,
                     gone: r.try_get(13)?,
                 },
-                r.try_get(9)?,
-            ))
+                dropped: r.try_get(9)?,
+            })
         })
         .collect::<Result<_, sqlx::Error>>()
         .doing("reading the deferred drops")
-}
-
-pub(super) async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64]) -> Result<(), Error> {
-    simple::sql(names.sql(NOTE_PENDING))
-        .bind(versions)
-        .execute(pool)
-        .await
-        .doing("noting waiting after_deploy migrations")?;
-    Ok(())
-}
-
-pub(super) async fn pending_since(pool: &PgPool, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
-    simple::sql(names.sql(PENDING_SINCE)).rows_as(pool).await.doing("reading since when after_deploy migrations wait")
 }
 
 /// The name of a drop's own read-only trigger: one per drop, so two pending drops on one
@@ -391,7 +210,7 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
             "UPDATE {} SET {set} WHERE id = {}; SELECT pg_notify({}, {version})",
             names.drops,
             d.id,
-            quote_literal(crate::healing::CHANNEL)
+            quote_literal(crate::names::SCHEMA_CHANGED)
         )
     };
     let mut out: Vec<String> = match step {
@@ -407,8 +226,8 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
                  JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
                  WHERE a.attrelid = {}::regclass AND a.attname = {}) WHERE id = {}",
                 names.drops,
-                super::pg_simple::literal(&table),
-                super::pg_simple::literal(c),
+                simple::literal(&table),
+                simple::literal(c),
                 d.id
             ),
             format!("ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT", quote_ident(c)),
@@ -417,7 +236,7 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
                 "CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW \
                  EXECUTE PROCEDURE {}({version}, {})",
                 names.fn_read_only,
-                super::pg_simple::literal(c)
+                simple::literal(c)
             ),
             mark("read_only_at = clock_timestamp()"),
         ],
@@ -438,8 +257,8 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
                  END IF; END",
                 names.drops,
                 d.id,
-                super::pg_simple::literal(&table),
-                super::pg_simple::literal(c)
+                simple::literal(&table),
+                simple::literal(c)
             );
             // A dollar-quote tag that no name in the body contains.
             let mut tag = "zdm".to_string();
@@ -476,13 +295,13 @@ pub(super) fn step_sql(names: &Names, d: &PendingDrop, step: DropStep) -> Vec<St
 /// Runs a step under the lock-timeout schedule. In its transaction, before any DDL: the
 /// registry lock (a booting build waits, or is seen), the lease, the drop's row (another
 /// run may have carried it out) and the gate again from the live instances read there.
-pub(super) async fn run_step(
+async fn run_step(
     pool: &PgPool,
     names: &Names,
     d: &PendingDrop,
     step: DropStep,
     policy: &ExecPolicy,
-    guard: &super::StepGuard<'_>,
+    guard: &StepGuard<'_>,
 ) -> Result<StepOutcome, Error> {
     let statements = step_sql(names, d, step);
     let meta = zdm_core::Migration::synthetic(d.scheduled_by);
@@ -491,17 +310,17 @@ pub(super) async fn run_step(
     for (n, attempt) in schedule.iter().enumerate() {
         let mut tx = pool.begin().await.doing("starting a deferred drop")?;
         let (lock_ms, statement_ms) = policy.timeouts_ms(&meta, zdm_core::exec::ExecClass::Normal, attempt);
-        simple::sql(super::postgres::SET_TIMEOUTS)
+        simple::sql(apply::SET_TIMEOUTS)
             .bind(format!("{lock_ms}ms"))
             .bind(format!("{statement_ms}ms"))
             .bind(true)
             .execute(&mut *tx)
             .await
             .doing("setting a deferred drop's timeouts")?;
-        let mut failed = simple::sql(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.err();
+        let mut failed = registry::lock_registry(&mut tx, names).await.err();
         if failed.is_none() {
             if let Some(fence) = guard.fence {
-                super::postgres::check_fence(&mut tx, names, fence).await?;
+                lease::check_fence(&mut tx, names, fence).await?;
             }
             match still_due(&mut tx, names, d, step, guard).await? {
                 Ok(()) => {}
@@ -552,7 +371,7 @@ async fn still_due(
     names: &Names,
     d: &PendingDrop,
     step: DropStep,
-    guard: &super::StepGuard<'_>,
+    guard: &StepGuard<'_>,
 ) -> Result<Result<(), StepOutcome>, Error> {
     let state: Option<String> = simple::sql(names.sql(LOCK_DROP))
         .bind(d.id)
@@ -563,7 +382,7 @@ async fn still_due(
         // Carried out (or removed) by another run in between: nothing left to do.
         return Ok(Err(StepOutcome::Held(Vec::new())));
     }
-    let live = live(&mut *tx, names, guard.instance_ttl.as_secs_f64()).await?;
+    let live = registry::live(&mut *tx, names, guard.instance_ttl.as_secs_f64()).await?;
     let blockers = (guard.recheck)(&live);
     if step.allowed(&blockers) {
         Ok(Ok(()))
@@ -574,3 +393,102 @@ async fn still_due(
 }
 
 const LOCK_DROP: &str = "SELECT state FROM {drops} WHERE id = $1 FOR UPDATE";
+
+/// Where the removed columns and tables of a migration live, read before it runs.
+const RESOLVE_RELATION: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+/// Whether a column or table is gone.
+const GONE: &str = "SELECT CASE WHEN $3::text IS NULL THEN to_regclass(format('%I.%I', $1, $2)) IS NULL \
+     ELSE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(format('%I.%I', $1, $2)) \
+     AND attname = $3 AND attnum > 0 AND NOT attisdropped) END";
+const RECORD_REMOVED: &str = "\
+INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, dropped_at, state)
+VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), 'dropped')
+ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
+    SET state = 'dropped', dropped_at = clock_timestamp(), scheduled_by = EXCLUDED.scheduled_by";
+
+/// The (schema, table, column) of each object the migration's SQL removes that exists now.
+pub(super) async fn resolve_removed(
+    conn: &mut PgConnection,
+    step: &Step,
+) -> Result<Vec<(String, String, Option<String>)>, Error> {
+    let Body::Sql(sql) = step.body else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for r in zdm_core::removed::removed(sql) {
+        let found: Option<(String, String)> = simple::sql(RESOLVE_RELATION)
+            .bind(zdm_core::ident::quote_ident(&r.table))
+            .row_as_optional(&mut *conn)
+            .await
+            .doing("reading what a migration removes")?;
+        if let Some((schema, table)) = found {
+            out.push((schema, table, r.column));
+        }
+    }
+    Ok(out)
+}
+
+/// Records what the migration removed, so an older build that maps it refuses to boot
+/// (it would fail on its first query), whether it went by a deferred drop or a plain one.
+pub(super) async fn record_removed(
+    conn: &mut PgConnection,
+    names: &Names,
+    version: i64,
+    removed: &[(String, String, Option<String>)],
+) -> Result<(), Error> {
+    for (schema, table, column) in removed {
+        let gone: bool = simple::sql(GONE)
+            .bind(schema)
+            .bind(table)
+            .bind(column)
+            .scalar(&mut *conn)
+            .await
+            .doing("checking what a migration removed")?;
+        if gone {
+            // A pending deferred drop of the same column: its read-only trigger goes too, or
+            // a column re-added under that name later would be read-only.
+            let pending: Option<i64> = simple::sql(names.sql(
+                "SELECT id FROM {drops} WHERE schema_name = $1 AND table_name = $2 AND column_name = $3 \
+                 AND state = 'pending'",
+            ))
+            .bind(schema)
+            .bind(table)
+            .bind(column)
+            .scalar_optional(&mut *conn)
+            .await
+            .doing("recording what a migration removed")?;
+            if let (Some(id), Some(_)) = (pending, column) {
+                let trigger = zdm_core::ident::quote_ident(&format!("{}read_only_{id}", names.prefix));
+                let table = zdm_core::ident::qualified(Some(schema), table);
+                sqlx::raw_sql(AssertSqlSafe(format!("DROP TRIGGER IF EXISTS {trigger} ON {table}")))
+                    .execute(&mut *conn)
+                    .await
+                    .doing("recording what a migration removed")?;
+            }
+            simple::sql(names.sql(RECORD_REMOVED))
+                .bind(schema)
+                .bind(table)
+                .bind(column)
+                .bind(version)
+                .execute(&mut *conn)
+                .await
+                .doing("recording what a migration removed")?;
+        }
+    }
+    Ok(())
+}
+impl Drops for PgPool {
+    async fn load_drops(&self, names: &Names) -> Result<Vec<DropRecord>, Error> {
+        load_drops(self, names).await
+    }
+
+    async fn drop_step(
+        &self,
+        names: &Names,
+        drop: &PendingDrop,
+        step: DropStep,
+        policy: &ExecPolicy,
+        guard: &StepGuard<'_>,
+    ) -> Result<StepOutcome, Error> {
+        run_step(self, names, drop, step, policy, guard).await
+    }
+}

@@ -385,7 +385,7 @@ async fn stale(conn: &mut PgConnection, i: usize, params: usize) -> bool {
     let _ = sqlx::raw_sql("BEGIN; SET LOCAL statement_timeout = '5s'").execute(&mut *conn).await;
     let result = sqlx::raw_sql(AssertSqlSafe(format!("EXECUTE zdm_old_{i}{args}"))).execute(&mut *conn).await;
     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-    result.is_err_and(|e| crate::healing::is_stale_plan(&e))
+    result.is_err_and(|e| crate::statement_cache::is_stale_plan(&e))
 }
 
 fn inserted_tables(tracked: &[Tracked]) -> BTreeSet<String> {

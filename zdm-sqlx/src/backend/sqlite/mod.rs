@@ -11,14 +11,13 @@ use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::retry::ExecPolicy;
 use zdm_core::Phase;
 
-use super::{elapsed_ms, sqlite_registry, Backend, DropStep, Foreign, Found, StepGuard, StepOutcome};
-use crate::backfill::{BackfillRow, BatchOutcome};
+mod registry;
+
+use super::{elapsed_ms, Backend, Backfills, Drops, StepGuard};
 use crate::error::{Doing, Error};
-use crate::lease::Fence;
-use crate::ledger::{Failure, LedgerRow, Names, RunContext};
 use crate::migration::{Body, RustRun, Step};
-use crate::registry::InstanceRecord;
-use zdm_core::gate::{self, PendingDrop};
+use crate::names::Names;
+use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, RunContext};
 
 const TABLES_EXIST: &str = "SELECT \
      (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5 \
@@ -103,6 +102,12 @@ FROM {ledger} ORDER BY version";
 const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
 const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
 
+/// Which ledgers exist, read without creating anything.
+const LEDGERS: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1), \
+     EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')";
+const NEWEST_ZDM: &str = "SELECT max(version) FROM {ledger} WHERE success";
+const NEWEST_SQLX: &str = "SELECT max(version) FROM _sqlx_migrations WHERE success";
+
 const TAKE_LEASE: &str = "\
 INSERT INTO {lease} (id, owner, acquired_at, expires_at) VALUES (1, ?1, {now}, {now} + ?2)
 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at,
@@ -142,7 +147,7 @@ impl Backend for SqlitePool {
             .doing("looking for zdm's tables")?;
         if !ours {
             sqlx::raw_sql(sql(names, CREATE_TABLES)).execute(self).await.doing("creating zdm's tables")?;
-            sqlx::raw_sql(sql(names, sqlite_registry::CREATE)).execute(self).await.doing("creating zdm's registry")?;
+            sqlx::raw_sql(sql(names, registry::CREATE)).execute(self).await.doing("creating zdm's registry")?;
             // A registry made by an older zdm lacks the per-row TTL.
             let has_ttl: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'ttl_s')")
@@ -194,7 +199,24 @@ impl Backend for SqlitePool {
             .collect())
     }
 
-    async fn load_sqlx_applied(&self, _foreign: Foreign) -> Result<Vec<Applied>, Error> {
+    async fn newest_applied(&self, names: &Names) -> Result<Option<i64>, Error> {
+        let doing = "reading the newest applied migration";
+        let (zdm, sqlx_ledger): (bool, bool) =
+            sqlx::query_as(LEDGERS).bind(&names.raw_ledger).fetch_one(self).await.doing(doing)?;
+        let mut newest: Option<i64> = None;
+        if zdm {
+            newest = newest.max(sqlx::query_scalar(sql(names, NEWEST_ZDM)).fetch_one(self).await.doing(doing)?);
+        }
+        if sqlx_ledger {
+            newest = newest.max(sqlx::query_scalar(NEWEST_SQLX).fetch_one(self).await.doing(doing)?);
+        }
+        Ok(newest)
+    }
+
+    async fn load_foreign_applied(&self, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+        if !foreign.sqlx {
+            return Ok(Vec::new());
+        }
         let rows: Vec<(i64, String, Vec<u8>)> =
             sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
         Ok(rows
@@ -288,71 +310,12 @@ impl Backend for SqlitePool {
         record(&mut tx, names, step, ctx, failure.duration_ms, Some(&failure.message)).await?;
         tx.commit().await.doing("recording a failed migration")
     }
-
-    async fn upsert_instance(
-        &self,
-        names: &Names,
-        record: &InstanceRecord,
-        ttl: Duration,
-        _models: &[zdm_core::model::ModelInfo],
-    ) -> Result<Vec<i64>, Error> {
-        sqlite_registry::upsert_instance(self, names, record, ttl.as_secs_f64()).await
-    }
-
-    async fn app_had_models(&self, _names: &Names, _app: &str) -> Result<bool, Error> {
-        // No deferred drops on SQLite: nothing a lost model registry could let through.
-        Ok(false)
-    }
-
-    async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
-        sqlite_registry::beat(self, names, id).await
-    }
-
-    async fn deregister(&self, names: &Names, id: &str) -> Result<(), Error> {
-        sqlite_registry::deregister(self, names, id).await
-    }
-
-    async fn live_instances(&self, names: &Names, ttl: Duration) -> Result<Vec<gate::Instance>, Error> {
-        sqlite_registry::live(self, names, ttl.as_secs_f64()).await
-    }
-
-    async fn load_drops(&self, _names: &Names) -> Result<Vec<(PendingDrop, bool)>, Error> {
-        Ok(Vec::new())
-    }
-
-    async fn drop_step(
-        &self,
-        _names: &Names,
-        _drop: &PendingDrop,
-        _step: DropStep,
-        _policy: &ExecPolicy,
-        _guard: &StepGuard<'_>,
-    ) -> Result<StepOutcome, Error> {
-        Ok(StepOutcome::Failed("deferred drops need PostgreSQL".to_string()))
-    }
-
-    async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
-        sqlite_registry::note_pending(self, names, versions).await
-    }
-
-    async fn post_pending_since(&self, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
-        sqlite_registry::pending_since(self, names).await
-    }
-
-    async fn load_backfills(&self, _names: &Names) -> Result<Vec<BackfillRow>, Error> {
-        Ok(Vec::new())
-    }
-
-    async fn backfill_batch(
-        &self,
-        _names: &Names,
-        _name: &str,
-        _target: Duration,
-        _policy: &ExecPolicy,
-    ) -> Result<BatchOutcome, Error> {
-        Ok(BatchOutcome::Failed { message: "batched backfills need PostgreSQL".into(), retryable: false })
-    }
 }
+
+/// SQLite has no deferred drops (they need PostgreSQL's triggers and functions) and no
+/// batched backfills: none can be scheduled, so none is ever due.
+impl Drops for SqlitePool {}
+impl Backfills for SqlitePool {}
 
 /// The lease still names this process (checked in the ledger write's transaction).
 async fn check_fence(conn: &mut SqliteConnection, names: &Names, fence: &Fence) -> Result<(), Error> {

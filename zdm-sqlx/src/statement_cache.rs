@@ -28,7 +28,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::migration::BoxFuture;
 
 /// The channel zdm notifies after each schema change it commits.
-pub const CHANNEL: &str = "zdm_schema_changed";
+pub const CHANNEL: &str = crate::names::SCHEMA_CHANGED;
 
 /// When this process last learned of a schema change.
 #[derive(Default)]

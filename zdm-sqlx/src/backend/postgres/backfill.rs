@@ -5,14 +5,15 @@ use std::time::{Duration, Instant};
 
 use sqlx::{PgPool, Row};
 
-use super::pg_simple as simple;
 use zdm_core::backfill::{batch_sql, next_batch_size};
 use zdm_core::ident::{qualified, quote_ident};
 use zdm_core::retry::{is_retryable, ExecPolicy};
 
-use crate::backfill::{BackfillRow, BatchOutcome};
+use super::{apply, simple};
+use crate::backend::Backfills;
 use crate::error::{Doing, Error};
-use crate::ledger::Names;
+use crate::names::Names;
+use crate::records::{BackfillRow, BatchOutcome};
 
 const LOAD: &str = "SELECT name, schema_name, table_name, key_column, scheduled_by, rows_done, batches, batch_size, \
      last_key, max_batch_ms, finished_at IS NOT NULL FROM {obj:backfills} ORDER BY scheduled_by, scheduled_at, name";
@@ -27,7 +28,7 @@ const PROGRESS: &str = "UPDATE {obj:backfills} SET last_key = $2, rows_done = ro
 const FINISH: &str = "UPDATE {obj:backfills} SET finished_at = clock_timestamp(), updated_at = clock_timestamp(), \
      started_at = coalesce(started_at, clock_timestamp()) WHERE name = $1";
 
-pub(super) async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow>, Error> {
+async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow>, Error> {
     let rows = simple::sql(names.sql(LOAD)).fetch_all(pool).await.doing("reading the backfills")?;
     let mut out = Vec::new();
     for r in &rows {
@@ -59,7 +60,7 @@ pub(super) async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow
     Ok(out)
 }
 
-pub(super) async fn batch(
+async fn batch(
     pool: &PgPool,
     names: &Names,
     name: &str,
@@ -68,7 +69,7 @@ pub(super) async fn batch(
 ) -> Result<BatchOutcome, Error> {
     let mut tx = pool.begin().await.doing("starting a backfill batch")?;
     // A batch must never queue long behind another lock: live queries would queue behind it.
-    simple::sql(super::postgres::SET_TIMEOUTS)
+    simple::sql(apply::SET_TIMEOUTS)
         .bind(format!("{}ms", policy.max_lock_timeout.as_millis()))
         .bind(format!("{}ms", policy.statement_timeout.as_millis()))
         .bind(true)
@@ -124,4 +125,20 @@ pub(super) async fn batch(
     tx.commit().await.doing("committing a backfill batch")?;
     crate::fault::boundary("backfill batch committed");
     Ok(BatchOutcome::Batch { keys, changed, last_key: max, held: started.elapsed(), next_size })
+}
+
+impl Backfills for PgPool {
+    async fn load_backfills(&self, names: &Names) -> Result<Vec<BackfillRow>, Error> {
+        load(self, names).await
+    }
+
+    async fn backfill_batch(
+        &self,
+        names: &Names,
+        name: &str,
+        target: Duration,
+        policy: &ExecPolicy,
+    ) -> Result<BatchOutcome, Error> {
+        batch(self, names, name, target, policy).await
+    }
 }

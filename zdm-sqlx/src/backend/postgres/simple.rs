@@ -1,5 +1,5 @@
 //! zdm's own PostgreSQL queries go through the simple query protocol, with their values
-//! written in as quoted literals (decision 19).
+//! written in as quoted literals.
 //!
 //! sqlx's extended protocol sends a statement's Parse/Describe and its Bind/Execute as two
 //! round trips, each ending in a Sync. Behind PgBouncer in transaction mode the server

@@ -2,12 +2,16 @@
 //! gate works the same way; deferred drops need PostgreSQL's triggers and functions, so
 //! SQLite has no drops table and none can be scheduled.
 
+use std::time::Duration;
+
 use sqlx::{Row, SqlitePool};
 use zdm_core::gate;
+use zdm_core::model::ModelInfo;
 
+use crate::backend::Registry;
 use crate::error::{Doing, Error};
-use crate::ledger::Names;
-use crate::registry::InstanceRecord;
+use crate::names::Names;
+use crate::records::{InstanceRecord, PostPending};
 
 pub(super) const CREATE: &str = r#"
 CREATE TABLE IF NOT EXISTS {instances} (
@@ -57,13 +61,8 @@ fn unlines(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
-pub(super) async fn upsert_instance(
-    pool: &SqlitePool,
-    names: &Names,
-    r: &InstanceRecord,
-    ttl_s: f64,
-) -> Result<Vec<i64>, Error> {
-    let sql = |t: &str| super::sqlite::sql(names, t);
+async fn upsert_instance(pool: &SqlitePool, names: &Names, r: &InstanceRecord, ttl_s: f64) -> Result<Vec<i64>, Error> {
+    let sql = |t: &str| super::sql(names, t);
     let mut tx = pool.begin().await.doing("registering this instance")?;
     sqlx::query(sql(PRUNE)).bind(&r.id).bind(ttl_s).execute(&mut *tx).await.doing("pruning gone instances")?;
     let embedded: Vec<String> = r.embedded.iter().map(ToString::to_string).collect();
@@ -86,19 +85,18 @@ pub(super) async fn upsert_instance(
     Ok(Vec::new())
 }
 
-pub(super) async fn beat(pool: &SqlitePool, names: &Names, id: &str) -> Result<bool, Error> {
-    let done =
-        sqlx::query(super::sqlite::sql(names, BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
+async fn beat(pool: &SqlitePool, names: &Names, id: &str) -> Result<bool, Error> {
+    let done = sqlx::query(super::sql(names, BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
     Ok(done.rows_affected() == 1)
 }
 
-pub(super) async fn deregister(pool: &SqlitePool, names: &Names, id: &str) -> Result<(), Error> {
-    sqlx::query(super::sqlite::sql(names, DEREGISTER)).bind(id).execute(pool).await.doing("deregistering")?;
+async fn deregister(pool: &SqlitePool, names: &Names, id: &str) -> Result<(), Error> {
+    sqlx::query(super::sql(names, DEREGISTER)).bind(id).execute(pool).await.doing("deregistering")?;
     Ok(())
 }
 
-pub(super) async fn live(pool: &SqlitePool, names: &Names, ttl_s: f64) -> Result<Vec<gate::Instance>, Error> {
-    let rows = sqlx::query(super::sqlite::sql(names, LIVE))
+async fn live(pool: &SqlitePool, names: &Names, ttl_s: f64) -> Result<Vec<gate::Instance>, Error> {
+    let rows = sqlx::query(super::sql(names, LIVE))
         .bind(ttl_s)
         .fetch_all(pool)
         .await
@@ -125,9 +123,9 @@ pub(super) async fn live(pool: &SqlitePool, names: &Names, ttl_s: f64) -> Result
         .doing("reading the instance registry")
 }
 
-pub(super) async fn note_pending(pool: &SqlitePool, names: &Names, versions: &[i64]) -> Result<(), Error> {
+async fn note_pending(pool: &SqlitePool, names: &Names, versions: &[i64]) -> Result<(), Error> {
     for v in versions {
-        sqlx::query(super::sqlite::sql(names, NOTE_PENDING))
+        sqlx::query(super::sql(names, NOTE_PENDING))
             .bind(v)
             .execute(pool)
             .await
@@ -136,9 +134,47 @@ pub(super) async fn note_pending(pool: &SqlitePool, names: &Names, versions: &[i
     Ok(())
 }
 
-pub(super) async fn pending_since(pool: &SqlitePool, names: &Names) -> Result<Vec<(i64, String, i64)>, Error> {
-    sqlx::query_as(super::sqlite::sql(names, PENDING_SINCE))
+async fn pending_since(pool: &SqlitePool, names: &Names) -> Result<Vec<PostPending>, Error> {
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(super::sql(names, PENDING_SINCE))
         .fetch_all(pool)
         .await
-        .doing("reading since when after_deploy migrations wait")
+        .doing("reading since when after_deploy migrations wait")?;
+    Ok(rows.into_iter().map(|(version, since, age_s)| PostPending { version, since, age_s }).collect())
+}
+
+impl Registry for SqlitePool {
+    async fn upsert_instance(
+        &self,
+        names: &Names,
+        record: &InstanceRecord,
+        ttl: Duration,
+        _models: &[ModelInfo],
+    ) -> Result<Vec<i64>, Error> {
+        upsert_instance(self, names, record, ttl.as_secs_f64()).await
+    }
+
+    async fn app_had_models(&self, _names: &Names, _app: &str) -> Result<bool, Error> {
+        // No deferred drops on SQLite: nothing a lost model registry could let through.
+        Ok(false)
+    }
+
+    async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
+        beat(self, names, id).await
+    }
+
+    async fn deregister(&self, names: &Names, id: &str) -> Result<(), Error> {
+        deregister(self, names, id).await
+    }
+
+    async fn live_instances(&self, names: &Names, ttl: Duration) -> Result<Vec<gate::Instance>, Error> {
+        live(self, names, ttl.as_secs_f64()).await
+    }
+
+    async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
+        note_pending(self, names, versions).await
+    }
+
+    async fn post_pending_since(&self, names: &Names) -> Result<Vec<PostPending>, Error> {
+        pending_since(self, names).await
+    }
 }

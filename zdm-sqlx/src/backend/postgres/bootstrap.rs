@@ -1,0 +1,142 @@
+//! zdm's own schema on PostgreSQL: its tables, created at first boot (or replaced, for an
+//! older zdm's database), and the look-up that tells whether they are all there and which
+//! other tools' ledgers exist.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+
+use super::{drops, recipes, registry, simple};
+use crate::error::{Doing, Error};
+use crate::names::Names;
+use crate::records::{Foreign, Found};
+
+const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
+     AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL \
+     AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL \
+     AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL AND to_regclass($12) IS NOT NULL, \
+     to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL, \
+     current_setting('server_version_num')::int, \
+     concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
+
+/// Serialises concurrent first boots: `CREATE TABLE IF NOT EXISTS` races on the catalog.
+const BOOTSTRAP_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext('zdm bootstrap'))";
+
+/// Whether zdm's objects are all there (this zdm version's), and what else the database has.
+async fn tables_exist(pool: &PgPool, names: &Names) -> Result<(bool, bool, bool, i32, String), Error> {
+    let [fn1, fn2, fn3] = drops::function_signatures(names);
+    let recipes = recipes::marker(names);
+    simple::sql(TABLES_EXIST)
+        .bind(&names.ledger)
+        .bind(&names.history)
+        .bind(&names.lease)
+        .bind(&names.instances)
+        .bind(&names.drops)
+        .bind(&names.post_pending)
+        .bind(fn1)
+        .bind(fn2)
+        .bind(fn3)
+        .bind(recipes.0)
+        .bind(recipes.1)
+        .bind(names.func("app_models"))
+        .row_as(pool)
+        .await
+        .doing("looking for zdm's tables")
+}
+
+/// Creates (or, for an older zdm's database, replaces) zdm's schema, tables and functions.
+async fn create_objects(tx: &mut PgConnection, names: &Names) -> Result<(), Error> {
+    if let Some(schema) = &names.schema {
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {}", zdm_core::ident::quote_ident(schema));
+        sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *tx).await.doing("creating zdm's schema")?;
+    }
+    sqlx::raw_sql(AssertSqlSafe(names.sql(CREATE_TABLES))).execute(&mut *tx).await.doing("creating zdm's tables")?;
+    sqlx::raw_sql(AssertSqlSafe(names.sql(registry::CREATE)))
+        .execute(&mut *tx)
+        .await
+        .doing("creating zdm's registry tables")?;
+    sqlx::raw_sql(AssertSqlSafe(drops::create_sql(names)))
+        .execute(&mut *tx)
+        .await
+        .doing("creating zdm's deferred drops and their functions")?;
+    sqlx::raw_sql(AssertSqlSafe(recipes::create_sql(names)))
+        .execute(&mut *tx)
+        .await
+        .doing("creating zdm's recipe functions")?;
+    Ok(())
+}
+
+const CREATE_TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS {ledger} (
+    version        BIGINT PRIMARY KEY,
+    description    TEXT NOT NULL,
+    phase          TEXT NOT NULL,
+    checksum       BYTEA NOT NULL,
+    no_transaction BOOLEAN NOT NULL DEFAULT FALSE,
+    started_at     TIMESTAMPTZ NOT NULL,
+    finished_at    TIMESTAMPTZ NOT NULL,
+    duration_ms    BIGINT NOT NULL,
+    success        BOOLEAN NOT NULL,
+    error          TEXT,
+    app_name       TEXT,
+    app_version    TEXT,
+    zdm_version    TEXT NOT NULL,
+    hostname       TEXT,
+    pid            INTEGER,
+    db_user        TEXT,
+    safety_assured TEXT[] NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS {history} (
+    id             BIGSERIAL PRIMARY KEY,
+    version        BIGINT NOT NULL,
+    description    TEXT NOT NULL,
+    phase          TEXT NOT NULL,
+    checksum       BYTEA NOT NULL,
+    started_at     TIMESTAMPTZ NOT NULL,
+    finished_at    TIMESTAMPTZ NOT NULL,
+    duration_ms    BIGINT NOT NULL,
+    success        BOOLEAN NOT NULL,
+    error          TEXT,
+    app_name       TEXT,
+    app_version    TEXT,
+    zdm_version    TEXT NOT NULL,
+    hostname       TEXT,
+    pid            INTEGER,
+    db_user        TEXT
+);
+CREATE TABLE IF NOT EXISTS {lease} (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    owner       TEXT NOT NULL,
+    acquired_at TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL
+);
+"#;
+
+/// Creates zdm's objects when missing: one creator under an advisory transaction lock,
+/// the others wait outside any transaction and look again.
+pub(super) async fn bootstrap(pool: &PgPool, names: &Names) -> Result<Found, Error> {
+    let (mut ours, sqlx, diesel, server_version, db_key) = tables_exist(pool, names).await?;
+    let started = Instant::now();
+    while !ours {
+        let mut tx = pool.begin().await.doing("creating zdm's tables")?;
+        let creator: bool = simple::sql(BOOTSTRAP_LOCK).scalar(&mut *tx).await.doing("creating zdm's tables")?;
+        if creator {
+            create_objects(&mut tx, names).await?;
+            tx.commit().await.doing("creating zdm's tables")?;
+            break;
+        }
+        // Another process is creating them: wait outside any transaction (a waiter
+        // parked in one would make a concurrent index build wait for it), look again.
+        let _ = tx.rollback().await;
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(Error::Config(
+                "zdm's tables are being created by another process for over 2 minutes; \
+                 look for a session holding the advisory lock 'zdm bootstrap'"
+                    .into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ours = tables_exist(pool, names).await?.0;
+    }
+    Ok(Found { foreign: Foreign { sqlx, diesel }, server_version: Some(server_version), db_key })
+}

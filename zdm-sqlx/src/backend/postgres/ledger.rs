@@ -1,0 +1,155 @@
+//! zdm's ledger on PostgreSQL: one row per migration (its latest attempt) plus an
+//! append-only history of every attempt, written in one round trip; and the other tools'
+//! ledgers (sqlx's, diesel's) whose rows count as applied when adopting.
+
+use sqlx::{PgConnection, PgPool, Row};
+use zdm_core::plan::{Applied, AppliedBy};
+use zdm_core::Phase;
+
+use super::simple;
+use crate::error::{Doing, Error};
+use crate::migration::Step;
+use crate::names::Names;
+use crate::records::{Foreign, LedgerRow, RunContext};
+
+/// One attempt: a history row, and the ledger row upserted from it, in one round trip.
+const RECORD_ATTEMPT: &str = "\
+WITH attempt AS (
+    INSERT INTO {history} (version, description, phase, checksum, started_at, finished_at, duration_ms,
+                           success, error, app_name, app_version, zdm_version, hostname, pid, db_user)
+    VALUES ($1, $2, $3, $4, clock_timestamp() - make_interval(secs => $6::float8 / 1000), clock_timestamp(), $6,
+            $7, $8, $9, $10, $11, $12, $13, current_user)
+    RETURNING started_at, finished_at
+)
+INSERT INTO {ledger} AS l (version, description, phase, checksum, no_transaction, started_at, finished_at, duration_ms,
+                      success, error, app_name, app_version, zdm_version, hostname, pid, db_user, safety_assured)
+SELECT $1, $2, $3, $4, $5, started_at, finished_at, $6, $7, $8, $9, $10, $11, $12, $13, current_user, $14 FROM attempt
+ON CONFLICT (version) DO UPDATE SET
+    description = EXCLUDED.description, phase = EXCLUDED.phase, checksum = EXCLUDED.checksum,
+    no_transaction = EXCLUDED.no_transaction, started_at = EXCLUDED.started_at,
+    finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, success = EXCLUDED.success,
+    error = EXCLUDED.error, app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
+    zdm_version = EXCLUDED.zdm_version, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
+    db_user = EXCLUDED.db_user, safety_assured = EXCLUDED.safety_assured
+WHERE NOT l.success";
+
+const LOAD_LEDGER: &str = "\
+SELECT version, description, phase, checksum, success,
+       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), duration_ms,
+       app_name, app_version, hostname, error, safety_assured
+FROM {ledger} ORDER BY version";
+
+const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
+const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+const LOAD_DIESEL: &str = "SELECT version::text FROM __diesel_schema_migrations ORDER BY version";
+
+pub(super) async fn load_ledger(pool: &PgPool, names: &Names) -> Result<Vec<LedgerRow>, Error> {
+    let rows = simple::sql(names.sql(LOAD_LEDGER)).fetch_all(pool).await.doing("reading the ledger")?;
+    rows.iter()
+        .map(|r| {
+            Ok(LedgerRow {
+                version: r.try_get(0)?,
+                description: r.try_get(1)?,
+                phase: Phase::from_ledger(r.try_get::<&str, _>(2)?),
+                checksum: r.try_get(3)?,
+                success: r.try_get(4)?,
+                started_at: r.try_get(5)?,
+                duration_ms: r.try_get(6)?,
+                app_name: r.try_get(7)?,
+                app_version: r.try_get(8)?,
+                hostname: r.try_get(9)?,
+                error: r.try_get(10)?,
+                safety_assured: r.try_get(11)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .doing("reading the ledger")
+}
+
+pub(super) async fn load_zdm_applied(pool: &PgPool, names: &Names) -> Result<Vec<Applied>, Error> {
+    let rows: Vec<(i64, String, Vec<u8>)> =
+        simple::sql(names.sql(LOAD_APPLIED)).rows_as(pool).await.doing("reading the ledger")?;
+    Ok(rows
+        .into_iter()
+        .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Zdm })
+        .collect())
+}
+
+pub(super) async fn load_foreign_applied(pool: &PgPool, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+    let mut out = Vec::new();
+    if foreign.sqlx {
+        let rows: Vec<(i64, String, Vec<u8>)> =
+            simple::sql(LOAD_SQLX).rows_as(pool).await.doing("reading sqlx's _sqlx_migrations")?;
+        out.extend(rows.into_iter().map(|(version, description, checksum)| Applied {
+            version,
+            description,
+            checksum,
+            by: AppliedBy::Sqlx,
+        }));
+    }
+    if foreign.diesel {
+        let rows: Vec<String> =
+            simple::sql(LOAD_DIESEL).scalars(pool).await.doing("reading diesel's __diesel_schema_migrations")?;
+        // diesel keeps the folder's version as written (`2024-01-01-000000`); zdm reads its digits.
+        out.extend(rows.into_iter().filter_map(|v| {
+            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+            let version = digits.parse().ok()?;
+            Some(Applied { version, description: String::new(), checksum: Vec::new(), by: AppliedBy::Diesel })
+        }));
+    }
+    Ok(out)
+}
+
+/// Which ledgers exist, read without creating anything.
+const LEDGERS: &str = "SELECT to_regclass($1) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
+     to_regclass('__diesel_schema_migrations') IS NOT NULL";
+const NEWEST_ZDM: &str = "SELECT max(version) FROM {ledger} WHERE success";
+const NEWEST_SQLX: &str = "SELECT max(version) FROM _sqlx_migrations WHERE success";
+
+pub(super) async fn newest_applied(pool: &PgPool, names: &Names) -> Result<Option<i64>, Error> {
+    let doing = "reading the newest applied migration";
+    let (zdm, sqlx, diesel): (bool, bool, bool) =
+        simple::sql(LEDGERS).bind(&names.ledger).row_as(pool).await.doing(doing)?;
+    let mut newest: Option<i64> = None;
+    if zdm {
+        newest = newest.max(simple::sql(names.sql(NEWEST_ZDM)).scalar(pool).await.doing(doing)?);
+    }
+    if sqlx {
+        newest = newest.max(simple::sql(NEWEST_SQLX).scalar(pool).await.doing(doing)?);
+    }
+    if diesel {
+        let foreign = Foreign { sqlx: false, diesel: true };
+        newest = newest.max(load_foreign_applied(pool, foreign).await?.iter().map(|a| a.version).max());
+    }
+    Ok(newest)
+}
+
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    names: &Names,
+    step: &Step,
+    ctx: &RunContext,
+    duration_ms: i64,
+    error: Option<&str>,
+) -> Result<(), Error> {
+    let reasons: Vec<&str> = step.meta.safety_assured.to_vec();
+    simple::sql(names.sql(RECORD_ATTEMPT))
+        .bind(step.meta.version)
+        .bind(step.meta.description)
+        .bind(step.meta.phase.as_str())
+        .bind(step.meta.checksum)
+        .bind(step.meta.no_transaction)
+        .bind(duration_ms)
+        .bind(error.is_none())
+        .bind(error)
+        .bind(&ctx.app_name)
+        .bind(&ctx.app_version)
+        .bind(ctx.zdm_version)
+        .bind(&ctx.hostname)
+        .bind(ctx.pid)
+        .bind(reasons)
+        .execute(conn)
+        .await
+        .doing("writing the ledger")?;
+    Ok(())
+}

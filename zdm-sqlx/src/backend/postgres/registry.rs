@@ -1,0 +1,240 @@
+//! PostgreSQL's half of the instance registry: which processes are live, with the
+//! builds they run and the columns their structs map; since when after_deploy work waits;
+//! and the lock that serialises a registration with the steps that remove things.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool, Row};
+use zdm_core::gate;
+use zdm_core::model::ModelInfo;
+
+use super::{drops, simple};
+use crate::backend::Registry;
+use crate::error::{Doing, Error};
+use crate::names::Names;
+use crate::records::{InstanceRecord, PostPending};
+
+/// The registry's tables, created with the ledger (see `bootstrap`), idempotent.
+pub(super) const CREATE: &str = r#"
+CREATE TABLE IF NOT EXISTS {instances} (
+    id           TEXT PRIMARY KEY,
+    app_name     TEXT NOT NULL,
+    app_version  TEXT NOT NULL,
+    hostname     TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    zdm_version  TEXT NOT NULL,
+    started_at   TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL,
+    embedded     BIGINT[] NOT NULL,
+    mapped       TEXT[] NOT NULL,
+    ignored      TEXT[] NOT NULL,
+    ttl_s        DOUBLE PRECISION
+);
+-- Each row counts as live for its own build's TTL too (older zdm versions lack it).
+ALTER TABLE {instances} ADD COLUMN IF NOT EXISTS ttl_s DOUBLE PRECISION;
+CREATE TABLE IF NOT EXISTS {post_pending} (
+    version    BIGINT PRIMARY KEY,
+    first_seen TIMESTAMPTZ NOT NULL
+);
+-- Which apps ever registered model structs: a build of one that registers none probably
+-- lost them to the linker, and the gate fails closed for it.
+CREATE TABLE IF NOT EXISTS {obj:app_models} (
+    app_name TEXT PRIMARY KEY,
+    models   INTEGER NOT NULL,
+    seen_at  TIMESTAMPTZ NOT NULL
+);
+"#;
+
+/// A registration is not worth a disk flush at boot: losing it in a crash of the server
+/// only means the next heartbeat writes it again, hence `synchronous_commit` off.
+const REGISTER: &str = "\
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+pruned AS (
+    DELETE FROM {instances}
+    WHERE heartbeat_at < clock_timestamp() - make_interval(secs => greatest($10, coalesce(ttl_s, 0))) AND id <> $1
+),
+registered AS (
+    INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
+                             embedded, mapped, ignored, ttl_s)
+    SELECT $1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp(), $7::bigint[], $8::text[], $9::text[], $10
+    FROM relaxed
+    ON CONFLICT (id) DO UPDATE SET app_name = EXCLUDED.app_name, app_version = EXCLUDED.app_version,
+        heartbeat_at = EXCLUDED.heartbeat_at, embedded = EXCLUDED.embedded, mapped = EXCLUDED.mapped,
+        ignored = EXCLUDED.ignored, ttl_s = EXCLUDED.ttl_s
+)
+-- Read-only drops scheduled by a migration the registering build lacks.
+SELECT id FROM {drops} WHERE state = 'pending' AND read_only_at IS NOT NULL
+    AND NOT (scheduled_by = ANY($7::bigint[])) ORDER BY id";
+
+/// Registration and the steps of deferred drops take this transaction lock, so a build
+/// that boots while a drop runs is either seen by the drop's re-check or sees the drop.
+const REGISTRY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+
+/// Takes the registry's transaction lock (under the transaction's lock timeout).
+pub(super) async fn lock_registry(tx: &mut PgConnection, names: &Names) -> Result<(), sqlx::Error> {
+    simple::sql(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.map(drop)
+}
+
+fn registry_lock_key(names: &Names) -> String {
+    format!("zdm registry {}", names.instances)
+}
+
+const NOTE_MODELS: &str =
+    "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
+     ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
+const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE app_name = $1 AND models > 0)";
+const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+     UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
+const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
+const LIVE: &str = "\
+SELECT id, app_name, app_version, hostname, pid,
+       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+       extract(epoch FROM clock_timestamp() - heartbeat_at)::bigint, embedded, mapped, ignored
+FROM {instances}
+WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => greatest($1, coalesce(ttl_s, 0)))
+ORDER BY started_at";
+
+const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
+     SELECT unnest($1::bigint[]), clock_timestamp() ON CONFLICT (version) DO NOTHING";
+const PENDING_SINCE: &str = "SELECT version, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
+     extract(epoch FROM clock_timestamp() - first_seen)::bigint FROM {post_pending}";
+
+/// Registers in one transaction with the registry lock: upsert, note that the app has
+/// models, refuse a build that maps something already dropped, and list the read-only
+/// drops this build predates.
+async fn upsert_instance(
+    pool: &PgPool,
+    names: &Names,
+    r: &InstanceRecord,
+    ttl_s: f64,
+    models: &[ModelInfo],
+) -> Result<Vec<i64>, Error> {
+    // One statement: prune, upsert, and list the read-only drops this build predates.
+    let register = simple::sql(names.sql(REGISTER))
+        .bind(&r.id)
+        .bind(&r.app_name)
+        .bind(&r.app_version)
+        .bind(&r.hostname)
+        .bind(r.pid)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(&r.embedded)
+        .bind(&r.mapped)
+        .bind(&r.ignored)
+        .bind(ttl_s);
+    if models.is_empty() {
+        // Nothing of this build can be refused for what was dropped, so the registry lock
+        // would change no outcome: the statement alone (the common boot of a build without
+        // model structs). A drop that commits meanwhile either sees this row or does not;
+        // either way this build could not have told.
+        return register.scalars(pool).await.doing("registering this instance");
+    }
+    let mut tx = pool.begin().await.doing("registering this instance")?;
+    lock_registry(&mut tx, names).await.doing("registering this instance")?;
+    let predated: Vec<i64> = register.scalars(&mut *tx).await.doing("registering this instance")?;
+    simple::sql(names.sql(NOTE_MODELS))
+        .bind(&r.app_name)
+        .bind(models.len() as i32)
+        .execute(&mut *tx)
+        .await
+        .doing("registering this instance's models")?;
+    // Decision 15, serialised with the drops: a drop that committed while this build booted
+    // is seen here (a statement after the lock), and the registration is rolled back.
+    let drops = drops::load_drops(&mut *tx, names).await?;
+    crate::error::refuse_boot(&drops, models)?;
+    tx.commit().await.doing("registering this instance")?;
+    Ok(predated)
+}
+
+async fn app_had_models(pool: &PgPool, names: &Names, app: &str) -> Result<bool, Error> {
+    simple::sql(names.sql(HAD_MODELS)).bind(app).scalar(pool).await.doing("reading which apps registered models")
+}
+
+async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
+    let done = simple::sql(names.sql(BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn deregister(pool: &PgPool, names: &Names, id: &str) -> Result<(), Error> {
+    simple::sql(names.sql(DEREGISTER)).bind(id).execute(pool).await.doing("deregistering")?;
+    Ok(())
+}
+
+pub(super) async fn live<'c, E: sqlx::PgExecutor<'c>>(
+    executor: E,
+    names: &Names,
+    ttl_s: f64,
+) -> Result<Vec<gate::Instance>, Error> {
+    let rows =
+        simple::sql(names.sql(LIVE)).bind(ttl_s).fetch_all(executor).await.doing("reading the instance registry")?;
+    rows.iter()
+        .map(|r| {
+            let mapped: Vec<String> = r.try_get(8)?;
+            Ok(gate::Instance {
+                id: r.try_get(0)?,
+                app_name: r.try_get(1)?,
+                app_version: r.try_get(2)?,
+                hostname: r.try_get(3)?,
+                pid: r.try_get(4)?,
+                started_at: r.try_get(5)?,
+                heartbeat_age_s: r.try_get(6)?,
+                embedded: r.try_get(7)?,
+                mapped: mapped.iter().filter_map(|m| gate::Mapped::decode(m)).collect(),
+                ignored: r.try_get(9)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .doing("reading the instance registry")
+}
+
+async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64]) -> Result<(), Error> {
+    simple::sql(names.sql(NOTE_PENDING))
+        .bind(versions)
+        .execute(pool)
+        .await
+        .doing("noting waiting after_deploy migrations")?;
+    Ok(())
+}
+
+async fn pending_since(pool: &PgPool, names: &Names) -> Result<Vec<PostPending>, Error> {
+    let rows: Vec<(i64, String, i64)> = simple::sql(names.sql(PENDING_SINCE))
+        .rows_as(pool)
+        .await
+        .doing("reading since when after_deploy migrations wait")?;
+    Ok(rows.into_iter().map(|(version, since, age_s)| PostPending { version, since, age_s }).collect())
+}
+
+impl Registry for PgPool {
+    async fn upsert_instance(
+        &self,
+        names: &Names,
+        record: &InstanceRecord,
+        ttl: Duration,
+        models: &[ModelInfo],
+    ) -> Result<Vec<i64>, Error> {
+        upsert_instance(self, names, record, ttl.as_secs_f64(), models).await
+    }
+
+    async fn app_had_models(&self, names: &Names, app: &str) -> Result<bool, Error> {
+        app_had_models(self, names, app).await
+    }
+
+    async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
+        beat(self, names, id).await
+    }
+
+    async fn deregister(&self, names: &Names, id: &str) -> Result<(), Error> {
+        deregister(self, names, id).await
+    }
+
+    async fn live_instances(&self, names: &Names, ttl: Duration) -> Result<Vec<gate::Instance>, Error> {
+        live(self, names, ttl.as_secs_f64()).await
+    }
+
+    async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
+        note_pending(self, names, versions).await
+    }
+
+    async fn post_pending_since(&self, names: &Names) -> Result<Vec<PostPending>, Error> {
+        pending_since(self, names).await
+    }
+}
