@@ -8,8 +8,8 @@
 //! connection cannot starve it); if the holder dies, the row expires by itself.
 //!
 //! The lease fences its holder: every ledger write checks, in its own transaction, that
-//! the row still names this holder (the [`Fence`](crate::records::Fence)), so a holder that lost the lease while
-//! stalled can never record, or commit, a migration that its successor runs too.
+//! the row still names this holder (the [`Fence`]), so a holder that lost the lease
+//! while stalled can never record, or commit, a migration that its successor runs too.
 
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | entry points | [`migrator`] (`Migrator`), this file's `run_pre` & co, `default_set` |
-//! | phases | `runner` (plan, lease, apply, gate), [`status`], [`report`] |
+//! | phases | `runner` (plan, lease, apply, gate), [`status`], [`report`], `job` (what both share) |
 //! | workers | `lease`, [`registry`], `local` (this process as the gate sees it), `deferred` (due drop steps), `backfill` |
 //! | the database | [`backend`]: the traits, and one folder per database ([`backend::postgres`], [`backend::sqlite`]) |
 //! | plain types | `settings`, [`records`], [`names`], [`migration`], [`error`] |
@@ -24,6 +24,7 @@ mod deferred;
 pub mod drop_later;
 pub mod error;
 mod fault;
+mod job;
 mod lease;
 mod local;
 pub mod migration;

@@ -12,11 +12,12 @@ use zdm_core::Migration;
 
 use crate::backend::MigratePool;
 use crate::error::Error;
+use crate::job::Job;
 use crate::migration::Step;
 use crate::records::{BackfillProgress, BackfillRow};
 use crate::registry::Instance;
 use crate::report::Report;
-use crate::runner::{self, Job};
+use crate::runner;
 use crate::settings::Settings;
 use crate::status::{self, Status};
 

@@ -4,62 +4,20 @@
 
 use zdm_core::exec::{self, ExecClass};
 use zdm_core::gate::{self, Blocker, PendingBackfill};
-use zdm_core::plan::{self, Applied, Plan, Target};
+use zdm_core::plan::{self, Plan, Target};
 use zdm_core::Phase;
 
-use crate::backend::{Backend, MigratePool};
+use crate::backend::MigratePool;
 use crate::error::{refuse_boot, Error};
+use crate::job::{load_applied, make_plan, migration_gate, Job};
 use crate::lease::Lease;
 use crate::local::Local;
-use crate::migration::{Body, Step};
+use crate::migration::Body;
 use crate::names::Names;
 use crate::records::{unique_id, Foreign, Found, RunContext};
 use crate::registry::{self, Instance};
 use crate::report::{AppliedStep, Report};
-use crate::settings::Settings;
 use crate::{deferred, status};
-
-/// A migration set and how to run it: what `Migrator` hands to the runner.
-#[derive(Clone, Copy)]
-pub(crate) struct Job<'a> {
-    pub steps: &'a [Step],
-    pub settings: &'a Settings,
-}
-
-impl Job<'_> {
-    /// The versions this build embeds.
-    pub(crate) fn embedded(&self) -> Vec<i64> {
-        self.steps.iter().map(|s| s.meta.version).collect()
-    }
-
-    pub(crate) fn metas(&self) -> Vec<zdm_core::Migration> {
-        self.steps.iter().map(|s| s.meta).collect()
-    }
-
-    /// The settings make sense and no two migrations share a version (a Rust one
-    /// colliding with a file).
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        self.settings.check()?;
-        let dups: Vec<String> = self
-            .steps
-            .windows(2)
-            .filter(|w| w[0].meta.version == w[1].meta.version)
-            .map(|w| {
-                format!("version {} is used by both {} and {}", w[0].meta.version, w[0].meta.source, w[1].meta.source)
-            })
-            .collect();
-        if dups.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Mismatch(dups))
-        }
-    }
-
-    /// This process as the gate sees it.
-    async fn local<B: MigratePool>(&self, backend: &B, names: &Names, found: &Found) -> Result<Local, Error> {
-        Local::load(self.settings, &self.embedded(), backend, names, found, &registry::models()).await
-    }
-}
 
 pub(crate) async fn run<B: MigratePool>(job: Job<'_>, backend: &B, target: Target) -> Result<Report, Error> {
     job.check()?;
@@ -230,20 +188,6 @@ struct Held {
     blockers: Vec<Blocker>,
 }
 
-/// What holds back the after_deploy migration `step` (see `gate::migration_verdict`).
-pub(crate) fn migration_gate(
-    step: &Step,
-    others: &[gate::Instance],
-    local: &Local,
-    backfills: &[PendingBackfill],
-) -> Vec<Blocker> {
-    let removed = match step.body {
-        Body::Sql(sql) => zdm_core::removed::removed(sql),
-        Body::Rust(_) => Vec::new(),
-    };
-    local.migration_verdict(step.meta.version, &removed, others, backfills)
-}
-
 fn held_notice(held: Option<Held>) -> Option<String> {
     let Held { version, blockers } = held?;
     let text = format!("after_deploy migration {version} waits for: {}", deferred::join(&blockers));
@@ -404,27 +348,6 @@ async fn run_locked<B: MigratePool>(
         report.dropped = deferred::run_due(backend, names, &s.policy, &judged, local, &backfills, Some(&fence)).await?;
     }
     Ok(report)
-}
-
-/// Successful ledger rows plus, when they exist, sqlx's successful rows and diesel's rows.
-pub(crate) async fn load_applied<B: Backend>(
-    backend: &B,
-    names: &Names,
-    foreign: Foreign,
-) -> Result<Vec<Applied>, Error> {
-    let mut applied: Vec<Applied> = backend.load_zdm_applied(names).await?;
-    if foreign.any() {
-        for row in backend.load_foreign_applied(foreign).await? {
-            if !applied.iter().any(|a| a.version == row.version) {
-                applied.push(row);
-            }
-        }
-    }
-    Ok(applied)
-}
-
-fn make_plan(metas: &[zdm_core::Migration], applied: &[Applied], target: Target) -> Result<Plan, Error> {
-    plan::plan(metas, applied, target).map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))
 }
 
 fn log_notices(plan: &Plan) -> Vec<String> {

@@ -66,7 +66,7 @@ fn with_hook(options: PgPoolOptions, changed: Arc<Changed>) -> PgPoolOptions {
 /// # async fn f() -> Result<(), sqlx::Error> {
 /// use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// let url: PgConnectOptions = std::env::var("DATABASE_URL").unwrap().parse()?;
-/// let pool = zdm_sqlx::healing::connect_with(PgPoolOptions::new().max_connections(8), url).await?;
+/// let pool = zdm_sqlx::statement_cache::connect_with(PgPoolOptions::new().max_connections(8), url).await?;
 /// # Ok(()) }
 /// ```
 pub async fn connect_with(options: PgPoolOptions, connect: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
@@ -118,7 +118,7 @@ pub fn is_stale_plan(e: &sqlx::Error) -> bool {
 ///
 /// ```no_run
 /// # async fn f(pool: sqlx::PgPool) -> Result<(), sqlx::Error> {
-/// let titles: Vec<String> = zdm_sqlx::healing::retry(&pool, |conn| {
+/// let titles: Vec<String> = zdm_sqlx::statement_cache::retry(&pool, |conn| {
 ///     Box::pin(async move { sqlx::query_scalar("SELECT title FROM posts").fetch_all(conn).await })
 /// })
 /// .await?;

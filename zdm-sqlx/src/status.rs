@@ -10,10 +10,10 @@ use zdm_core::gate::{self, Blocker, DropStatus};
 
 use crate::backend::MigratePool;
 use crate::error::Error;
+use crate::job::{load_applied, migration_gate, Job};
 use crate::local::Local;
 use crate::records::{BackfillRow, LedgerRow};
 use crate::registry;
-use crate::runner::{load_applied, migration_gate, Job};
 
 /// Where one migration stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,16 +13,12 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use zdm_core::exec::{self, ExecClass};
 use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
 
-use super::{drops, lease, ledger, registry, session, simple};
+use super::{drops, instances, lease, ledger, session, simple};
 use crate::backend::{elapsed_ms, line_of_char_position, StepGuard};
 use crate::error::{Doing, Error};
 use crate::migration::{Body, RustRun, Step};
 use crate::names::Names;
 use crate::records::{Failure, Fence, RunContext};
-
-/// `SET [LOCAL]` of both timeouts in one round trip; also returns the backend pid.
-pub(super) const SET_TIMEOUTS: &str =
-    "SELECT pg_backend_pid(), set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
 
 /// What `zdm_drop_column_later` and the Rust helpers read: the running migration and the
 /// names of zdm's functions (their schema and prefix are the migrator's settings).
@@ -64,7 +60,7 @@ pub(super) async fn apply(
     for (n, attempt) in schedule.iter().enumerate() {
         let mut tx = pool.begin().await.doing("starting a migration transaction")?;
         let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, ExecClass::Normal, attempt);
-        let pid: i32 = simple::sql(SET_TIMEOUTS)
+        let pid: i32 = simple::sql(session::SET_TIMEOUTS)
             .bind(format!("{lock_ms}ms"))
             .bind(format!("{statement_ms}ms"))
             .bind(true)
@@ -76,9 +72,9 @@ pub(super) async fn apply(
         if let (Some(gate), false) = (gate, removed.is_empty()) {
             // Serialised with registrations: a build that boots now either is seen here
             // or, once this commits, sees what was removed and refuses to start.
-            match registry::lock_registry(&mut tx, names).await {
+            match instances::lock_registry(&mut tx, names).await {
                 Ok(()) => {
-                    let live = registry::live(&mut *tx, names, gate.instance_ttl.as_secs_f64()).await?;
+                    let live = instances::live(&mut *tx, names, gate.instance_ttl.as_secs_f64()).await?;
                     let blockers = (gate.recheck)(&live);
                     if !blockers.is_empty() {
                         let _ = tx.rollback().await;
@@ -198,7 +194,7 @@ async fn run_rust(conn: &mut PgConnection, run: RustRun) -> Result<(), StmtError
 }
 
 async fn set_timeouts(conn: &mut PgConnection, lock_ms: u64, statement_ms: u64, local: bool) -> Result<(), StmtError> {
-    simple::sql(SET_TIMEOUTS)
+    simple::sql(session::SET_TIMEOUTS)
         .bind(format!("{lock_ms}ms"))
         .bind(format!("{statement_ms}ms"))
         .bind(local)

@@ -9,7 +9,7 @@ use zdm_core::backfill::{batch_sql, next_batch_size};
 use zdm_core::ident::{qualified, quote_ident};
 use zdm_core::retry::{is_retryable, ExecPolicy};
 
-use super::{apply, simple};
+use super::{session, simple};
 use crate::backend::Backfills;
 use crate::error::{Doing, Error};
 use crate::names::Names;
@@ -69,7 +69,7 @@ async fn batch(
 ) -> Result<BatchOutcome, Error> {
     let mut tx = pool.begin().await.doing("starting a backfill batch")?;
     // A batch must never queue long behind another lock: live queries would queue behind it.
-    simple::sql(apply::SET_TIMEOUTS)
+    simple::sql(session::SET_TIMEOUTS)
         .bind(format!("{}ms", policy.max_lock_timeout.as_millis()))
         .bind(format!("{}ms", policy.statement_timeout.as_millis()))
         .bind(true)

@@ -8,7 +8,7 @@ use zdm_core::gate::{DropRecord, DropStep, DropTarget, PendingDrop};
 use zdm_core::ident::{qualified, quote_ident, quote_literal};
 use zdm_core::retry::ExecPolicy;
 
-use super::{apply, lease, registry, simple};
+use super::{instances, lease, session, simple};
 use crate::backend::{Drops, StepGuard, StepOutcome};
 use crate::error::{Doing, Error};
 use crate::migration::{Body, Step};
@@ -310,14 +310,14 @@ async fn run_step(
     for (n, attempt) in schedule.iter().enumerate() {
         let mut tx = pool.begin().await.doing("starting a deferred drop")?;
         let (lock_ms, statement_ms) = policy.timeouts_ms(&meta, zdm_core::exec::ExecClass::Normal, attempt);
-        simple::sql(apply::SET_TIMEOUTS)
+        simple::sql(session::SET_TIMEOUTS)
             .bind(format!("{lock_ms}ms"))
             .bind(format!("{statement_ms}ms"))
             .bind(true)
             .execute(&mut *tx)
             .await
             .doing("setting a deferred drop's timeouts")?;
-        let mut failed = registry::lock_registry(&mut tx, names).await.err();
+        let mut failed = instances::lock_registry(&mut tx, names).await.err();
         if failed.is_none() {
             if let Some(fence) = guard.fence {
                 lease::check_fence(&mut tx, names, fence).await?;
@@ -382,7 +382,7 @@ async fn still_due(
         // Carried out (or removed) by another run in between: nothing left to do.
         return Ok(Err(StepOutcome::Held(Vec::new())));
     }
-    let live = registry::live(&mut *tx, names, guard.instance_ttl.as_secs_f64()).await?;
+    let live = instances::live(&mut *tx, names, guard.instance_ttl.as_secs_f64()).await?;
     let blockers = (guard.recheck)(&live);
     if step.allowed(&blockers) {
         Ok(Ok(()))

@@ -11,6 +11,7 @@ mod apply;
 mod backfill;
 mod bootstrap;
 mod drops;
+mod instances;
 mod lease;
 mod ledger;
 pub(crate) mod recipes;

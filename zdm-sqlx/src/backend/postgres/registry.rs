@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::PgPool;
 use zdm_core::gate;
 use zdm_core::model::ModelInfo;
 
-use super::{drops, simple};
+use super::{drops, instances, simple};
 use crate::backend::Registry;
 use crate::error::{Doing, Error};
 use crate::names::Names;
@@ -66,19 +66,6 @@ registered AS (
 SELECT id FROM {drops} WHERE state = 'pending' AND read_only_at IS NOT NULL
     AND NOT (scheduled_by = ANY($7::bigint[])) ORDER BY id";
 
-/// Registration and the steps of deferred drops take this transaction lock, so a build
-/// that boots while a drop runs is either seen by the drop's re-check or sees the drop.
-const REGISTRY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
-
-/// Takes the registry's transaction lock (under the transaction's lock timeout).
-pub(super) async fn lock_registry(tx: &mut PgConnection, names: &Names) -> Result<(), sqlx::Error> {
-    simple::sql(REGISTRY_LOCK).bind(registry_lock_key(names)).execute(&mut *tx).await.map(drop)
-}
-
-fn registry_lock_key(names: &Names) -> String {
-    format!("zdm registry {}", names.instances)
-}
-
 const NOTE_MODELS: &str =
     "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
      ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
@@ -86,14 +73,6 @@ const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE ap
 const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
      UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
-const LIVE: &str = "\
-SELECT id, app_name, app_version, hostname, pid,
-       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-       extract(epoch FROM clock_timestamp() - heartbeat_at)::bigint, embedded, mapped, ignored
-FROM {instances}
-WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => greatest($1, coalesce(ttl_s, 0)))
-ORDER BY started_at";
-
 const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
      SELECT unnest($1::bigint[]), clock_timestamp() ON CONFLICT (version) DO NOTHING";
 const PENDING_SINCE: &str = "SELECT version, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
@@ -129,7 +108,7 @@ async fn upsert_instance(
         return register.scalars(pool).await.doing("registering this instance");
     }
     let mut tx = pool.begin().await.doing("registering this instance")?;
-    lock_registry(&mut tx, names).await.doing("registering this instance")?;
+    instances::lock_registry(&mut tx, names).await.doing("registering this instance")?;
     let predated: Vec<i64> = register.scalars(&mut *tx).await.doing("registering this instance")?;
     simple::sql(names.sql(NOTE_MODELS))
         .bind(&r.app_name)
@@ -157,33 +136,6 @@ async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
 async fn deregister(pool: &PgPool, names: &Names, id: &str) -> Result<(), Error> {
     simple::sql(names.sql(DEREGISTER)).bind(id).execute(pool).await.doing("deregistering")?;
     Ok(())
-}
-
-pub(super) async fn live<'c, E: sqlx::PgExecutor<'c>>(
-    executor: E,
-    names: &Names,
-    ttl_s: f64,
-) -> Result<Vec<gate::Instance>, Error> {
-    let rows =
-        simple::sql(names.sql(LIVE)).bind(ttl_s).fetch_all(executor).await.doing("reading the instance registry")?;
-    rows.iter()
-        .map(|r| {
-            let mapped: Vec<String> = r.try_get(8)?;
-            Ok(gate::Instance {
-                id: r.try_get(0)?,
-                app_name: r.try_get(1)?,
-                app_version: r.try_get(2)?,
-                hostname: r.try_get(3)?,
-                pid: r.try_get(4)?,
-                started_at: r.try_get(5)?,
-                heartbeat_age_s: r.try_get(6)?,
-                embedded: r.try_get(7)?,
-                mapped: mapped.iter().filter_map(|m| gate::Mapped::decode(m)).collect(),
-                ignored: r.try_get(9)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .doing("reading the instance registry")
 }
 
 async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64]) -> Result<(), Error> {
@@ -227,7 +179,7 @@ impl Registry for PgPool {
     }
 
     async fn live_instances(&self, names: &Names, ttl: Duration) -> Result<Vec<gate::Instance>, Error> {
-        live(self, names, ttl.as_secs_f64()).await
+        instances::live(self, names, ttl.as_secs_f64()).await
     }
 
     async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {

@@ -13,6 +13,10 @@ use crate::backend::CancelInFlight;
 use crate::error::{Doing, Error};
 use crate::migration::Step;
 
+/// `SET [LOCAL]` of both timeouts in one round trip; also returns the backend pid.
+pub(super) const SET_TIMEOUTS: &str =
+    "SELECT pg_backend_pid(), set_config('lock_timeout', $1, $3), set_config('statement_timeout', $2, $3)";
+
 /// A 1-connection pool of its own (see `Backend::side`), connecting lazily.
 pub(super) fn side(pool: &PgPool, session_url: Option<&str>) -> PgPool {
     let options = match session_options(pool, session_url) {
