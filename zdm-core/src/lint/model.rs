@@ -10,6 +10,13 @@ use super::types::TypeName;
 pub struct Stmt {
     /// Byte range in the file (without the trailing `;`).
     pub range: Range<usize>,
+    /// Where a finding about it points: the start of `range`, or for a statement the parser
+    /// cannot read, its first bad token.
+    pub focus: usize,
+    /// The statement as the file sends it to the server: `range` itself, or the `DO` block
+    /// (or the `WITH` statement) this one runs inside. A `safety_assured` comment before
+    /// that statement covers this one too.
+    pub unit: Range<usize>,
     pub kind: StmtKind,
 }
 
@@ -221,6 +228,16 @@ pub enum StmtKind {
 }
 
 impl Stmt {
+    /// A statement of its own, reported at its start.
+    pub fn new(range: Range<usize>, kind: StmtKind) -> Stmt {
+        Stmt { focus: range.start, unit: range.clone(), range, kind }
+    }
+
+    /// Part of a larger statement (a `DO` block's body, a data-modifying `WITH` query).
+    pub fn is_nested(&self) -> bool {
+        self.unit != self.range
+    }
+
     /// The tables this statement writes or locks, for "touches an object" checks.
     pub fn tables(&self) -> Vec<&str> {
         match &self.kind {
