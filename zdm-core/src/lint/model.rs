@@ -130,6 +130,18 @@ pub enum Action {
     Other,
 }
 
+/// Which rows an `UPDATE` or `DELETE` touches, as far as its text tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowScope {
+    /// No `WHERE`: every row.
+    All,
+    /// A `WHERE` that does not bound the batch (`WHERE body IS NULL`): possibly every row.
+    Unbounded,
+    /// A key range (`id BETWEEN 1 AND 1000`, `id < 5000`), a single key (`id = 1`,
+    /// `id IN (1, 2)`), a `LIMIT`ed subquery or `WHERE CURRENT OF`: one batch.
+    Batch,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StmtKind {
     CreateTable {
@@ -196,11 +208,11 @@ pub enum StmtKind {
     },
     Update {
         table: String,
-        has_where: bool,
+        rows: RowScope,
     },
     Delete {
         table: String,
-        has_where: bool,
+        rows: RowScope,
     },
     /// `from_select`: `INSERT .. SELECT` (can be slow), not `VALUES`.
     Insert {

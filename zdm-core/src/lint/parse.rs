@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
-use super::model::{Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, Stmt, StmtKind};
+use super::model::{Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, RowScope, Stmt, StmtKind};
 use super::plpgsql::{self, Piece};
 use super::types::TypeName;
 
@@ -337,14 +337,12 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::LOCK => StmtKind::Lock {
             tables: node.descendants().filter(|d| d.kind() == K::RELATION_NAME).map(|n| name_of(&n)).collect(),
         },
-        K::UPDATE => StmtKind::Update {
-            table: child_name(node, K::RELATION_NAME).unwrap_or_default(),
-            has_where: node.children().any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
-        },
-        K::DELETE => StmtKind::Delete {
-            table: child_name(node, K::RELATION_NAME).unwrap_or_default(),
-            has_where: node.children().any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
-        },
+        K::UPDATE => {
+            StmtKind::Update { table: child_name(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
+        }
+        K::DELETE => {
+            StmtKind::Delete { table: child_name(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
+        }
         K::INSERT => StmtKind::Insert {
             table: first_name(node).unwrap_or_default(),
             from_select: node
@@ -360,6 +358,73 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine,
         _ => StmtKind::Other,
     }
+}
+
+/// The rows an `UPDATE` or `DELETE` touches: its `WHERE` bounds the batch when one of its
+/// conjuncts (or every branch of an `OR`) does.
+fn row_scope(node: &SyntaxNode) -> RowScope {
+    if child(node, K::WHERE_CURRENT_OF).is_some() {
+        return RowScope::Batch;
+    }
+    let Some(filter) = child(node, K::WHERE_CLAUSE) else {
+        return RowScope::All;
+    };
+    if filter.children().next().is_some_and(|e| bounds_batch(&e)) {
+        RowScope::Batch
+    } else {
+        RowScope::Unbounded
+    }
+}
+
+fn bounds_batch(expr: &SyntaxNode) -> bool {
+    let op = |kinds: &[K]| expr.children_with_tokens().find(|t| kinds.contains(&t.kind())).map(|t| t.kind());
+    let operands: Vec<SyntaxNode> = expr.children().collect();
+    match expr.kind() {
+        K::PAREN_EXPR => operands.first().is_some_and(bounds_batch),
+        K::BETWEEN_EXPR => {
+            op(&[K::NOT_KW]).is_none()
+                && operands.first().is_some_and(is_column)
+                && operands[1..].iter().all(is_constant)
+                && operands.len() == 3
+        }
+        K::BIN_EXPR if operands.len() == 2 => {
+            let (lhs, rhs) = (&operands[0], &operands[1]);
+            let limited = |e: &SyntaxNode| {
+                e.descendants().any(|d| {
+                    d.kind() == K::SELECT && d.children().any(|c| matches!(c.kind(), K::LIMIT_CLAUSE | K::FETCH_CLAUSE))
+                })
+            };
+            match op(&[K::AND_KW, K::OR_KW, K::L_ANGLE, K::R_ANGLE, K::LTEQ, K::GTEQ, K::EQ, K::IN_KW]) {
+                Some(K::AND_KW) => bounds_batch(lhs) || bounds_batch(rhs),
+                Some(K::OR_KW) => bounds_batch(lhs) && bounds_batch(rhs),
+                // A range on one column: the author chose the batch.
+                Some(K::L_ANGLE | K::R_ANGLE | K::LTEQ | K::GTEQ) => {
+                    (is_column(lhs) && is_constant(rhs)) || (is_constant(lhs) && is_column(rhs))
+                }
+                // Keys listed (or picked by a LIMITed subquery); `status = 'draft'` bounds nothing.
+                Some(K::EQ | K::IN_KW) => is_column(lhs) && (limited(rhs) || (is_key(lhs) && is_constant(rhs))),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+fn is_column(e: &SyntaxNode) -> bool {
+    matches!(e.kind(), K::NAME_REF | K::FIELD_EXPR)
+}
+
+/// The conventional key column, `id` (or `t.id`).
+fn is_key(e: &SyntaxNode) -> bool {
+    is_column(e) && name_of(e) == "id"
+}
+
+/// No column, no subquery: a literal, a parameter, a list or array of them, a function of
+/// them.
+fn is_constant(e: &SyntaxNode) -> bool {
+    !e.descendants_with_tokens().any(|d| {
+        (d.kind() == K::NAME_REF && d.parent().is_none_or(|p| p.kind() != K::CALL_EXPR)) || d.kind() == K::SELECT
+    })
 }
 
 fn create_table(node: &SyntaxNode) -> StmtKind {
