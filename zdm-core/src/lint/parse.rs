@@ -321,7 +321,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::ALTER_TYPE if child(node, K::ADD_VALUE).is_some() => StmtKind::AddEnumValue {
             value: child(node, K::ADD_VALUE)
                 .and_then(|a| child(&a, K::LITERAL))
-                .map(|l| l.text().to_string().trim_matches('\'').to_string())
+                .and_then(|l| unquote_string(&l.text().to_string()))
                 .unwrap_or_default(),
         },
         K::REINDEX => StmtKind::Reindex {
@@ -425,6 +425,26 @@ fn is_constant(e: &SyntaxNode) -> bool {
     !e.descendants_with_tokens().any(|d| {
         (d.kind() == K::NAME_REF && d.parent().is_none_or(|p| p.kind() != K::CALL_EXPR)) || d.kind() == K::SELECT
     })
+}
+
+/// The values of the plain string literals of `sql` (`'calm'` → `calm`); words in comments,
+/// identifiers and dollar-quoted bodies are not literals here.
+pub fn string_literals(sql: &str) -> Vec<String> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    for t in squawk_lexer::tokenize(sql) {
+        let text = sql.get(at..at + t.len as usize).unwrap_or_default();
+        at += t.len as usize;
+        if let squawk_lexer::TokenKind::Literal { kind: squawk_lexer::LiteralKind::Str { terminated: true } } = t.kind {
+            out.extend(unquote_string(text));
+        }
+    }
+    out
+}
+
+/// `'it''s'` → `it's`.
+fn unquote_string(text: &str) -> Option<String> {
+    Some(text.strip_prefix('\'')?.strip_suffix('\'')?.replace("''", "'"))
 }
 
 fn create_table(node: &SyntaxNode) -> StmtKind {
