@@ -69,7 +69,8 @@ fn column(def: &ColumnDef) -> Column {
     Column {
         name: def.name.clone(),
         ty: def.ty.clone(),
-        not_null: def.not_null || def.primary_key,
+        // serial and identity columns are NOT NULL without saying so.
+        not_null: def.not_null || def.primary_key || def.serial || def.identity,
         has_default: def.default.is_some() || def.serial || def.identity || def.generated_stored,
     }
 }
