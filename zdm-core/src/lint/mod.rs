@@ -179,6 +179,8 @@ impl FileState {
     /// Notes what `stmt` did that later statements of the same file care about.
     fn record(&mut self, stmt: &Stmt, schema: &Schema) {
         match &stmt.kind {
+            // `IF NOT EXISTS` on a table the set made earlier creates nothing: old code uses it.
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if schema.table(table).is_some() => {}
             StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
                 self.created.insert(table.clone());
             }

@@ -149,6 +149,8 @@ pub enum StmtKind {
         columns: Vec<ColumnDef>,
         constraints: Vec<ConstraintDef>,
         partitioned: bool,
+        /// `IF NOT EXISTS`: on an existing table the server does nothing.
+        if_not_exists: bool,
     },
     /// `CREATE TABLE .. AS` / `SELECT .. INTO`: a new table, filled.
     CreateTableAs {

@@ -460,7 +460,13 @@ fn create_table(node: &SyntaxNode) -> StmtKind {
             }
         }
     }
-    StmtKind::CreateTable { table, columns, constraints, partitioned: child(node, K::PARTITION_BY).is_some() }
+    StmtKind::CreateTable {
+        table,
+        columns,
+        constraints,
+        partitioned: child(node, K::PARTITION_BY).is_some(),
+        if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
+    }
 }
 
 fn column_def(node: &SyntaxNode) -> ColumnDef {

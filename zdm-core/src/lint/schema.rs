@@ -93,7 +93,9 @@ impl Schema {
             }
         }
         match &stmt.kind {
-            StmtKind::CreateTable { table, columns, constraints, partitioned } => {
+            // The server skips it: the table keeps the shape it has.
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if self.tables.contains_key(table) => {}
+            StmtKind::CreateTable { table, columns, constraints, partitioned, .. } => {
                 let mut t = Table { partitioned: *partitioned, ..Table::default() };
                 t.columns = columns.iter().map(column).collect();
                 t.constraints = constraints.iter().map(constraint).collect();

@@ -72,6 +72,17 @@ mod tests {
     }
 
     #[test]
+    fn create_table_if_not_exists_on_an_existing_table_makes_nothing_new() {
+        let sql = "CREATE TABLE IF NOT EXISTS posts (id bigint);\nALTER TABLE posts DROP COLUMN legacy_slug;";
+        assert!(pre(sql).fires("drop-column"));
+        // The table keeps the columns it had.
+        assert!(pre("CREATE TABLE IF NOT EXISTS posts (id bigint);\nALTER TABLE posts ALTER COLUMN title TYPE text;")
+            .fires("type-change"));
+        assert!(!pre("CREATE TABLE IF NOT EXISTS fresh (a int, b int);\nALTER TABLE fresh DROP COLUMN b;")
+            .fires("drop-column"));
+    }
+
+    #[test]
     fn safety_assured_silences_it() {
         assert!(!pre("-- zdm:safety_assured nothing reads it since v2\nALTER TABLE posts DROP COLUMN legacy_slug;")
             .fires("drop-column"));
