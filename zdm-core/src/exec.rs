@@ -43,7 +43,8 @@ pub fn statements(sql: &str) -> Vec<ExecStatement<'_>> {
             // Nested deeper than any DDL: an ordinary statement (the parser's recursion
             // could exhaust a small stack).
             let parsed = if crate::removed::too_deep(s.text) { Vec::new() } else { parse::parse(s.text) };
-            let kind = parsed.first().map(|p| &p.kind);
+            // The statement itself, not what a DO block inside it runs.
+            let kind = parsed.iter().find(|p| !p.is_nested()).map(|p| &p.kind);
             let (class, creates_index, needs_no_transaction) = match kind {
                 Some(StmtKind::CreateIndex { concurrently: true, name, .. }) => {
                     (ExecClass::Concurrent, name.clone(), true)
@@ -103,5 +104,14 @@ mod tests {
             "CREATE INDEX CONCURRENTLY a ON t (x);\nUPDATE t SET x = 1 WHERE id = 1;"
         ));
         assert!(!only_no_transaction_statements("-- nothing"));
+    }
+
+    #[test]
+    fn a_do_block_is_one_normal_statement_whatever_it_runs() {
+        let s = statements(
+            "DO $$ BEGIN CREATE INDEX CONCURRENTLY a ON t (x); END $$;\nALTER TABLE t VALIDATE CONSTRAINT c;",
+        );
+        assert_eq!(s.iter().map(|s| s.class).collect::<Vec<_>>(), [ExecClass::Normal, ExecClass::Validate]);
+        assert_eq!(s[0].creates_index, None);
     }
 }

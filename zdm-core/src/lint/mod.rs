@@ -10,6 +10,7 @@
 pub mod finding;
 pub mod model;
 pub mod parse;
+mod plpgsql;
 pub mod rules;
 pub mod schema;
 pub mod types;
@@ -149,11 +150,11 @@ fn severity(kind: Kind, phase: Phase, hit: &Hit, file: &FileState) -> Option<Sev
 }
 
 fn make_finding(m: &LintInput<'_>, stmt: &Stmt, rule: &rules::Rule, hit: Hit, severity: Severity) -> Finding {
-    let start = hit.span.clone().unwrap_or(stmt.range.clone()).start.min(m.sql.len());
+    let start = hit.span.as_ref().map_or(stmt.focus, |s| s.start).min(m.sql.len());
     let line = line_of(m.sql, start);
     let line_start = m.sql[..start].rfind('\n').map_or(0, |i| i + 1);
     let column = m.sql[line_start..start].chars().count() + 1;
-    let stmt_line = line_of(m.sql, stmt.range.start);
+    let stmt_line = line_of(m.sql, stmt.unit.start.min(m.sql.len()));
     let assured = m
         .safety_assured
         .iter()
@@ -178,6 +179,8 @@ impl FileState {
     /// Notes what `stmt` did that later statements of the same file care about.
     fn record(&mut self, stmt: &Stmt, schema: &Schema) {
         match &stmt.kind {
+            // `IF NOT EXISTS` on a table the set made earlier creates nothing: old code uses it.
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if schema.table(table).is_some() => {}
             StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
                 self.created.insert(table.clone());
             }

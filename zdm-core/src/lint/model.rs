@@ -10,6 +10,13 @@ use super::types::TypeName;
 pub struct Stmt {
     /// Byte range in the file (without the trailing `;`).
     pub range: Range<usize>,
+    /// Where a finding about it points: the start of `range`, or for a statement the parser
+    /// cannot read, its first bad token.
+    pub focus: usize,
+    /// The statement as the file sends it to the server: `range` itself, or the `DO` block
+    /// (or the `WITH` statement) this one runs inside. A `safety_assured` comment before
+    /// that statement covers this one too.
+    pub unit: Range<usize>,
     pub kind: StmtKind,
 }
 
@@ -123,6 +130,18 @@ pub enum Action {
     Other,
 }
 
+/// Which rows an `UPDATE` or `DELETE` touches, as far as its text tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowScope {
+    /// No `WHERE`: every row.
+    All,
+    /// A `WHERE` that does not bound the batch (`WHERE body IS NULL`): possibly every row.
+    Unbounded,
+    /// A key range (`id BETWEEN 1 AND 1000`, `id < 5000`), a single key (`id = 1`,
+    /// `id IN (1, 2)`), a `LIMIT`ed subquery or `WHERE CURRENT OF`: one batch.
+    Batch,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StmtKind {
     CreateTable {
@@ -130,6 +149,8 @@ pub enum StmtKind {
         columns: Vec<ColumnDef>,
         constraints: Vec<ConstraintDef>,
         partitioned: bool,
+        /// `IF NOT EXISTS`: on an existing table the server does nothing.
+        if_not_exists: bool,
     },
     /// `CREATE TABLE .. AS` / `SELECT .. INTO`: a new table, filled.
     CreateTableAs {
@@ -189,11 +210,11 @@ pub enum StmtKind {
     },
     Update {
         table: String,
-        has_where: bool,
+        rows: RowScope,
     },
     Delete {
         table: String,
-        has_where: bool,
+        rows: RowScope,
     },
     /// `from_select`: `INSERT .. SELECT` (can be slow), not `VALUES`.
     Insert {
@@ -221,6 +242,16 @@ pub enum StmtKind {
 }
 
 impl Stmt {
+    /// A statement of its own, reported at its start.
+    pub fn new(range: Range<usize>, kind: StmtKind) -> Stmt {
+        Stmt { focus: range.start, unit: range.clone(), range, kind }
+    }
+
+    /// Part of a larger statement (a `DO` block's body, a data-modifying `WITH` query).
+    pub fn is_nested(&self) -> bool {
+        self.unit != self.range
+    }
+
     /// The tables this statement writes or locks, for "touches an object" checks.
     pub fn tables(&self) -> Vec<&str> {
         match &self.kind {

@@ -7,9 +7,12 @@
 //! and comments never look like SQL here.
 
 use squawk_syntax::ast::{self, AstNode};
+use std::ops::Range;
+
 use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
-use super::model::{Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, Stmt, StmtKind};
+use super::model::{Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, RowScope, Stmt, StmtKind};
+use super::plpgsql::{self, Piece};
 use super::types::TypeName;
 
 /// Functions whose value changes per row: a column added with one as its default makes
@@ -30,113 +33,246 @@ const VOLATILE_FUNCTIONS: &[&str] = &[
     "setseed",
 ];
 
+/// How deeply quoted SQL may nest (a `DO` block inside a `DO` block, an `EXECUTE` string
+/// inside a block) before zdm stops reading it: each level is a string inside the one above.
+const MAX_NESTING: usize = 4;
+
 /// Parses `sql` into statements; what the parser cannot read becomes
-/// [`StmtKind::Unparsable`] with the parser's message.
+/// [`StmtKind::Unparsable`] with the parser's message, one per statement, pointing at its
+/// first bad token. A `DO` block becomes the statements it runs (see [`super::plpgsql`]).
 pub fn parse(sql: &str) -> Vec<Stmt> {
-    let parse = SourceFile::parse(sql);
-    let root = parse.syntax_node();
-    let errors = parse.errors();
-    let mut out = Vec::new();
-    for node in root.children() {
-        let range = stmt_range(&node);
-        let error = errors.iter().find(|e| {
-            let r = e.range();
-            let (s, t) = (usize::from(r.start()), usize::from(r.end()));
-            s >= usize::from(node.text_range().start()) && t <= usize::from(node.text_range().end())
-        });
-        if let Some(e) = error {
-            out.push(Stmt { range, kind: StmtKind::Unparsable { message: e.message().to_string() } });
-            continue;
+    parse_nested(sql, 0)
+}
+
+fn parse_nested(sql: &str, depth: usize) -> Vec<Stmt> {
+    let parsed = SourceFile::parse(sql);
+    let root = parsed.syntax_node();
+    // The statements as the server reads them: the parser's nodes up to each `;`. After an
+    // error the parser restarts at every token it cannot place, so one unreadable
+    // statement is many nodes; it is still one statement, reported once.
+    let mut units: Vec<Vec<SyntaxNode>> = Vec::new();
+    let mut current = Vec::new();
+    for element in root.children_with_tokens() {
+        if let Some(node) = element.as_node() {
+            current.push(node.clone());
+            if node.last_token().is_some_and(|t| t.kind() == K::SEMICOLON) {
+                units.push(std::mem::take(&mut current));
+            }
+        } else if element.kind() == K::SEMICOLON && !current.is_empty() {
+            units.push(std::mem::take(&mut current));
         }
-        if node.kind() == K::ERROR {
-            out.push(Stmt { range, kind: StmtKind::Unparsable { message: "not a statement".to_string() } });
-            continue;
-        }
-        if node.kind() == K::DO {
-            out.extend(do_block(&node, range));
-            continue;
-        }
-        out.push(Stmt { kind: classify(&node), range });
     }
-    // Errors outside every statement node (stray tokens between statements).
-    for e in &errors {
-        let start = usize::from(e.range().start());
-        if !out.iter().any(|s| s.range.start <= start && start <= s.range.end) {
-            let end = usize::from(e.range().end()).max(start);
-            out.push(Stmt { range: start..end, kind: StmtKind::Unparsable { message: e.message().to_string() } });
+    if !current.is_empty() {
+        units.push(current);
+    }
+    let spans: Vec<Range<usize>> = units
+        .iter()
+        .map(|u| usize::from(u[0].text_range().start())..usize::from(u[u.len() - 1].text_range().end()))
+        .collect();
+    // The first error of each statement; one between statements counts for the next.
+    let mut first_error: Vec<Option<(usize, String)>> = vec![None; units.len()];
+    let mut out = Vec::new();
+    for e in parsed.errors() {
+        let at = usize::from(e.range().start());
+        match spans.iter().position(|s| at <= s.end).or(units.len().checked_sub(1)) {
+            Some(u) => {
+                if first_error[u].as_ref().is_none_or(|(first, _)| at < *first) {
+                    first_error[u] = Some((at, e.message().to_string()));
+                }
+            }
+            None => out.push(unreadable(&root, at..at, at, e.message())),
+        }
+    }
+    for ((nodes, span), error) in units.iter().zip(&spans).zip(first_error) {
+        let error = error.or_else(|| {
+            let bad = nodes.iter().find(|n| n.kind() == K::ERROR)?;
+            Some((usize::from(bad.text_range().start()), "not a statement".to_string()))
+        });
+        if let Some((at, message)) = error {
+            let range = stmt_range(&nodes[0], &nodes[nodes.len() - 1]);
+            let at = at.clamp(span.start, span.end);
+            out.push(unreadable(&root, range, at, &message));
+            continue;
+        }
+        for node in nodes {
+            let range = stmt_range(node, node);
+            match node.kind() {
+                K::EMPTY_STMT => {}
+                K::DO => out.extend(do_block(node, range, depth)),
+                _ => {
+                    out.push(Stmt::new(range.clone(), classify(node)));
+                    out.extend(data_modifying_ctes(node, &range));
+                }
+            }
         }
     }
     out.sort_by_key(|s| s.range.start);
     out
 }
 
-fn stmt_range(node: &SyntaxNode) -> std::ops::Range<usize> {
-    let r = node.text_range();
-    let start = usize::from(r.start());
-    let mut end = usize::from(r.end());
-    if let Some(last) = node.last_token() {
-        if last.kind() == K::SEMICOLON {
-            end = usize::from(last.text_range().start());
+/// The statement that starts at `first` and ends with `last`, without its `;`.
+fn stmt_range(first: &SyntaxNode, last: &SyntaxNode) -> Range<usize> {
+    let start = usize::from(first.text_range().start());
+    let mut end = usize::from(last.text_range().end());
+    if let Some(t) = last.last_token() {
+        if t.kind() == K::SEMICOLON {
+            end = usize::from(t.text_range().start());
         }
     }
     start..end.max(start)
 }
 
-/// A `DO` block runs now. With `EXECUTE` its SQL is built at run time: unanalysable. A plain
-/// `BEGIN .. END` of static statements is analysed statement by statement; procedural
-/// code (variables, IF, loops) is unanalysable.
-fn do_block(node: &SyntaxNode, range: std::ops::Range<usize>) -> Vec<Stmt> {
-    let unanalysable = |message: &str| {
-        vec![Stmt { range: range.clone(), kind: StmtKind::Unparsable { message: message.to_string() } }]
+/// A statement the parser cannot read, pointing at the first token at or after the error.
+fn unreadable(root: &SyntaxNode, range: Range<usize>, at: usize, message: &str) -> Stmt {
+    let token = root
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .find(|t| usize::from(t.text_range().start()) >= at && !t.kind().is_trivia());
+    let (focus, message) = match token {
+        Some(t) if usize::from(t.text_range().start()) < range.end.max(at + 1) => {
+            let text: String = t.text().chars().take(24).collect();
+            (usize::from(t.text_range().start()), format!("{message}, at `{text}`"))
+        }
+        _ => (at, message.to_string()),
     };
-    let Some(lit) = child(node, K::LITERAL) else {
-        return unanalysable("DO block without a body");
+    Stmt { focus: focus.clamp(range.start, range.end.max(range.start)), ..Stmt::new(range, unparsable(message)) }
+}
+
+fn unparsable(message: impl Into<String>) -> StmtKind {
+    StmtKind::Unparsable { message: message.into() }
+}
+
+/// `WITH u AS (UPDATE ..) SELECT ..`: each data-modifying query of a `WITH` runs as surely
+/// as the statement it feeds, so it is judged as a statement of its own.
+fn data_modifying_ctes(node: &SyntaxNode, unit: &Range<usize>) -> Vec<Stmt> {
+    let Some(with) = child(node, K::WITH_CLAUSE) else {
+        return Vec::new();
     };
-    let text = lit.text().to_string();
-    let lit_start = usize::from(lit.text_range().start());
-    let Some((body, body_offset)) = dollar_body(&text) else {
-        return unanalysable("DO block with a quoted body zdm does not read");
-    };
-    if contains_word(body, "execute") {
-        return unanalysable("DO block with dynamic EXECUTE: its SQL is built at run time");
-    }
-    let lower = body.to_ascii_lowercase();
-    let trimmed = lower.trim();
-    let Some(inner) = trimmed
-        .strip_prefix("begin")
-        .and_then(|s| s.trim_end().strip_suffix("end").or_else(|| s.trim_end().strip_suffix("end;")))
-    else {
-        return unanalysable("DO block with procedural code (DECLARE, IF, loops) zdm cannot judge");
-    };
-    let inner_start = body_offset + (body.len() - body.trim_start().len()) + "begin".len();
-    let inner_text = &body[inner_start - body_offset..inner_start - body_offset + inner.len()];
-    let parsed = SourceFile::parse(inner_text);
-    if !parsed.errors().is_empty() {
-        return unanalysable("DO block with procedural code (DECLARE, IF, loops) zdm cannot judge");
-    }
-    let base = lit_start + inner_start;
-    parse(inner_text)
-        .into_iter()
-        .map(|s| Stmt { range: base + s.range.start..base + s.range.end, kind: s.kind })
+    with.descendants()
+        .filter(|d| matches!(d.kind(), K::UPDATE | K::DELETE | K::INSERT))
+        .map(|d| {
+            let r = d.text_range();
+            Stmt { unit: unit.clone(), ..Stmt::new(usize::from(r.start())..usize::from(r.end()), classify(&d)) }
+        })
         .collect()
 }
 
-/// The body of a `$tag$ .. $tag$` literal and its offset in `text`.
-fn dollar_body(text: &str) -> Option<(&str, usize)> {
-    let rest = text.strip_prefix('$')?;
-    let tag_end = rest.find('$')? + 2;
-    let tag = &text[..tag_end];
-    let body = text[tag_end..].strip_suffix(tag)?;
-    Some((body, tag_end))
+/// A `DO` block runs now: it is judged as the statements it runs. Only SQL built at run
+/// time (`EXECUTE` of a built string) stays unanalysable.
+fn do_block(node: &SyntaxNode, range: Range<usize>, depth: usize) -> Vec<Stmt> {
+    let unanalysable = |message: &str| vec![Stmt::new(range.clone(), unparsable(message))];
+    if let Some(lang) = child(node, K::DO_LANGUAGE) {
+        let name = lang.children().next().map(|l| name_of(&l)).unwrap_or_default();
+        if !name.eq_ignore_ascii_case("plpgsql") {
+            return unanalysable("DO block in a language other than PL/pgSQL");
+        }
+    }
+    let Some(lit) = child(node, K::LITERAL) else {
+        return unanalysable("DO block without a body");
+    };
+    let Some(body) = Quoted::literal(&lit.text().to_string(), usize::from(lit.text_range().start())) else {
+        return unanalysable("DO block with a quoted body zdm does not read");
+    };
+    if depth >= MAX_NESTING {
+        return unanalysable("DO block nested too deeply to read");
+    }
+    block(&body, &range, depth)
 }
 
-fn contains_word(text: &str, word: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    lower.match_indices(word).any(|(i, _)| {
-        let before = lower[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_');
-        let after = lower[i + word.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_');
-        before && after
-    })
+/// The statements a PL/pgSQL block runs, with ranges in the file; `unit` is the `DO`
+/// statement, which a `safety_assured` comment covers.
+fn block(body: &Quoted, unit: &Range<usize>, depth: usize) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    let inside = |s: Stmt, base: usize| Stmt {
+        range: body.file(base + s.range.start)..body.file(base + s.range.end),
+        focus: body.file(base + s.focus),
+        unit: unit.clone(),
+        kind: s.kind,
+    };
+    for piece in plpgsql::scan(&body.text) {
+        match piece {
+            Piece::Sql { range, blank } => {
+                let mut text = body.text[range.clone()].to_string();
+                for b in blank {
+                    let (s, e) = (b.start - range.start, b.end - range.start);
+                    text.replace_range(s..e, &" ".repeat(e - s));
+                }
+                out.extend(parse_nested(&text, depth + 1).into_iter().map(|s| inside(s, range.start)));
+            }
+            Piece::Execute { literal } => match body.inner(literal.clone()) {
+                Some(sql) if depth + 1 < MAX_NESTING => {
+                    out.extend(block_sql(&sql, depth + 1).into_iter().map(|s| Stmt { unit: unit.clone(), ..s }));
+                }
+                _ => {
+                    out.push(inside(Stmt::new(literal.clone(), unparsable("EXECUTE of a string zdm does not read")), 0))
+                }
+            },
+            Piece::Dynamic { range, what } => out.push(inside(Stmt::new(range, unparsable(what)), 0)),
+        }
+    }
+    out
+}
+
+/// The SQL of an `EXECUTE` constant, with ranges in the file.
+fn block_sql(sql: &Quoted, depth: usize) -> Vec<Stmt> {
+    parse_nested(&sql.text, depth)
+        .into_iter()
+        .map(|s| Stmt {
+            range: sql.file(s.range.start)..sql.file(s.range.end),
+            focus: sql.file(s.focus),
+            unit: sql.file(s.unit.start)..sql.file(s.unit.end),
+            kind: s.kind,
+        })
+        .collect()
+}
+
+/// The text inside a quoted literal (`$tag$..$tag$` or `'..'` with `''` for a quote), and
+/// where each of its bytes sits in the enclosing text.
+struct Quoted {
+    text: String,
+    /// `origin[i]`: the offset of `text[i]` in the enclosing text (one more entry for the
+    /// end).
+    origin: Vec<usize>,
+}
+
+impl Quoted {
+    /// Reads the literal `lit`, which starts at `at` in the enclosing text.
+    fn literal(lit: &str, at: usize) -> Option<Quoted> {
+        if let Some(rest) = lit.strip_prefix('$') {
+            let tag_len = rest.find('$')? + 2;
+            let tag = &lit[..tag_len];
+            if lit.len() < 2 * tag_len || !lit.ends_with(tag) {
+                return None;
+            }
+            let text = lit[tag_len..lit.len() - tag_len].to_string();
+            let origin = (0..=text.len()).map(|i| at + tag_len + i).collect();
+            return Some(Quoted { text, origin });
+        }
+        let inner = lit.strip_prefix('\'')?.strip_suffix('\'')?;
+        let (mut text, mut origin) = (String::with_capacity(inner.len()), Vec::with_capacity(inner.len() + 1));
+        let mut chars = inner.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                // A lone quote inside would have ended the literal: only `''` gets here.
+                chars.next_if(|&(_, c)| c == '\'');
+            }
+            origin.extend((0..c.len_utf8()).map(|k| at + 1 + i + k));
+            text.push(c);
+        }
+        origin.push(at + 1 + inner.len());
+        Some(Quoted { text, origin })
+    }
+
+    /// The literal at `range` of this text, with offsets in the enclosing text of this one.
+    fn inner(&self, range: Range<usize>) -> Option<Quoted> {
+        let q = Quoted::literal(self.text.get(range.clone())?, range.start)?;
+        Some(Quoted { origin: q.origin.iter().map(|&o| self.file(o)).collect(), text: q.text })
+    }
+
+    /// The offset in the enclosing text of offset `i` of this text.
+    fn file(&self, i: usize) -> usize {
+        self.origin.get(i).or(self.origin.last()).copied().unwrap_or(0)
+    }
 }
 
 fn classify(node: &SyntaxNode) -> StmtKind {
@@ -185,7 +321,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::ALTER_TYPE if child(node, K::ADD_VALUE).is_some() => StmtKind::AddEnumValue {
             value: child(node, K::ADD_VALUE)
                 .and_then(|a| child(&a, K::LITERAL))
-                .map(|l| l.text().to_string().trim_matches('\'').to_string())
+                .and_then(|l| unquote_string(&l.text().to_string()))
                 .unwrap_or_default(),
         },
         K::REINDEX => StmtKind::Reindex {
@@ -201,14 +337,12 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::LOCK => StmtKind::Lock {
             tables: node.descendants().filter(|d| d.kind() == K::RELATION_NAME).map(|n| name_of(&n)).collect(),
         },
-        K::UPDATE => StmtKind::Update {
-            table: child_name(node, K::RELATION_NAME).unwrap_or_default(),
-            has_where: node.children().any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
-        },
-        K::DELETE => StmtKind::Delete {
-            table: child_name(node, K::RELATION_NAME).unwrap_or_default(),
-            has_where: node.children().any(|c| matches!(c.kind(), K::WHERE_CLAUSE | K::WHERE_CURRENT_OF)),
-        },
+        K::UPDATE => {
+            StmtKind::Update { table: child_name(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
+        }
+        K::DELETE => {
+            StmtKind::Delete { table: child_name(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
+        }
         K::INSERT => StmtKind::Insert {
             table: first_name(node).unwrap_or_default(),
             from_select: node
@@ -226,6 +360,93 @@ fn classify(node: &SyntaxNode) -> StmtKind {
     }
 }
 
+/// The rows an `UPDATE` or `DELETE` touches: its `WHERE` bounds the batch when one of its
+/// conjuncts (or every branch of an `OR`) does.
+fn row_scope(node: &SyntaxNode) -> RowScope {
+    if child(node, K::WHERE_CURRENT_OF).is_some() {
+        return RowScope::Batch;
+    }
+    let Some(filter) = child(node, K::WHERE_CLAUSE) else {
+        return RowScope::All;
+    };
+    if filter.children().next().is_some_and(|e| bounds_batch(&e)) {
+        RowScope::Batch
+    } else {
+        RowScope::Unbounded
+    }
+}
+
+fn bounds_batch(expr: &SyntaxNode) -> bool {
+    let op = |kinds: &[K]| expr.children_with_tokens().find(|t| kinds.contains(&t.kind())).map(|t| t.kind());
+    let operands: Vec<SyntaxNode> = expr.children().collect();
+    match expr.kind() {
+        K::PAREN_EXPR => operands.first().is_some_and(bounds_batch),
+        K::BETWEEN_EXPR => {
+            op(&[K::NOT_KW]).is_none()
+                && operands.first().is_some_and(is_column)
+                && operands[1..].iter().all(is_constant)
+                && operands.len() == 3
+        }
+        K::BIN_EXPR if operands.len() == 2 => {
+            let (lhs, rhs) = (&operands[0], &operands[1]);
+            let limited = |e: &SyntaxNode| {
+                e.descendants().any(|d| {
+                    d.kind() == K::SELECT && d.children().any(|c| matches!(c.kind(), K::LIMIT_CLAUSE | K::FETCH_CLAUSE))
+                })
+            };
+            match op(&[K::AND_KW, K::OR_KW, K::L_ANGLE, K::R_ANGLE, K::LTEQ, K::GTEQ, K::EQ, K::IN_KW]) {
+                Some(K::AND_KW) => bounds_batch(lhs) || bounds_batch(rhs),
+                Some(K::OR_KW) => bounds_batch(lhs) && bounds_batch(rhs),
+                // A range on one column: the author chose the batch.
+                Some(K::L_ANGLE | K::R_ANGLE | K::LTEQ | K::GTEQ) => {
+                    (is_column(lhs) && is_constant(rhs)) || (is_constant(lhs) && is_column(rhs))
+                }
+                // Keys listed (or picked by a LIMITed subquery); `status = 'draft'` bounds nothing.
+                Some(K::EQ | K::IN_KW) => is_column(lhs) && (limited(rhs) || (is_key(lhs) && is_constant(rhs))),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+fn is_column(e: &SyntaxNode) -> bool {
+    matches!(e.kind(), K::NAME_REF | K::FIELD_EXPR)
+}
+
+/// The conventional key column, `id` (or `t.id`).
+fn is_key(e: &SyntaxNode) -> bool {
+    is_column(e) && name_of(e) == "id"
+}
+
+/// No column, no subquery: a literal, a parameter, a list or array of them, a function of
+/// them.
+fn is_constant(e: &SyntaxNode) -> bool {
+    !e.descendants_with_tokens().any(|d| {
+        (d.kind() == K::NAME_REF && d.parent().is_none_or(|p| p.kind() != K::CALL_EXPR)) || d.kind() == K::SELECT
+    })
+}
+
+/// The values of the plain string literals of `sql` (`'calm'` → `calm`); words in comments,
+/// identifiers and dollar-quoted bodies are not literals here.
+pub fn string_literals(sql: &str) -> Vec<String> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    for t in squawk_lexer::tokenize(sql) {
+        let text = sql.get(at..at + t.len as usize).unwrap_or_default();
+        at += t.len as usize;
+        if let squawk_lexer::TokenKind::Literal { kind: squawk_lexer::LiteralKind::Str { terminated: true } } = t.kind {
+            out.extend(unquote_string(text));
+        }
+    }
+    out
+}
+
+/// `'it''s'` → `it's`.
+fn unquote_string(text: &str) -> Option<String> {
+    Some(text.strip_prefix('\'')?.strip_suffix('\'')?.replace("''", "'"))
+}
+
 fn create_table(node: &SyntaxNode) -> StmtKind {
     let table = child_name(node, K::TABLE_NAME).unwrap_or_default();
     let mut columns = Vec::new();
@@ -239,7 +460,13 @@ fn create_table(node: &SyntaxNode) -> StmtKind {
             }
         }
     }
-    StmtKind::CreateTable { table, columns, constraints, partitioned: child(node, K::PARTITION_BY).is_some() }
+    StmtKind::CreateTable {
+        table,
+        columns,
+        constraints,
+        partitioned: child(node, K::PARTITION_BY).is_some(),
+        if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
+    }
 }
 
 fn column_def(node: &SyntaxNode) -> ColumnDef {

@@ -69,7 +69,8 @@ fn column(def: &ColumnDef) -> Column {
     Column {
         name: def.name.clone(),
         ty: def.ty.clone(),
-        not_null: def.not_null || def.primary_key,
+        // serial and identity columns are NOT NULL without saying so.
+        not_null: def.not_null || def.primary_key || def.serial || def.identity,
         has_default: def.default.is_some() || def.serial || def.identity || def.generated_stored,
     }
 }
@@ -92,7 +93,9 @@ impl Schema {
             }
         }
         match &stmt.kind {
-            StmtKind::CreateTable { table, columns, constraints, partitioned } => {
+            // The server skips it: the table keeps the shape it has.
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if self.tables.contains_key(table) => {}
+            StmtKind::CreateTable { table, columns, constraints, partitioned, .. } => {
                 let mut t = Table { partitioned: *partitioned, ..Table::default() };
                 t.columns = columns.iter().map(column).collect();
                 t.constraints = constraints.iter().map(constraint).collect();

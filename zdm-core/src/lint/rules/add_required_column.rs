@@ -47,6 +47,24 @@ mod tests {
     }
 
     #[test]
+    fn guarded_idioms_in_do_blocks_are_judged_as_their_statements() {
+        // Not an error in itself: the guarded statements are harmless.
+        let guarded = "DO $$ BEGIN CREATE TYPE colour AS ENUM ('red'); \
+                       EXCEPTION WHEN duplicate_object THEN null; END $$;\n\
+                       DO $$ BEGIN\n\
+                         IF NOT EXISTS (SELECT 1 FROM information_schema.columns\n\
+                                        WHERE table_name = 'posts' AND column_name = 'slug') THEN\n\
+                           ALTER TABLE posts ADD COLUMN slug text;\n\
+                         END IF;\n\
+                       END $$;";
+        assert!(pre(guarded).errors().is_empty(), "{:?}", pre(guarded).errors());
+        // The same guard around a required column is the required column.
+        assert!(pre("DO $$ BEGIN IF NOT EXISTS (SELECT 1) THEN ALTER TABLE posts ADD COLUMN slug text NOT NULL; \
+                     END IF; END $$;")
+        .fires("add-required-column"));
+    }
+
+    #[test]
     fn nullable_or_defaulted_is_fine() {
         assert!(!pre("ALTER TABLE posts ADD COLUMN slug text;").fires("add-required-column"));
         assert!(!pre("ALTER TABLE posts ADD COLUMN slug text NOT NULL DEFAULT '';").fires("add-required-column"));

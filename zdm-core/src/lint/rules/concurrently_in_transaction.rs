@@ -2,10 +2,11 @@
 //!
 //! **What it does:** flags `CONCURRENTLY` (index builds and drops, `REINDEX`, `DETACH
 //! PARTITION`, `REFRESH MATERIALIZED VIEW` is fine) in a migration that runs in a
-//! transaction.
+//! transaction, or inside a `DO` block in any migration.
 //!
 //! **Why is this bad?** PostgreSQL refuses `CREATE/DROP INDEX CONCURRENTLY` inside a
-//! transaction block: the migration fails when it runs.
+//! transaction block, and a `DO` block always runs as one: the migration fails when it
+//! runs.
 //!
 //! **Example:**
 //! ```sql
@@ -30,7 +31,8 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if !cx.transactional {
+    // A DO block runs as one statement, inside a transaction of its own at least.
+    if !cx.transactional && !stmt.is_nested() {
         return;
     }
     let concurrent = match &stmt.kind {
@@ -39,7 +41,9 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
         | StmtKind::Reindex { concurrently, .. } => *concurrently,
         _ => alter_actions(stmt).any(|(_, a)| matches!(a, Action::DetachPartition { concurrently: true, .. })),
     };
-    if concurrent {
+    if concurrent && stmt.is_nested() {
+        out.push(Hit::anywhere("uses CONCURRENTLY inside a DO block, which PostgreSQL runs in a transaction"));
+    } else if concurrent {
         out.push(Hit::anywhere("uses CONCURRENTLY in a migration that runs inside a transaction"));
     }
 }
@@ -61,5 +65,12 @@ mod tests {
         assert!(!pre("-- zdm:no_transaction\nCREATE INDEX CONCURRENTLY posts_user_idx ON posts (user_id);")
             .no_tx()
             .fires("concurrently-in-transaction"));
+    }
+
+    #[test]
+    fn concurrently_inside_a_do_block_fires_even_without_a_transaction() {
+        let sql = "-- zdm:no_transaction\nDO $$ BEGIN IF true THEN CREATE INDEX CONCURRENTLY i ON posts (user_id); END IF; END $$;";
+        assert!(pre(sql).no_tx().fires("concurrently-in-transaction"));
+        assert!(!pre("DO $$ BEGIN CREATE INDEX i ON posts (user_id); END $$;").fires("concurrently-in-transaction"));
     }
 }

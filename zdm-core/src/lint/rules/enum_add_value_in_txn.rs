@@ -19,6 +19,7 @@
 
 use super::{Cx, Hit, Kind, Rule};
 use crate::lint::model::{Stmt, StmtKind};
+use crate::lint::parse::string_literals;
 
 pub static RULE: Rule = Rule {
     id: "enum-add-value-in-txn",
@@ -35,12 +36,11 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     if !cx.transactional {
         return;
     }
-    let literal = format!("'{value}'");
     if cx.pg.major < 12 {
         out.push(Hit::anywhere(format!(
             "adds enum value '{value}' inside a transaction (refused before PostgreSQL 12)"
         )));
-    } else if cx.later().iter().any(|s| cx.text(s).contains(&literal)) {
+    } else if cx.later().iter().any(|s| string_literals(cx.text(s)).contains(value)) {
         out.push(Hit::anywhere(format!("adds enum value '{value}' and uses it in the same transaction")));
     }
 }
@@ -54,6 +54,22 @@ mod tests {
         assert!(pre("ALTER TYPE mood ADD VALUE 'calm';\nUPDATE posts SET status = 'calm' WHERE id = 1;")
             .fires("enum-add-value-in-txn"));
         assert!(pre("ALTER TYPE mood ADD VALUE 'calm';").pg(11).fires("enum-add-value-in-txn"));
+    }
+
+    #[test]
+    fn the_value_is_matched_as_a_literal() {
+        assert!(pre("ALTER TYPE mood ADD VALUE 'it''s';\nUPDATE posts SET status = 'it''s'::mood WHERE id = 1;")
+            .fires("enum-add-value-in-txn"));
+        assert!(pre(
+            "ALTER TYPE mood ADD VALUE 'calm';\nDO $$ BEGIN UPDATE posts SET status = 'calm' WHERE id = 1; END $$;"
+        )
+        .fires("enum-add-value-in-txn"));
+        // In a comment, an identifier or a longer string it is not the value.
+        assert!(!pre(
+            "ALTER TYPE mood ADD VALUE 'calm';\nUPDATE posts /* not 'calm' yet */ SET status = 'calmer' WHERE id = 1;\n\
+             COMMENT ON TYPE mood IS 'adds ''calm''';\nSELECT 1 AS \"'calm'\";"
+        )
+        .fires("enum-add-value-in-txn"));
     }
 
     #[test]

@@ -45,6 +45,18 @@ mod tests {
     }
 
     #[test]
+    fn a_rename_inside_a_do_block_fires() {
+        assert!(pre("DO $$ BEGIN ALTER TABLE posts RENAME COLUMN body TO content; \
+                     EXCEPTION WHEN undefined_column THEN NULL; END $$;")
+        .fires("rename-column"));
+        assert!(post(
+            "DO $$ DECLARE n int; BEGIN SELECT count(*) INTO n FROM posts; \
+                      IF n = 0 THEN NULL; ELSE ALTER TABLE posts RENAME COLUMN body TO content; END IF; END $$;"
+        )
+        .fires("rename-column"));
+    }
+
+    #[test]
     fn renaming_on_a_new_table_is_fine() {
         assert!(!pre("CREATE TABLE t (a int); ALTER TABLE t RENAME COLUMN a TO b;").fires("rename-column"));
     }

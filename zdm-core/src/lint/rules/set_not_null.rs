@@ -1,7 +1,9 @@
 //! # `set-not-null`
 //!
 //! **What it does:** flags `ALTER COLUMN .. SET NOT NULL` on an existing table, unless a
-//! VALID `CHECK (col IS NOT NULL)` already exists and the target is PostgreSQL 12 or later.
+//! VALID `CHECK (col IS NOT NULL)` already exists and the target is PostgreSQL 12 or later,
+//! or the replayed schema shows the column NOT NULL already (declared so, a primary key,
+//! serial or identity): PostgreSQL then does nothing.
 //!
 //! **Why is this bad?** PostgreSQL scans every row to prove it under ACCESS EXCLUSIVE.
 //!
@@ -34,8 +36,10 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::SetNotNull { column } = action {
-            let proven = cx.pg.major >= 12 && cx.table(table).is_some_and(|t| t.has_valid_not_null_check(column));
-            if !proven {
+            let t = cx.table(table);
+            let already = t.and_then(|t| t.column(column)).is_some_and(|c| c.not_null);
+            let proven = cx.pg.major >= 12 && t.is_some_and(|t| t.has_valid_not_null_check(column));
+            if !already && !proven {
                 out.push(Hit::on(table, format!("sets NOT NULL on `{table}.{column}` by scanning the table")));
             }
         }
@@ -49,6 +53,23 @@ mod tests {
     #[test]
     fn plain_set_not_null_fires() {
         assert!(post("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;").fires("set-not-null"));
+    }
+
+    #[test]
+    fn a_column_already_not_null_is_a_no_op() {
+        let setup = "CREATE TABLE t (id bigserial, k int GENERATED ALWAYS AS IDENTITY, p int PRIMARY KEY, n int NOT NULL, m int);";
+        for sql in [
+            "ALTER TABLE t ALTER COLUMN id SET NOT NULL;",
+            "ALTER TABLE t ALTER COLUMN k SET NOT NULL;",
+            "ALTER TABLE t ALTER COLUMN p SET NOT NULL;",
+            "ALTER TABLE t ALTER COLUMN n SET NOT NULL;",
+        ] {
+            assert!(!post(sql).setup(setup).fires("set-not-null"), "{sql}");
+        }
+        assert!(post("ALTER TABLE t ALTER COLUMN m SET NOT NULL;").setup(setup).fires("set-not-null"));
+        // NOT NULL dropped since: the scan is back.
+        let dropped = "CREATE TABLE t (n int NOT NULL);\nALTER TABLE t ALTER COLUMN n DROP NOT NULL;";
+        assert!(post("ALTER TABLE t ALTER COLUMN n SET NOT NULL;").setup(dropped).fires("set-not-null"));
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! # `unanalysable`
 //!
-//! **What it does:** reports a statement zdm cannot judge: one the parser cannot read, a
-//! `DO` block that builds SQL at run time with `EXECUTE`, or a `DO` block with procedural
-//! code.
+//! **What it does:** reports a statement zdm cannot judge: one the parser cannot read
+//! (reported once per statement, at its first bad token), a `DO` block in a language other
+//! than PL/pgSQL, or, inside a `DO` block, an `EXECUTE` of SQL built at run time (with
+//! `format()` or `||`) or a loop over such a query.
+//!
+//! A `DO` block is otherwise judged as the statements it runs: every static SQL statement
+//! of every branch (`IF`, `CASE`, loops, `BEGIN .. EXCEPTION` blocks) as if it ran, an
+//! `EXECUTE` of a string constant as that string's SQL. The body of `CREATE FUNCTION ..
+//! LANGUAGE plpgsql` is not judged: it runs when the function is called, not when the
+//! migration runs.
 //!
 //! **Why is this bad?** Nothing is known about what it locks or breaks; passing it silently
 //! would make every other rule meaningless.
@@ -11,7 +18,8 @@
 //! ```sql
 //! DO $$ BEGIN EXECUTE 'ALTER TABLE ' || tbl || ' DROP COLUMN x'; END $$;
 //! ```
-//! **Use instead:** plain SQL statements, or accept it with a reason:
+//! **Use instead:** plain SQL statements (a `DO` block with static SQL is fine), or accept
+//! it with a reason:
 //! ```sql
 //! -- zdm:safety_assured only touches the empty audit tables
 //! DO $$ BEGIN EXECUTE ...; END $$;
@@ -39,11 +47,30 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
 mod tests {
     use super::super::test_util::*;
 
+    fn unanalysable(run: Run) -> Vec<(usize, usize, String)> {
+        run.findings().into_iter().filter(|f| f.rule == "unanalysable").map(|f| (f.line, f.column, f.message)).collect()
+    }
+
     #[test]
-    fn dynamic_do_and_garbage_are_unanalysable() {
+    fn dynamic_sql_and_garbage_are_unanalysable() {
         assert!(pre("DO $$ BEGIN EXECUTE 'DROP TABLE ' || 'x'; END $$;").fires("unanalysable"));
+        assert!(pre("DO $$ BEGIN EXECUTE format('DROP TABLE %I', t); END $$;").fires("unanalysable"));
+        assert!(pre("DO $$ BEGIN FOR r IN EXECUTE 'SELECT ' || x LOOP NULL; END LOOP; END $$;").fires("unanalysable"));
+        assert!(pre("DO LANGUAGE plv8 $$ plv8.execute('DROP TABLE posts') $$;").fires("unanalysable"));
         assert!(pre("ALTER TABLE posts FROBNICATE;").fires("unanalysable"));
-        assert!(pre("DO $$ DECLARE n int; BEGIN SELECT 1 INTO n; END $$;").fires("unanalysable"));
+    }
+
+    #[test]
+    fn one_finding_per_unreadable_statement_at_its_first_bad_token() {
+        let found = unanalysable(pre(
+            "SELECT 1;\nINSERT OR IGNORE INTO posts (id) VALUES (1);\nPRAGMA foreign_keys = ON;\nSELECT 2;",
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].0, found[0].1), (2, 8), "{found:?}");
+        assert!(found[0].2.ends_with("at `OR`"), "{found:?}");
+        assert_eq!((found[1].0, found[1].1), (3, 1), "{found:?}");
+        // The readable statements around them are still judged.
+        assert!(pre("PRAGMA x;\nALTER TABLE posts DROP COLUMN body;").fires("drop-column"));
     }
 
     #[test]
@@ -53,6 +80,20 @@ mod tests {
         let run = pre("DO $$ BEGIN ALTER TABLE posts DROP COLUMN body; END $$;");
         assert!(!run.fires("unanalysable"));
         assert!(run.fires("drop-column"));
+        // Procedural code around static SQL is read, not reported.
+        assert!(pre("DO $$ DECLARE n int; BEGIN SELECT 1 INTO n; RAISE NOTICE '%', n; END $$;").errors().is_empty());
+    }
+
+    #[test]
+    fn dynamic_sql_is_reported_where_it_is() {
+        let found = unanalysable(pre("DO $$\nBEGIN\n  PERFORM 1;\n  EXECUTE 'DROP TABLE ' || t;\nEND $$;"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].0, found[0].1), (4, 3), "{found:?}");
+        // `safety_assured` before the DO block covers what is inside.
+        assert!(!pre(
+            "-- zdm:safety_assured audit tables are empty\nDO $$\nBEGIN\n  EXECUTE 'DROP TABLE ' || t;\nEND $$;"
+        )
+        .fires("unanalysable"));
     }
 
     #[test]
@@ -60,10 +101,14 @@ mod tests {
         assert!(pre("-- DROP TABLE posts;\nINSERT INTO posts (id, title) VALUES (1, 'DROP TABLE posts; EXECUTE');")
             .errors()
             .is_empty());
+        // A function body runs when the function is called, not when the migration runs.
         assert!(pre(
             "CREATE FUNCTION f() RETURNS void AS $$ BEGIN EXECUTE 'DROP TABLE posts'; END $$ LANGUAGE plpgsql;"
         )
         .errors()
         .is_empty());
+        assert!(pre("DO $$ BEGIN RAISE NOTICE 'EXECUTE this; DROP TABLE posts;'; /* EXECUTE x */ END $$;")
+            .errors()
+            .is_empty());
     }
 }
