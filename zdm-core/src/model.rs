@@ -115,18 +115,25 @@ impl std::fmt::Display for ModelError {
     }
 }
 
+/// Where a [`ModelError`] points: the `i`-th field, or the `i`-th ignored column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Field(usize),
+    Ignored(usize),
+}
+
 /// Checks fields (name and the column it maps to) against the ignored columns. Every
-/// problem, in field order.
-pub fn check(fields: &[(String, String)], ignored: &[String]) -> Vec<(usize, ModelError)> {
+/// problem: ignored columns listed twice first, then fields in order.
+pub fn check(fields: &[(String, String)], ignored: &[String]) -> Vec<(At, ModelError)> {
     let mut out = Vec::new();
     for (i, column) in ignored.iter().enumerate() {
         if ignored[..i].iter().any(|c| c.eq_ignore_ascii_case(column)) {
-            out.push((usize::MAX - i, ModelError::IgnoredTwice { column: column.clone() }));
+            out.push((At::Ignored(i), ModelError::IgnoredTwice { column: column.clone() }));
         }
     }
     for (i, (field, column)) in fields.iter().enumerate() {
         if ignored.iter().any(|c| c.eq_ignore_ascii_case(column)) {
-            out.push((i, ModelError::MapsIgnored { field: field.clone(), column: column.clone() }));
+            out.push((At::Field(i), ModelError::MapsIgnored { field: field.clone(), column: column.clone() }));
         }
     }
     out
@@ -165,11 +172,12 @@ mod tests {
         let fields = vec![("id".to_string(), "id".to_string()), ("slug".to_string(), "legacy_slug".to_string())];
         let errs = check(&fields, &["legacy_slug".to_string(), "description".to_string()]);
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].0, 1);
+        assert_eq!(errs[0].0, At::Field(1));
         assert!(errs[0].1.to_string().contains("field `slug` maps to column `legacy_slug`"));
         assert!(check(&fields, &["description".into()]).is_empty());
         let twice = check(&fields, &["description".into(), "Description".into()]);
         assert!(matches!(&twice[0].1, ModelError::IgnoredTwice { column } if column == "Description"));
+        assert_eq!(twice[0].0, At::Ignored(1));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use zdm_core::lint::{LintConfig, LintInput, Severity};
 use zdm_core::source::{parse_files, ParsedMigration};
 
 use crate::args::EmbedArgs;
+use crate::errors::Errors;
 
 pub(crate) fn migrations(input: TokenStream) -> syn::Result<TokenStream> {
     let args: EmbedArgs = syn::parse2(input)?;
@@ -52,11 +53,10 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
         .map_err(|_| syn::Error::new(dir.span(), "CARGO_MANIFEST_DIR is not set: build with cargo"))?;
     let abs = Path::new(&manifest).join(dir.value());
     let files = zdm_core::source::read_dir(&abs, &dir.value()).map_err(|m| syn::Error::new(dir.span(), m))?;
-    let parsed = parse_files(files).map_err(|errors| {
-        let mut iter = errors.into_iter().map(|e| syn::Error::new(dir.span(), e.to_string()));
-        let mut first = iter.next().expect("parse_files reports at least one error");
-        iter.for_each(|e| first.combine(e));
-        first
+    let parsed = parse_files(files).or_else(|found| {
+        let mut errors = Errors::default();
+        found.iter().for_each(|e| errors.at(dir.span(), e));
+        errors.finish(Vec::new())
     })?;
     let (baseline, baseline_tracking) = read_baseline(&abs, &dir.value(), dir.span())?;
     let warnings = lint(&parsed, args, baseline)?;
@@ -140,11 +140,9 @@ fn lint(parsed: &[ParsedMigration], args: &EmbedArgs, baseline: Option<Manifest>
     let inputs: Vec<LintInput<'_>> = parsed.iter().map(LintInput::from_parsed).collect();
     let config = LintConfig { postgres: args.postgres, start_after: args.start_after, baseline };
     let findings = zdm_core::lint::lint(&inputs, &config);
-    let mut errors = findings.iter().filter(|f| f.blocks()).map(|f| syn::Error::new(args.dir.span(), f.to_string()));
-    if let Some(mut first) = errors.next() {
-        errors.for_each(|e| first.combine(e));
-        return Err(first);
-    }
+    let mut errors = Errors::default();
+    findings.iter().filter(|f| f.blocks()).for_each(|f| errors.at(args.dir.span(), f));
+    errors.finish(())?;
     // Stable Rust has no warning API for proc macros: a use of a deprecated item is one.
     let warnings = findings.iter().filter(|f| f.severity == Severity::Warning && f.assured.is_none()).map(|f| {
         let note = f.to_string();

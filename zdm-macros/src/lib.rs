@@ -1,11 +1,15 @@
 //! zdm-macros: the procedural macros of zdm. Thin by design (as thiserror-impl is): each
-//! entry point parses its input ([`args`]), asks `zdm-core` to judge it, and expands
-//! ([`embed`], [`rust_migration`], [`model`]). No SQL knowledge lives here.
+//! macro parses its input into types that keep their spans, validates it (asking
+//! `zdm-core` to judge what needs judging) and expands; every problem is collected by one
+//! helper ([`errors::Errors`]) and reported at its own span, all at once. One file per
+//! macro: [`embed`] (`migrations!`, `migrator!`, with [`args`]), [`rust_migration`],
+//! [`model`]. No SQL knowledge lives here.
 
 use proc_macro::TokenStream;
 
 mod args;
 mod embed;
+mod errors;
 mod model;
 mod rust_migration;
 
@@ -74,7 +78,7 @@ pub fn model(args: TokenStream, item: TokenStream) -> TokenStream {
 /// On an error, the struct is still emitted, so the error is the only one the user sees.
 fn model_or_errors(args: TokenStream, item: TokenStream, with_columns: bool) -> TokenStream {
     let original: proc_macro2::TokenStream = item.clone().into();
-    model::expand(args.into(), item.into(), with_columns)
+    model::attribute(args.into(), item.into(), with_columns)
         .unwrap_or_else(|e| {
             let mut out = e.into_compile_error();
             out.extend(original);

@@ -6,22 +6,61 @@
 //! `inventory`, so the instance registry publishes what this build maps and ignores.
 //! Column names follow sqlx's `FromRow` rules (`rename`, `rename_all`, `skip`); the
 //! judgement lives in `zdm_core::model`.
+//!
+//! Pipeline: [`parse`] the attribute and the struct into a [`Model`] that keeps each
+//! field's original tokens, [`validate`] it (every problem at its own span), [`expand`].
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, Fields, Ident, ItemStruct, Lit, LitStr, Meta, Token};
-use zdm_core::model::{self, ModelError, RenameAll};
+use zdm_core::model::{self, At, RenameAll};
 
-struct Options {
-    table: LitStr,
-    ignored: Vec<(String, Span)>,
+use crate::errors::Errors;
+
+/// `#[zdm::ignored_columns]` (`with_columns`) or `#[zdm::model]` on `item`.
+pub(crate) fn attribute(args: TokenStream, item: TokenStream, with_columns: bool) -> syn::Result<TokenStream> {
+    let attr = parse_attr(args, with_columns)?;
+    let item: ItemStruct = syn::parse2(item).map_err(|e| {
+        syn::Error::new(e.span(), "`#[zdm::ignored_columns]` and `#[zdm::model]` go on a struct with named fields")
+    })?;
+    let model = parse(&item, attr)?;
+    validate(&model)?;
+    Ok(expand(&model))
 }
 
-fn parse_options(args: TokenStream, with_columns: bool) -> syn::Result<Options> {
-    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args.clone())?;
+/// The attribute's arguments, each with its span.
+struct Attr {
+    table: LitStr,
+    /// `columns(a, b)`: the ignored columns as written.
+    ignored: Vec<Ident>,
+}
+
+/// A field that reads a column: the field as written and the column sqlx maps it to.
+struct Column<'a> {
+    original: &'a syn::Field,
+    name: String,
+}
+
+/// The struct as the macro reads it.
+struct Model<'a> {
+    item: &'a ItemStruct,
+    attr: Attr,
+    columns: Vec<Column<'a>>,
+}
+
+impl Model<'_> {
+    fn ignored(&self) -> Vec<String> {
+        self.attr.ignored.iter().map(|i| i.unraw().to_string()).collect()
+    }
+}
+
+fn parse_attr(args: TokenStream, with_columns: bool) -> syn::Result<Attr> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     let (mut table, mut ignored) = (None, Vec::new());
+    let mut errors = Errors::default();
     for meta in metas {
         let name = meta.path().get_ident().map(ToString::to_string).unwrap_or_default();
         match (name.as_str(), &meta) {
@@ -29,35 +68,29 @@ fn parse_options(args: TokenStream, with_columns: bool) -> syn::Result<Options> 
                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) if !s.value().trim().is_empty() => {
                     table = Some(s.clone())
                 }
-                other => {
-                    return Err(syn::Error::new_spanned(
-                        other,
-                        "`table` takes the table's name, e.g. `table = \"posts\"`",
-                    ))
-                }
+                other => errors.spanned(other, "`table` takes the table's name, e.g. `table = \"posts\"`"),
             },
             ("columns", Meta::List(list)) if with_columns => {
-                let names =
-                    Punctuated::<Ident, Token![,]>::parse_terminated.parse2(list.tokens.clone()).map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`columns(...)` lists column names, e.g. `columns(description, legacy_slug)`",
-                        )
-                    })?;
-                ignored.extend(names.iter().map(|i| (i.to_string().trim_start_matches("r#").to_string(), i.span())));
+                match Punctuated::<Ident, Token![,]>::parse_terminated.parse2(list.tokens.clone()) {
+                    Ok(names) => ignored.extend(names),
+                    Err(e) => errors
+                        .at(e.span(), "`columns(...)` lists column names, e.g. `columns(description, legacy_slug)`"),
+                }
             }
             _ => {
                 let expected = if with_columns { "`table = \"..\"` and `columns(a, b)`" } else { "`table = \"..\"`" };
-                return Err(syn::Error::new_spanned(meta, format!("unknown option; expected {expected}")));
+                errors.spanned(&meta, format!("unknown option; expected {expected}"));
             }
         }
     }
-    let table = table
-        .ok_or_else(|| syn::Error::new(Span::call_site(), "name the table the struct reads: `table = \"posts\"`"))?;
-    Ok(Options { table, ignored })
+    if table.is_none() && errors.is_empty() {
+        errors.at(Span::call_site(), "name the table the struct reads: `table = \"posts\"`");
+    }
+    errors.finish(())?;
+    Ok(Attr { table: table.expect("checked above"), ignored })
 }
 
-/// sqlx's `rename_all` on the struct, `rename` and `skip` on a field.
+/// sqlx's `rename_all` on the struct, `rename`, `skip` and `flatten` on a field.
 #[derive(Default)]
 struct SqlxAttrs {
     rename: Option<String>,
@@ -92,17 +125,13 @@ fn sqlx_attrs(attrs: &[syn::Attribute]) -> syn::Result<SqlxAttrs> {
     Ok(out)
 }
 
-pub(crate) fn expand(args: TokenStream, item: TokenStream, with_columns: bool) -> syn::Result<TokenStream> {
-    let opts = parse_options(args, with_columns)?;
-    let item: ItemStruct = syn::parse2(item).map_err(|e| {
-        syn::Error::new(e.span(), "`#[zdm::ignored_columns]` and `#[zdm::model]` go on a struct with named fields")
-    })?;
+/// The struct's columns, after sqlx's attributes.
+fn parse(item: &ItemStruct, attr: Attr) -> syn::Result<Model<'_>> {
     let Fields::Named(named) = &item.fields else {
         return Err(syn::Error::new_spanned(&item.ident, "zdm model structs need named fields (one per column)"));
     };
     let rename_all = sqlx_attrs(&item.attrs)?.rename_all;
-    let mut fields = Vec::new();
-    let mut spans = Vec::new();
+    let mut columns = Vec::new();
     for f in &named.named {
         let attrs = sqlx_attrs(&f.attrs)?;
         // A skipped field reads no column; a flattened one reads its own struct's columns.
@@ -110,32 +139,37 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream, with_columns: bool) -
             continue;
         }
         let ident = f.ident.as_ref().expect("named field").to_string();
-        fields.push((ident.clone(), model::column_of(&ident, attrs.rename.as_deref(), rename_all)));
-        spans.push(f.ident.as_ref().expect("named field").span());
+        columns.push(Column { original: f, name: model::column_of(&ident, attrs.rename.as_deref(), rename_all) });
     }
-    let ignored: Vec<String> = opts.ignored.iter().map(|(c, _)| c.clone()).collect();
-    let mut errors: Option<syn::Error> = None;
-    for (i, err) in model::check(&fields, &ignored) {
-        let span = match &err {
-            ModelError::MapsIgnored { .. } => spans[i],
-            ModelError::IgnoredTwice { .. } => opts.ignored[usize::MAX - i].1,
-        };
-        let e = syn::Error::new(span, err.to_string());
-        match &mut errors {
-            Some(all) => all.combine(e),
-            None => errors = Some(e),
+    Ok(Model { item, attr, columns })
+}
+
+/// Every field that maps an ignored column, and every column ignored twice.
+fn validate(m: &Model<'_>) -> syn::Result<()> {
+    let fields: Vec<(String, String)> = m
+        .columns
+        .iter()
+        .map(|c| (c.original.ident.as_ref().expect("named field").to_string(), c.name.clone()))
+        .collect();
+    let mut errors = Errors::default();
+    for (at, err) in model::check(&fields, &m.ignored()) {
+        match at {
+            At::Field(i) => errors.spanned(m.columns[i].original.ident.as_ref(), err),
+            At::Ignored(i) => errors.spanned(&m.attr.ignored[i], err),
         }
     }
-    if let Some(e) = errors {
-        return Err(e);
-    }
+    errors.finish(())
+}
 
+fn expand(m: &Model<'_>) -> TokenStream {
+    let item = m.item;
     let name = &item.ident;
     let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
-    let table = &opts.table;
-    let columns: Vec<&str> = fields.iter().map(|(_, c)| c.as_str()).collect();
-    let column_list = model::column_list(&fields.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>());
-    let select = format!("SELECT {column_list} FROM {}", model::quote_table(&opts.table.value()));
+    let table = &m.attr.table;
+    let ignored = m.ignored();
+    let columns: Vec<&str> = m.columns.iter().map(|c| c.name.as_str()).collect();
+    let column_list = model::column_list(&m.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+    let select = format!("SELECT {column_list} FROM {}", model::quote_table(&table.value()));
     let struct_name = name.to_string();
     let info = quote! {
         ::zdm::ModelInfo {
@@ -145,7 +179,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream, with_columns: bool) -
             ignored: &[#(#ignored),*],
         }
     };
-    Ok(quote! {
+    quote! {
         #item
 
         impl #impl_generics #name #ty_generics #where_clause {
@@ -167,5 +201,5 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream, with_columns: bool) -
         ::zdm::__private::inventory::submit! {
             ::zdm::__private::RegisteredModel(#info)
         }
-    })
+    }
 }

@@ -3,6 +3,10 @@
 //! The function stays as written; beside it the macro emits `__zdm_migration_<name>()`,
 //! which builds its `zdm::RustMigration`, and registers that with `inventory` so the
 //! default set picks it up (`migrator!(.., rust = [name])` lists it explicitly).
+//!
+//! Pipeline: [`parse_options`] and the function into a [`RustMigration`] (the function
+//! kept as written, for spans), [`validate`] it (the signature, then the lint over its SQL
+//! literals, every problem at its own span), [`expand`].
 
 use proc_macro2::{Spacing, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
@@ -14,6 +18,8 @@ use zdm_core::checksum::{rust_checksum, Delimiter, RustToken};
 use zdm_core::directive::{AssuredScope, SafetyAssured};
 use zdm_core::lint::{LintConfig, LintInput};
 use zdm_core::Phase;
+
+use crate::errors::Errors;
 
 #[derive(Default)]
 struct Options {
@@ -70,8 +76,34 @@ fn is_migration_attr(attr: &syn::Attribute) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == "migration")
 }
 
+/// A Rust-coded migration as the macro reads it.
+struct RustMigration {
+    func: ItemFn,
+    opts: Options,
+}
+
+/// What validation found: the connection type and the version, and the
+/// `-- zdm:safety_assured` reasons inside the function's SQL literals.
+struct Valid {
+    version: i64,
+    conn_ty: Type,
+    reasons: Vec<String>,
+}
+
 pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let mut opts = parse_options(args.clone())?;
+    let m = parse(args, item)?;
+    match validate(&m) {
+        Ok(valid) => Ok(expand(&m, &valid)),
+        // Keep the function, so the only errors are the findings.
+        Err(e) => {
+            let (func, errors) = (&m.func, e.into_compile_error());
+            Ok(quote!(#func #errors))
+        }
+    }
+}
+
+fn parse(args: TokenStream, item: TokenStream) -> syn::Result<RustMigration> {
+    let mut opts = parse_options(args)?;
     let mut func: ItemFn = syn::parse2(item)?;
     // `#[zdm::after_deploy]` written below `#[zdm::migration]` is still on the function.
     func.attrs.retain(|a| {
@@ -79,32 +111,41 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
         opts.after_deploy |= after;
         !after
     });
-    let version = opts.version.ok_or_else(|| {
-        syn::Error::new_spanned(
+    Ok(RustMigration { func, opts })
+}
+
+/// The signature first (a version, `async`, one `&mut` connection): without those there
+/// is nothing to lint. Then every finding of the lint over the SQL literals.
+fn validate(m: &RustMigration) -> syn::Result<Valid> {
+    let func = &m.func;
+    let mut errors = Errors::default();
+    if m.opts.version.is_none() {
+        errors.spanned(
             &func.sig.ident,
             "a Rust migration needs a version: `#[zdm::migration(version = 20240101120000)]`",
-        )
-    })?;
-    if func.sig.asyncness.is_none() {
-        return Err(syn::Error::new_spanned(func.sig.fn_token, "a zdm migration must be an `async fn`"));
+        );
     }
-    let conn_ty = connection_type(&func)?;
-    let reasons = match lint_literal_sql(&func, version, &opts) {
-        Ok(in_sql) => {
-            let mut all = opts.safety_assured.clone();
-            for r in in_sql {
-                if !all.contains(&r) {
-                    all.push(r);
-                }
-            }
-            all
-        }
-        Err(e) => {
-            // Keep the function, so the only errors are the findings.
-            let errors = e.into_compile_error();
-            return Ok(quote!(#func #errors));
-        }
+    if func.sig.asyncness.is_none() {
+        errors.spanned(func.sig.fn_token, "a zdm migration must be an `async fn`");
+    }
+    let conn_ty = connection_type(func).map_err(|e| errors.push(e)).ok();
+    errors.finish(())?;
+    let (Some(version), Some(conn_ty)) = (m.opts.version, conn_ty) else {
+        unreachable!("a missing version or connection type is reported above")
     };
+    let in_sql = lint_literal_sql(func, version, &m.opts)?;
+    let mut reasons = m.opts.safety_assured.clone();
+    for r in in_sql {
+        if !reasons.contains(&r) {
+            reasons.push(r);
+        }
+    }
+    Ok(Valid { version, conn_ty, reasons })
+}
+
+fn expand(m: &RustMigration, valid: &Valid) -> TokenStream {
+    let (func, opts) = (&m.func, &m.opts);
+    let Valid { version, conn_ty, reasons } = valid;
     let name = &func.sig.ident;
     let builder = format_ident!("__zdm_migration_{}", name);
     let description = opts.description.clone().unwrap_or_else(|| name.to_string());
@@ -112,7 +153,7 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
     let phase = if opts.after_deploy { quote!(PostDeploy) } else { quote!(PreDeploy) };
     let no_transaction = opts.no_transaction;
     let vis = &func.vis;
-    Ok(quote! {
+    quote! {
         #func
 
         #[doc(hidden)]
@@ -142,7 +183,7 @@ pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<Tok
         }
 
         ::zdm::__private::inventory::submit! { ::zdm::__private::RegisteredRustMigration(#builder) }
-    })
+    }
 }
 
 /// The tokens of `stream` as zdm-core's checksum reads them: each token's own text, never
@@ -259,7 +300,7 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
     let mut found = SqlLiterals::default();
     found.visit_block(&func.block);
     let name = format!("{} (Rust migration {version})", func.sig.ident);
-    let mut errors: Option<syn::Error> = None;
+    let mut errors = Errors::default();
     let mut reasons = Vec::new();
     let whole: Vec<SafetyAssured> = opts
         .safety_assured
@@ -269,21 +310,12 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
     for (lit, through_zdm) in &found.0 {
         let sql = lit.value();
         if !through_zdm {
-            if let Some(e) = needs_run_statement(&name, lit, &sql) {
-                match &mut errors {
-                    Some(all) => all.combine(e),
-                    None => errors = Some(e),
-                }
-            }
+            errors.extend(needs_run_statement(&name, lit, &sql));
         }
         let mut directives = match zdm_core::directive::parse(&sql) {
             Ok(d) => d,
             Err(errs) => {
-                let e = syn::Error::new(lit.span(), format!("{name}: {}", errs[0].message));
-                match &mut errors {
-                    Some(all) => all.combine(e),
-                    None => errors = Some(e),
-                }
+                errors.at(lit.span(), format!("{name}: {}", errs[0].message));
                 continue;
             }
         };
@@ -298,14 +330,10 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
             safety_assured: &directives.safety_assured,
         };
         for f in zdm_core::lint::lint(&[input], &LintConfig::default()).into_iter().filter(|f| f.blocks()) {
-            let e = syn::Error::new(lit.span(), f.to_string());
-            match &mut errors {
-                Some(all) => all.combine(e),
-                None => errors = Some(e),
-            }
+            errors.at(lit.span(), f);
         }
     }
-    errors.map_or(Ok(reasons), Err)
+    errors.finish(reasons)
 }
 
 /// A statement that needs zdm's long lock timeout (a concurrent build, a `VALIDATE`) sent
