@@ -1,7 +1,7 @@
 //! What a migration removes: the columns and tables its `ALTER TABLE .. DROP COLUMN` and
 //! `DROP TABLE` statements take away. The executor records them when the migration runs,
-//! so an older build whose model structs still map one refuses to boot (decision 15)
-//! whichever way the column went: a deferred drop or a plain statement.
+//! so an older build whose model structs still map one refuses to boot (it would fail on
+//! its first query), whichever way the column went: a deferred drop or a plain statement.
 
 use crate::lint::model::{Action, StmtKind};
 

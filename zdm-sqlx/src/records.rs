@@ -51,6 +51,16 @@ pub struct LedgerRow {
     pub safety_assured: Vec<String>,
 }
 
+/// How applying one migration ended (zdm's own failures are an `Error` instead).
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Applied and recorded, in this many milliseconds.
+    Applied { duration_ms: i64 },
+    /// The migration failed; its changes are rolled back (unless `no_transaction`) and the
+    /// failure is not yet recorded.
+    Failed(Failure),
+}
+
 /// How one attempt ended, as the backend records it.
 #[derive(Debug, Clone)]
 pub struct Failure {

@@ -14,7 +14,7 @@ use crate::lease::Lease;
 use crate::local::Local;
 use crate::migration::Body;
 use crate::names::Names;
-use crate::records::{unique_id, Foreign, Found, RunContext};
+use crate::records::{unique_id, Foreign, Found, Outcome, RunContext};
 use crate::registry::{self, Instance};
 use crate::report::{AppliedStep, Report};
 use crate::{deferred, status};
@@ -310,7 +310,7 @@ async fn run_locked<B: MigratePool>(
             other => other?,
         };
         match applied {
-            Ok(duration_ms) => {
+            Outcome::Applied { duration_ms } => {
                 tracing::info!(version = step.meta.version, duration_ms, "applied migration");
                 report.applied.push(AppliedStep {
                     version: step.meta.version,
@@ -319,7 +319,7 @@ async fn run_locked<B: MigratePool>(
                     duration_ms,
                 });
             }
-            Err(failure) => {
+            Outcome::Failed(failure) => {
                 tracing::error!(version = step.meta.version, source = step.meta.source, error = %failure.message, "migration failed");
                 if let Err(e) = backend.record_failure(names, step, ctx, &failure).await {
                     tracing::error!(error = %e, "could not record the failed migration in the ledger");

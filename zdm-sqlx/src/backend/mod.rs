@@ -29,7 +29,8 @@ use crate::error::Error;
 use crate::migration::Step;
 use crate::names::Names;
 use crate::records::{
-    BackfillRow, BatchOutcome, Failure, Fence, Foreign, Found, InstanceRecord, LedgerRow, PostPending, RunContext,
+    BackfillRow, BatchOutcome, Failure, Fence, Foreign, Found, InstanceRecord, LedgerRow, Outcome, PostPending,
+    RunContext,
 };
 
 mod private {
@@ -118,8 +119,8 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
 
     /// Runs one migration and, in the same transaction unless `no_transaction`, writes its
     /// ledger and history rows, checking in that transaction that `fence` still holds the
-    /// lease (`Error::LeaseLost` otherwise, with the migration rolled back). The outer
-    /// error is zdm's own; the inner one is the migration's [`Failure`] (already rolled
+    /// lease (`Error::LeaseLost` otherwise, with the migration rolled back). An `Error` is
+    /// zdm's own; the migration's own failure is [`Outcome::Failed`] (already rolled
     /// back, not yet recorded). With `gate` (an after_deploy migration that removes a
     /// column or table), the registry's lock is taken first and the gate asked again
     /// inside the transaction: `Error::GateClosed` when a build that needs it registered
@@ -132,7 +133,7 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
         policy: &ExecPolicy,
         fence: &Fence,
         gate: Option<&StepGuard<'_>>,
-    ) -> impl Future<Output = Result<Result<i64, Failure>, Error>> + Send;
+    ) -> impl Future<Output = Result<Outcome, Error>> + Send;
 
     /// Records a failed attempt in the ledger and its history, outside any transaction
     /// the failure rolled back.

@@ -18,7 +18,7 @@ use crate::backend::{elapsed_ms, line_of_char_position, StepGuard};
 use crate::error::{Doing, Error};
 use crate::migration::{Body, RustRun, Step};
 use crate::names::Names;
-use crate::records::{Failure, Fence, RunContext};
+use crate::records::{Failure, Fence, Outcome, RunContext};
 
 /// What `zdm_drop_column_later` and the Rust helpers read: the running migration and the
 /// names of zdm's functions (their schema and prefix are the migrator's settings).
@@ -51,7 +51,7 @@ pub(super) async fn apply(
     policy: &ExecPolicy,
     fence: &Fence,
     gate: Option<&StepGuard<'_>>,
-) -> Result<Result<i64, Failure>, Error> {
+) -> Result<Outcome, Error> {
     let started = Instant::now();
     if step.meta.no_transaction {
         return apply_outside_transaction(pool, names, step, ctx, policy, fence, started).await;
@@ -89,7 +89,7 @@ pub(super) async fn apply(
                     match after_failure(pool, names, step, ctx, describe(&e, "", 1), None, n, &schedule, started)
                         .await?
                     {
-                        Some(failure) => return Ok(Err(failure)),
+                        Some(failure) => return Ok(Outcome::Failed(failure)),
                         None => continue,
                     }
                 }
@@ -109,14 +109,14 @@ pub(super) async fn apply(
                 crate::fault::boundary("migration body and ledger row written, before commit");
                 tx.commit().await.doing("committing a migration")?;
                 crate::fault::boundary("migration committed");
-                return Ok(Ok(ms));
+                return Ok(Outcome::Applied { duration_ms: ms });
             }
             Err(e) => e,
         };
         // Roll back before recording, so the record survives and the connection is clean.
         let _ = tx.rollback().await;
         match after_failure(pool, names, step, ctx, e, blocker, n, &schedule, started).await? {
-            Some(failure) => return Ok(Err(failure)),
+            Some(failure) => return Ok(Outcome::Failed(failure)),
             None => continue,
         }
     }
@@ -263,7 +263,7 @@ async fn apply_outside_transaction(
     policy: &ExecPolicy,
     fence: &Fence,
     started: Instant,
-) -> Result<Result<i64, Failure>, Error> {
+) -> Result<Outcome, Error> {
     let options = session::session_options(pool, ctx.session_url.as_deref())?;
     if ctx.session_url.is_none() && session::behind_transaction_pooler(&options).await? {
         return Err(Error::NeedsSession { version: step.meta.version, source_path: step.meta.source });
@@ -284,7 +284,7 @@ async fn apply_outside_transaction(
     let removed = drops::resolve_removed(&mut conn, step).await?;
     let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, fence, started).await;
     let outcome = match result {
-        Ok(Ok(())) => {
+        Ok(None) => {
             let ms = elapsed_ms(started);
             let mut tx = conn.begin().await.doing("writing the ledger")?;
             lease::check_fence(&mut tx, names, fence).await?;
@@ -294,15 +294,18 @@ async fn apply_outside_transaction(
             crate::fault::boundary("no_transaction ledger row written, before commit");
             tx.commit().await.doing("writing the ledger")?;
             crate::fault::boundary("no_transaction migration recorded");
-            Ok(Ok(ms))
+            Ok(Outcome::Applied { duration_ms: ms })
         }
-        other => other.map(|r| r.map(|()| 0)),
+        Ok(Some(failure)) => Ok(Outcome::Failed(failure)),
+        Err(e) => Err(e),
     };
     guard.disarm();
     let _ = conn.close().await;
     outcome
 }
 
+/// Runs a `no_transaction` migration's statements: `None` when every one ran, else the
+/// migration's failure.
 #[allow(clippy::too_many_arguments)]
 async fn run_outside(
     pool: &PgPool,
@@ -314,7 +317,7 @@ async fn run_outside(
     policy: &ExecPolicy,
     fence: &Fence,
     started: Instant,
-) -> Result<Result<(), Failure>, Error> {
+) -> Result<Option<Failure>, Error> {
     let schedule = policy.schedule(&step.meta);
     let sql = match step.body {
         Body::Sql(sql) => sql,
@@ -325,7 +328,7 @@ async fn run_outside(
                 Ok(()) => run_rust(conn, run).await,
                 Err(e) => Err(e),
             };
-            return Ok(result.map_err(|e| Failure {
+            return Ok(result.err().map(|e| Failure {
                 message: e.message,
                 line: None,
                 duration_ms: elapsed_ms(started),
@@ -340,7 +343,7 @@ async fn run_outside(
             session::same_session(conn, step, &format!("{}:{pid}", fence.owner)).await?;
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
             if let Err(e) = set_timeouts(conn, lock_ms, statement_ms, false).await {
-                return Ok(Err(Failure {
+                return Ok(Some(Failure {
                     message: e.message,
                     line: Some(stmt.line),
                     duration_ms: elapsed_ms(started),
@@ -371,12 +374,12 @@ async fn run_outside(
             let mut e = describe(&e, stmt.text, stmt.line);
             e.line = e.line.or(Some(stmt.line));
             match after_failure(pool, names, step, ctx, e, blocker, n, &schedule, started).await? {
-                Some(failure) => return Ok(Err(failure)),
+                Some(failure) => return Ok(Some(failure)),
                 None => continue,
             }
         }
     }
-    Ok(Ok(()))
+    Ok(None)
 }
 
 /// Tells healing pools (`zdm::healing`) that the schema changed; delivered at commit.

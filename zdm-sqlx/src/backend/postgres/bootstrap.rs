@@ -22,11 +22,21 @@ const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($
 /// Serialises concurrent first boots: `CREATE TABLE IF NOT EXISTS` races on the catalog.
 const BOOTSTRAP_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext('zdm bootstrap'))";
 
+/// What the bootstrap's look-up sees.
+struct Look {
+    /// zdm's objects are all there, this zdm version's.
+    complete: bool,
+    sqlx: bool,
+    diesel: bool,
+    server_version: i32,
+    db_key: String,
+}
+
 /// Whether zdm's objects are all there (this zdm version's), and what else the database has.
-async fn tables_exist(pool: &PgPool, names: &Names) -> Result<(bool, bool, bool, i32, String), Error> {
+async fn tables_exist(pool: &PgPool, names: &Names) -> Result<Look, Error> {
     let [fn1, fn2, fn3] = drops::function_signatures(names);
     let recipes = recipes::marker(names);
-    simple::sql(TABLES_EXIST)
+    let (complete, sqlx, diesel, server_version, db_key) = simple::sql(TABLES_EXIST)
         .bind(&names.ledger)
         .bind(&names.history)
         .bind(&names.lease)
@@ -41,7 +51,8 @@ async fn tables_exist(pool: &PgPool, names: &Names) -> Result<(bool, bool, bool,
         .bind(names.func("app_models"))
         .row_as(pool)
         .await
-        .doing("looking for zdm's tables")
+        .doing("looking for zdm's tables")?;
+    Ok(Look { complete, sqlx, diesel, server_version, db_key })
 }
 
 /// Creates (or, for an older zdm's database, replaces) zdm's schema, tables and functions.
@@ -115,9 +126,10 @@ CREATE TABLE IF NOT EXISTS {lease} (
 /// Creates zdm's objects when missing: one creator under an advisory transaction lock,
 /// the others wait outside any transaction and look again.
 pub(super) async fn bootstrap(pool: &PgPool, names: &Names) -> Result<Found, Error> {
-    let (mut ours, sqlx, diesel, server_version, db_key) = tables_exist(pool, names).await?;
+    let look = tables_exist(pool, names).await?;
+    let mut complete = look.complete;
     let started = Instant::now();
-    while !ours {
+    while !complete {
         let mut tx = pool.begin().await.doing("creating zdm's tables")?;
         let creator: bool = simple::sql(BOOTSTRAP_LOCK).scalar(&mut *tx).await.doing("creating zdm's tables")?;
         if creator {
@@ -136,7 +148,11 @@ pub(super) async fn bootstrap(pool: &PgPool, names: &Names) -> Result<Found, Err
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        ours = tables_exist(pool, names).await?.0;
+        complete = tables_exist(pool, names).await?.complete;
     }
-    Ok(Found { foreign: Foreign { sqlx, diesel }, server_version: Some(server_version), db_key })
+    Ok(Found {
+        foreign: Foreign { sqlx: look.sqlx, diesel: look.diesel },
+        server_version: Some(look.server_version),
+        db_key: look.db_key,
+    })
 }

@@ -322,12 +322,9 @@ async fn run_step(
             if let Some(fence) = guard.fence {
                 lease::check_fence(&mut tx, names, fence).await?;
             }
-            match still_due(&mut tx, names, d, step, guard).await? {
-                Ok(()) => {}
-                Err(outcome) => {
-                    let _ = tx.rollback().await;
-                    return Ok(outcome);
-                }
+            if let Some(outcome) = still_due(&mut tx, names, d, step, guard).await? {
+                let _ = tx.rollback().await;
+                return Ok(outcome);
             }
             for sql in &statements {
                 if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut *tx).await {
@@ -365,14 +362,15 @@ async fn run_step(
 }
 
 /// Inside the step's transaction: the drop is still pending (row locked) and the gate,
-/// asked again with the live instances of this moment, still allows the step.
+/// asked again with the live instances of this moment, still allows the step (`None`),
+/// or the outcome to stop with.
 async fn still_due(
     tx: &mut PgConnection,
     names: &Names,
     d: &PendingDrop,
     step: DropStep,
     guard: &StepGuard<'_>,
-) -> Result<Result<(), StepOutcome>, Error> {
+) -> Result<Option<StepOutcome>, Error> {
     let state: Option<String> = simple::sql(names.sql(LOCK_DROP))
         .bind(d.id)
         .scalar_optional(&mut *tx)
@@ -380,15 +378,15 @@ async fn still_due(
         .doing("reading a deferred drop")?;
     if state.as_deref() != Some("pending") {
         // Carried out (or removed) by another run in between: nothing left to do.
-        return Ok(Err(StepOutcome::Held(Vec::new())));
+        return Ok(Some(StepOutcome::Held(Vec::new())));
     }
     let live = instances::live(&mut *tx, names, guard.instance_ttl.as_secs_f64()).await?;
     let blockers = (guard.recheck)(&live);
     if step.allowed(&blockers) {
-        Ok(Ok(()))
+        Ok(None)
     } else {
         tracing::info!(drop = %d, ?step, "the gate closed before the step ran; it waits");
-        Ok(Err(StepOutcome::Held(blockers)))
+        Ok(Some(StepOutcome::Held(blockers)))
     }
 }
 
@@ -407,11 +405,15 @@ VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), 'dropped')
 ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
     SET state = 'dropped', dropped_at = clock_timestamp(), scheduled_by = EXCLUDED.scheduled_by";
 
-/// The (schema, table, column) of each object the migration's SQL removes that exists now.
-pub(super) async fn resolve_removed(
-    conn: &mut PgConnection,
-    step: &Step,
-) -> Result<Vec<(String, String, Option<String>)>, Error> {
+/// A column (or a table, without `column`) a migration removes, where it lives.
+pub(super) struct RemovedObject {
+    schema: String,
+    table: String,
+    column: Option<String>,
+}
+
+/// Each object the migration's SQL removes that exists now.
+pub(super) async fn resolve_removed(conn: &mut PgConnection, step: &Step) -> Result<Vec<RemovedObject>, Error> {
     let Body::Sql(sql) = step.body else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for r in zdm_core::removed::removed(sql) {
@@ -421,7 +423,7 @@ pub(super) async fn resolve_removed(
             .await
             .doing("reading what a migration removes")?;
         if let Some((schema, table)) = found {
-            out.push((schema, table, r.column));
+            out.push(RemovedObject { schema, table, column: r.column });
         }
     }
     Ok(out)
@@ -433,9 +435,9 @@ pub(super) async fn record_removed(
     conn: &mut PgConnection,
     names: &Names,
     version: i64,
-    removed: &[(String, String, Option<String>)],
+    removed: &[RemovedObject],
 ) -> Result<(), Error> {
-    for (schema, table, column) in removed {
+    for RemovedObject { schema, table, column } in removed {
         let gone: bool = simple::sql(GONE)
             .bind(schema)
             .bind(table)

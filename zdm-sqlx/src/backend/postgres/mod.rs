@@ -29,7 +29,7 @@ use super::{Backend, StepGuard};
 use crate::error::Error;
 use crate::migration::Step;
 use crate::names::Names;
-use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, RunContext};
+use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, Outcome, RunContext};
 
 impl super::private::Sealed for PgPool {}
 
@@ -88,7 +88,7 @@ impl Backend for PgPool {
         policy: &ExecPolicy,
         fence: &Fence,
         gate: Option<&StepGuard<'_>>,
-    ) -> Result<Result<i64, Failure>, Error> {
+    ) -> Result<Outcome, Error> {
         apply::apply(self, names, step, ctx, policy, fence, gate).await
     }
 

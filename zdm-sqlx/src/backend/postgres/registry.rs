@@ -116,8 +116,9 @@ async fn upsert_instance(
         .execute(&mut *tx)
         .await
         .doing("registering this instance's models")?;
-    // Decision 15, serialised with the drops: a drop that committed while this build booted
-    // is seen here (a statement after the lock), and the registration is rolled back.
+    // Serialised with the drops: a build that maps a dropped column would fail on its first
+    // query, so it must not start; a drop that committed while this build booted is seen
+    // here (a statement after the lock), and the registration is rolled back.
     let drops = drops::load_drops(&mut *tx, names).await?;
     crate::error::refuse_boot(&drops, models)?;
     tx.commit().await.doing("registering this instance")?;

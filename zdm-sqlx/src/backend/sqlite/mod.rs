@@ -17,7 +17,7 @@ use super::{elapsed_ms, Backend, Backfills, Drops, StepGuard};
 use crate::error::{Doing, Error};
 use crate::migration::{Body, RustRun, Step};
 use crate::names::Names;
-use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, RunContext};
+use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, Outcome, RunContext};
 
 const TABLES_EXIST: &str = "SELECT \
      (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5 \
@@ -269,19 +269,24 @@ impl Backend for SqlitePool {
         _policy: &ExecPolicy,
         fence: &Fence,
         _gate: Option<&StepGuard<'_>>,
-    ) -> Result<Result<i64, Failure>, Error> {
+    ) -> Result<Outcome, Error> {
         let started = Instant::now();
         if step.meta.no_transaction {
             let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
             check_fence(&mut conn, names, fence).await?;
             if let Err((message, line)) = run_body(&mut conn, step, false).await {
-                return Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started), retryable: false }));
+                return Ok(Outcome::Failed(Failure {
+                    message,
+                    line,
+                    duration_ms: elapsed_ms(started),
+                    retryable: false,
+                }));
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await.doing("writing the ledger")?;
             check_fence(&mut tx, names, fence).await?;
             record(&mut tx, names, step, ctx, elapsed_ms(started), None).await?;
             tx.commit().await.doing("writing the ledger")?;
-            return Ok(Ok(elapsed_ms(started)));
+            return Ok(Outcome::Applied { duration_ms: elapsed_ms(started) });
         }
         let mut tx = self.begin().await.doing("starting a migration transaction")?;
         match run_body(&mut tx, step, true).await {
@@ -290,11 +295,11 @@ impl Backend for SqlitePool {
                 check_fence(&mut tx, names, fence).await?;
                 record(&mut tx, names, step, ctx, ms, None).await?;
                 tx.commit().await.doing("committing a migration")?;
-                Ok(Ok(ms))
+                Ok(Outcome::Applied { duration_ms: ms })
             }
             Err((message, line)) => {
                 let _ = tx.rollback().await;
-                Ok(Err(Failure { message, line, duration_ms: elapsed_ms(started), retryable: false }))
+                Ok(Outcome::Failed(Failure { message, line, duration_ms: elapsed_ms(started), retryable: false }))
             }
         }
     }
