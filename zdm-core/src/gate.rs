@@ -10,6 +10,7 @@ use crate::removed::Removed;
 
 /// One live instance of the registry (heartbeat younger than the TTL).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Instance {
     pub id: String,
     pub app_name: String,
@@ -40,6 +41,7 @@ impl fmt::Display for Instance {
 
 /// A column that a model struct of some instance maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Mapped {
     pub table: String,
     pub column: String,
@@ -70,6 +72,7 @@ impl Mapped {
 
 /// What a deferred drop removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum DropTarget {
     Column(String),
     Table,
@@ -79,6 +82,7 @@ pub enum DropTarget {
 
 /// A pending deferred drop, as the registry of drops holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PendingDrop {
     pub id: i64,
     pub schema: String,
@@ -124,6 +128,7 @@ impl fmt::Display for PendingDrop {
 
 /// Why a pending item cannot run yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Blocker {
     /// A live instance runs a build without the migration `version`.
     OldBuild { instance: Instance, version: i64 },
@@ -158,6 +163,7 @@ impl fmt::Display for Blocker {
 
 /// A backfill that has not finished, as the registry of backfills holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PendingBackfill {
     pub name: String,
     pub table: String,
@@ -265,6 +271,7 @@ pub struct DropRecord {
 
 /// One scheduled drop with the gate's verdict on it, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DropStatus {
     pub drop: PendingDrop,
     /// Carried out.

@@ -10,6 +10,8 @@
 pub mod backfill;
 pub mod baseline;
 pub mod checksum;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod directive;
 pub mod exec;
 pub mod gate;

@@ -7,6 +7,7 @@ use std::fmt;
 
 /// When a migration may run during a rolling deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Phase {
     /// Safe for the build that is still serving: run by `run_pre`, before the new code.
     PreDeploy,

@@ -44,6 +44,32 @@ impl Migrator {
         Migrator { steps, settings: Settings::new(app_name, app_version) }
     }
 
+    /// A migrator over migration files read at run time (`zdm::lint::read_set`), for tools
+    /// such as the `zdm` command line that run a folder instead of an embedded set. The
+    /// set's text lives for the rest of the process (it is leaked: meant for one-shot
+    /// tools, not for building migrators in a loop).
+    pub fn from_parsed(set: Vec<zdm_core::source::ParsedMigration>, app_name: &str, app_version: &str) -> Migrator {
+        fn leak(s: String) -> &'static str {
+            Box::leak(s.into_boxed_str())
+        }
+        let steps = set.into_iter().map(|m| {
+            let reasons: Vec<&'static str> = m.directives.safety_assured.into_iter().map(|a| leak(a.reason)).collect();
+            let meta = Migration {
+                version: m.version,
+                description: leak(m.description),
+                source: leak(m.path),
+                checksum: Box::leak(m.checksum.into_boxed_slice()),
+                phase: if m.directives.after_deploy { zdm_core::Phase::PostDeploy } else { zdm_core::Phase::PreDeploy },
+                no_transaction: m.directives.no_transaction,
+                safety_assured: Box::leak(reasons.into_boxed_slice()),
+                lock_timeout_ms: m.directives.lock_timeout_ms,
+                statement_timeout_ms: m.directives.statement_timeout_ms,
+            };
+            Step { meta, body: crate::migration::Body::Sql(leak(m.sql)) }
+        });
+        Migrator::new(steps, app_name, app_version)
+    }
+
     /// Puts zdm's tables in `schema` (PostgreSQL; created when missing). Default: the
     /// connection's search path.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {

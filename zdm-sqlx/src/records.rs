@@ -36,6 +36,7 @@ impl RunContext {
 
 /// One row of the ledger as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LedgerRow {
     pub version: i64,
     pub description: String,
@@ -142,6 +143,7 @@ pub struct PostPending {
 
 /// One backfill as its progress row holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BackfillRow {
     pub name: String,
     pub table: String,

@@ -9,6 +9,7 @@ use crate::registry::Instance;
 
 /// One migration a run applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AppliedStep {
     pub version: i64,
     pub description: &'static str,

@@ -17,6 +17,7 @@ use crate::registry;
 
 /// Where one migration stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum State {
     /// Applied by zdm.
     Applied,
@@ -36,6 +37,7 @@ pub enum State {
 
 /// One line of the status table.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct StatusRow {
     pub version: i64,
     pub description: String,
@@ -51,6 +53,7 @@ pub struct StatusRow {
 
 /// The migration status of one database for one embedded set.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Status {
     pub rows: Vec<StatusRow>,
     /// Every deferred drop scheduled in this database, with what holds back the pending ones.

@@ -1,0 +1,175 @@
+//! `zdm`: zero-downtime migrations from the command line.
+//!
+//! Lint a migrations folder in CI (text, JSON, SARIF or GitHub annotations), run the
+//! pre- and post-deploy phases from a deploy pipeline, watch backfills, adopt zdm on an
+//! existing database, and start a new migration file. Every command goes through the
+//! `zdm` library's own functions; the folder is read at run time, so the binary works for
+//! any project.
+//!
+//! Exit codes: 0 success; 1 lint errors or a failed command; 2 a usage error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod db;
+mod lint;
+mod new;
+mod project;
+
+/// Zero-downtime schema migrations for sqlx: lint, run the two phases, adopt.
+#[derive(Parser, Debug)]
+#[command(name = "zdm", version, about, long_about = None, after_help = EXIT_CODES)]
+struct Cli {
+    /// The project's folder: where `zdm.toml`, `sqlx.toml` and the migrations are.
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    project: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 lint errors or a failed command; 2 a usage error.";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Judge every migration without a database (the rules `zdm::migrations!` applies at
+    /// compile time). Exits 1 when a finding blocks.
+    Lint(LintArgs),
+    /// Applied and pending migrations, deferred drops, backfills and live instances.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
+    },
+    /// Applies the pending pre-deploy migrations (safe for the build still serving).
+    Pre {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Applies the pending after_deploy migrations and due deferred drops, as far as the
+    /// gate allows (no live build may still need what they remove).
+    Post {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Wait, checking the gate at every heartbeat, until no post-deploy work is left.
+        #[arg(long)]
+        when_safe: bool,
+    },
+    /// Runs every unfinished backfill to its end, with a progress bar.
+    Backfills {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Writes `zdm-baseline.txt` into the migrations folder from the database's applied
+    /// history (zdm's, sqlx's or diesel's): adopting zdm on an existing project.
+    Baseline {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Creates a migration file named in sqlx's way (`<timestamp>_<name>.sql`), with the
+    /// directive lines written for you.
+    New {
+        /// What the migration does, e.g. `add_posts_summary`.
+        name: String,
+        /// A post-deploy migration (`-- zdm:after_deploy`): run by `zdm post`.
+        #[arg(long)]
+        after_deploy: bool,
+        /// Runs outside a transaction (`-- zdm:no_transaction`), e.g. for
+        /// `CREATE INDEX CONCURRENTLY`.
+        #[arg(long)]
+        no_transaction: bool,
+        /// The migrations folder (default: from zdm.toml, sqlx.toml, else `migrations`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct LintArgs {
+    /// The migrations folder (default: from zdm.toml, sqlx.toml, else `migrations`).
+    dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// The PostgreSQL version the rules assume (e.g. `14`, `14.2`; default from zdm.toml,
+    /// else 15).
+    #[arg(long, value_name = "VERSION")]
+    postgres: Option<String>,
+    /// The SQL dialect of the migrations (default from zdm.toml, else postgres).
+    #[arg(long, value_enum)]
+    dialect: Option<Dialect>,
+    /// Judge only files added or changed since this git ref; the rest is replayed for
+    /// the schema only.
+    #[arg(long, value_name = "GIT_REF")]
+    changed_since: Option<String>,
+}
+
+/// Where the database is.
+#[derive(clap::Args, Debug)]
+struct DbArgs {
+    /// `postgres://…` or `sqlite:…`.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    database_url: String,
+    /// The migrations folder (default: from zdm.toml, sqlx.toml, else `migrations`).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Human-readable, one finding per paragraph.
+    Text,
+    /// `{"findings": [...], "errors": N, "warnings": N}` (see docs/cli.md).
+    Json,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+    /// GitHub Actions workflow commands (`::error file=..,line=..::..`): annotations on
+    /// the pull request.
+    Github,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ZDM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Lint(args) => lint::run(&cli.project, args),
+        Command::New { name, after_deploy, no_transaction, dir } => {
+            new::run(&cli.project, dir, &name, after_deploy, no_transaction)
+        }
+        command => runtime().and_then(|rt| rt.block_on(db::run(&cli.project, command))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn std::error::Error>> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+/// What every command returns: its exit code, or an error printed as `error: ..`.
+type Outcome = Result<ExitCode, Box<dyn std::error::Error>>;

@@ -1,0 +1,89 @@
+//! The project a command works on: its `zdm.toml`, the migrations folder (the command's
+//! argument, else `zdm.toml`'s, else `sqlx.toml`'s, else `migrations`) and the set read
+//! from it.
+
+use std::path::{Path, PathBuf};
+
+use zdm::lint::{LintConfig, LintInput, ParsedMigration, PgVersion};
+use zdm_core::config::{Config, FILE_NAME};
+
+/// A project's settings and its migrations.
+pub(crate) struct Project {
+    pub config: Config,
+    /// The folder, as given or found (relative to the current directory).
+    pub dir: PathBuf,
+}
+
+impl Project {
+    /// Reads `zdm.toml` (and `sqlx.toml`) in `root`; `dir` overrides the folder.
+    pub(crate) fn load(root: &Path, dir: Option<PathBuf>) -> Result<Project, Box<dyn std::error::Error>> {
+        let known: Vec<&str> = zdm::lint::RULES.iter().map(|r| r.id).collect();
+        let path = root.join(FILE_NAME);
+        let config = match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&path.display().to_string(), &text, &known)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+        };
+        let dir = match (dir, &config.migrations) {
+            (Some(d), _) => d,
+            (None, Some(d)) => root.join(d),
+            (None, None) => {
+                let sqlx = root.join("sqlx.toml");
+                match std::fs::read_to_string(&sqlx) {
+                    Ok(text) => match Config::sqlx_migrations_dir(&sqlx.display().to_string(), &text)? {
+                        Some(d) => root.join(d),
+                        None => root.join("migrations"),
+                    },
+                    Err(_) => root.join("migrations"),
+                }
+            }
+        };
+        Ok(Project { config, dir: tidy(dir) })
+    }
+
+    /// The migrations, every problem with the files reported at once.
+    pub(crate) fn read_set(&self) -> Result<Vec<ParsedMigration>, Box<dyn std::error::Error>> {
+        zdm::lint::read_set(&self.dir)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n").into())
+    }
+
+    /// The lint's settings: `postgres` given on the command line wins over `zdm.toml`.
+    pub(crate) fn lint_config(&self, postgres: Option<&str>) -> Result<LintConfig, Box<dyn std::error::Error>> {
+        let postgres = match postgres {
+            Some(text) => PgVersion::parse(text)
+                .ok_or_else(|| format!("--postgres {text}: not a PostgreSQL version (use e.g. 15 or 14.2)"))?,
+            None => self.config.postgres.unwrap_or_default(),
+        };
+        let baseline = zdm::baseline::read(&self.dir)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+        Ok(LintConfig { postgres, start_after: None, baseline })
+    }
+
+    /// The set with every rule `zdm.toml` allows recorded, like a `safety_assured`
+    /// directive, in the migrations where it fires (the ledger keeps the reason).
+    pub(crate) fn assured_set(&self) -> Result<Vec<ParsedMigration>, Box<dyn std::error::Error>> {
+        let mut set = self.read_set()?;
+        let config = self.lint_config(None)?;
+        let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
+        let mut findings = zdm::lint::lint(&inputs, &config);
+        self.config.apply(&mut findings);
+        for f in findings.iter().filter(|f| f.assured.as_deref().is_some_and(|r| r.starts_with("zdm.toml: "))) {
+            let reason = f.assured.clone().unwrap_or_default();
+            if let Some(m) = set.iter_mut().find(|m| m.version == f.version) {
+                if !m.directives.safety_assured.iter().any(|a| a.reason == reason) {
+                    m.directives.safety_assured.push(zdm_core::directive::SafetyAssured {
+                        reason,
+                        line: 0,
+                        scope: zdm_core::directive::AssuredScope::File,
+                    });
+                }
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// `./migrations` shown as `migrations`, as a user writes it.
+fn tidy(path: PathBuf) -> PathBuf {
+    path.strip_prefix(".").map(Path::to_path_buf).unwrap_or(path)
+}

@@ -1,0 +1,332 @@
+//! The `zdm` binary as a user runs it: every command's output and exit code, on folders
+//! each test writes for itself, against a real PostgreSQL (and SQLite) where a command
+//! needs a database.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const ADD_TABLE: &str = "CREATE TABLE posts (id bigint PRIMARY KEY, title text NOT NULL);\n";
+const ADD_COLUMN: &str = "ALTER TABLE posts ADD COLUMN summary text;\n";
+/// Breaks the build still serving: a rename in a pre-deploy migration.
+const RENAME: &str = "ALTER TABLE posts RENAME COLUMN title TO headline;\n";
+const DROP_SUMMARY: &str = "-- zdm:after_deploy\nALTER TABLE posts DROP COLUMN summary;\n";
+
+fn zdm(project: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("zdm").expect("the zdm binary is built");
+    cmd.arg("--project").arg(project).env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    cmd
+}
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    for (name, sql) in files {
+        std::fs::write(dir.join("migrations").join(name), sql).unwrap();
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_names_every_command_and_the_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = zdm(dir.path()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for command in ["lint", "status", "pre", "post", "backfills", "baseline", "new"] {
+        assert!(text.contains(command), "{command} missing from:\n{text}");
+    }
+    assert!(text.contains("Exit codes: 0 success; 1 lint errors or a failed command; 2 a usage error"), "{text}");
+    for command in ["lint", "status", "pre", "post", "backfills", "baseline", "new"] {
+        let out = zdm(dir.path()).args([command, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{command} --help: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = zdm(dir.path()).args(["lint", "--format", "xml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("xml"), "{}", stderr(&out));
+}
+
+#[test]
+fn lint_reports_findings_in_every_format_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", ADD_TABLE), ("0002_rename.sql", RENAME)]);
+
+    let out = zdm(dir.path()).arg("lint").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("0002_rename.sql:1:1: error[rename-column]"), "{text}");
+    assert!(text.contains("1 error(s) blocking"), "{text}");
+
+    let out = zdm(dir.path()).args(["lint", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(json["errors"], 1);
+    let finding = &json["findings"][0];
+    assert_eq!(finding["rule"], "rename-column");
+    assert_eq!(finding["severity"], "Error");
+    assert_eq!(finding["version"], 2);
+    assert_eq!(finding["line"], 1);
+    assert!(finding["file"].as_str().unwrap().ends_with("migrations/0002_rename.sql"), "{finding}");
+
+    let out = zdm(dir.path()).args(["lint", "--format", "sarif"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let sarif: Value = serde_json::from_slice(&out.stdout).expect("SARIF on stdout");
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "zdm");
+    assert_eq!(run["tool"]["driver"]["rules"][0]["id"], "rename-column");
+    let result = &run["results"][0];
+    assert_eq!(result["ruleId"], "rename-column");
+    assert_eq!(result["level"], "error");
+    let location = &result["locations"][0]["physicalLocation"];
+    assert!(location["artifactLocation"]["uri"].as_str().unwrap().ends_with("migrations/0002_rename.sql"));
+    assert_eq!(location["region"]["startLine"], 1);
+
+    let out = zdm(dir.path()).args(["lint", "--format", "github"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let line = text.lines().next().unwrap();
+    assert!(line.starts_with("::error file="), "{line}");
+    assert!(line.contains("0002_rename.sql,line=1,col=1,title=zdm rename-column::"), "{line}");
+    assert!(!line.contains('\n'), "one line per annotation");
+}
+
+#[test]
+fn a_clean_folder_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", ADD_TABLE), ("0002_summary.sql", ADD_COLUMN)]);
+    let out = zdm(dir.path()).arg("lint").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("0 error(s) blocking"), "{}", stdout(&out));
+}
+
+#[test]
+fn zdm_toml_sets_rule_levels_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", ADD_TABLE), ("0002_rename.sql", RENAME)]);
+    std::fs::write(
+        dir.path().join("zdm.toml"),
+        "[rules]\nrename-column = { level = \"allow\", reason = \"no old build reads posts yet\" }\n",
+    )
+    .unwrap();
+    let out = zdm(dir.path()).args(["lint", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["errors"], 0);
+    assert_eq!(json["findings"][0]["assured"], "zdm.toml: no old build reads posts yet");
+
+    std::fs::write(dir.path().join("zdm.toml"), "[rules]\nrename-column = \"warn\"\n").unwrap();
+    let out = zdm(dir.path()).arg("lint").output().unwrap();
+    assert!(out.status.success(), "a warned rule does not block");
+    assert!(stdout(&out).contains("warning[rename-column]"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_malformed_zdm_toml_names_the_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", ADD_TABLE)]);
+    std::fs::write(dir.path().join("zdm.toml"), "postgres = \"15\"\n\n[rules]\nrename-colum = \"warn\"\n").unwrap();
+    let out = zdm(dir.path()).arg("lint").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("zdm.toml:4: [rules] names an unknown rule `rename-colum`"), "{err}");
+}
+
+#[test]
+fn sqlx_toml_names_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("db/sql")).unwrap();
+    std::fs::write(dir.path().join("db/sql/0001_rename.sql"), RENAME).unwrap();
+    std::fs::write(dir.path().join("sqlx.toml"), "[migrate]\nmigrations-dir = \"db/sql\"\n").unwrap();
+    let out = zdm(dir.path()).arg("lint").output().unwrap();
+    assert!(stdout(&out).contains("db/sql/0001_rename.sql"), "{}{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn changed_since_judges_only_new_and_changed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&ok.stderr));
+    };
+    git(&["init", "-q"]);
+    // Already merged: its finding is history for this pull request.
+    write(root, &[("0001_posts.sql", ADD_TABLE), ("0002_rename.sql", RENAME)]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "base"]);
+    write(root, &[("0003_rename_again.sql", "ALTER TABLE posts RENAME COLUMN headline TO title2;\n")]);
+    let out =
+        zdm(root).current_dir(root).args(["lint", "--format", "json", "--changed-since", "HEAD"]).output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    let files: Vec<&str> = json["findings"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with("0003_rename_again.sql"), "{files:?}");
+    // The replay still knew `headline` from the unjudged file (no "unknown column").
+    assert_eq!(json["findings"][0]["rule"], "rename-column");
+}
+
+#[test]
+fn new_writes_a_file_named_as_sqlx_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = zdm(dir.path()).args(["new", "Drop posts summary", "--after-deploy"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = stdout(&out).trim().to_string();
+    let name = Path::new(&path).file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with("_drop_posts_summary.sql"), "{name}");
+    assert_eq!(name.split('_').next().unwrap().len(), 14, "a UTC timestamp version: {name}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("-- zdm:after_deploy\n"), "{text}");
+    // Twice in one second: two versions, never one.
+    let again = zdm(dir.path()).args(["new", "drop posts summary", "--no-transaction"]).output().unwrap();
+    let second = stdout(&again).trim().to_string();
+    assert_ne!(path, second);
+    assert!(std::fs::read_to_string(&second).unwrap().contains("-- zdm:no_transaction\n"));
+    let bad = zdm(dir.path()).args(["new", "../escape"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("not a usable migration name"), "{}", stderr(&bad));
+}
+
+/// A database of its own on the test server, dropped at the end.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn new() -> TestDb {
+        let admin =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!(
+            "zdm_cli_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000
+        );
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        let url = format!("{base}/{name}");
+        TestDb { admin, name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        psql(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// One statement through the library's own sqlx, so the test needs no psql binary.
+fn psql(url: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let pool = zdm::sqlx::PgPool::connect(url).await.expect("the test server answers (scripts/test starts one)");
+        zdm::sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+}
+
+#[test]
+fn a_deploy_day_from_the_command_line() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[("0001_posts.sql", ADD_TABLE), ("0002_summary.sql", ADD_COLUMN), ("0003_drop.sql", DROP_SUMMARY)],
+    );
+    let run = |args: &[&str]| zdm(dir.path()).args(args).arg("--database-url").arg(&db.url).output().unwrap();
+
+    let out = run(&["pre"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("applied 1 posts") && text.contains("applied 2 summary"), "{text}");
+    assert!(!text.contains("applied 3"), "pre leaves after_deploy work: {text}");
+
+    let out = run(&["status", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = status["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["state"], "Applied");
+    assert_eq!(rows[2]["version"], 3);
+    assert!(rows[2]["state"]["PendingPost"].is_object(), "{}", rows[2]);
+    assert_eq!(rows[0]["ledger"]["app_name"], "zdm-cli");
+    assert!(status["instances"].as_array().unwrap().is_empty(), "the command line registers nowhere");
+
+    let out = run(&["status"]);
+    assert!(stdout(&out).contains("pending: run_post"), "{}", stdout(&out));
+
+    let out = run(&["post"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("applied 3 drop"), "{}", stdout(&out));
+
+    // A file edited after it ran: refused, the file named.
+    std::fs::write(dir.path().join("migrations/0002_summary.sql"), "ALTER TABLE posts ADD COLUMN summary varchar;\n")
+        .unwrap();
+    let out = run(&["pre"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("0002_summary.sql"), "{}", stderr(&out));
+
+    // Adoption: the baseline lists what the database has applied.
+    let out = run(&["baseline"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("baselined up to 3"), "{}", stdout(&out));
+    assert!(dir.path().join("migrations/zdm-baseline.txt").is_file());
+}
+
+#[test]
+fn sqlite_urls_work_too() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT NOT NULL);\n")]);
+    let url = format!("sqlite:{}", dir.path().join("app.db").display());
+    let out = zdm(dir.path()).args(["pre", "--database-url", &url]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("applied 1 posts"), "{}", stdout(&out));
+    let out = zdm(dir.path()).env("DATABASE_URL", &url).arg("status").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("applied"), "{}", stdout(&out));
+}
+
+#[test]
+fn backfills_runs_what_migrations_scheduled() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("0001_posts.sql", "CREATE TABLE posts (id bigint PRIMARY KEY, title text, slug text);\n"),
+            ("0002_rows.sql", "INSERT INTO posts SELECT g, 'Post ' || g, NULL FROM generate_series(1, 500) g;\n"),
+            ("0003_fill.sql", "SELECT zdm_backfill('slugs', 'posts', 'slug = lower(title)', 'slug IS NULL');\n"),
+        ],
+    );
+    let run = |args: &[&str]| zdm(dir.path()).args(args).arg("--database-url").arg(&db.url).output().unwrap();
+    let out = run(&["pre"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["backfills"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("backfill slugs on") && text.contains("500 rows") && text.contains("finished"), "{text}");
+    let out = run(&["backfills"]);
+    assert!(stdout(&out).contains("no backfill left to run"), "{}", stdout(&out));
+}

@@ -1,0 +1,289 @@
+//! `zdm.toml`: a project's settings, beside its `Cargo.toml`, read by the `zdm` command
+//! line (and by tools through [`Config::load`]).
+//!
+//! ```toml
+//! migrations = "migrations"   # the folder (default: sqlx.toml's, else "migrations")
+//! dialect = "postgres"        # or "sqlite"
+//! postgres = "15"             # the server version the lint assumes
+//! exclude = ["migrations/archive"]  # paths (prefixes) the lint does not judge
+//! lock_timeout = "500ms"      # the longest lock wait of a statement
+//! statement_timeout = "60s"
+//!
+//! [rules]
+//! rename-column = "warn"                       # deny | warn | allow
+//! unbatched-backfill = { level = "allow", reason = "tables under 10k rows" }
+//! ```
+//!
+//! A malformed file is an error naming the file, the line and the key. sqlx's
+//! `sqlx.toml` (`[migrate] migrations-dir`) is honoured when `zdm.toml` names no folder.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::lint::{Finding, PgVersion, Severity};
+
+/// The file's name.
+pub const FILE_NAME: &str = "zdm.toml";
+
+/// What a project can set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// The migrations folder, relative to the project's root.
+    pub migrations: Option<String>,
+    /// `postgres` (default) or `sqlite`.
+    pub dialect: Option<String>,
+    pub postgres: Option<PgVersion>,
+    /// Path prefixes the lint replays but does not judge.
+    pub exclude: Vec<String>,
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    /// Per-rule levels, by rule id.
+    pub rules: BTreeMap<String, Level>,
+}
+
+/// What a project decided for one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Level {
+    /// Always an error.
+    Deny,
+    /// Reported, never blocks.
+    Warn,
+    /// Accepted everywhere, for this reason (kept in the ledger like `safety_assured`).
+    Allow { reason: String },
+}
+
+/// A problem with `zdm.toml` (or `sqlx.toml`): the file, the line when known, what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    migrations: Option<String>,
+    dialect: Option<String>,
+    postgres: Option<toml::Value>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    lock_timeout: Option<String>,
+    statement_timeout: Option<String>,
+    #[serde(default)]
+    rules: BTreeMap<String, RawLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLevel {
+    Plain(String),
+    Full { level: String, reason: Option<String> },
+}
+
+#[derive(Deserialize)]
+struct RawSqlx {
+    #[serde(default)]
+    migrate: RawSqlxMigrate,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct RawSqlxMigrate {
+    migrations_dir: Option<String>,
+}
+
+impl Config {
+    /// Reads `text` as the contents of `file` (named in errors). Rule ids are checked
+    /// against `known_rules`.
+    pub fn parse(file: &str, text: &str, known_rules: &[&str]) -> Result<Config, ConfigError> {
+        let err = |line: Option<usize>, message: String| ConfigError { file: file.to_string(), line, message };
+        let line_of_key = |key: &str| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(key) || l.contains(&format!("\"{key}\"")))
+                .map(|i| i + 1)
+        };
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            err(line, e.message().to_string())
+        })?;
+        let mut config = Config { migrations: raw.migrations, exclude: raw.exclude, ..Config::default() };
+        if let Some(d) = raw.dialect {
+            if d != "postgres" && d != "sqlite" {
+                return Err(err(
+                    line_of_key("dialect"),
+                    format!("dialect {d:?} is not known: use \"postgres\" or \"sqlite\""),
+                ));
+            }
+            config.dialect = Some(d);
+        }
+        if let Some(v) = raw.postgres {
+            let text = match &v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => format!("{other:?}"),
+            };
+            config.postgres = Some(PgVersion::parse(&text).ok_or_else(|| {
+                err(
+                    line_of_key("postgres"),
+                    format!("postgres = {text:?} is not a PostgreSQL version: use e.g. \"15\" or \"14.2\""),
+                )
+            })?);
+        }
+        for (key, value) in [("lock_timeout", raw.lock_timeout), ("statement_timeout", raw.statement_timeout)] {
+            let Some(value) = value else { continue };
+            let parsed = crate::directive::parse_duration_ms(&value).ok_or_else(|| {
+                err(
+                    line_of_key(key),
+                    format!("{key} = {value:?} is not a duration: use e.g. \"500ms\", \"2s\" or \"5min\""),
+                )
+            })?;
+            let d = Some(Duration::from_millis(parsed));
+            if key == "lock_timeout" {
+                config.lock_timeout = d;
+            } else {
+                config.statement_timeout = d;
+            }
+        }
+        for (rule, level) in raw.rules {
+            if !known_rules.contains(&rule.as_str()) {
+                return Err(err(
+                    line_of_key(&rule),
+                    format!("[rules] names an unknown rule `{rule}`; the rules are listed by `zdm lint --list-rules`"),
+                ));
+            }
+            let (name, reason) = match level {
+                RawLevel::Plain(l) => (l, None),
+                RawLevel::Full { level, reason } => (level, reason),
+            };
+            let level = match (name.as_str(), reason) {
+                ("deny", _) => Level::Deny,
+                ("warn", _) => Level::Warn,
+                ("allow", Some(r)) if !r.trim().is_empty() => Level::Allow { reason: r.trim().to_string() },
+                ("allow", _) => {
+                    return Err(err(
+                        line_of_key(&rule),
+                        format!(
+                            "`{rule}` is allowed without a reason: write `{rule} = {{ level = \"allow\", reason = \"<why it is \
+                             safe here>\" }}` (the reason is kept in the ledger)"
+                        ),
+                    ))
+                }
+                (other, _) => {
+                    return Err(err(
+                        line_of_key(&rule),
+                        format!("`{rule} = {other:?}`: a rule's level is \"deny\", \"warn\" or \"allow\""),
+                    ))
+                }
+            };
+            config.rules.insert(rule, level);
+        }
+        Ok(config)
+    }
+
+    /// The migrations folder `sqlx.toml` names (`[migrate] migrations-dir`), if any.
+    pub fn sqlx_migrations_dir(file: &str, text: &str) -> Result<Option<String>, ConfigError> {
+        #[derive(Deserialize)]
+        struct Loose {
+            #[serde(default)]
+            migrate: Option<toml::Value>,
+        }
+        // Only the one key is read; the rest of sqlx.toml is sqlx's business.
+        let loose: Loose = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            line: e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+            message: e.message().to_string(),
+        })?;
+        let Some(migrate) = loose.migrate else { return Ok(None) };
+        let raw: RawSqlx = toml::Value::Table([("migrate".to_string(), migrate)].into_iter().collect())
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError {
+                file: file.to_string(),
+                line: None,
+                message: e.message().to_string(),
+            })?;
+        Ok(raw.migrate.migrations_dir)
+    }
+
+    /// Applies the per-rule levels and the excluded paths to `findings`: a denied rule is
+    /// an error, a warned one a warning, an allowed one accepted with its reason (as a
+    /// `safety_assured` would); findings in excluded files are dropped.
+    pub fn apply(&self, findings: &mut Vec<Finding>) {
+        findings.retain(|f| !self.exclude.iter().any(|p| f.file.starts_with(p.trim_end_matches('/'))));
+        for f in findings.iter_mut() {
+            match self.rules.get(f.rule) {
+                Some(Level::Deny) => f.severity = Severity::Error,
+                Some(Level::Warn) => f.severity = Severity::Warning,
+                Some(Level::Allow { reason }) if f.assured.is_none() => {
+                    f.assured = Some(format!("zdm.toml: {reason}"));
+                }
+                Some(Level::Allow { .. }) | None => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &[&str] = &["rename-column", "unbatched-backfill"];
+
+    #[test]
+    fn a_full_file_reads() {
+        let c = Config::parse(
+            "zdm.toml",
+            "migrations = \"db/migrations\"\ndialect = \"postgres\"\npostgres = 14\nexclude = [\"db/migrations/old\"]\n\
+             lock_timeout = \"2s\"\n[rules]\nrename-column = \"warn\"\n\
+             unbatched-backfill = { level = \"allow\", reason = \"small tables\" }\n",
+            RULES,
+        )
+        .unwrap();
+        assert_eq!(c.migrations.as_deref(), Some("db/migrations"));
+        assert_eq!(c.postgres, Some(PgVersion { major: 14, minor: None }));
+        assert_eq!(c.lock_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.rules["rename-column"], Level::Warn);
+        assert_eq!(c.rules["unbatched-backfill"], Level::Allow { reason: "small tables".into() });
+    }
+
+    #[test]
+    fn mistakes_name_the_line_and_the_key() {
+        let e =
+            Config::parse("zdm.toml", "dialect = \"postgres\"\n[rules]\nrename-colum = \"warn\"\n", RULES).unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.to_string().contains("unknown rule `rename-colum`"), "{e}");
+        let e = Config::parse("zdm.toml", "[rules]\nrename-column = \"allow\"\n", RULES).unwrap_err();
+        assert!(e.to_string().contains("without a reason"), "{e}");
+        let e = Config::parse("zdm.toml", "migration = \"x\"\n", RULES).unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.to_string().contains("migration"), "{e}");
+        let e = Config::parse("zdm.toml", "postgres = \"fifteen\"\n", RULES).unwrap_err();
+        assert!(e.to_string().starts_with("zdm.toml:1: postgres"), "{e}");
+        let e = Config::parse("zdm.toml", "lock_timeout = \"soon\"\n", RULES).unwrap_err();
+        assert!(e.to_string().contains("not a duration"), "{e}");
+        let e = Config::parse("zdm.toml", "dialect = \"mysql\"\n", RULES).unwrap_err();
+        assert!(e.to_string().contains("\"mysql\""), "{e}");
+    }
+
+    #[test]
+    fn sqlx_toml_names_the_folder() {
+        let dir = Config::sqlx_migrations_dir("sqlx.toml", "[migrate]\nmigrations-dir = \"src/migrations\"\n").unwrap();
+        assert_eq!(dir.as_deref(), Some("src/migrations"));
+        assert_eq!(Config::sqlx_migrations_dir("sqlx.toml", "[common]\n").unwrap(), None);
+    }
+}
