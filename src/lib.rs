@@ -32,6 +32,9 @@
 //! This crate only re-exports: the logic lives in `zdm-core` (pure, no I/O), the
 //! executor in `zdm-sqlx` and the macros in `zdm-macros`.
 
+// The build-script example shows `fn main` on purpose: it is what `build.rs` contains.
+#![allow(clippy::needless_doctest_main)]
+
 /// The sqlx zdm was built with. Use it (or the same version) so pools and connections
 /// you pass to zdm are the same types.
 pub use sqlx;
@@ -119,8 +122,9 @@ pub mod baseline {
 
     /// The newest version applied in the database, by zdm, sqlx (`_sqlx_migrations`) or
     /// diesel (`__diesel_schema_migrations`): the version to baseline at. Reads only;
-    /// creates nothing. Each backend knows its foreign ledgers (the same detection
-    /// `run_pre` uses to count their rows as applied).
+    /// creates nothing. The backend knows the other tools' ledgers (the same names
+    /// `run_pre` looks for, from one place); zdm's own ledger is looked for under the
+    /// default settings (`Migrator::newest_applied` for a schema or table prefix).
     pub async fn newest_applied<P: crate::MigratePool>(pool: &P) -> Result<Option<i64>, crate::Error> {
         zdm_sqlx::newest_applied(pool).await
     }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use crate::ident::quote_ident;
 
 /// The target is every batch under 50 ms: a batch's row locks hold back writers of those
-/// rows that long. Measured on 1,000,000 rows (`bench_backfill`): a 40 ms target gave batches up to 63–80 ms (commit and WAL flush
-/// times vary), 30 ms kept every batch under 50 ms and was also the faster overall.
+/// rows that long. Measured on 1,000,000 rows (`bench_backfill`): a 40 ms target gave
+/// batches up to 63–80 ms (commit and WAL flush times vary), 30 ms kept every batch under
+/// 50 ms and was also the faster overall.
 pub const TARGET_BATCH: Duration = Duration::from_millis(30);
 pub const MIN_BATCH: i64 = 10;
 pub const MAX_BATCH: i64 = 100_000;

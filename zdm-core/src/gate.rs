@@ -161,6 +161,11 @@ impl fmt::Display for Blocker {
     }
 }
 
+/// Blockers as one line, `; `-separated, as reports and errors show them.
+pub fn one_line(blockers: &[Blocker]) -> String {
+    blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
 /// A backfill that has not finished, as the registry of backfills holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -399,11 +404,22 @@ pub fn migration_verdict(
     out
 }
 
+/// A struct of this build that maps what is already gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootConflict<'a> {
+    /// The drop (deferred or plain) that removed it.
+    pub drop: &'a PendingDrop,
+    /// The struct that still maps it.
+    pub model: &'a ModelInfo,
+}
+
 /// A build whose structs map something a migration or a deferred drop already removed
-/// (and nothing re-added since) must not start: it would fail on its first query. Returns
-/// the drop and the struct.
-pub fn boot_conflict<'a>(drops: &'a [DropRecord], models: &'a [ModelInfo]) -> Option<(&'a PendingDrop, &'a ModelInfo)> {
-    drops.iter().filter(|r| r.dropped && r.drop.gone).find_map(|r| local_user(&r.drop, models).map(|m| (&r.drop, m)))
+/// (and nothing re-added since) must not start: it would fail on its first query.
+pub fn boot_conflict<'a>(drops: &'a [DropRecord], models: &'a [ModelInfo]) -> Option<BootConflict<'a>> {
+    drops
+        .iter()
+        .filter(|r| r.dropped && r.drop.gone)
+        .find_map(|r| local_user(&r.drop, models).map(|model| BootConflict { drop: &r.drop, model }))
 }
 
 /// The struct of this build that still needs what the drop removes: the drop is refused.
@@ -585,6 +601,86 @@ mod tests {
         let this = Blocker::ThisBuild { version: 3 };
         assert_eq!(status(true, false, vec![this]).next_step(), Some(DropStep::Writable));
         assert_eq!(status(true, true, vec![]).next_step(), None, "done");
+    }
+
+    fn local(embedded: &[i64], models: Vec<ModelInfo>) -> LocalBuild {
+        LocalBuild {
+            own_id: "me".into(),
+            embedded: embedded.to_vec(),
+            models,
+            app_name: "app".into(),
+            app_had_models: false,
+        }
+    }
+
+    const POST: ModelInfo = ModelInfo { name: "b::Post", table: "posts", columns: &["id", "legacy"], ignored: &[] };
+
+    #[test]
+    fn a_migration_verdict_lists_every_reason_in_order_once() {
+        let old = instance(1, &[1, 2], &[("posts", "legacy", "a::Post")]);
+        let fill = PendingBackfill {
+            name: "fill".into(),
+            table: "posts".into(),
+            scheduled_by: 2,
+            rows_done: 10,
+            finished: false,
+        };
+        let removed = [Removed { table: "posts".into(), column: Some("legacy".into()) }];
+        let closed = [Blocker::Waits("own heartbeat late".into())];
+        let v = migration_verdict(3, &removed, std::slice::from_ref(&old), &local(&[1, 2], vec![]), &[fill], &closed);
+        let kinds: Vec<String> = v.iter().map(ToString::to_string).collect();
+        assert_eq!(v.len(), 6, "{kinds:#?}");
+        assert!(matches!(v[0], Blocker::OldBuild { version: 3, .. }), "live builds without it first: {kinds:#?}");
+        assert!(kinds[1].contains("backfill `fill`"), "{kinds:#?}");
+        assert_eq!(v[2], Blocker::ThisBuild { version: 3 });
+        // This build has no structs while another instance of the app has some.
+        assert!(kinds[3].contains("registers no model structs"), "{kinds:#?}");
+        assert_eq!(v[4], closed[0]);
+        assert!(matches!(&v[5], Blocker::Mapped { by, .. } if by == "a::Post"), "what it removes last: {kinds:#?}");
+        let twice = migration_verdict(3, &removed, &[old.clone(), old], &local(&[1, 2, 3], vec![POST]), &[], &[]);
+        assert_eq!(
+            twice.iter().filter(|b| matches!(b, Blocker::OldBuild { .. })).count(),
+            1,
+            "deduplicated: {twice:?}"
+        );
+        // Nothing holds it: this build embeds it, nobody maps or lacks it.
+        let new = instance(2, &[1, 2, 3], &[]);
+        assert!(migration_verdict(3, &removed, &[new], &local(&[1, 2, 3], vec![]), &[], &[]).is_empty());
+        // This build's own struct still maps the removed column.
+        let mine = migration_verdict(3, &removed, &[], &local(&[1, 2, 3], vec![POST]), &[], &[]);
+        assert!(mine[0].to_string().contains("struct `b::Post` of this build still maps posts.legacy"), "{mine:?}");
+    }
+
+    #[test]
+    fn a_drop_verdict_counts_this_build_delays_backfills_and_the_closed_gate() {
+        let mut drop = column_drop(3);
+        drop.not_before = Some(("2030-01-01 00:00:00".into(), false));
+        let v = drop_verdict(&drop, &[], &local(&[1, 2], vec![]), &[], &[]);
+        assert_eq!(v, [Blocker::ThisBuild { version: 3 }, Blocker::Delay { until: "2030-01-01 00:00:00".into() }]);
+        let closed = [Blocker::Waits("own heartbeat late".into())];
+        let v = drop_verdict(&column_drop(3), &[], &local(&[1, 2, 3], vec![]), &[], &closed);
+        assert_eq!(v, closed, "a closed gate holds even a drop nothing else holds");
+        let judged = judge(
+            &[DropRecord { drop: column_drop(3), dropped: true }, DropRecord { drop: column_drop(3), dropped: false }],
+            &[],
+            &local(&[1, 2], vec![]),
+            &[],
+            &[],
+        );
+        assert!(judged[0].blockers.is_empty(), "a done drop has no blockers");
+        assert_eq!(judged[1].blockers, [Blocker::ThisBuild { version: 3 }]);
+    }
+
+    #[test]
+    fn a_build_that_maps_what_is_gone_must_not_boot() {
+        let gone = PendingDrop { gone: true, ..column_drop(3) };
+        let records = |dropped: bool, drop: PendingDrop| [DropRecord { drop, dropped }];
+        let done = records(true, gone.clone());
+        let c = boot_conflict(&done, &[POST]).expect("maps a dropped column");
+        assert_eq!((c.drop.id, c.model.name), (1, "b::Post"));
+        assert!(boot_conflict(&records(false, gone.clone()), &[POST]).is_none(), "still pending");
+        assert!(boot_conflict(&records(true, column_drop(3)), &[POST]).is_none(), "re-added since (not gone)");
+        assert!(boot_conflict(&records(true, gone), &[]).is_none(), "no struct maps it");
     }
 
     #[test]

@@ -53,10 +53,10 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
         .map_err(|_| syn::Error::new(dir.span(), "CARGO_MANIFEST_DIR is not set: build with cargo"))?;
     let abs = Path::new(&manifest).join(dir.value());
     let files = zdm_core::source::read_dir(&abs, &dir.value()).map_err(|m| syn::Error::new(dir.span(), m))?;
-    let parsed = parse_files(files).or_else(|found| {
+    let parsed = parse_files(files).map_err(|found| {
         let mut errors = Errors::default();
         found.iter().for_each(|e| errors.at(dir.span(), e));
-        errors.finish(Vec::new())
+        errors.finish(()).expect_err("parse_files reports at least one error")
     })?;
     let (baseline, baseline_tracking) = read_baseline(&abs, &dir.value(), dir.span())?;
     let warnings = lint(&parsed, args, baseline)?;

@@ -130,10 +130,11 @@ fn parse(item: &ItemStruct, attr: Attr) -> syn::Result<Model<'_>> {
     let Fields::Named(named) = &item.fields else {
         return Err(syn::Error::new_spanned(&item.ident, "zdm model structs need named fields (one per column)"));
     };
-    let rename_all = sqlx_attrs(&item.attrs)?.rename_all;
+    let mut errors = Errors::default();
+    let rename_all = sqlx_attrs(&item.attrs).map_err(|e| errors.push(e)).ok().and_then(|a| a.rename_all);
     let mut columns = Vec::new();
     for f in &named.named {
-        let attrs = sqlx_attrs(&f.attrs)?;
+        let Ok(attrs) = sqlx_attrs(&f.attrs).map_err(|e| errors.push(e)) else { continue };
         // A skipped field reads no column; a flattened one reads its own struct's columns.
         if attrs.skip || attrs.flatten {
             continue;
@@ -141,7 +142,7 @@ fn parse(item: &ItemStruct, attr: Attr) -> syn::Result<Model<'_>> {
         let ident = f.ident.as_ref().expect("named field").to_string();
         columns.push(Column { original: f, name: model::column_of(&ident, attrs.rename.as_deref(), rename_all) });
     }
-    Ok(Model { item, attr, columns })
+    errors.finish(Model { item, attr, columns })
 }
 
 /// Every field that maps an ignored column, and every column ignored twice.

@@ -37,6 +37,7 @@ const OPTIONS: &str = "expected `version = N`, `description = \"..\"`, `after_de
 
 fn parse_options(args: TokenStream) -> syn::Result<Options> {
     let mut o = Options::default();
+    let mut errors = Errors::default();
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
     for meta in metas {
         let name = meta.path().get_ident().map(ToString::to_string).unwrap_or_default();
@@ -44,29 +45,27 @@ fn parse_options(args: TokenStream) -> syn::Result<Options> {
             ("after_deploy", Meta::Path(_)) => o.after_deploy = true,
             ("no_transaction", Meta::Path(_)) => o.no_transaction = true,
             ("version", Meta::NameValue(nv)) => match &nv.value {
-                Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => o.version = Some(i.base10_parse()?),
-                other => {
-                    return Err(syn::Error::new_spanned(
-                        other,
-                        "`version` takes an integer, e.g. `version = 20240101120000`",
-                    ))
-                }
+                Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => match i.base10_parse() {
+                    Ok(v) => o.version = Some(v),
+                    Err(e) => errors.push(e),
+                },
+                other => errors.spanned(other, "`version` takes an integer, e.g. `version = 20240101120000`"),
             },
             ("description", Meta::NameValue(nv)) => match &nv.value {
                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => o.description = Some(s.value()),
-                other => return Err(syn::Error::new_spanned(other, "`description` takes a string")),
+                other => errors.spanned(other, "`description` takes a string"),
             },
             ("safety_assured", Meta::NameValue(nv)) => match &nv.value {
                 Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) if !s.value().trim().is_empty() => {
                     o.safety_assured.push(s.value().trim().to_string())
                 }
-                other => return Err(syn::Error::new_spanned(other, NEEDS_REASON)),
+                other => errors.spanned(other, NEEDS_REASON),
             },
-            ("safety_assured", _) => return Err(syn::Error::new_spanned(meta, NEEDS_REASON)),
-            _ => return Err(syn::Error::new_spanned(meta, format!("unknown option; {OPTIONS}"))),
+            ("safety_assured", _) => errors.spanned(&meta, NEEDS_REASON),
+            _ => errors.spanned(&meta, format!("unknown option; {OPTIONS}")),
         }
     }
-    Ok(o)
+    errors.finish(o)
 }
 
 const NEEDS_REASON: &str = "`safety_assured` needs a reason, kept in the ledger: \
@@ -92,9 +91,13 @@ struct Valid {
 
 pub(crate) fn migration(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let m = parse(args, item)?;
-    match validate(&m) {
-        Ok(valid) => Ok(expand(&m, &valid)),
-        // Keep the function, so the only errors are the findings.
+    // A wrong signature leaves the function out: rustc would add its own errors about it
+    // (an `.await` in a body that is not `async`), and ours say what to change.
+    let (version, conn_ty) = validate_signature(&m)?;
+    match validate_sql(&m, version) {
+        Ok(reasons) => Ok(expand(&m, &Valid { version, conn_ty, reasons })),
+        // The function is right; only its SQL is not: keep it, so the findings are the
+        // only errors.
         Err(e) => {
             let (func, errors) = (&m.func, e.into_compile_error());
             Ok(quote!(#func #errors))
@@ -114,9 +117,8 @@ fn parse(args: TokenStream, item: TokenStream) -> syn::Result<RustMigration> {
     Ok(RustMigration { func, opts })
 }
 
-/// The signature first (a version, `async`, one `&mut` connection): without those there
-/// is nothing to lint. Then every finding of the lint over the SQL literals.
-fn validate(m: &RustMigration) -> syn::Result<Valid> {
+/// The signature: a version, `async`, one `&mut` connection; every problem at once.
+fn validate_signature(m: &RustMigration) -> syn::Result<(i64, Type)> {
     let func = &m.func;
     let mut errors = Errors::default();
     if m.opts.version.is_none() {
@@ -130,17 +132,23 @@ fn validate(m: &RustMigration) -> syn::Result<Valid> {
     }
     let conn_ty = connection_type(func).map_err(|e| errors.push(e)).ok();
     errors.finish(())?;
-    let (Some(version), Some(conn_ty)) = (m.opts.version, conn_ty) else {
-        unreachable!("a missing version or connection type is reported above")
-    };
-    let in_sql = lint_literal_sql(func, version, &m.opts)?;
+    match (m.opts.version, conn_ty) {
+        (Some(version), Some(conn_ty)) => Ok((version, conn_ty)),
+        _ => unreachable!("a missing version or connection type is reported above"),
+    }
+}
+
+/// Every finding of the lint over the function's SQL literals; the `safety_assured`
+/// reasons of the attribute and of the literals otherwise, for the ledger.
+fn validate_sql(m: &RustMigration, version: i64) -> syn::Result<Vec<String>> {
+    let in_sql = lint_literal_sql(&m.func, version, &m.opts)?;
     let mut reasons = m.opts.safety_assured.clone();
     for r in in_sql {
         if !reasons.contains(&r) {
             reasons.push(r);
         }
     }
-    Ok(Valid { version, conn_ty, reasons })
+    Ok(reasons)
 }
 
 fn expand(m: &RustMigration, valid: &Valid) -> TokenStream {

@@ -5,9 +5,9 @@
 //! take turns. Batch sizes follow a target batch time (default 30 ms).
 //!
 //! Backfills are scheduled by migrations (`zdm_backfill(..)` in SQL,
-//! [`crate::recipes::backfill`] in Rust, and the rename / type-change recipes). `run_pre` starts the pending ones in a
-//! background task (boot is not held up); [`crate::Migrator::run_backfills`] runs them to
-//! the end (a deploy step, tests). After_deploy migrations and deferred drops scheduled
+//! [`crate::recipes::backfill`] in Rust, and the rename / type-change recipes). `run_pre`
+//! starts the pending ones in a background task (boot is not held up);
+//! [`crate::Migrator::run_backfills`] runs them to the end (a deploy step, tests). After_deploy migrations and deferred drops scheduled
 //! later wait until they finish.
 
 use std::time::{Duration, Instant};

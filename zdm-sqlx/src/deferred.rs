@@ -16,7 +16,6 @@ use crate::records::Fence;
 /// nothing does, writable again when a build that predates it is live. A drop that a
 /// struct of this build maps (while this build embeds the migration that scheduled it) is
 /// refused. Returns a line per step done.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_due<B: Drops>(
     backend: &B,
     names: &Names,
@@ -62,5 +61,5 @@ pub(crate) async fn run_due<B: Drops>(
 
 /// Blockers as one line.
 pub(crate) fn join(blockers: &[Blocker]) -> String {
-    blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    gate::one_line(blockers)
 }

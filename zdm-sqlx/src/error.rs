@@ -118,9 +118,11 @@ pub(crate) fn refuse_boot(
     models: &[zdm_core::model::ModelInfo],
 ) -> Result<(), Error> {
     match zdm_core::gate::boot_conflict(drops, models) {
-        Some((d, user)) => {
-            Err(Error::MapsDropped { drop: d.to_string(), by: user.name.to_string(), version: d.scheduled_by })
-        }
+        Some(c) => Err(Error::MapsDropped {
+            drop: c.drop.to_string(),
+            by: c.model.name.to_string(),
+            version: c.drop.scheduled_by,
+        }),
         None => Ok(()),
     }
 }

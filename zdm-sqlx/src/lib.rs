@@ -90,7 +90,7 @@ pub async fn run_post_when_safe<P: MigratePool>(pool: &P) -> Result<Report, Erro
 /// The newest migration version applied in the database by zdm, sqlx
 /// (`_sqlx_migrations`) or diesel (`__diesel_schema_migrations`): the version to
 /// baseline at when adopting zdm. Reads only; creates nothing. Looks for zdm's ledger
-/// under the default names (`zdm_migrations` on the search path).
+/// under the default settings (see [`Migrator::newest_applied`] for others).
 pub async fn newest_applied<P: MigratePool>(pool: &P) -> Result<Option<i64>, Error> {
-    pool.newest_applied(&names::Names::new(None, "zdm_")).await
+    pool.newest_applied(&settings::Settings::new("", "").names()).await
 }

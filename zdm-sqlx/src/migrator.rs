@@ -256,6 +256,12 @@ impl Migrator {
         runner::run_post_when_safe(self.job(), pool).await
     }
 
+    /// The newest migration version applied by zdm (under this migrator's schema and
+    /// table prefix), sqlx or diesel: the version to baseline at. Reads only.
+    pub async fn newest_applied<P: MigratePool>(&self, pool: &P) -> Result<Option<i64>, Error> {
+        pool.newest_applied(&self.settings.names()).await
+    }
+
     /// Applied, pending pre-deploy and pending post-deploy migrations, with ledger details.
     pub async fn status<P: MigratePool>(&self, pool: &P) -> Result<Status, Error> {
         status::load(self.job(), pool).await

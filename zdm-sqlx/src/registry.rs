@@ -73,7 +73,7 @@ struct Inner {
     heartbeat: Duration,
     record: Arc<Mutex<InstanceRecord>>,
     task: Mutex<Option<JoinHandle<()>>>,
-    deregister: Box<dyn Fn() -> crate::BoxFuture<'static, Result<(), Error>> + Send + Sync>,
+    deregister: Box<dyn Fn() -> crate::migration::BoxFuture<'static, Result<(), Error>> + Send + Sync>,
 }
 
 impl Instance {

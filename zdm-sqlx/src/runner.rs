@@ -378,14 +378,18 @@ fn server_notices(job: Job<'_>, plan: &Plan, server_version: Option<i32>) -> Vec
              lock and rewrite judgements may not hold; set `postgres = \"{major}\"` in `zdm::migrations!`"
         ));
     }
-    // Classified as zdm runs them, so a comment or a string that says CONCURRENTLY is not one.
-    let concurrent = plan.run.iter().any(|&i| match job.steps[i].body {
-        Body::Sql(sql) => {
-            job.steps[i].meta.no_transaction && exec::statements(sql).iter().any(|st| st.class == ExecClass::Concurrent)
-        }
-        Body::Rust(_) => false,
-    });
-    if (140000..140004).contains(&num) && concurrent {
+    // Only on the affected releases; the statements classified as zdm runs them, so a
+    // comment or a string that says CONCURRENTLY is not one.
+    let concurrent = || {
+        plan.run.iter().any(|&i| match job.steps[i].body {
+            Body::Sql(sql) => {
+                job.steps[i].meta.no_transaction
+                    && exec::statements(sql).iter().any(|st| st.class == ExecClass::Concurrent)
+            }
+            Body::Rust(_) => false,
+        })
+    };
+    if (140000..140004).contains(&num) && concurrent() {
         out.push(format!(
             "PostgreSQL {}.{} can build corrupt indexes concurrently (fixed in 14.4): upgrade before these migrations",
             num / 10000,

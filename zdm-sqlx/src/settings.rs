@@ -13,46 +13,46 @@ use crate::records::ProgressFn;
 
 /// Everything configurable about a run, with zdm's defaults.
 #[derive(Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Written to the ledger and the registry (default: the embedding crate's name and
     /// version).
-    pub app_name: String,
-    pub app_version: String,
+    pub(crate) app_name: String,
+    pub(crate) app_version: String,
     /// zdm's tables live in this schema (PostgreSQL); default the search path.
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
     /// The prefix of zdm's table, function and trigger names (default `zdm_`).
-    pub table_prefix: String,
+    pub(crate) table_prefix: String,
     /// How long a process waits for another one's migration run (default 5 minutes).
-    pub lock_wait: Duration,
+    pub(crate) lock_wait: Duration,
     /// How long the lease lives without renewal (default 30 s).
-    pub lease_ttl: Duration,
+    pub(crate) lease_ttl: Duration,
     /// The PostgreSQL major version the compile-time lint assumed.
-    pub lint_postgres: Option<u32>,
+    pub(crate) lint_postgres: Option<u32>,
     /// Lock and statement timeouts, and retries.
-    pub policy: ExecPolicy,
+    pub(crate) policy: ExecPolicy,
     /// How often a registered instance beats (default 10 s).
-    pub heartbeat: Duration,
+    pub(crate) heartbeat: Duration,
     /// How old a heartbeat may be before its instance counts as gone (default 60 s).
-    pub instance_ttl: Duration,
+    pub(crate) instance_ttl: Duration,
     /// How long post-deploy work may wait before warnings (default 24 h).
-    pub lag_warning: Duration,
+    pub(crate) lag_warning: Duration,
     /// Whether runs register this process (tools that migrate scratch databases do not).
-    pub registers: bool,
+    pub(crate) registers: bool,
     /// The time one backfill batch should hold its row locks (default 30 ms).
-    pub backfill_target: Duration,
+    pub(crate) backfill_target: Duration,
     /// A pause between backfill batches (default none).
-    pub backfill_pause: Duration,
+    pub(crate) backfill_pause: Duration,
     /// Whether `run_pre` starts pending backfills in a background task.
-    pub backfill_in_background: bool,
+    pub(crate) backfill_in_background: bool,
     /// Called after every backfill batch.
-    pub on_backfill: Option<ProgressFn>,
+    pub(crate) on_backfill: Option<ProgressFn>,
     /// A direct (or session-mode) URL for what needs a session of its own.
-    pub session_url: Option<String>,
+    pub(crate) session_url: Option<String>,
 }
 
 impl Settings {
     /// zdm's defaults for an app.
-    pub fn new(app_name: &str, app_version: &str) -> Settings {
+    pub(crate) fn new(app_name: &str, app_version: &str) -> Settings {
         Settings {
             app_name: app_name.to_string(),
             app_version: app_version.to_string(),
@@ -75,18 +75,18 @@ impl Settings {
     }
 
     /// The names of zdm's objects under these settings.
-    pub fn names(&self) -> Names {
+    pub(crate) fn names(&self) -> Names {
         Names::new(self.schema.as_deref(), &self.table_prefix)
     }
 
     /// The session URL in force: the setting, else `ZDM_SESSION_URL`.
-    pub fn session_url_in_force(&self) -> Option<String> {
+    pub(crate) fn session_url_in_force(&self) -> Option<String> {
         self.session_url.clone().or_else(|| std::env::var("ZDM_SESSION_URL").ok().filter(|u| !u.is_empty()))
     }
 
     /// The names are usable: zdm builds table, function and trigger names from the
     /// prefix and splices both into SQL templates (always quoted).
-    pub fn check(&self) -> Result<(), Error> {
+    pub(crate) fn check(&self) -> Result<(), Error> {
         let p = &self.table_prefix;
         let valid = p.len() <= 32
             && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

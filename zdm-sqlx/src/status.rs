@@ -176,7 +176,7 @@ fn lag_text(what: &str, since: &str, age_s: i64, blockers: &[Blocker]) -> String
     let why = if blockers.is_empty() {
         "nothing blocks it: run run_post".to_string()
     } else {
-        format!("blocked by {}", blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        format!("blocked by {}", gate::one_line(blockers))
     };
     format!(
         "{what} has waited {:.1} h (since {since} UTC); post-deploy work run late meets data written meanwhile. {why}",

@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use zdm_core::exec::{self, ExecClass};
 use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
 
-use super::{drops, instances, lease, ledger, session, simple};
+use super::{instances, lease, ledger, removed, session, simple};
 use crate::backend::{elapsed_ms, line_of_char_position, StepGuard};
 use crate::error::{Doing, Error};
 use crate::migration::{Body, RustRun, Step};
@@ -68,7 +68,7 @@ pub(super) async fn apply(
             .await
             .doing("setting the migration's timeouts")?;
         set_context(&mut tx, names, step, true).await?;
-        let removed = drops::resolve_removed(&mut tx, step).await?;
+        let removed = removed::resolve_removed(&mut tx, step).await?;
         if let (Some(gate), false) = (gate, removed.is_empty()) {
             // Serialised with registrations: a build that boots now either is seen here
             // or, once this commits, sees what was removed and refuses to start.
@@ -80,7 +80,7 @@ pub(super) async fn apply(
                         let _ = tx.rollback().await;
                         return Err(Error::GateClosed {
                             version: step.meta.version,
-                            blockers: blockers.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                            blockers: zdm_core::gate::one_line(&blockers),
                         });
                     }
                 }
@@ -89,8 +89,8 @@ pub(super) async fn apply(
                     match after_failure(pool, names, step, ctx, describe(&e, "", 1), None, n, &schedule, started)
                         .await?
                     {
-                        Some(failure) => return Ok(Outcome::Failed(failure)),
-                        None => continue,
+                        Next::GiveUp(failure) => return Ok(Outcome::Failed(failure)),
+                        Next::Retry => continue,
                     }
                 }
             }
@@ -103,7 +103,7 @@ pub(super) async fn apply(
                 let ms = elapsed_ms(started);
                 // Fenced: a process that lost the lease rolls its migration back here.
                 lease::check_fence(&mut tx, names, fence).await?;
-                drops::record_removed(&mut tx, names, step.meta.version, &removed).await?;
+                removed::record_removed(&mut tx, names, step.meta.version, &removed).await?;
                 ledger::record(&mut tx, names, step, ctx, ms, None).await?;
                 announce(&mut tx, step.meta.version).await?;
                 crate::fault::boundary("migration body and ledger row written, before commit");
@@ -116,8 +116,8 @@ pub(super) async fn apply(
         // Roll back before recording, so the record survives and the connection is clean.
         let _ = tx.rollback().await;
         match after_failure(pool, names, step, ctx, e, blocker, n, &schedule, started).await? {
-            Some(failure) => return Ok(Outcome::Failed(failure)),
-            None => continue,
+            Next::GiveUp(failure) => return Ok(Outcome::Failed(failure)),
+            Next::Retry => continue,
         }
     }
     unreachable!("the schedule has at least one attempt")
@@ -204,8 +204,15 @@ async fn set_timeouts(conn: &mut PgConnection, lock_ms: u64, statement_ms: u64, 
         .map_err(|e| describe(&e, "", 1))
 }
 
-/// After a failed attempt: record it and return `None` to try again, or the final
-/// failure.
+/// What to do after a failed attempt.
+enum Next {
+    /// The attempt was recorded and the pause waited out: try again.
+    Retry,
+    /// No attempt left (or the error is not a lock wait): the migration's failure.
+    GiveUp(Failure),
+}
+
+/// After a failed attempt: record it and wait before the next one, or give up.
 #[allow(clippy::too_many_arguments)]
 async fn after_failure(
     pool: &PgPool,
@@ -217,7 +224,7 @@ async fn after_failure(
     n: usize,
     schedule: &[Attempt],
     started: Instant,
-) -> Result<Option<Failure>, Error> {
+) -> Result<Next, Error> {
     let waited = match &blocker {
         Some(b) => format!("; it waited for {b}"),
         None => String::new(),
@@ -242,12 +249,12 @@ async fn after_failure(
         tracing::warn!(version = step.meta.version, "{}", failure.message);
         record_failure(pool, names, step, ctx, &failure).await?;
         tokio::time::sleep(attempt.pause_after).await;
-        return Ok(None);
+        return Ok(Next::Retry);
     }
     if retryable {
         failure.message = format!("gave up after {} attempts: {}", schedule.len(), failure.message);
     }
-    Ok(Some(failure))
+    Ok(Next::GiveUp(failure))
 }
 
 /// A `no_transaction` migration: a connection of its own (never a pooled one, so no
@@ -281,14 +288,14 @@ async fn apply_outside_transaction(
         .execute(&mut conn)
         .await
         .doing("marking the migration's session")?;
-    let removed = drops::resolve_removed(&mut conn, step).await?;
+    let removed = removed::resolve_removed(&mut conn, step).await?;
     let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, fence, started).await;
     let outcome = match result {
-        Ok(None) => {
+        Ok(Ran::Completed) => {
             let ms = elapsed_ms(started);
             let mut tx = conn.begin().await.doing("writing the ledger")?;
             lease::check_fence(&mut tx, names, fence).await?;
-            drops::record_removed(&mut tx, names, step.meta.version, &removed).await?;
+            removed::record_removed(&mut tx, names, step.meta.version, &removed).await?;
             ledger::record(&mut tx, names, step, ctx, ms, None).await?;
             announce(&mut tx, step.meta.version).await?;
             crate::fault::boundary("no_transaction ledger row written, before commit");
@@ -296,7 +303,7 @@ async fn apply_outside_transaction(
             crate::fault::boundary("no_transaction migration recorded");
             Ok(Outcome::Applied { duration_ms: ms })
         }
-        Ok(Some(failure)) => Ok(Outcome::Failed(failure)),
+        Ok(Ran::Failed(failure)) => Ok(Outcome::Failed(failure)),
         Err(e) => Err(e),
     };
     guard.disarm();
@@ -304,8 +311,13 @@ async fn apply_outside_transaction(
     outcome
 }
 
-/// Runs a `no_transaction` migration's statements: `None` when every one ran, else the
-/// migration's failure.
+/// How a `no_transaction` migration's statements went (the ledger row is written after).
+enum Ran {
+    Completed,
+    Failed(Failure),
+}
+
+/// Runs a `no_transaction` migration's statements, each with its own timeouts and retries.
 #[allow(clippy::too_many_arguments)]
 async fn run_outside(
     pool: &PgPool,
@@ -317,7 +329,7 @@ async fn run_outside(
     policy: &ExecPolicy,
     fence: &Fence,
     started: Instant,
-) -> Result<Option<Failure>, Error> {
+) -> Result<Ran, Error> {
     let schedule = policy.schedule(&step.meta);
     let sql = match step.body {
         Body::Sql(sql) => sql,
@@ -328,12 +340,15 @@ async fn run_outside(
                 Ok(()) => run_rust(conn, run).await,
                 Err(e) => Err(e),
             };
-            return Ok(result.err().map(|e| Failure {
-                message: e.message,
-                line: None,
-                duration_ms: elapsed_ms(started),
-                retryable: false,
-            }));
+            return Ok(match result {
+                Ok(()) => Ran::Completed,
+                Err(e) => Ran::Failed(Failure {
+                    message: e.message,
+                    line: None,
+                    duration_ms: elapsed_ms(started),
+                    retryable: false,
+                }),
+            });
         }
     };
     'statements: for stmt in exec::statements(sql) {
@@ -343,7 +358,7 @@ async fn run_outside(
             session::same_session(conn, step, &format!("{}:{pid}", fence.owner)).await?;
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
             if let Err(e) = set_timeouts(conn, lock_ms, statement_ms, false).await {
-                return Ok(Some(Failure {
+                return Ok(Ran::Failed(Failure {
                     message: e.message,
                     line: Some(stmt.line),
                     duration_ms: elapsed_ms(started),
@@ -374,12 +389,12 @@ async fn run_outside(
             let mut e = describe(&e, stmt.text, stmt.line);
             e.line = e.line.or(Some(stmt.line));
             match after_failure(pool, names, step, ctx, e, blocker, n, &schedule, started).await? {
-                Some(failure) => return Ok(Some(failure)),
-                None => continue,
+                Next::GiveUp(failure) => return Ok(Ran::Failed(failure)),
+                Next::Retry => continue,
             }
         }
     }
-    Ok(None)
+    Ok(Ran::Completed)
 }
 
 /// Tells healing pools (`zdm::healing`) that the schema changed; delivered at commit.

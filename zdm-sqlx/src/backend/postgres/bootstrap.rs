@@ -6,18 +6,22 @@ use std::time::{Duration, Instant};
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
-use super::{drops, recipes, registry, simple};
+use super::{drops, ledger, post_pending, recipes, registry, simple};
 use crate::error::{Doing, Error};
 use crate::names::Names;
 use crate::records::{Foreign, Found};
 
-const TABLES_EXIST: &str = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
-     AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL \
-     AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL \
-     AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL AND to_regclass($12) IS NOT NULL, \
-     to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL, \
-     current_setting('server_version_num')::int, \
-     concat_ws(':', inet_server_addr(), inet_server_port(), current_database())";
+/// One round trip at every boot: zdm's objects, the other tools' ledgers, the server.
+const TABLES_EXIST: &str = concat!(
+    "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL ",
+    "AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL ",
+    "AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL ",
+    "AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL ",
+    "AND to_regclass($12) IS NOT NULL, ",
+    ledger::foreign_ledgers!(),
+    ", current_setting('server_version_num')::int, ",
+    "concat_ws(':', inet_server_addr(), inet_server_port(), current_database())"
+);
 
 /// Serialises concurrent first boots: `CREATE TABLE IF NOT EXISTS` races on the catalog.
 const BOOTSTRAP_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtext('zdm bootstrap'))";
@@ -63,6 +67,10 @@ async fn create_objects(tx: &mut PgConnection, names: &Names) -> Result<(), Erro
     }
     sqlx::raw_sql(AssertSqlSafe(names.sql(CREATE_TABLES))).execute(&mut *tx).await.doing("creating zdm's tables")?;
     sqlx::raw_sql(AssertSqlSafe(names.sql(registry::CREATE)))
+        .execute(&mut *tx)
+        .await
+        .doing("creating zdm's registry tables")?;
+    sqlx::raw_sql(AssertSqlSafe(names.sql(post_pending::CREATE)))
         .execute(&mut *tx)
         .await
         .doing("creating zdm's registry tables")?;

@@ -1,7 +1,6 @@
 //! PostgreSQL's deferred drops: their table, the SQL functions zdm installs
-//! (`zdm_drop_column_later`, `zdm_drop_table_later`, the read-only trigger), the
-//! statements of each step of a due drop, and the record of what plain migrations removed
-//! (so an older build that still maps it refuses to boot).
+//! (`zdm_drop_column_later`, `zdm_drop_table_later`, the read-only trigger) and the
+//! statements of each step of a due drop.
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use zdm_core::gate::{DropRecord, DropStep, DropTarget, PendingDrop};
@@ -11,7 +10,6 @@ use zdm_core::retry::ExecPolicy;
 use super::{instances, lease, session, simple};
 use crate::backend::{Drops, StepGuard, StepOutcome};
 use crate::error::{Doing, Error};
-use crate::migration::{Body, Step};
 use crate::names::Names;
 
 /// The drops table and the SQL functions migrations call, created with the registry.
@@ -322,7 +320,7 @@ async fn run_step(
             if let Some(fence) = guard.fence {
                 lease::check_fence(&mut tx, names, fence).await?;
             }
-            if let Some(outcome) = still_due(&mut tx, names, d, step, guard).await? {
+            if let Recheck::Stop(outcome) = still_due(&mut tx, names, d, step, guard).await? {
                 let _ = tx.rollback().await;
                 return Ok(outcome);
             }
@@ -361,16 +359,23 @@ async fn run_step(
     Ok(StepOutcome::Failed(last))
 }
 
+/// What the re-check inside a step's transaction decided.
+enum Recheck {
+    /// Still pending, and the gate still allows the step.
+    Go,
+    /// Stop here with this outcome (carried out meanwhile, or held back).
+    Stop(StepOutcome),
+}
+
 /// Inside the step's transaction: the drop is still pending (row locked) and the gate,
-/// asked again with the live instances of this moment, still allows the step (`None`),
-/// or the outcome to stop with.
+/// asked again with the live instances of this moment, still allows the step.
 async fn still_due(
     tx: &mut PgConnection,
     names: &Names,
     d: &PendingDrop,
     step: DropStep,
     guard: &StepGuard<'_>,
-) -> Result<Option<StepOutcome>, Error> {
+) -> Result<Recheck, Error> {
     let state: Option<String> = simple::sql(names.sql(LOCK_DROP))
         .bind(d.id)
         .scalar_optional(&mut *tx)
@@ -378,106 +383,20 @@ async fn still_due(
         .doing("reading a deferred drop")?;
     if state.as_deref() != Some("pending") {
         // Carried out (or removed) by another run in between: nothing left to do.
-        return Ok(Some(StepOutcome::Held(Vec::new())));
+        return Ok(Recheck::Stop(StepOutcome::Held(Vec::new())));
     }
     let live = instances::live(&mut *tx, names, guard.instance_ttl.as_secs_f64()).await?;
     let blockers = (guard.recheck)(&live);
     if step.allowed(&blockers) {
-        Ok(None)
+        Ok(Recheck::Go)
     } else {
         tracing::info!(drop = %d, ?step, "the gate closed before the step ran; it waits");
-        Ok(Some(StepOutcome::Held(blockers)))
+        Ok(Recheck::Stop(StepOutcome::Held(blockers)))
     }
 }
 
 const LOCK_DROP: &str = "SELECT state FROM {drops} WHERE id = $1 FOR UPDATE";
 
-/// Where the removed columns and tables of a migration live, read before it runs.
-const RESOLVE_RELATION: &str = "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
-/// Whether a column or table is gone.
-const GONE: &str = "SELECT CASE WHEN $3::text IS NULL THEN to_regclass(format('%I.%I', $1, $2)) IS NULL \
-     ELSE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(format('%I.%I', $1, $2)) \
-     AND attname = $3 AND attnum > 0 AND NOT attisdropped) END";
-const RECORD_REMOVED: &str = "\
-INSERT INTO {drops} AS d (schema_name, table_name, column_name, scheduled_by, scheduled_at, dropped_at, state)
-VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp(), 'dropped')
-ON CONFLICT (schema_name, table_name, (coalesce(column_name, ''))) DO UPDATE
-    SET state = 'dropped', dropped_at = clock_timestamp(), scheduled_by = EXCLUDED.scheduled_by";
-
-/// A column (or a table, without `column`) a migration removes, where it lives.
-pub(super) struct RemovedObject {
-    schema: String,
-    table: String,
-    column: Option<String>,
-}
-
-/// Each object the migration's SQL removes that exists now.
-pub(super) async fn resolve_removed(conn: &mut PgConnection, step: &Step) -> Result<Vec<RemovedObject>, Error> {
-    let Body::Sql(sql) = step.body else { return Ok(Vec::new()) };
-    let mut out = Vec::new();
-    for r in zdm_core::removed::removed(sql) {
-        let found: Option<(String, String)> = simple::sql(RESOLVE_RELATION)
-            .bind(zdm_core::ident::quote_ident(&r.table))
-            .row_as_optional(&mut *conn)
-            .await
-            .doing("reading what a migration removes")?;
-        if let Some((schema, table)) = found {
-            out.push(RemovedObject { schema, table, column: r.column });
-        }
-    }
-    Ok(out)
-}
-
-/// Records what the migration removed, so an older build that maps it refuses to boot
-/// (it would fail on its first query), whether it went by a deferred drop or a plain one.
-pub(super) async fn record_removed(
-    conn: &mut PgConnection,
-    names: &Names,
-    version: i64,
-    removed: &[RemovedObject],
-) -> Result<(), Error> {
-    for RemovedObject { schema, table, column } in removed {
-        let gone: bool = simple::sql(GONE)
-            .bind(schema)
-            .bind(table)
-            .bind(column)
-            .scalar(&mut *conn)
-            .await
-            .doing("checking what a migration removed")?;
-        if gone {
-            // A pending deferred drop of the same column: its read-only trigger goes too, or
-            // a column re-added under that name later would be read-only.
-            let pending: Option<i64> = simple::sql(names.sql(
-                "SELECT id FROM {drops} WHERE schema_name = $1 AND table_name = $2 AND column_name = $3 \
-                 AND state = 'pending'",
-            ))
-            .bind(schema)
-            .bind(table)
-            .bind(column)
-            .scalar_optional(&mut *conn)
-            .await
-            .doing("recording what a migration removed")?;
-            if let (Some(id), Some(_)) = (pending, column) {
-                let trigger = zdm_core::ident::quote_ident(&format!("{}read_only_{id}", names.prefix));
-                let table = zdm_core::ident::qualified(Some(schema), table);
-                sqlx::raw_sql(AssertSqlSafe(format!("DROP TRIGGER IF EXISTS {trigger} ON {table}")))
-                    .execute(&mut *conn)
-                    .await
-                    .doing("recording what a migration removed")?;
-            }
-            simple::sql(names.sql(RECORD_REMOVED))
-                .bind(schema)
-                .bind(table)
-                .bind(column)
-                .bind(version)
-                .execute(&mut *conn)
-                .await
-                .doing("recording what a migration removed")?;
-        }
-    }
-    Ok(())
-}
 impl Drops for PgPool {
     async fn load_drops(&self, names: &Names) -> Result<Vec<DropRecord>, Error> {
         load_drops(self, names).await

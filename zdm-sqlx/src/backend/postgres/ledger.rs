@@ -100,11 +100,18 @@ pub(super) async fn load_foreign_applied(pool: &PgPool, foreign: Foreign) -> Res
     Ok(out)
 }
 
+/// Whether sqlx's and diesel's ledgers exist: the one place that knows their names, used
+/// by the bootstrap (in its single look-up) and by [`newest_applied`].
+macro_rules! foreign_ledgers {
+    () => {
+        "to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL"
+    };
+}
+pub(super) use foreign_ledgers;
+
 /// Which ledgers exist, read without creating anything.
-const LEDGERS: &str = "SELECT to_regclass($1) IS NOT NULL, to_regclass('_sqlx_migrations') IS NOT NULL, \
-     to_regclass('__diesel_schema_migrations') IS NOT NULL";
+const LEDGERS: &str = concat!("SELECT to_regclass($1) IS NOT NULL, ", foreign_ledgers!());
 const NEWEST_ZDM: &str = "SELECT max(version) FROM {ledger} WHERE success";
-const NEWEST_SQLX: &str = "SELECT max(version) FROM _sqlx_migrations WHERE success";
 
 pub(super) async fn newest_applied(pool: &PgPool, names: &Names) -> Result<Option<i64>, Error> {
     let doing = "reading the newest applied migration";
@@ -114,13 +121,8 @@ pub(super) async fn newest_applied(pool: &PgPool, names: &Names) -> Result<Optio
     if zdm {
         newest = newest.max(simple::sql(names.sql(NEWEST_ZDM)).scalar(pool).await.doing(doing)?);
     }
-    if sqlx {
-        newest = newest.max(simple::sql(NEWEST_SQLX).scalar(pool).await.doing(doing)?);
-    }
-    if diesel {
-        let foreign = Foreign { sqlx: false, diesel: true };
-        newest = newest.max(load_foreign_applied(pool, foreign).await?.iter().map(|a| a.version).max());
-    }
+    let foreign = load_foreign_applied(pool, Foreign { sqlx, diesel }).await?;
+    newest = newest.max(foreign.iter().map(|a| a.version).max());
     Ok(newest)
 }
 

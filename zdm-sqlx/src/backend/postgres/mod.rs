@@ -1,11 +1,13 @@
 //! The PostgreSQL backend: the SQL zdm sends to PostgreSQL, and how it sends it.
 //!
-//! One file per noun: [`bootstrap`] (zdm's tables), [`ledger`], [`lease`], [`apply`] (one
-//! migration, in a transaction or statement by statement), [`session`] (connections of
-//! their own), [`registry`], [`drops`], [`backfill`], [`recipes`] (the SQL functions
-//! migrations call) and [`simple`] (how every query of zdm's own is sent: the simple
-//! protocol, so it works through any pooler). The core trait is implemented here; each
-//! capability trait next to its SQL.
+//! One file per noun: `bootstrap` (zdm's tables), `ledger`, `lease`, `apply` (one
+//! migration, in a transaction or statement by statement), `session` (connections of
+//! their own), `registry`, `instances` (the live instances and the registry's lock, which
+//! every gated write reads), `post_pending`, `drops` (deferred drops), `removed` (what
+//! plain migrations removed), `backfill`, `recipes` (the SQL functions migrations call)
+//! and `simple` (how every query of zdm's own is sent: the simple protocol, so it works
+//! through any pooler). The core trait is implemented here; each capability trait next
+//! to its SQL.
 
 mod apply;
 mod backfill;
@@ -14,8 +16,10 @@ mod drops;
 mod instances;
 mod lease;
 mod ledger;
+mod post_pending;
 pub(crate) mod recipes;
 mod registry;
+mod removed;
 mod session;
 pub(crate) mod simple;
 

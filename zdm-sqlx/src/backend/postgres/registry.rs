@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use zdm_core::gate;
 use zdm_core::model::ModelInfo;
 
-use super::{drops, instances, simple};
+use super::{drops, instances, post_pending, simple};
 use crate::backend::Registry;
 use crate::error::{Doing, Error};
 use crate::names::Names;
@@ -32,10 +32,6 @@ CREATE TABLE IF NOT EXISTS {instances} (
 );
 -- Each row counts as live for its own build's TTL too (older zdm versions lack it).
 ALTER TABLE {instances} ADD COLUMN IF NOT EXISTS ttl_s DOUBLE PRECISION;
-CREATE TABLE IF NOT EXISTS {post_pending} (
-    version    BIGINT PRIMARY KEY,
-    first_seen TIMESTAMPTZ NOT NULL
-);
 -- Which apps ever registered model structs: a build of one that registers none probably
 -- lost them to the linker, and the gate fails closed for it.
 CREATE TABLE IF NOT EXISTS {obj:app_models} (
@@ -73,11 +69,6 @@ const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE ap
 const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
      UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
-const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
-     SELECT unnest($1::bigint[]), clock_timestamp() ON CONFLICT (version) DO NOTHING";
-const PENDING_SINCE: &str = "SELECT version, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
-     extract(epoch FROM clock_timestamp() - first_seen)::bigint FROM {post_pending}";
-
 /// Registers in one transaction with the registry lock: upsert, note that the app has
 /// models, refuse a build that maps something already dropped, and list the read-only
 /// drops this build predates.
@@ -139,23 +130,6 @@ async fn deregister(pool: &PgPool, names: &Names, id: &str) -> Result<(), Error>
     Ok(())
 }
 
-async fn note_pending(pool: &PgPool, names: &Names, versions: &[i64]) -> Result<(), Error> {
-    simple::sql(names.sql(NOTE_PENDING))
-        .bind(versions)
-        .execute(pool)
-        .await
-        .doing("noting waiting after_deploy migrations")?;
-    Ok(())
-}
-
-async fn pending_since(pool: &PgPool, names: &Names) -> Result<Vec<PostPending>, Error> {
-    let rows: Vec<(i64, String, i64)> = simple::sql(names.sql(PENDING_SINCE))
-        .rows_as(pool)
-        .await
-        .doing("reading since when after_deploy migrations wait")?;
-    Ok(rows.into_iter().map(|(version, since, age_s)| PostPending { version, since, age_s }).collect())
-}
-
 impl Registry for PgPool {
     async fn upsert_instance(
         &self,
@@ -184,10 +158,10 @@ impl Registry for PgPool {
     }
 
     async fn note_post_pending(&self, names: &Names, versions: &[i64]) -> Result<(), Error> {
-        note_pending(self, names, versions).await
+        post_pending::note(self, names, versions).await
     }
 
     async fn post_pending_since(&self, names: &Names) -> Result<Vec<PostPending>, Error> {
-        pending_since(self, names).await
+        post_pending::since(self, names).await
     }
 }

@@ -19,11 +19,20 @@ use crate::migration::{Body, RustRun, Step};
 use crate::names::Names;
 use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, Outcome, RunContext};
 
-const TABLES_EXIST: &str = "SELECT \
-     (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5 \
-     AND EXISTS (SELECT 1 FROM pragma_table_info(?4) WHERE name = 'ttl_s'), \
-     EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'), \
-     (SELECT file FROM pragma_database_list WHERE name = 'main')";
+/// Whether sqlx's ledger exists: the one place that knows its name.
+macro_rules! sqlx_ledger {
+    () => {
+        "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')"
+    };
+}
+
+/// One round trip at every boot: zdm's tables, sqlx's ledger, the database file.
+const TABLES_EXIST: &str = concat!(
+    "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3, ?4, ?5)) = 5 ",
+    "AND EXISTS (SELECT 1 FROM pragma_table_info(?4) WHERE name = 'ttl_s'), ",
+    sqlx_ledger!(),
+    ", (SELECT file FROM pragma_database_list WHERE name = 'main')"
+);
 
 const CREATE_TABLES: &str = r#"
 CREATE TABLE IF NOT EXISTS {ledger} (
@@ -103,10 +112,9 @@ const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} 
 const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
 
 /// Which ledgers exist, read without creating anything.
-const LEDGERS: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1), \
-     EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')";
+const LEDGERS: &str =
+    concat!("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1), ", sqlx_ledger!());
 const NEWEST_ZDM: &str = "SELECT max(version) FROM {ledger} WHERE success";
-const NEWEST_SQLX: &str = "SELECT max(version) FROM _sqlx_migrations WHERE success";
 
 const TAKE_LEASE: &str = "\
 INSERT INTO {lease} (id, owner, acquired_at, expires_at) VALUES (1, ?1, {now}, {now} + ?2)
@@ -207,9 +215,8 @@ impl Backend for SqlitePool {
         if zdm {
             newest = newest.max(sqlx::query_scalar(sql(names, NEWEST_ZDM)).fetch_one(self).await.doing(doing)?);
         }
-        if sqlx_ledger {
-            newest = newest.max(sqlx::query_scalar(NEWEST_SQLX).fetch_one(self).await.doing(doing)?);
-        }
+        let foreign = self.load_foreign_applied(Foreign { sqlx: sqlx_ledger, diesel: false }).await?;
+        newest = newest.max(foreign.iter().map(|a| a.version).max());
         Ok(newest)
     }
 
