@@ -10,6 +10,7 @@
 pub mod backfill;
 pub mod baseline;
 pub mod checksum;
+pub mod dialect;
 pub mod directive;
 pub mod exec;
 pub mod gate;
@@ -24,4 +25,5 @@ pub mod retry;
 pub mod source;
 pub mod split;
 
+pub use dialect::Dialect;
 pub use migration::{Migration, Phase};
