@@ -279,6 +279,36 @@ pub fn access_exclusive_table(stmt: &Stmt, schema: &Schema) -> Option<String> {
 }
 
 #[cfg(test)]
+mod registry_tests {
+    use super::{RULES, SQLITE_RULES};
+
+    /// A rule id leads to its file in one hop: `drop-column` is `drop_column.rs`, and the
+    /// file declares that id.
+    #[test]
+    fn every_rule_id_is_its_file_name() {
+        let ids = RULES.iter().map(|r| r.id).chain(SQLITE_RULES.iter().map(|r| r.id));
+        for id in ids {
+            let path = format!("{}/src/lint/rules/{}.rs", env!("CARGO_MANIFEST_DIR"), id.replace('-', "_"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{id}: {path}: {e}"));
+            assert!(text.contains(&format!("id: \"{id}\"")), "{path} does not declare `{id}`");
+            assert!(text.starts_with(&format!("//! # `{id}`")), "{path} does not document `{id}` first");
+        }
+    }
+
+    /// No PostgreSQL advice reaches a SQLite set.
+    #[test]
+    fn sqlite_rules_give_no_postgres_advice() {
+        for r in SQLITE_RULES {
+            for text in [r.why, r.recipe] {
+                for word in ["CONCURRENTLY", "lock_timeout", "NOT VALID", "ACCESS EXCLUSIVE", "VALIDATE"] {
+                    assert!(!text.contains(word), "{}: {text}", r.id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod test_util {
     use super::super::{lint, LintConfig, LintInput, PgVersion};
     use crate::directive;

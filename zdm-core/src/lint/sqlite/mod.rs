@@ -1,12 +1,16 @@
 //! The SQLite dialect: a migration set written for SQLite is read and judged by SQLite.
 //!
 //! **Why the real SQLite and not a grammar.** SQLite's grammar keeps growing (`STRICT`,
-//! `WITHOUT ROWID`, `RETURNING`, `UPSERT`, generated columns) and PostgreSQL's parser reads
-//! none of that (measured on vaultwarden's 56 SQLite migrations: squawk-syntax left 23 of
-//! 178 statements unreadable). The C library sqlx already bundles is the exact parser and
-//! the exact schema: [`replay`] runs the set into an in-memory SQLite at compile time, and
-//! costs no extra build where sqlx's `sqlite-bundled` already compiles it with the same
-//! features (zdm's own workspace does).
+//! `WITHOUT ROWID`, `AUTOINCREMENT`, `INSERT OR IGNORE`, `PRAGMA`, triggers with `NEW.`)
+//! and PostgreSQL's parser reads none of that: on a SQLite app's first migration written
+//! with them (`tests/migrations/sqlite_blog`) squawk-syntax read 8 of 15 statements, SQLite
+//! all 14. On a plain history (vaultwarden's 56 SQLite migrations, 105 statements) both
+//! read everything, but only the replay sees that 5 `DROP TABLE` + `RENAME TO` pairs are
+//! table rebuilds (two of them drop a column, two cascade through foreign keys). The C
+//! library sqlx already bundles is the exact parser and the exact schema: [`replay`] runs
+//! the set into an in-memory SQLite at compile time. It adds no C build where sqlx's
+//! `sqlite-bundled` compiles it with the same features (zdm's workspace: one
+//! `libsqlite3-sys` build, 6.3 s, shared) and 0.6 s to zdm-core's own compile.
 //!
 //! **Where the C code stops.** `zdm-core` stays pure apart from [`replay`], which sits
 //! behind the `sqlite` feature (the macros enable it). It turns each statement into plain
