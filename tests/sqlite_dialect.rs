@@ -15,11 +15,12 @@ async fn a_sqlite_set_compiles_and_runs_on_sqlite() {
     assert_eq!(pre.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [1, 2]);
     let post = m.run_post(&pool).await.unwrap();
     assert_eq!(post.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
-    let (strict, without_rowid): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT strict FROM pragma_table_list('posts')), (SELECT wr FROM pragma_table_list('settings'))")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (strict, without_rowid): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT strict FROM pragma_table_list('posts')), (SELECT wr FROM pragma_table_list('settings'))",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!((strict, without_rowid), (1, 1));
     let theme: String =
         sqlx::query_scalar("SELECT value FROM settings WHERE key = 'theme'").fetch_one(&pool).await.unwrap();

@@ -28,7 +28,13 @@ impl Parse for EmbedArgs {
             return Err(input.error("expected the migrations folder, e.g. `\"migrations\"` (relative to Cargo.toml)"));
         }
         let dir: LitStr = input.parse()?;
-        let mut args = EmbedArgs { dir, rust: Vec::new(), dialect: Dialect::default(), postgres: PgVersion::default(), start_after: None };
+        let mut args = EmbedArgs {
+            dir,
+            rust: Vec::new(),
+            dialect: Dialect::default(),
+            postgres: PgVersion::default(),
+            start_after: None,
+        };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {

@@ -305,7 +305,8 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
         Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "SqliteConnection"),
         _ => false,
     });
-    let config = LintConfig { dialect: if sqlite { Dialect::Sqlite } else { Dialect::Postgres }, ..LintConfig::default() };
+    let config =
+        LintConfig { dialect: if sqlite { Dialect::Sqlite } else { Dialect::Postgres }, ..LintConfig::default() };
     let name = format!("{} (Rust migration {version})", func.sig.ident);
     let mut errors = Errors::default();
     let mut reasons = Vec::new();

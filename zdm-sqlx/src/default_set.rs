@@ -25,7 +25,10 @@ impl EmbeddedSet {
     pub const EMPTY: EmbeddedSet = EmbeddedSet {
         sql: &[],
         dialect: zdm_core::Dialect::Postgres,
-        app_name: "", app_version: "", lint_postgres: 15 };
+        app_name: "",
+        app_version: "",
+        lint_postgres: 15,
+    };
 
     /// A migrator over the SQL files and the given Rust-coded migrations.
     pub fn migrator(&'static self, rust: impl IntoIterator<Item = RustMigration>) -> Migrator {

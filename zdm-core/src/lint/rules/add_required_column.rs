@@ -28,11 +28,11 @@
 //! ```
 //! **Use instead:** give the new column a default (`slug TEXT NOT NULL DEFAULT ''`).
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
 use crate::lint::sqlite::model::{Alter, Kind as SqliteKind, Stmt as SqliteStmt};
 use crate::lint::sqlite::Cx as SqliteCx;
-use super::SqliteRule;
 
 pub static RULE: Rule = Rule {
     id: "add-required-column",
@@ -52,7 +52,6 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
-
 /// The SQLite check: a rebuild that adds a required column.
 pub static SQLITE: SqliteRule = SqliteRule {
     id: "add-required-column",
@@ -68,13 +67,18 @@ fn check_sqlite(stmt: &SqliteStmt, cx: &SqliteCx<'_>, out: &mut Vec<Hit>) {
         if added.is_some_and(|c| !c.optional_on_insert()) {
             out.push(Hit::on(
                 table,
-                format!("adds `{table}.{column}` NOT NULL without a default (SQLite refuses it once the table has rows)"),
+                format!(
+                    "adds `{table}.{column}` NOT NULL without a default (SQLite refuses it once the table has rows)"
+                ),
             ));
         }
     }
     if let Some(r) = cx.rebuild_here() {
         for c in r.new.columns.iter().filter(|c| r.old.column(&c.name).is_none() && !c.optional_on_insert()) {
-            out.push(Hit::on(&r.table, format!("rebuilds `{}` with a new required column `{}` (NOT NULL, no default)", r.table, c.name)));
+            out.push(Hit::on(
+                &r.table,
+                format!("rebuilds `{}` with a new required column `{}` (NOT NULL, no default)", r.table, c.name),
+            ));
         }
     }
 }
@@ -130,7 +134,8 @@ mod sqlite_tests {
             "INSERT INTO new_tags (name, note, rank) SELECT name, note, 0 FROM tags;\nDROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;"))
         .fires("add-required-column"));
         assert!(!pre("ALTER TABLE posts ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;").fires("add-required-column"));
-        assert!(!pre("CREATE TABLE t (a INTEGER);\nALTER TABLE t ADD COLUMN b INTEGER NOT NULL;").fires("add-required-column"));
+        assert!(!pre("CREATE TABLE t (a INTEGER);\nALTER TABLE t ADD COLUMN b INTEGER NOT NULL;")
+            .fires("add-required-column"));
     }
 
     #[test]

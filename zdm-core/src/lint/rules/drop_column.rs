@@ -28,11 +28,11 @@
 //! **Use instead:** the same after the deploy (`-- zdm:after_deploy`), once the code has
 //! stopped using the column.
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
 use crate::lint::sqlite::model::{Alter, Kind as SqliteKind, Stmt as SqliteStmt};
 use crate::lint::sqlite::Cx as SqliteCx;
-use super::SqliteRule;
 
 pub static RULE: Rule = Rule {
     id: "drop-column",
@@ -50,7 +50,6 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
-
 /// The SQLite check: a dropped column, directly or through a rebuild.
 pub static SQLITE: SqliteRule = SqliteRule {
     id: "drop-column",
@@ -66,7 +65,10 @@ fn check_sqlite(stmt: &SqliteStmt, cx: &SqliteCx<'_>, out: &mut Vec<Hit>) {
     }
     if let Some(r) = cx.rebuild_here() {
         for c in r.old.columns.iter().filter(|c| r.new.column(&c.name).is_none()) {
-            out.push(Hit::on(&r.table, format!("rebuilds `{}` without column `{}`: the column is dropped before the deploy", r.table, c.name)));
+            out.push(Hit::on(
+                &r.table,
+                format!("rebuilds `{}` without column `{}`: the column is dropped before the deploy", r.table, c.name),
+            ));
         }
     }
 }

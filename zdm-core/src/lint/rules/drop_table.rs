@@ -18,11 +18,11 @@
 //! **SQLite:** the same, for a `DROP TABLE` that is not a step of a table rebuild (a
 //! rebuild keeps the table under its name and is judged by what it changes).
 
+use super::SqliteRule;
 use super::{Cx, Hit, Kind, Rule};
 use crate::lint::model::{Stmt, StmtKind};
 use crate::lint::sqlite::model::{Kind as SqliteKind, Stmt as SqliteStmt};
 use crate::lint::sqlite::Cx as SqliteCx;
-use super::SqliteRule;
 
 pub static RULE: Rule = Rule {
     id: "drop-table",
@@ -39,7 +39,6 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
     }
 }
-
 
 /// The SQLite check: a live table dropped, not as a step of a rebuild.
 pub static SQLITE: SqliteRule = SqliteRule {

@@ -9,9 +9,9 @@
 use std::collections::HashSet;
 
 use super::model::{Action, Stmt, StmtKind};
+use super::schema::{Schema, Table};
 use super::sqlite::model::Stmt as SqliteStmt;
 use super::sqlite::Cx as SqliteCx;
-use super::schema::{Schema, Table};
 use super::PgVersion;
 use crate::migration::Phase;
 

@@ -18,11 +18,11 @@
 //! **SQLite:** the same, for `ALTER TABLE .. RENAME COLUMN` (SQLite ≥ 3.25); zdm reads the
 //! rename from the schema SQLite holds before and after the statement.
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
 use crate::lint::sqlite::model::{Alter, Kind as SqliteKind, Stmt as SqliteStmt};
 use crate::lint::sqlite::Cx as SqliteCx;
-use super::SqliteRule;
 
 pub static RULE: Rule = Rule {
     id: "rename-column",
@@ -39,7 +39,6 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
     }
 }
-
 
 /// The SQLite check.
 pub static SQLITE: SqliteRule = SqliteRule {

@@ -20,11 +20,11 @@
 //! rebuild. SQLite's views are read-only, so the view recipe needs `INSTEAD OF` triggers
 //! for the old build's writes; a new table and a copy after the deploy is usually simpler.
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
 use crate::lint::sqlite::model::{Alter, Kind as SqliteKind, Stmt as SqliteStmt};
 use crate::lint::sqlite::Cx as SqliteCx;
-use super::SqliteRule;
 
 pub static RULE: Rule = Rule {
     id: "rename-table",
@@ -48,7 +48,6 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
         }
     }
 }
-
 
 /// The SQLite check: a live table renamed, not as a step of a rebuild.
 pub static SQLITE: SqliteRule = SqliteRule {

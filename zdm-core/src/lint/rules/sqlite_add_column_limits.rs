@@ -46,7 +46,9 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
         if default.is_some_and(is_non_constant) {
             out.push(Hit::on(
                 table,
-                format!("adds `{table}.{column}` with a non-constant default: SQLite refuses it once the table has rows"),
+                format!(
+                    "adds `{table}.{column}` with a non-constant default: SQLite refuses it once the table has rows"
+                ),
             ));
         }
     }
@@ -58,7 +60,8 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
 /// is constant, anything else (a keyword like those, a function call) is not.
 fn is_non_constant(default: &str) -> bool {
     let d = default.trim().trim_start_matches(['-', '+']);
-    let literal = d.starts_with(['\'', '"']) || d.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+    let literal = d.starts_with(['\'', '"'])
+        || d.starts_with(|c: char| c.is_ascii_digit() || c == '.')
         || (d.len() > 1 && d[..2].eq_ignore_ascii_case("x'"))
         || ["NULL", "TRUE", "FALSE"].iter().any(|k| d.eq_ignore_ascii_case(k));
     !literal
@@ -72,7 +75,9 @@ mod tests {
     fn what_sqlite_refuses_is_an_error() {
         assert!(pre("ALTER TABLE posts ADD COLUMN token TEXT DEFAULT (random());").fires("sqlite-add-column-limits"));
         assert!(pre("ALTER TABLE posts ADD COLUMN code TEXT UNIQUE;").fires("sqlite-add-column-limits"));
-        assert!(pre("ALTER TABLE posts ADD COLUMN at TEXT DEFAULT CURRENT_TIMESTAMP;").fires("sqlite-add-column-limits"));
+        assert!(
+            pre("ALTER TABLE posts ADD COLUMN at TEXT DEFAULT CURRENT_TIMESTAMP;").fires("sqlite-add-column-limits")
+        );
         assert!(pre("ALTER TABLE posts ADD COLUMN n INTEGER PRIMARY KEY;").fires("sqlite-add-column-limits"));
     }
 

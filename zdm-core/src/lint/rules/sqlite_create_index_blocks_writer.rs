@@ -57,7 +57,10 @@ mod tests {
 
     #[test]
     fn an_index_on_a_new_table_or_an_existing_index_is_fine() {
-        assert!(!pre("CREATE TABLE t (a INTEGER);\nCREATE INDEX t_a ON t (a);").fires("sqlite-create-index-blocks-writer"));
-        assert!(!pre("CREATE INDEX IF NOT EXISTS posts_title_idx ON posts (title);").fires("sqlite-create-index-blocks-writer"));
+        assert!(
+            !pre("CREATE TABLE t (a INTEGER);\nCREATE INDEX t_a ON t (a);").fires("sqlite-create-index-blocks-writer")
+        );
+        assert!(!pre("CREATE INDEX IF NOT EXISTS posts_title_idx ON posts (title);")
+            .fires("sqlite-create-index-blocks-writer"));
     }
 }

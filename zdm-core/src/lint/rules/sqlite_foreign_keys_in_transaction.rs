@@ -49,7 +49,11 @@ pub static RULE: SqliteRule = SqliteRule {
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     if stmt.turns_foreign_keys_off() && cx.in_transaction() {
-        let whose = if cx.transactional { "zdm's transaction (the migration is not `no_transaction`)" } else { "the file's own `BEGIN`" };
+        let whose = if cx.transactional {
+            "zdm's transaction (the migration is not `no_transaction`)"
+        } else {
+            "the file's own `BEGIN`"
+        };
         out.push(Hit::anywhere(format!("`PRAGMA foreign_keys = OFF` inside {whose} does nothing")));
     }
     if let Some(r) = cx.rebuild_here() {
@@ -67,7 +71,8 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
 mod tests {
     use crate::lint::sqlite::test_util::*;
 
-    const REBUILD_USERS: &str = "CREATE TABLE new_users (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL UNIQUE, name TEXT);\n\
+    const REBUILD_USERS: &str =
+        "CREATE TABLE new_users (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL UNIQUE, name TEXT);\n\
         INSERT INTO new_users (id, email) SELECT id, email FROM users;\n\
         DROP TABLE users;\n\
         ALTER TABLE new_users RENAME TO users;\n";
@@ -76,7 +81,9 @@ mod tests {
     fn the_pragma_inside_a_transaction_does_nothing() {
         assert!(pre("PRAGMA foreign_keys = OFF;").fires("sqlite-foreign-keys-in-transaction"));
         assert!(pre("PRAGMA foreign_keys=0;").no_tx().fires("sqlite-foreign-keys-in-transaction") == false);
-        assert!(pre("BEGIN;\nPRAGMA foreign_keys = false;\nCOMMIT;").no_tx().fires("sqlite-foreign-keys-in-transaction"));
+        assert!(pre("BEGIN;\nPRAGMA foreign_keys = false;\nCOMMIT;")
+            .no_tx()
+            .fires("sqlite-foreign-keys-in-transaction"));
         assert!(!pre("PRAGMA foreign_keys = ON;").fires("sqlite-foreign-keys-in-transaction"));
     }
 
@@ -91,8 +98,10 @@ mod tests {
         let run = pre(Box::leak(right.into_boxed_str())).no_tx();
         assert!(!run.fires("sqlite-foreign-keys-in-transaction"), "{:?}", run.findings());
         // Nobody references tags: nothing to cascade.
-        assert!(!pre("CREATE TABLE new_tags (name TEXT PRIMARY KEY, note TEXT) WITHOUT ROWID;\n\
-                      INSERT INTO new_tags SELECT * FROM tags;\nDROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;")
+        assert!(!pre(
+            "CREATE TABLE new_tags (name TEXT PRIMARY KEY, note TEXT) WITHOUT ROWID;\n\
+                      INSERT INTO new_tags SELECT * FROM tags;\nDROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;"
+        )
         .fires("sqlite-foreign-keys-in-transaction"));
     }
 }

@@ -56,7 +56,9 @@ mod tests {
             .filter(|f| f.rule == "sqlite-transaction-control")
             .collect();
         assert_eq!(found.len(), 2, "{found:?}");
-        assert!(!pre("BEGIN;\nALTER TABLE posts ADD COLUMN summary TEXT;\nCOMMIT;").no_tx().fires("sqlite-transaction-control"));
+        assert!(!pre("BEGIN;\nALTER TABLE posts ADD COLUMN summary TEXT;\nCOMMIT;")
+            .no_tx()
+            .fires("sqlite-transaction-control"));
         assert!(!pre("ALTER TABLE posts ADD COLUMN summary TEXT;").fires("sqlite-transaction-control"));
     }
 }

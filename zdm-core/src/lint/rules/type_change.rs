@@ -29,12 +29,12 @@
 //! `cannot store TEXT value in INTEGER column`), or when the rebuild makes the table
 //! `STRICT`.
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
-use crate::lint::types::{judge, Change};
 use crate::lint::sqlite::model::{affinity, Stmt as SqliteStmt};
 use crate::lint::sqlite::Cx as SqliteCx;
-use super::SqliteRule;
+use crate::lint::types::{judge, Change};
 
 pub static RULE: Rule = Rule {
     id: "type-change",
@@ -61,7 +61,6 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
-
 /// The SQLite check: a rebuild that changes a kept column's type.
 pub static SQLITE: SqliteRule = SqliteRule {
     id: "type-change",
@@ -81,20 +80,43 @@ fn check_sqlite(_stmt: &SqliteStmt, cx: &SqliteCx<'_>, out: &mut Vec<Hit>) {
         };
         let (was, is) = (affinity(&old.ty), affinity(&new.ty));
         if was != is {
-            out.push(Hit::on(&r.table, format!(
-                "rebuilds `{}` with `{}` as {} instead of {} (affinity {was:?} → {is:?})", r.table, new.name, shown(&new.ty), shown(&old.ty))));
+            out.push(Hit::on(
+                &r.table,
+                format!(
+                    "rebuilds `{}` with `{}` as {} instead of {} (affinity {was:?} → {is:?})",
+                    r.table,
+                    new.name,
+                    shown(&new.ty),
+                    shown(&old.ty)
+                ),
+            ));
         } else if r.new.strict && !old.ty.eq_ignore_ascii_case(&new.ty) {
-            out.push(Hit::on(&r.table, format!(
-                "rebuilds STRICT table `{}` with `{}` as {} instead of {}", r.table, new.name, shown(&new.ty), shown(&old.ty))));
+            out.push(Hit::on(
+                &r.table,
+                format!(
+                    "rebuilds STRICT table `{}` with `{}` as {} instead of {}",
+                    r.table,
+                    new.name,
+                    shown(&new.ty),
+                    shown(&old.ty)
+                ),
+            ));
         }
     }
     if r.new.strict && !r.old.strict {
-        out.push(Hit::on(&r.table, format!("rebuilds `{}` as a STRICT table: writes of another type than declared start failing", r.table)));
+        out.push(Hit::on(
+            &r.table,
+            format!("rebuilds `{}` as a STRICT table: writes of another type than declared start failing", r.table),
+        ));
     }
 }
 
 fn shown(ty: &str) -> String {
-    if ty.is_empty() { "no type".to_string() } else { format!("`{ty}`") }
+    if ty.is_empty() {
+        "no type".to_string()
+    } else {
+        format!("`{ty}`")
+    }
 }
 
 #[cfg(test)]
@@ -135,11 +157,15 @@ mod sqlite_tests {
                    INSERT INTO new_posts SELECT * FROM posts;\nDROP TABLE posts;\nALTER TABLE new_posts RENAME TO posts;";
         assert!(pre(sql).fires("type-change"));
         // Becoming STRICT is a change too; VARCHAR → TEXT on a loose table is not.
-        assert!(pre("CREATE TABLE new_tags (name TEXT PRIMARY KEY, note TEXT) STRICT, WITHOUT ROWID;\n\
-                     INSERT INTO new_tags SELECT * FROM tags;\nDROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;")
+        assert!(pre(
+            "CREATE TABLE new_tags (name TEXT PRIMARY KEY, note TEXT) STRICT, WITHOUT ROWID;\n\
+                     INSERT INTO new_tags SELECT * FROM tags;\nDROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;"
+        )
         .fires("type-change"));
-        assert!(!pre("CREATE TABLE new_tags (name TEXT PRIMARY KEY, note VARCHAR(200)) WITHOUT ROWID;\n\
-                      INSERT INTO new_tags SELECT * FROM tags;\nDROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;")
+        assert!(!pre(
+            "CREATE TABLE new_tags (name TEXT PRIMARY KEY, note VARCHAR(200)) WITHOUT ROWID;\n\
+                      INSERT INTO new_tags SELECT * FROM tags;\nDROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;"
+        )
         .fires("type-change"));
     }
 }

@@ -30,11 +30,11 @@
 //! once, at the first bad token SQLite names. Everything SQLite reads is analysed:
 //! `AUTOINCREMENT`, `STRICT`, `WITHOUT ROWID`, `PRAGMA`, `INSERT OR IGNORE`, triggers.
 
+use super::SqliteRule;
 use super::{Cx, Hit, Kind, Rule};
 use crate::lint::model::{Stmt, StmtKind};
 use crate::lint::sqlite::model::{Kind as SqliteKind, Stmt as SqliteStmt};
 use crate::lint::sqlite::Cx as SqliteCx;
-use super::SqliteRule;
 
 pub static RULE: Rule = Rule {
     id: "unanalysable",
@@ -49,7 +49,6 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
         out.push(Hit::anywhere(format!("statement cannot be analysed: {message}")));
     }
 }
-
 
 /// The SQLite check: what SQLite's parser cannot read.
 pub static SQLITE: SqliteRule = SqliteRule {
@@ -142,11 +141,12 @@ mod sqlite_tests {
 
     #[test]
     fn one_finding_per_unreadable_statement_at_its_first_bad_token() {
-        let found: Vec<_> = pre("SELECT 1;\nALTER TABLE posts FROBNICATE title;\nCREATE TABLE t (a INTEGER,);\nSELECT 2;")
-            .findings()
-            .into_iter()
-            .filter(|f| f.rule == "unanalysable")
-            .collect();
+        let found: Vec<_> =
+            pre("SELECT 1;\nALTER TABLE posts FROBNICATE title;\nCREATE TABLE t (a INTEGER,);\nSELECT 2;")
+                .findings()
+                .into_iter()
+                .filter(|f| f.rule == "unanalysable")
+                .collect();
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!((found[0].line, found[0].column), (2, 19), "{found:?}");
         assert!(found[0].message.contains("FROBNICATE"), "{}", found[0].message);

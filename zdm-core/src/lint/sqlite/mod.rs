@@ -111,7 +111,9 @@ impl FileState {
             Kind::CreateTable { table } if before.table(table).is_none() => {
                 self.created.insert(table.to_ascii_lowercase());
             }
-            Kind::AlterTable { table, change: Alter::RenameTo { to } } if self.created.contains(&table.to_ascii_lowercase()) => {
+            Kind::AlterTable { table, change: Alter::RenameTo { to } }
+                if self.created.contains(&table.to_ascii_lowercase()) =>
+            {
                 self.created.insert(to.to_ascii_lowercase());
             }
             Kind::Transaction { op } => self.explicit_transaction = op == "BEGIN",
@@ -156,9 +158,7 @@ pub fn statements(file: &ReplayedFile) -> Vec<Stmt> {
 
 fn classify(r: &Replayed, before: &Snapshot, after: &Snapshot) -> Stmt {
     let (kind, refused, focus) = match &r.outcome {
-        Outcome::Syntax { at, message } => {
-            (Kind::Unreadable { message: message.clone() }, None, *at)
-        }
+        Outcome::Syntax { at, message } => (Kind::Unreadable { message: message.clone() }, None, *at),
         Outcome::Refused { message } => (kind_of(&r.actions, before, after), Some(message.clone()), r.range.start),
         Outcome::Ran => (kind_of(&r.actions, before, after), None, r.range.start),
     };
@@ -284,7 +284,15 @@ pub fn judge(m: &super::LintInput<'_>, replayed: &ReplayedFile, findings: &mut V
     let mut file = FileState::default();
     let transactional = !m.no_transaction;
     for (index, stmt) in stmts.iter().enumerate() {
-        let cx = Cx { phase: m.phase, transactional, stmts: &stmts, index, states: &states, file: &file, rebuilds: &rebuilds };
+        let cx = Cx {
+            phase: m.phase,
+            transactional,
+            stmts: &stmts,
+            index,
+            states: &states,
+            file: &file,
+            rebuilds: &rebuilds,
+        };
         for rule in super::rules::SQLITE_RULES {
             let mut hits = Vec::new();
             (rule.check)(stmt, &cx, &mut hits);
@@ -352,7 +360,14 @@ pub(crate) mod test_util {
             let d = directive::parse(self.sql).expect("test SQL has valid directives");
             let config = LintConfig { dialect: Dialect::Sqlite, start_after: Some(1), ..LintConfig::default() };
             let files = [
-                LintInput { version: 1, path: "setup.sql", sql: SETUP, phase: Phase::PreDeploy, no_transaction: false, safety_assured: &[] },
+                LintInput {
+                    version: 1,
+                    path: "setup.sql",
+                    sql: SETUP,
+                    phase: Phase::PreDeploy,
+                    no_transaction: false,
+                    safety_assured: &[],
+                },
                 LintInput {
                     version: 2,
                     path: "m.sql",

@@ -64,7 +64,10 @@ impl Column {
     /// Whether an `INSERT` that omits this column still works: a default, a generated
     /// value, or a nullable column (an `INTEGER PRIMARY KEY` is the rowid and fills itself).
     pub fn optional_on_insert(&self) -> bool {
-        !self.not_null || self.default.is_some() || self.generated || (self.pk && affinity(&self.ty) == Affinity::Integer)
+        !self.not_null
+            || self.default.is_some()
+            || self.generated
+            || (self.pk && affinity(&self.ty) == Affinity::Integer)
     }
 }
 
@@ -97,10 +100,19 @@ pub fn affinity(declared: &str) -> Affinity {
 /// What one `ALTER TABLE` did, read from the schema before and after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alter {
-    AddColumn { column: String },
-    DropColumn { column: String },
-    RenameColumn { from: String, to: String },
-    RenameTo { to: String },
+    AddColumn {
+        column: String,
+    },
+    DropColumn {
+        column: String,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTo {
+        to: String,
+    },
     /// SQLite refused it, or it changed nothing zdm can name.
     Unknown,
 }
@@ -108,29 +120,58 @@ pub enum Alter {
 /// A statement, as SQLite's authorizer described it while preparing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    CreateTable { table: String },
-    CreateIndex { index: String, table: String },
+    CreateTable {
+        table: String,
+    },
+    CreateIndex {
+        index: String,
+        table: String,
+    },
     CreateView,
-    CreateTrigger { table: String },
-    DropTable { table: String },
-    DropIndex { index: String, table: String },
+    CreateTrigger {
+        table: String,
+    },
+    DropTable {
+        table: String,
+    },
+    DropIndex {
+        index: String,
+        table: String,
+    },
     DropView,
     DropTrigger,
-    AlterTable { table: String, change: Alter },
+    AlterTable {
+        table: String,
+        change: Alter,
+    },
     /// `reads`: the tables its `SELECT` reads (`INSERT INTO new_posts SELECT .. FROM posts`).
-    Insert { table: String, reads: Vec<String> },
-    Update { table: String },
-    Delete { table: String },
+    Insert {
+        table: String,
+        reads: Vec<String>,
+    },
+    Update {
+        table: String,
+    },
+    Delete {
+        table: String,
+    },
     /// `PRAGMA name = value`.
-    Pragma { name: String, value: Option<String> },
+    Pragma {
+        name: String,
+        value: Option<String>,
+    },
     /// `BEGIN`, `COMMIT` (also `END`) or `ROLLBACK`.
-    Transaction { op: String },
+    Transaction {
+        op: String,
+    },
     /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`.
     Savepoint,
     /// A query, `VACUUM`, `ANALYZE`, `REINDEX`, `ATTACH`: nothing the rules judge.
     Other,
     /// SQLite cannot read it.
-    Unreadable { message: String },
+    Unreadable {
+        message: String,
+    },
 }
 
 /// One statement of a SQLite migration file.

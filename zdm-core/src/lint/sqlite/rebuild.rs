@@ -62,12 +62,15 @@ pub fn find(stmts: &[Stmt], states: &[Snapshot]) -> Vec<Rebuild> {
             }
             // (b) ALTER TABLE posts RENAME TO old_posts .. CREATE TABLE posts .. DROP TABLE old_posts
             Kind::AlterTable { table, change: Alter::RenameTo { to } } if !created_before(i, table) => {
-                let create = stmts.iter().enumerate().skip(i + 1).find(
-                    |(_, s)| matches!(&s.kind, Kind::CreateTable { table: t } if t.eq_ignore_ascii_case(table)),
-                );
-                let drop = stmts.iter().enumerate().skip(i + 1).find(
-                    |(_, s)| matches!(&s.kind, Kind::DropTable { table: t } if t.eq_ignore_ascii_case(to)),
-                );
+                let create =
+                    stmts.iter().enumerate().skip(i + 1).find(
+                        |(_, s)| matches!(&s.kind, Kind::CreateTable { table: t } if t.eq_ignore_ascii_case(table)),
+                    );
+                let drop = stmts
+                    .iter()
+                    .enumerate()
+                    .skip(i + 1)
+                    .find(|(_, s)| matches!(&s.kind, Kind::DropTable { table: t } if t.eq_ignore_ascii_case(to)));
                 let (Some((k, _)), Some((j, _))) = (create, drop) else {
                     continue;
                 };
@@ -157,8 +160,11 @@ mod tests {
         assert!(rebuilds(SETUP, "DROP TABLE comments;").1.is_empty());
         assert!(rebuilds(SETUP, "ALTER TABLE comments RENAME TO remarks;").1.is_empty());
         // A table made in the same file and swapped is not an existing table's rebuild.
-        assert!(rebuilds(SETUP, "CREATE TABLE a (x INTEGER); CREATE TABLE b (x INTEGER); DROP TABLE a; ALTER TABLE b RENAME TO a;")
-            .1
-            .is_empty());
+        assert!(rebuilds(
+            SETUP,
+            "CREATE TABLE a (x INTEGER); CREATE TABLE b (x INTEGER); DROP TABLE a; ALTER TABLE b RENAME TO a;"
+        )
+        .1
+        .is_empty());
     }
 }

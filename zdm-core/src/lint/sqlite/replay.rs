@@ -145,12 +145,13 @@ impl Engine {
                     WHERE t.schema = 'main' AND t.type = 'table' AND t.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
                     ORDER BY t.name, c.cid";
         for row in self.rows(cols, 9) {
-            let table = tables.entry(row[0].clone().unwrap_or_default().to_ascii_lowercase()).or_insert_with(|| Table {
-                name: row[0].clone().unwrap_or_default(),
-                without_rowid: row[1].as_deref() == Some("1"),
-                strict: row[2].as_deref() == Some("1"),
-                ..Table::default()
-            });
+            let table =
+                tables.entry(row[0].clone().unwrap_or_default().to_ascii_lowercase()).or_insert_with(|| Table {
+                    name: row[0].clone().unwrap_or_default(),
+                    without_rowid: row[1].as_deref() == Some("1"),
+                    strict: row[2].as_deref() == Some("1"),
+                    ..Table::default()
+                });
             table.columns.push(Column {
                 name: row[3].clone().unwrap_or_default(),
                 ty: row[4].clone().unwrap_or_default(),
@@ -253,7 +254,9 @@ unsafe fn text(p: *const c_char) -> Option<String> {
 /// SQLite's parser messages (`near "x": syntax error`, `incomplete input`, `unrecognized
 /// token: ".."`); every other refusal is about the schema, not the text.
 fn is_syntax_error(message: &str) -> bool {
-    message.ends_with("syntax error") || message.starts_with("incomplete input") || message.starts_with("unrecognized token")
+    message.ends_with("syntax error")
+        || message.starts_with("incomplete input")
+        || message.starts_with("unrecognized token")
 }
 
 /// Where the statement starting at `start` ends (after its `;`), by SQLite's own
@@ -312,7 +315,10 @@ mod tests {
         let f = e.replay(sql, true);
         assert_eq!(f.stmts.len(), 4, "{:?}", f.stmts);
         assert!(f.stmts.iter().all(|s| s.outcome == Outcome::Ran), "{:?}", f.stmts);
-        assert_eq!(&sql[f.stmts[1].range.clone()], "CREATE TABLE b (k TEXT PRIMARY KEY, a_id INTEGER REFERENCES a (id)) WITHOUT ROWID");
+        assert_eq!(
+            &sql[f.stmts[1].range.clone()],
+            "CREATE TABLE b (k TEXT PRIMARY KEY, a_id INTEGER REFERENCES a (id)) WITHOUT ROWID"
+        );
         let after = &f.states[4];
         let a = &after.tables["a"];
         assert!(a.strict && !a.without_rowid);
@@ -321,7 +327,10 @@ mod tests {
         assert_eq!(after.tables["b"].references, ["a"]);
         assert!(f.states[0].tables.is_empty());
         let pragma = &f.stmts[3].actions[0];
-        assert_eq!((pragma.code, pragma.a.as_deref(), pragma.b.as_deref()), (ffi::SQLITE_PRAGMA, Some("foreign_keys"), Some("OFF")));
+        assert_eq!(
+            (pragma.code, pragma.a.as_deref(), pragma.b.as_deref()),
+            (ffi::SQLITE_PRAGMA, Some("foreign_keys"), Some("OFF"))
+        );
     }
 
     #[test]
@@ -344,8 +353,15 @@ mod tests {
     #[test]
     fn a_refusal_is_not_a_syntax_error() {
         let mut e = Engine::open().unwrap();
-        let f = e.replay("CREATE TABLE a (id INTEGER);\nALTER TABLE a ADD COLUMN n TEXT UNIQUE;\nINSERT INTO nope VALUES (1);", true);
-        assert!(matches!(&f.stmts[1].outcome, Outcome::Refused { message } if message.contains("UNIQUE")), "{:?}", f.stmts[1]);
+        let f = e.replay(
+            "CREATE TABLE a (id INTEGER);\nALTER TABLE a ADD COLUMN n TEXT UNIQUE;\nINSERT INTO nope VALUES (1);",
+            true,
+        );
+        assert!(
+            matches!(&f.stmts[1].outcome, Outcome::Refused { message } if message.contains("UNIQUE")),
+            "{:?}",
+            f.stmts[1]
+        );
         assert!(matches!(&f.stmts[2].outcome, Outcome::Refused { message } if message.contains("no such table")));
     }
 }
