@@ -1,12 +1,14 @@
 //! Lints a migrations folder (sqlx's or diesel's layout) and prints what the analyzer
 //! makes of it: the share of statements it could read, the findings per rule, and with
-//! `--show RULE` every finding of one rule.
+//! `--show RULE` every finding of one rule. `--dialect sqlite` reads and judges the folder as
+//! SQLite (replayed into an in-memory SQLite) instead of PostgreSQL.
 //!
-//!     cargo run --release --example lint_dir -- path/to/migrations [--start-after V] [--postgres 15] [--show RULE]
+//!     cargo run --release --example lint_dir -- path/to/migrations [--dialect sqlite] [--start-after V] [--postgres 15] [--show RULE]
 
 use std::collections::BTreeMap;
 
 use zdm::lint::{LintConfig, PgVersion, Severity, StmtKind};
+use zdm::Dialect;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -18,6 +20,9 @@ fn main() {
             "--start-after" => config.start_after = args.next().and_then(|v| v.parse().ok()),
             "--postgres" => config.postgres = args.next().and_then(|v| PgVersion::parse(&v)).expect("--postgres 15"),
             "--show" => show.extend(args.next()),
+            "--dialect" => {
+                config.dialect = args.next().and_then(|v| Dialect::parse(&v)).expect("--dialect postgres|sqlite")
+            }
             _ => dir = Some(a),
         }
     }
@@ -32,7 +37,23 @@ fn main() {
         }
     };
     let (mut statements, mut unreadable) = (0usize, Vec::new());
-    for m in &set {
+    if config.dialect == Dialect::Sqlite {
+        // The statements as SQLite reads them: the set replayed in order, as the lint does.
+        let mut engine = zdm_core::lint::sqlite::replay::Engine::open().expect("an in-memory SQLite");
+        let mut ordered: Vec<_> = set.iter().collect();
+        ordered.sort_by_key(|m| m.version);
+        for m in ordered {
+            let replayed = engine.replay(&m.sql, !m.directives.no_transaction);
+            for s in zdm_core::lint::sqlite::statements(&replayed) {
+                statements += 1;
+                if let zdm_core::lint::sqlite::model::Kind::Unreadable { message } = s.kind {
+                    let line = zdm_line(&m.sql, s.focus);
+                    unreadable.push(format!("{}:{line}: {message}", m.path));
+                }
+            }
+        }
+    }
+    for m in set.iter().filter(|_| config.dialect == Dialect::Postgres) {
         for s in zdm::lint::parse_statements(&m.sql) {
             statements += 1;
             if let StmtKind::Unparsable { message } = s.kind {

@@ -13,8 +13,9 @@ use zdm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use zdm::sqlx::sqlite::SqliteConnectOptions;
 use zdm::sqlx::{PgPool, SqlitePool};
 
-// Release 2 (this build) embeds all three migrations as the default set.
-zdm::migrations!("examples/quickstart/migrations");
+// Release 2 (this build) embeds all three migrations as the default set, judged as SQLite:
+// the embedded default database. A set runs only on the database it was linted for.
+zdm::migrations!("examples/quickstart/migrations", dialect = "sqlite");
 
 /// Release 2's model: it no longer uses `legacy_slug` (a field for it would not compile),
 /// and its column list keeps old and new builds safe from `SELECT *` (see README).
@@ -42,6 +43,17 @@ macro_rules! on {
     };
 }
 
+/// Runs `$call` (`run_pre`, `run_post`, `status`) of release 2 on the pool's database: the
+/// default set on SQLite; on PostgreSQL the same folder, judged by PostgreSQL's rules.
+macro_rules! release2 {
+    ($db:expr, $call:ident) => {
+        match $db {
+            Db::Pg(p) => zdm::migrator!("examples/quickstart/migrations").$call(p).await,
+            Db::Sqlite(p) => zdm::$call(p).await,
+        }
+    };
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
@@ -50,30 +62,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let db = connect().await?;
 
     // Release 1 embeds only the first migration: an older build of the same folder.
-    let release1 = zdm::migrator!("examples/quickstart/migrations").up_to(1).app("blog", "1.0.0");
+    let release1_pg = zdm::migrator!("examples/quickstart/migrations").up_to(1).app("blog", "1.0.0");
+    let release1_sqlite =
+        zdm::migrator!("examples/quickstart/migrations", dialect = "sqlite").up_to(1).app("blog", "1.0.0");
 
     println!("== release 1 boots: run_pre");
-    let report = on!(&db, p => release1.run_pre(p).await)?;
+    let report = match &db {
+        Db::Pg(p) => release1_pg.run_pre(p).await,
+        Db::Sqlite(p) => release1_sqlite.run_pre(p).await,
+    }?;
     print!("{report}");
     release1_serves(&db, 1).await?;
-    println!("{}", on!(&db, p => zdm::status(p).await)?);
+    println!("{}", release2!(&db, status)?);
 
     println!("== release 2 deploys: run_pre adds published_at; legacy_slug stays for release 1");
-    let report = on!(&db, p => zdm::run_pre(p).await)?;
+    let report = release2!(&db, run_pre)?;
     print!("{report}");
     if let Some(instance) = &report.instance {
         println!("registered in zdm_instances as {}", instance.id());
     }
     release1_serves(&db, 2).await?;
-    println!("{}", on!(&db, p => zdm::status(p).await)?);
+    println!("{}", release2!(&db, status)?);
 
     println!("== every instance runs release 2: run_post drops legacy_slug");
-    let report = on!(&db, p => zdm::run_post(p).await)?;
+    let report = release2!(&db, run_post)?;
     print!("{report}");
     // Post::SELECT is `SELECT "id", "title", "published_at" FROM "posts"`: explicit columns.
     let rows: Vec<Post> = on!(&db, p => zdm::sqlx::query_as(Post::SELECT).fetch_all(p).await)?;
     println!("release 2 reads {} posts with `{}`: {rows:?}", rows.len(), Post::SELECT);
-    println!("{}", on!(&db, p => zdm::status(p).await)?);
+    println!("{}", release2!(&db, status)?);
     Ok(())
 }
 

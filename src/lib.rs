@@ -41,7 +41,7 @@ pub use sqlx;
 
 pub use zdm_core::gate::{Blocker, DropStatus, PendingDrop};
 pub use zdm_core::model::ModelInfo;
-pub use zdm_core::Phase;
+pub use zdm_core::{Dialect, Phase};
 pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
 pub use zdm_sqlx::migrator::ExecPolicy;
 pub use zdm_sqlx::status::{State, StatusRow};
@@ -68,7 +68,7 @@ pub mod lint {
 
     pub use zdm_core::lint::model::{Stmt, StmtKind};
     pub use zdm_core::lint::parse::parse as parse_statements;
-    pub use zdm_core::lint::rules::{Kind, Rule, RULES};
+    pub use zdm_core::lint::rules::{Kind, Rule, SqliteRule, RULES, SQLITE_RULES};
     pub use zdm_core::lint::{lint, Finding, LintConfig, LintInput, PgVersion, Severity};
     pub use zdm_core::source::{ParsedMigration, SourceError};
 
@@ -198,7 +198,7 @@ pub mod build {
 pub mod __private {
     //! What the macros expand to. Not a public API.
     pub use inventory;
-    pub use zdm_core::{Migration, Phase};
+    pub use zdm_core::{Dialect, Migration, Phase};
     pub use zdm_sqlx::{
         BoxError, BoxFuture, DefaultSet, EmbeddedSet, RegisteredModel, RegisteredRustMigration, RustRun,
     };

@@ -41,7 +41,7 @@ async fn sqlx_applied_versions_count_as_applied_on_sqlite() {
     let mut before = sqlx::migrate!("tests/migrations/adopt");
     before.migrations = Cow::Owned(before.migrations[..2].to_vec());
     before.run(&pool).await.unwrap();
-    let report = zdm::migrator!("tests/migrations/adopt").run_pre(&pool).await.unwrap();
+    let report = zdm::migrator!("tests/migrations/adopt", dialect = "sqlite").run_pre(&pool).await.unwrap();
     assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
 }
 

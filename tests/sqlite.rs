@@ -14,7 +14,7 @@ async fn seed(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
 async fn phases_ledger_and_rust_migrations_on_sqlite() {
     let db = TestSqlite::new();
     let pool = db.pool(2).await;
-    let m = zdm::migrator!("tests/migrations/phases", rust = [seed]).app("blog", "1.2.3");
+    let m = zdm::migrator!("tests/migrations/phases", dialect = "sqlite", rust = [seed]).app("blog", "1.2.3");
     let report = m.run_pre(&pool).await.unwrap();
     assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [1, 3, 5]);
     let status = m.status(&pool).await.unwrap();
@@ -36,10 +36,12 @@ async fn phases_ledger_and_rust_migrations_on_sqlite() {
 }
 
 #[tokio::test]
+// The fixture fails on purpose; the lint's `sqlite-statement-fails` warning says so.
+#[allow(deprecated)]
 async fn failure_on_sqlite_rolls_back_and_is_recorded() {
     let db = TestSqlite::new();
     let pool = db.pool(2).await;
-    let m = zdm::migrator!("tests/migrations/failing");
+    let m = zdm::migrator!("tests/migrations/failing", dialect = "sqlite");
     let err = m.run_pre(&pool).await.unwrap_err();
     assert!(err.to_string().contains("no such table: no_such_table"), "{err}");
     let b: i64 =
@@ -57,7 +59,7 @@ async fn failure_on_sqlite_rolls_back_and_is_recorded() {
 async fn the_gate_holds_after_deploy_work_for_a_live_old_build_on_sqlite() {
     let db = TestSqlite::new();
     let pool = db.pool(2).await;
-    let m = zdm::migrator!("tests/migrations/phases").app("blog", "2.0.0");
+    let m = zdm::migrator!("tests/migrations/phases", dialect = "sqlite").app("blog", "2.0.0");
     let report = m.run_pre(&pool).await.unwrap();
     let instance = report.instance.expect("run_pre registers on SQLite too");
     let (app, embedded): (String, String) =

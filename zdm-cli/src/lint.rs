@@ -6,22 +6,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
-use zdm::lint::{Finding, LintInput, Severity, RULES};
+use zdm::lint::{Finding, LintInput, Severity, RULES, SQLITE_RULES};
 
 use crate::project::Project;
 use crate::{Dialect, Format, LintArgs, Outcome};
 
 pub(crate) fn run(root: &Path, args: LintArgs) -> Outcome {
     let project = Project::load(root, args.dir)?;
-    let dialect = args.dialect.or(match project.config.dialect.as_deref() {
-        Some("sqlite") => Some(Dialect::Sqlite),
-        _ => None,
+    let dialect = args.dialect.map(|d| match d {
+        Dialect::Postgres => zdm::Dialect::Postgres,
+        Dialect::Sqlite => zdm::Dialect::Sqlite,
     });
-    if dialect == Some(Dialect::Sqlite) {
-        return Err("the SQLite dialect is not available in this build of zdm's lint yet".into());
-    }
     let set = project.read_set()?;
-    let config = project.lint_config(args.postgres.as_deref())?;
+    let config = project.lint_config(args.postgres.as_deref(), dialect)?;
     let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
     let mut findings = zdm::lint::lint(&inputs, &config);
     project.config.apply(&mut findings);
@@ -67,15 +64,18 @@ fn json_report(findings: &[Finding]) -> Value {
 /// finding (`safety_assured`, `zdm.toml` allow) is a result with a suppression.
 fn sarif(findings: &[Finding]) -> Value {
     let fired: BTreeSet<&str> = findings.iter().map(|f| f.rule).collect();
-    let rules: Vec<Value> = RULES
-        .iter()
-        .filter(|r| fired.contains(r.id))
-        .map(|r| {
+    // A rule id fired once is described once, whichever dialect's rule it was.
+    let described =
+        RULES.iter().map(|r| (r.id, r.why, r.recipe)).chain(SQLITE_RULES.iter().map(|r| (r.id, r.why, r.recipe)));
+    let mut seen = BTreeSet::new();
+    let rules: Vec<Value> = described
+        .filter(|(id, _, _)| fired.contains(id) && seen.insert(*id))
+        .map(|(id, why, recipe)| {
             json!({
-                "id": r.id,
-                "name": r.id,
-                "shortDescription": { "text": r.why },
-                "help": { "text": r.recipe },
+                "id": id,
+                "name": id,
+                "shortDescription": { "text": why },
+                "help": { "text": recipe },
             })
         })
         .collect();

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use zdm::lint::{LintConfig, LintInput, ParsedMigration, PgVersion};
+use zdm::Dialect;
 use zdm_core::config::{Config, FILE_NAME};
 
 /// A project's settings and its migrations.
@@ -17,7 +18,8 @@ pub(crate) struct Project {
 impl Project {
     /// Reads `zdm.toml` (and `sqlx.toml`) in `root`; `dir` overrides the folder.
     pub(crate) fn load(root: &Path, dir: Option<PathBuf>) -> Result<Project, Box<dyn std::error::Error>> {
-        let known: Vec<&str> = zdm::lint::RULES.iter().map(|r| r.id).collect();
+        let known: Vec<&str> =
+            zdm::lint::RULES.iter().map(|r| r.id).chain(zdm::lint::SQLITE_RULES.iter().map(|r| r.id)).collect();
         let path = root.join(FILE_NAME);
         let config = match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&path.display().to_string(), &text, &known)?,
@@ -47,8 +49,17 @@ impl Project {
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n").into())
     }
 
-    /// The lint's settings: `postgres` given on the command line wins over `zdm.toml`.
-    pub(crate) fn lint_config(&self, postgres: Option<&str>) -> Result<LintConfig, Box<dyn std::error::Error>> {
+    /// The dialect: the command line's, else `zdm.toml`'s, else PostgreSQL.
+    pub(crate) fn dialect(&self, given: Option<Dialect>) -> Dialect {
+        given.or_else(|| self.config.dialect.as_deref().and_then(Dialect::parse)).unwrap_or_default()
+    }
+
+    /// The lint's settings: what the command line gives wins over `zdm.toml`.
+    pub(crate) fn lint_config(
+        &self,
+        postgres: Option<&str>,
+        dialect: Option<Dialect>,
+    ) -> Result<LintConfig, Box<dyn std::error::Error>> {
         let postgres = match postgres {
             Some(text) => PgVersion::parse(text)
                 .ok_or_else(|| format!("--postgres {text}: not a PostgreSQL version (use e.g. 15 or 14.2)"))?,
@@ -56,14 +67,14 @@ impl Project {
         };
         let baseline = zdm::baseline::read(&self.dir)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
-        Ok(LintConfig { postgres, start_after: None, baseline })
+        Ok(LintConfig { dialect: self.dialect(dialect), postgres, start_after: None, baseline })
     }
 
     /// The set with every rule `zdm.toml` allows recorded, like a `safety_assured`
     /// directive, in the migrations where it fires (the ledger keeps the reason).
     pub(crate) fn assured_set(&self) -> Result<Vec<ParsedMigration>, Box<dyn std::error::Error>> {
         let mut set = self.read_set()?;
-        let config = self.lint_config(None)?;
+        let config = self.lint_config(None, None)?;
         let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
         let mut findings = zdm::lint::lint(&inputs, &config);
         self.config.apply(&mut findings);

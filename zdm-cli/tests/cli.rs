@@ -330,3 +330,32 @@ fn backfills_runs_what_migrations_scheduled() {
     let out = run(&["backfills"]);
     assert!(stdout(&out).contains("no backfill left to run"), "{}", stdout(&out));
 }
+
+#[test]
+fn sqlite_sets_are_linted_as_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "0001_posts.sql",
+                "CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL) STRICT;\n\
+                 INSERT OR IGNORE INTO posts (id, title) VALUES (1, 'hello');\n",
+            ),
+            ("0002_keys.sql", "PRAGMA foreign_keys = OFF;\n"),
+        ],
+    );
+    // Read as PostgreSQL, SQLite's syntax is unreadable.
+    let out = zdm(dir.path()).args(["lint", "--format", "json"]).output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "unanalysable"), "{json}");
+    // As SQLite (the flag, or zdm.toml): only SQLite's own hazard, no PostgreSQL advice.
+    std::fs::write(dir.path().join("zdm.toml"), "dialect = \"sqlite\"\n").unwrap();
+    for args in [&["lint", "--format", "json"][..], &["lint", "--format", "json", "--dialect", "sqlite"][..]] {
+        let out = zdm(dir.path()).args(args).output().unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        let rules: Vec<&str> = json["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+        assert_eq!(rules, ["sqlite-foreign-keys-in-transaction"], "{json}");
+        assert!(!out.stdout.windows(12).any(|w| w == b"CONCURRENTLY"), "no PostgreSQL advice for SQLite");
+    }
+}

@@ -12,6 +12,7 @@ pub mod baseline;
 pub mod checksum;
 #[cfg(feature = "config")]
 pub mod config;
+pub mod dialect;
 pub mod directive;
 pub mod exec;
 pub mod gate;
@@ -26,4 +27,5 @@ pub mod retry;
 pub mod source;
 pub mod split;
 
+pub use dialect::Dialect;
 pub use migration::{Migration, Phase};

@@ -1130,7 +1130,12 @@ fn check_lint(input: &Input) -> Outcome {
             safety_assured: &f.safety_assured,
         })
         .collect();
-    let config = LintConfig { postgres: case.postgres, start_after: case.start_after, baseline: case.baseline.clone() };
+    let config = LintConfig {
+        dialect: Default::default(),
+        postgres: case.postgres,
+        start_after: case.start_after,
+        baseline: case.baseline.clone(),
+    };
     let findings = lint::lint(&inputs, &config);
     for f in &findings {
         let file = case.files.iter().find(|m| m.path == f.file).ok_or_else(|| format!("unknown file in {f}"))?;

@@ -4,18 +4,23 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{bracketed, Ident, Lit, LitStr, Path, Token};
 use zdm_core::lint::PgVersion;
+use zdm_core::Dialect;
 
-/// `"dir"`, then any of `rust = [a, b::c]`, `postgres = "14"`, `start_after = 20240101`.
+/// `"dir"`, then any of `rust = [a, b::c]`, `dialect = "sqlite"`, `postgres = "14"`,
+/// `start_after = 20240101`.
 pub(crate) struct EmbedArgs {
     pub dir: LitStr,
     pub rust: Vec<Path>,
+    /// The database the set is written for (default PostgreSQL).
+    pub dialect: Dialect,
     /// The PostgreSQL version the lint assumes (default 15).
     pub postgres: PgVersion,
     /// Migrations at or below this version are history: embedded and run, not linted.
     pub start_after: Option<i64>,
 }
 
-const OPTIONS: &str = "known options: `rust = [fn, ...]`, `postgres = \"15\"`, `start_after = <version>`";
+const OPTIONS: &str =
+    "known options: `rust = [fn, ...]`, `dialect = \"sqlite\"`, `postgres = \"15\"`, `start_after = <version>`";
 
 impl Parse for EmbedArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
@@ -23,7 +28,13 @@ impl Parse for EmbedArgs {
             return Err(input.error("expected the migrations folder, e.g. `\"migrations\"` (relative to Cargo.toml)"));
         }
         let dir: LitStr = input.parse()?;
-        let mut args = EmbedArgs { dir, rust: Vec::new(), postgres: PgVersion::default(), start_after: None };
+        let mut args = EmbedArgs {
+            dir,
+            rust: Vec::new(),
+            dialect: Dialect::default(),
+            postgres: PgVersion::default(),
+            start_after: None,
+        };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
@@ -36,6 +47,12 @@ impl Parse for EmbedArgs {
                     let content;
                     bracketed!(content in input);
                     args.rust.extend(Punctuated::<Path, Token![,]>::parse_terminated(&content)?);
+                }
+                "dialect" => {
+                    let lit: LitStr = input.parse()?;
+                    args.dialect = Dialect::parse(&lit.value()).ok_or_else(|| {
+                        syn::Error::new_spanned(&lit, "`dialect` is `\"postgres\"` (the default) or `\"sqlite\"`")
+                    })?;
                 }
                 "postgres" => {
                     let lit: Lit = input.parse()?;

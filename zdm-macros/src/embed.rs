@@ -10,6 +10,7 @@ use quote::{format_ident, quote, quote_spanned};
 use zdm_core::baseline::Manifest;
 use zdm_core::lint::{LintConfig, LintInput, Severity};
 use zdm_core::source::{parse_files, ParsedMigration};
+use zdm_core::Dialect;
 
 use crate::args::EmbedArgs;
 use crate::errors::Errors;
@@ -63,9 +64,14 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
     let shown = dir.value();
     let items = parsed.iter().map(|m| migration_tokens(m, &abs, &shown));
     let postgres = args.postgres.major;
+    let dialect = match args.dialect {
+        Dialect::Postgres => quote!(Postgres),
+        Dialect::Sqlite => quote!(Sqlite),
+    };
     Ok(quote! {
         ::zdm::__private::EmbeddedSet {
             sql: &[#(#items),*],
+            dialect: ::zdm::__private::Dialect::#dialect,
             lint_postgres: {
                 #warnings
                 #baseline_tracking
@@ -138,7 +144,7 @@ fn read_baseline(abs: &Path, shown: &str, span: Span) -> syn::Result<(Option<Man
 /// at once); warnings become compiler warnings.
 fn lint(parsed: &[ParsedMigration], args: &EmbedArgs, baseline: Option<Manifest>) -> syn::Result<TokenStream> {
     let inputs: Vec<LintInput<'_>> = parsed.iter().map(LintInput::from_parsed).collect();
-    let config = LintConfig { postgres: args.postgres, start_after: args.start_after, baseline };
+    let config = LintConfig { dialect: args.dialect, postgres: args.postgres, start_after: args.start_after, baseline };
     let findings = zdm_core::lint::lint(&inputs, &config);
     let mut errors = Errors::default();
     findings.iter().filter(|f| f.blocks()).for_each(|f| errors.at(args.dir.span(), f));

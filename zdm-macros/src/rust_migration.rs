@@ -17,6 +17,7 @@ use syn::{Expr, FnArg, ItemFn, Lit, Meta, Token, Type};
 use zdm_core::checksum::{rust_checksum, Delimiter, RustToken};
 use zdm_core::directive::{AssuredScope, SafetyAssured};
 use zdm_core::lint::{LintConfig, LintInput};
+use zdm_core::Dialect;
 use zdm_core::Phase;
 
 use crate::errors::Errors;
@@ -307,6 +308,13 @@ impl<'ast> Visit<'ast> for SqlLiterals {
 fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<Vec<String>> {
     let mut found = SqlLiterals::default();
     found.visit_block(&func.block);
+    // A migration that takes a `SqliteConnection` is SQLite's: SQLite reads and judges its SQL.
+    let sqlite = connection_type(func).ok().is_some_and(|t| match t {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "SqliteConnection"),
+        _ => false,
+    });
+    let config =
+        LintConfig { dialect: if sqlite { Dialect::Sqlite } else { Dialect::Postgres }, ..LintConfig::default() };
     let name = format!("{} (Rust migration {version})", func.sig.ident);
     let mut errors = Errors::default();
     let mut reasons = Vec::new();
@@ -317,7 +325,7 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
         .collect();
     for (lit, through_zdm) in &found.0 {
         let sql = lit.value();
-        if !through_zdm {
+        if !through_zdm && !sqlite {
             errors.extend(needs_run_statement(&name, lit, &sql));
         }
         let mut directives = match zdm_core::directive::parse(&sql) {
@@ -337,7 +345,7 @@ fn lint_literal_sql(func: &ItemFn, version: i64, opts: &Options) -> syn::Result<
             no_transaction: opts.no_transaction,
             safety_assured: &directives.safety_assured,
         };
-        for f in zdm_core::lint::lint(&[input], &LintConfig::default()).into_iter().filter(|f| f.blocks()) {
+        for f in zdm_core::lint::lint(&[input], &config).into_iter().filter(|f| f.blocks()) {
             errors.at(lit.span(), f);
         }
     }

@@ -10,6 +10,9 @@ use crate::{Error, Migrator};
 /// What `migrations!` / `migrator!` embed: the SQL files and who embedded them.
 pub struct EmbeddedSet {
     pub sql: &'static [(zdm_core::Migration, &'static str)],
+    /// The database the set was linted for (`dialect = "sqlite"`; PostgreSQL by default):
+    /// the set runs only on a pool of that database.
+    pub dialect: zdm_core::Dialect,
     /// The embedding crate's `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`, for the ledger.
     pub app_name: &'static str,
     pub app_version: &'static str,
@@ -19,7 +22,13 @@ pub struct EmbeddedSet {
 
 impl EmbeddedSet {
     /// No migrations: what a `migrator!` with compile errors stands for.
-    pub const EMPTY: EmbeddedSet = EmbeddedSet { sql: &[], app_name: "", app_version: "", lint_postgres: 15 };
+    pub const EMPTY: EmbeddedSet = EmbeddedSet {
+        sql: &[],
+        dialect: zdm_core::Dialect::Postgres,
+        app_name: "",
+        app_version: "",
+        lint_postgres: 15,
+    };
 
     /// A migrator over the SQL files and the given Rust-coded migrations.
     pub fn migrator(&'static self, rust: impl IntoIterator<Item = RustMigration>) -> Migrator {
@@ -28,7 +37,7 @@ impl EmbeddedSet {
             .iter()
             .map(|&(meta, sql)| Step { meta, body: Body::Sql(sql) })
             .chain(rust.into_iter().map(|r| Step { meta: r.meta, body: Body::Rust(r.run) }));
-        Migrator::new(steps, self.app_name, self.app_version).lint_postgres(self.lint_postgres)
+        Migrator::new(steps, self.app_name, self.app_version).lint_postgres(self.lint_postgres).dialect(self.dialect)
     }
 }
 

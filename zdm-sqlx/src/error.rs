@@ -104,6 +104,15 @@ pub enum Error {
     #[error("{source_path}: Rust migration {version} takes a {expected} connection but runs on a {actual} pool")]
     WrongBackend { version: i64, source_path: &'static str, expected: &'static str, actual: &'static str },
 
+    /// The migration set was linted for another database than the pool's: its statements
+    /// were never judged (or even parsed) as this database would run them.
+    #[error(
+        "these migrations were embedded with `dialect = \"{set}\"` ({set_name}) but run on a {pool_name} pool: \
+         embed a folder written for {pool_name} with `zdm::migrations!(\"..\", dialect = \"{pool}\")`, \
+         or pass a {set_name} pool"
+    )]
+    WrongDialect { set: &'static str, set_name: &'static str, pool: &'static str, pool_name: &'static str },
+
     /// A capability this database does not have (deferred drops and backfills need
     /// PostgreSQL's triggers and functions).
     #[error("{what} are not supported on {dialect}; they need PostgreSQL")]

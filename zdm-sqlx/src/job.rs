@@ -33,8 +33,16 @@ impl Job<'_> {
 
     /// The settings make sense and no two migrations share a version (a Rust one
     /// colliding with a file).
-    pub(crate) fn check(&self) -> Result<(), Error> {
+    pub(crate) fn check<B: MigratePool>(&self) -> Result<(), Error> {
         self.settings.check()?;
+        if let Some(set) = self.settings.dialect.filter(|&d| d != B::DIALECT) {
+            return Err(Error::WrongDialect {
+                set: set.arg(),
+                set_name: set.name(),
+                pool: B::DIALECT.arg(),
+                pool_name: B::DIALECT.name(),
+            });
+        }
         let dups: Vec<String> = self
             .steps
             .windows(2)

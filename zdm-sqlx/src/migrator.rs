@@ -146,6 +146,13 @@ impl Migrator {
         self
     }
 
+    /// The database the set was written (and linted) for: `run_pre` and friends refuse a
+    /// pool of another database. `migrations!` / `migrator!` set it from `dialect = ".."`.
+    pub fn dialect(mut self, dialect: zdm_core::Dialect) -> Self {
+        self.settings.dialect = Some(dialect);
+        self
+    }
+
     /// The PostgreSQL major version the compile-time lint assumed; a run against an older
     /// server warns that the lint's judgements may not hold there.
     pub fn lint_postgres(mut self, major: u32) -> Self {

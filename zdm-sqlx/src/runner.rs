@@ -20,7 +20,7 @@ use crate::report::{AppliedStep, Report};
 use crate::{deferred, status};
 
 pub(crate) async fn run<B: MigratePool>(job: Job<'_>, backend: &B, target: Target) -> Result<Report, Error> {
-    job.check()?;
+    job.check::<B>()?;
     let s = job.settings;
     let names = s.names();
     let metas = job.metas();
@@ -197,7 +197,7 @@ fn held_notice(held: Option<Held>) -> Option<String> {
 
 /// Registers without migrating.
 pub(crate) async fn register_only<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<Instance, Error> {
-    job.check()?;
+    job.check::<B>()?;
     let names = job.settings.names();
     let found = backend.bootstrap(&names).await?;
     refuse_boot(&backend.load_drops(&names).await?, &registry::models())?;

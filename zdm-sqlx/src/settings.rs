@@ -28,6 +28,9 @@ pub(crate) struct Settings {
     pub(crate) lease_ttl: Duration,
     /// The PostgreSQL major version the compile-time lint assumed.
     pub(crate) lint_postgres: Option<u32>,
+    /// The database the compile-time lint judged the set for; a pool of another database
+    /// is refused. `None` (a migrator built by hand) runs anywhere.
+    pub(crate) dialect: Option<zdm_core::Dialect>,
     /// Lock and statement timeouts, and retries.
     pub(crate) policy: ExecPolicy,
     /// How often a registered instance beats (default 10 s).
@@ -61,6 +64,7 @@ impl Settings {
             lock_wait: Duration::from_secs(300),
             lease_ttl: Duration::from_secs(30),
             lint_postgres: None,
+            dialect: None,
             policy: ExecPolicy::default(),
             heartbeat: Duration::from_secs(10),
             instance_ttl: Duration::from_secs(60),

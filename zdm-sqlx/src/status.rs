@@ -86,7 +86,7 @@ impl Status {
 }
 
 pub(crate) async fn load<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<Status, Error> {
-    job.check()?;
+    job.check::<B>()?;
     let names = job.settings.names();
     let found = backend.bootstrap(&names).await?;
     let ledger = backend.load_ledger(&names).await?;

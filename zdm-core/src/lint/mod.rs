@@ -6,6 +6,11 @@
 //! Phase semantics (see `shared/lint-rules.md`): rules that break old code are errors in
 //! pre-deploy migrations (renames in every phase); lock rules are errors in every phase;
 //! neither applies to a table created earlier in the same file, which no old code uses.
+//!
+//! Each dialect owns its parser and its advice ([`LintConfig::dialect`]): a PostgreSQL set
+//! is read by squawk-syntax ([`parse`]) and judged by [`rules::RULES`]; a SQLite set is
+//! replayed into SQLite itself ([`sqlite`]) and judged by [`rules::SQLITE_RULES`]. No
+//! statement of one dialect gets the other's advice.
 
 pub mod finding;
 pub mod model;
@@ -13,6 +18,7 @@ pub mod parse;
 mod plpgsql;
 pub mod rules;
 pub mod schema;
+pub mod sqlite;
 pub mod types;
 
 pub use finding::{Finding, Severity};
@@ -20,6 +26,7 @@ use model::{Action, Stmt, StmtKind};
 use rules::{Cx, FileState, Hit, Kind, RULES};
 use schema::Schema;
 
+pub use crate::dialect::Dialect;
 use crate::directive::{AssuredScope, SafetyAssured};
 use crate::migration::Phase;
 use crate::split::line_of;
@@ -54,6 +61,9 @@ impl PgVersion {
 /// Project-level lint settings.
 #[derive(Debug, Clone, Default)]
 pub struct LintConfig {
+    /// The database the set is written for (default PostgreSQL): which parser reads it and
+    /// which rules judge it.
+    pub dialect: Dialect,
     /// Target PostgreSQL version (default 15).
     pub postgres: PgVersion,
     /// Migrations at or below this version are history: replayed for the schema, not judged.
@@ -91,16 +101,24 @@ impl<'a> LintInput<'a> {
 /// Judges a migration set (any order; replayed by version) and returns every finding,
 /// silenced ones included (with their `safety_assured` reason).
 pub fn lint(migrations: &[LintInput<'_>], config: &LintConfig) -> Vec<Finding> {
+    if config.dialect == Dialect::Sqlite {
+        return sqlite::lint(migrations, config);
+    }
     let mut order: Vec<&LintInput<'_>> = migrations.iter().collect();
     order.sort_by_key(|m| m.version);
     let mut schema = Schema::default();
     let mut findings = Vec::new();
     for m in order {
-        let judged = config.start_after.is_none_or(|base| m.version > base)
-            && !config.baseline.as_ref().is_some_and(|b| b.is_history(m.version, m.sql));
-        lint_file(m, config, &mut schema, judged.then_some(&mut findings));
+        lint_file(m, config, &mut schema, is_judged(m, config).then_some(&mut findings));
     }
     findings
+}
+
+/// Whether `m` is judged, or only replayed for the schema (history before `start_after`
+/// or in the baseline manifest).
+fn is_judged(m: &LintInput<'_>, config: &LintConfig) -> bool {
+    config.start_after.is_none_or(|base| m.version > base)
+        && !config.baseline.as_ref().is_some_and(|b| b.is_history(m.version, m.sql))
 }
 
 /// Judges one file against (and then applies it to) `schema`; `findings` is `None` for
@@ -125,8 +143,11 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
                 let mut hits = Vec::new();
                 (rule.check)(stmt, &cx, &mut hits);
                 for hit in hits {
-                    if let Some(severity) = severity(rule.kind, m.phase, &hit, &file) {
-                        findings.push(make_finding(m, stmt, rule, hit, severity));
+                    let on_new_table = hit.table.as_deref().is_some_and(|t| file.created.contains(t));
+                    if let Some(severity) = severity(rule.kind, m.phase, on_new_table) {
+                        let at = hit.span.as_ref().map_or(stmt.focus, |s| s.start);
+                        let rule = (rule.id, rule.why, rule.recipe);
+                        findings.push(make_finding(m, rule, stmt.range.clone(), at, stmt.unit.start, hit, severity));
                     }
                 }
             }
@@ -137,8 +158,7 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
 }
 
 /// Whether a hit is reported, and how loudly, given the phase and the same-file exemption.
-fn severity(kind: Kind, phase: Phase, hit: &Hit, file: &FileState) -> Option<Severity> {
-    let on_new_table = hit.table.as_deref().is_some_and(|t| file.created.contains(t));
+fn severity(kind: Kind, phase: Phase, on_new_table: bool) -> Option<Severity> {
     match kind {
         Kind::RunTimeError => Some(Severity::Error),
         Kind::Warning => Some(Severity::Warning),
@@ -149,28 +169,38 @@ fn severity(kind: Kind, phase: Phase, hit: &Hit, file: &FileState) -> Option<Sev
     }
 }
 
-fn make_finding(m: &LintInput<'_>, stmt: &Stmt, rule: &rules::Rule, hit: Hit, severity: Severity) -> Finding {
-    let start = hit.span.as_ref().map_or(stmt.focus, |s| s.start).min(m.sql.len());
+/// A finding of `rule` (id, why, recipe) on the statement at `span`, pointing at byte `at`;
+/// a `safety_assured` comment before the statement that starts at `unit_start` silences it.
+fn make_finding(
+    m: &LintInput<'_>,
+    (id, why, recipe): (&'static str, &'static str, &'static str),
+    span: std::ops::Range<usize>,
+    at: usize,
+    unit_start: usize,
+    hit: Hit,
+    severity: Severity,
+) -> Finding {
+    let start = at.min(m.sql.len());
     let line = line_of(m.sql, start);
     let line_start = m.sql[..start].rfind('\n').map_or(0, |i| i + 1);
     let column = m.sql[line_start..start].chars().count() + 1;
-    let stmt_line = line_of(m.sql, stmt.unit.start.min(m.sql.len()));
+    let stmt_line = line_of(m.sql, unit_start.min(m.sql.len()));
     let assured = m
         .safety_assured
         .iter()
         .find(|a| a.scope == AssuredScope::File || a.scope == AssuredScope::Statement { line: stmt_line })
         .map(|a| a.reason.clone());
     Finding {
-        rule: rule.id,
+        rule: id,
         severity,
         version: m.version,
         file: m.path.to_string(),
         line,
         column,
-        span: stmt.range.clone(),
+        span,
         message: hit.message,
-        why: rule.why,
-        recipe: rule.recipe,
+        why,
+        recipe,
         assured,
     }
 }

@@ -68,6 +68,8 @@ pub struct StepGuard<'a> {
 pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// The database's name in messages.
     const NAME: &'static str;
+    /// The dialect a migration set must be linted for to run here.
+    const DIALECT: zdm_core::Dialect;
 
     /// A pool of one connection of its own to the same database (to `session_url` when
     /// given: a direct or session-mode connection), for the lease renewal and the

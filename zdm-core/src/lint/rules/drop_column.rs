@@ -16,9 +16,23 @@
 //! ALTER TABLE posts DROP COLUMN legacy_slug;
 //! ```
 //! **PostgreSQL versions:** all.
+//!
+//! **SQLite:** the same hazard, from `ALTER TABLE .. DROP COLUMN` (SQLite ≥ 3.35) or from a
+//! table rebuild whose new table leaves the column out (see `sqlite-table-rebuild`):
+//! ```sql
+//! CREATE TABLE new_posts (id INTEGER PRIMARY KEY, title TEXT NOT NULL);
+//! INSERT INTO new_posts (id, title) SELECT id, title FROM posts;
+//! DROP TABLE posts;                                  -- drop-column: posts.legacy_slug
+//! ALTER TABLE new_posts RENAME TO posts;
+//! ```
+//! **Use instead:** the same after the deploy (`-- zdm:after_deploy`), once the code has
+//! stopped using the column.
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
+use crate::lint::sqlite::model::{Alter, Kind as SqliteKind, Stmt as SqliteStmt};
+use crate::lint::sqlite::Cx as SqliteCx;
 
 pub static RULE: Rule = Rule {
     id: "drop-column",
@@ -32,6 +46,29 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     for (table, action) in alter_actions(stmt) {
         if let Action::DropColumn { column } = action {
             out.push(Hit::on(table, format!("drops column `{table}.{column}` before the deploy")));
+        }
+    }
+}
+
+/// The SQLite check: a dropped column, directly or through a rebuild.
+pub static SQLITE: SqliteRule = SqliteRule {
+    id: "drop-column",
+    kind: Kind::Breaks,
+    why: "the build still serving reads and writes this column; its queries fail with `no such column` once it is gone",
+    recipe: "stop using the column in code (`#[zdm::ignored_columns]`), then drop it (or rebuild the table without it) in an `-- zdm:after_deploy` migration",
+    check: check_sqlite,
+};
+
+fn check_sqlite(stmt: &SqliteStmt, cx: &SqliteCx<'_>, out: &mut Vec<Hit>) {
+    if let SqliteKind::AlterTable { table, change: Alter::DropColumn { column } } = &stmt.kind {
+        out.push(Hit::on(table, format!("drops column `{table}.{column}` before the deploy")));
+    }
+    if let Some(r) = cx.rebuild_here() {
+        for c in r.old.columns.iter().filter(|c| r.new.column(&c.name).is_none()) {
+            out.push(Hit::on(
+                &r.table,
+                format!("rebuilds `{}` without column `{}`: the column is dropped before the deploy", r.table, c.name),
+            ));
         }
     }
 }
@@ -86,5 +123,34 @@ mod tests {
     fn safety_assured_silences_it() {
         assert!(!pre("-- zdm:safety_assured nothing reads it since v2\nALTER TABLE posts DROP COLUMN legacy_slug;")
             .fires("drop-column"));
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests {
+    use crate::lint::sqlite::test_util::*;
+
+    #[test]
+    fn a_dropped_column_is_an_error_before_the_deploy() {
+        assert!(pre("ALTER TABLE posts DROP COLUMN legacy_slug;").fires("drop-column"));
+        assert!(!post("ALTER TABLE posts DROP COLUMN legacy_slug;").fires("drop-column"));
+        assert!(!pre("CREATE TABLE t (a INTEGER, b INTEGER); ALTER TABLE t DROP COLUMN b;").fires("drop-column"));
+    }
+
+    #[test]
+    fn a_rebuild_that_leaves_a_column_out_drops_it() {
+        let sql = "CREATE TABLE new_tags (name TEXT PRIMARY KEY) WITHOUT ROWID;\n\
+                   INSERT INTO new_tags (name) SELECT name FROM tags;\n\
+                   DROP TABLE tags;\n\
+                   ALTER TABLE new_tags RENAME TO tags;";
+        let found: Vec<_> = pre(sql).findings().into_iter().filter(|f| f.rule == "drop-column").collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 3);
+        assert!(found[0].message.contains("`note`"), "{}", found[0].message);
+        // Keeping every column is no drop.
+        assert!(!pre("CREATE TABLE new_tags (name TEXT PRIMARY KEY, note TEXT, extra TEXT) WITHOUT ROWID;\n\
+                      INSERT INTO new_tags (name, note) SELECT name, note FROM tags;\n\
+                      DROP TABLE tags;\nALTER TABLE new_tags RENAME TO tags;")
+        .fires("drop-column"));
     }
 }

@@ -1,16 +1,21 @@
 //! The rules, one per file; the file name is the rule id with `_` for `-`. Each file
 //! documents its rule the way clippy documents lints (what it does, why it is bad, an
 //! example, what to use instead, PostgreSQL version nuances), holds its check and its
-//! positive and negative tests. [`RULES`] lists them all.
+//! positive and negative tests. [`RULES`] lists the PostgreSQL rules, [`SQLITE_RULES`] the
+//! SQLite ones. A hazard both databases share keeps one id, and its file holds both
+//! checks (`RULE` and `SQLITE`) with each database's own words; a hazard only SQLite has
+//! gets a `sqlite-` id and a file of its own.
 
 use std::collections::HashSet;
 
 use super::model::{Action, Stmt, StmtKind};
 use super::schema::{Schema, Table};
+use super::sqlite::model::Stmt as SqliteStmt;
+use super::sqlite::Cx as SqliteCx;
 use super::PgVersion;
 use crate::migration::Phase;
 
-mod add_required_column;
+pub mod add_required_column;
 mod attach_partition_scan;
 mod check_validated;
 mod cic_corruption_window;
@@ -20,13 +25,13 @@ mod concurrently_in_transaction;
 mod depends_on_pending_post;
 mod detach_partition;
 mod domain_constraint;
-mod drop_column;
+pub mod drop_column;
 mod drop_database;
 mod drop_default_of_not_null;
 mod drop_function;
 mod drop_index_not_concurrent;
 mod drop_schema;
-mod drop_table;
+pub mod drop_table;
 mod drop_view;
 mod enum_add_value;
 mod enum_add_value_in_txn;
@@ -39,20 +44,26 @@ mod json_column;
 mod primary_key;
 mod refresh_matview;
 mod reindex_not_concurrent;
-mod rename_column;
+pub mod rename_column;
 mod rename_enum_value;
 mod rename_schema;
-mod rename_table;
+pub mod rename_table;
 mod serial_identity_generated;
 mod set_not_null;
+pub mod sqlite_add_column_limits;
+pub mod sqlite_create_index_blocks_writer;
+pub mod sqlite_foreign_keys_in_transaction;
+pub mod sqlite_statement_fails;
+pub mod sqlite_table_rebuild;
+pub mod sqlite_transaction_control;
 mod statements_after_access_exclusive;
 mod table_rewrite;
 mod trigger_lock;
 mod truncate;
 mod truncate_cascade;
-mod type_change;
+pub mod type_change;
 mod type_change_with_check;
-mod unanalysable;
+pub mod unanalysable;
 mod unbatched_backfill;
 mod unique_constraint;
 mod validate_in_same_txn;
@@ -109,6 +120,34 @@ pub static RULES: &[&Rule] = &[
     &statements_after_access_exclusive::RULE,
 ];
 
+/// Every SQLite rule, in the order findings are reported for one statement. No PostgreSQL
+/// advice (`CONCURRENTLY`, `lock_timeout`, `NOT VALID`) ever reaches a SQLite set.
+pub static SQLITE_RULES: &[&SqliteRule] = &[
+    &unanalysable::SQLITE,
+    &drop_column::SQLITE,
+    &drop_table::SQLITE,
+    &rename_column::SQLITE,
+    &rename_table::SQLITE,
+    &add_required_column::SQLITE,
+    &type_change::SQLITE,
+    &sqlite_table_rebuild::RULE,
+    &sqlite_foreign_keys_in_transaction::RULE,
+    &sqlite_transaction_control::RULE,
+    &sqlite_add_column_limits::RULE,
+    &sqlite_create_index_blocks_writer::RULE,
+    &sqlite_statement_fails::RULE,
+];
+
+/// A SQLite rule: the same fields as [`Rule`], with a check over the replayed statement.
+pub struct SqliteRule {
+    /// Stable id, also the file name; shared with the PostgreSQL rule of the same hazard.
+    pub id: &'static str,
+    pub kind: Kind,
+    pub why: &'static str,
+    pub recipe: &'static str,
+    pub check: fn(&SqliteStmt, &SqliteCx<'_>, &mut Vec<Hit>),
+}
+
 /// How a rule's findings depend on the phase (see the module doc of `lint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -120,7 +159,7 @@ pub enum Kind {
     Locks,
     /// Both: an error in every phase.
     BreaksAndLocks,
-    /// PostgreSQL would refuse it when it runs: always an error.
+    /// The database would refuse it (or silently not do it) when it runs: always an error.
     RunTimeError,
     /// Worth knowing, never blocks.
     Warning,
@@ -240,6 +279,36 @@ pub fn access_exclusive_table(stmt: &Stmt, schema: &Schema) -> Option<String> {
 }
 
 #[cfg(test)]
+mod registry_tests {
+    use super::{RULES, SQLITE_RULES};
+
+    /// A rule id leads to its file in one hop: `drop-column` is `drop_column.rs`, and the
+    /// file declares that id.
+    #[test]
+    fn every_rule_id_is_its_file_name() {
+        let ids = RULES.iter().map(|r| r.id).chain(SQLITE_RULES.iter().map(|r| r.id));
+        for id in ids {
+            let path = format!("{}/src/lint/rules/{}.rs", env!("CARGO_MANIFEST_DIR"), id.replace('-', "_"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{id}: {path}: {e}"));
+            assert!(text.contains(&format!("id: \"{id}\"")), "{path} does not declare `{id}`");
+            assert!(text.starts_with(&format!("//! # `{id}`")), "{path} does not document `{id}` first");
+        }
+    }
+
+    /// No PostgreSQL advice reaches a SQLite set.
+    #[test]
+    fn sqlite_rules_give_no_postgres_advice() {
+        for r in SQLITE_RULES {
+            for text in [r.why, r.recipe] {
+                for word in ["CONCURRENTLY", "lock_timeout", "NOT VALID", "ACCESS EXCLUSIVE", "VALIDATE"] {
+                    assert!(!text.contains(word), "{}: {text}", r.id);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod test_util {
     use super::super::{lint, LintConfig, LintInput, PgVersion};
     use crate::directive;
@@ -298,6 +367,7 @@ pub(crate) mod test_util {
         pub fn findings(&self) -> Vec<super::super::Finding> {
             let d = directive::parse(self.sql).expect("test SQL has valid directives");
             let config = LintConfig {
+                dialect: Default::default(),
                 postgres: PgVersion { major: self.pg, minor: None },
                 start_after: Some(1),
                 baseline: None,

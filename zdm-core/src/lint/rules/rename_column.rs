@@ -14,9 +14,15 @@
 //! rename-column recipe does all of it).
 //!
 //! **PostgreSQL versions:** all.
+//!
+//! **SQLite:** the same, for `ALTER TABLE .. RENAME COLUMN` (SQLite ≥ 3.25); zdm reads the
+//! rename from the schema SQLite holds before and after the statement.
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
+use crate::lint::sqlite::model::{Alter, Kind as SqliteKind, Stmt as SqliteStmt};
+use crate::lint::sqlite::Cx as SqliteCx;
 
 pub static RULE: Rule = Rule {
     id: "rename-column",
@@ -31,6 +37,21 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
         if let Action::RenameColumn { from, to } = action {
             out.push(Hit::on(table, format!("renames column `{table}.{from}` to `{to}`")));
         }
+    }
+}
+
+/// The SQLite check.
+pub static SQLITE: SqliteRule = SqliteRule {
+    id: "rename-column",
+    kind: Kind::BreaksEveryPhase,
+    why: "the build still serving uses the old name and the new build the new one: in no phase do both work",
+    recipe: "add the new column, write both from the new build, copy the old values over, switch reads, then drop the old column after the deploy",
+    check: check_sqlite,
+};
+
+fn check_sqlite(stmt: &SqliteStmt, _cx: &SqliteCx<'_>, out: &mut Vec<Hit>) {
+    if let SqliteKind::AlterTable { table, change: Alter::RenameColumn { from, to } } = &stmt.kind {
+        out.push(Hit::on(table, format!("renames column `{table}.{from}` to `{to}`")));
     }
 }
 
@@ -59,5 +80,18 @@ mod tests {
     #[test]
     fn renaming_on_a_new_table_is_fine() {
         assert!(!pre("CREATE TABLE t (a int); ALTER TABLE t RENAME COLUMN a TO b;").fires("rename-column"));
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests {
+    use crate::lint::sqlite::test_util::*;
+
+    #[test]
+    fn a_rename_is_an_error_in_every_phase() {
+        assert!(pre("ALTER TABLE posts RENAME COLUMN body TO content;").fires("rename-column"));
+        assert!(post("ALTER TABLE posts RENAME body TO content;").fires("rename-column"));
+        assert!(!pre("CREATE TABLE t (a INTEGER); ALTER TABLE t RENAME COLUMN a TO b;").fires("rename-column"));
+        assert!(!pre("ALTER TABLE posts ADD COLUMN summary TEXT;").fires("rename-column"));
     }
 }

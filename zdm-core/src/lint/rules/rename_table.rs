@@ -15,9 +15,16 @@
 //! CREATE VIEW posts AS SELECT * FROM articles;
 //! ```
 //! **PostgreSQL versions:** all.
+//!
+//! **SQLite:** the same, for an `ALTER TABLE .. RENAME TO` that is not a step of a table
+//! rebuild. SQLite's views are read-only, so the view recipe needs `INSTEAD OF` triggers
+//! for the old build's writes; a new table and a copy after the deploy is usually simpler.
 
+use super::SqliteRule;
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, Stmt};
+use crate::lint::sqlite::model::{Alter, Kind as SqliteKind, Stmt as SqliteStmt};
+use crate::lint::sqlite::Cx as SqliteCx;
 
 pub static RULE: Rule = Rule {
     id: "rename-table",
@@ -42,6 +49,23 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
 }
 
+/// The SQLite check: a live table renamed, not as a step of a rebuild.
+pub static SQLITE: SqliteRule = SqliteRule {
+    id: "rename-table",
+    kind: Kind::BreaksEveryPhase,
+    why: "the build still serving queries the old name, the new build the new one",
+    recipe: "keep the name; or rename and create a view with the old name (with `INSTEAD OF` triggers for the old build's writes), dropped after the deploy",
+    check: check_sqlite,
+};
+
+fn check_sqlite(stmt: &SqliteStmt, cx: &SqliteCx<'_>, out: &mut Vec<Hit>) {
+    if let SqliteKind::AlterTable { table, change: Alter::RenameTo { to } } = &stmt.kind {
+        if cx.is_live(table) && !cx.in_rebuild() {
+            out.push(Hit::on(table, format!("renames table `{table}` to `{to}`")));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
@@ -56,5 +80,17 @@ mod tests {
     fn rename_with_a_compatibility_view_is_the_recipe() {
         assert!(!pre("ALTER TABLE posts RENAME TO articles;\nCREATE VIEW posts AS SELECT * FROM articles;")
             .fires("rename-table"));
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests {
+    use crate::lint::sqlite::test_util::*;
+
+    #[test]
+    fn renaming_a_live_table_is_an_error() {
+        assert!(pre("ALTER TABLE tags RENAME TO labels;").fires("rename-table"));
+        assert!(post("ALTER TABLE tags RENAME TO labels;").fires("rename-table"));
+        assert!(!pre("CREATE TABLE t (a INTEGER); ALTER TABLE t RENAME TO u;").fires("rename-table"));
     }
 }

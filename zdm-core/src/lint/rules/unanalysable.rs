@@ -25,9 +25,16 @@
 //! DO $$ BEGIN EXECUTE ...; END $$;
 //! ```
 //! **PostgreSQL versions:** all.
+//!
+//! **SQLite:** a statement SQLite's own parser (`sqlite3_prepare`) cannot read, reported
+//! once, at the first bad token SQLite names. Everything SQLite reads is analysed:
+//! `AUTOINCREMENT`, `STRICT`, `WITHOUT ROWID`, `PRAGMA`, `INSERT OR IGNORE`, triggers.
 
+use super::SqliteRule;
 use super::{Cx, Hit, Kind, Rule};
 use crate::lint::model::{Stmt, StmtKind};
+use crate::lint::sqlite::model::{Kind as SqliteKind, Stmt as SqliteStmt};
+use crate::lint::sqlite::Cx as SqliteCx;
 
 pub static RULE: Rule = Rule {
     id: "unanalysable",
@@ -40,6 +47,21 @@ pub static RULE: Rule = Rule {
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
     if let StmtKind::Unparsable { message } = &stmt.kind {
         out.push(Hit::anywhere(format!("statement cannot be analysed: {message}")));
+    }
+}
+
+/// The SQLite check: what SQLite's parser cannot read.
+pub static SQLITE: SqliteRule = SqliteRule {
+    id: "unanalysable",
+    kind: Kind::BreaksEveryPhase,
+    why: "SQLite cannot read it, so it fails when it runs, and zdm cannot tell what it would change",
+    recipe: "fix the statement (SQLite's message names the token), or accept it with `-- zdm:safety_assured <reason>`",
+    check: check_sqlite,
+};
+
+fn check_sqlite(stmt: &SqliteStmt, _cx: &SqliteCx<'_>, out: &mut Vec<Hit>) {
+    if let SqliteKind::Unreadable { message } = &stmt.kind {
+        out.push(Hit::anywhere(format!("SQLite cannot read this statement: {message}")));
     }
 }
 
@@ -110,5 +132,34 @@ mod tests {
         assert!(pre("DO $$ BEGIN RAISE NOTICE 'EXECUTE this; DROP TABLE posts;'; /* EXECUTE x */ END $$;")
             .errors()
             .is_empty());
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests {
+    use crate::lint::sqlite::test_util::*;
+
+    #[test]
+    fn one_finding_per_unreadable_statement_at_its_first_bad_token() {
+        let found: Vec<_> =
+            pre("SELECT 1;\nALTER TABLE posts FROBNICATE title;\nCREATE TABLE t (a INTEGER,);\nSELECT 2;")
+                .findings()
+                .into_iter()
+                .filter(|f| f.rule == "unanalysable")
+                .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].line, found[0].column), (2, 19), "{found:?}");
+        assert!(found[0].message.contains("FROBNICATE"), "{}", found[0].message);
+        assert_eq!((found[1].line, found[1].column), (3, 27), "{found:?}");
+    }
+
+    #[test]
+    fn sqlite_syntax_is_read() {
+        let run = pre("CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, n TEXT) STRICT;\n\
+                       CREATE TABLE b (k TEXT PRIMARY KEY) WITHOUT ROWID;\n\
+                       INSERT OR IGNORE INTO b (k) VALUES ('x') ON CONFLICT DO NOTHING;\n\
+                       PRAGMA user_version = 3;\n\
+                       CREATE TRIGGER b_touch AFTER INSERT ON b BEGIN UPDATE a SET n = 'y'; END;");
+        assert!(run.errors().is_empty(), "{:?}", run.findings());
     }
 }

@@ -39,6 +39,7 @@ impl super::private::Sealed for PgPool {}
 
 impl Backend for PgPool {
     const NAME: &'static str = "PostgreSQL";
+    const DIALECT: zdm_core::Dialect = zdm_core::Dialect::Postgres;
 
     fn side(&self, session_url: Option<&str>) -> Self {
         session::side(self, session_url)

@@ -134,6 +134,7 @@ impl super::private::Sealed for SqlitePool {}
 
 impl Backend for SqlitePool {
     const NAME: &'static str = "SQLite";
+    const DIALECT: zdm_core::Dialect = zdm_core::Dialect::Sqlite;
 
     /// SQLite serialises writers on the file anyway: a second connection would wait for
     /// the migration's write transaction like the pool does, so the pool is shared.

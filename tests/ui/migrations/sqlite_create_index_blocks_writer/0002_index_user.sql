@@ -1,0 +1,1 @@
+CREATE INDEX posts_user_id_idx ON posts (user_id);

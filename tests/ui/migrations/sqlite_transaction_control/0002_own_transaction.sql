@@ -1,0 +1,3 @@
+BEGIN;
+ALTER TABLE posts ADD COLUMN summary TEXT;
+COMMIT;

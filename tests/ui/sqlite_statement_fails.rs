@@ -1,0 +1,6 @@
+// A warning of the SQLite lint, made an error here so the test can pin it.
+#![deny(deprecated)]
+
+fn main() {
+    let _ = zdm::migrator!("../../../../tests/ui/migrations/sqlite_statement_fails", dialect = "sqlite");
+}
