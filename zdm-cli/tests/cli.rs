@@ -354,7 +354,8 @@ fn sqlite_sets_are_linted_as_sqlite() {
     for args in [&["lint", "--format", "json"][..], &["lint", "--format", "json", "--dialect", "sqlite"][..]] {
         let out = zdm(dir.path()).args(args).output().unwrap();
         let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
-        let rules: Vec<&str> = json["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+        let rules: Vec<&str> =
+            json["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
         assert_eq!(rules, ["sqlite-foreign-keys-in-transaction"], "{json}");
         assert!(!out.stdout.windows(12).any(|w| w == b"CONCURRENTLY"), "no PostgreSQL advice for SQLite");
     }

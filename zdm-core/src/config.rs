@@ -1,5 +1,6 @@
-//! `zdm.toml`: a project's settings, beside its `Cargo.toml`, read by the `zdm` command
-//! line (and by tools through [`Config::load`]).
+//! `zdm.toml`: a project's settings, beside its `Cargo.toml`, read by `zdm::migrations!` /
+//! `zdm::migrator!` at compile time (dialect, PostgreSQL version, rule levels, excluded
+//! paths) and by the `zdm` command line (all of it).
 //!
 //! ```toml
 //! migrations = "migrations"   # the folder (default: sqlx.toml's, else "migrations")

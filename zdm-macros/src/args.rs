@@ -11,10 +11,10 @@ use zdm_core::Dialect;
 pub(crate) struct EmbedArgs {
     pub dir: LitStr,
     pub rust: Vec<Path>,
-    /// The database the set is written for (default PostgreSQL).
-    pub dialect: Dialect,
-    /// The PostgreSQL version the lint assumes (default 15).
-    pub postgres: PgVersion,
+    /// The database the set is written for (default: `zdm.toml`'s, else PostgreSQL).
+    pub dialect: Option<Dialect>,
+    /// The PostgreSQL version the lint assumes (default: `zdm.toml`'s, else 15).
+    pub postgres: Option<PgVersion>,
     /// Migrations at or below this version are history: embedded and run, not linted.
     pub start_after: Option<i64>,
 }
@@ -28,13 +28,7 @@ impl Parse for EmbedArgs {
             return Err(input.error("expected the migrations folder, e.g. `\"migrations\"` (relative to Cargo.toml)"));
         }
         let dir: LitStr = input.parse()?;
-        let mut args = EmbedArgs {
-            dir,
-            rust: Vec::new(),
-            dialect: Dialect::default(),
-            postgres: PgVersion::default(),
-            start_after: None,
-        };
+        let mut args = EmbedArgs { dir, rust: Vec::new(), dialect: None, postgres: None, start_after: None };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
@@ -50,9 +44,9 @@ impl Parse for EmbedArgs {
                 }
                 "dialect" => {
                     let lit: LitStr = input.parse()?;
-                    args.dialect = Dialect::parse(&lit.value()).ok_or_else(|| {
+                    args.dialect = Some(Dialect::parse(&lit.value()).ok_or_else(|| {
                         syn::Error::new_spanned(&lit, "`dialect` is `\"postgres\"` (the default) or `\"sqlite\"`")
-                    })?;
+                    })?);
                 }
                 "postgres" => {
                     let lit: Lit = input.parse()?;
@@ -62,12 +56,12 @@ impl Parse for EmbedArgs {
                         Lit::Float(f) => f.to_string(),
                         _ => String::new(),
                     };
-                    args.postgres = PgVersion::parse(&text).ok_or_else(|| {
+                    args.postgres = Some(PgVersion::parse(&text).ok_or_else(|| {
                         syn::Error::new_spanned(
                             &lit,
                             "`postgres` takes a PostgreSQL version such as `\"15\"` or `\"14.2\"`",
                         )
-                    })?;
+                    })?);
                 }
                 "start_after" => {
                     let lit: syn::LitInt = input.parse()?;

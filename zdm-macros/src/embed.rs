@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use zdm_core::baseline::Manifest;
+use zdm_core::config::Config;
+use zdm_core::lint::rules::{RULES, SQLITE_RULES};
 use zdm_core::lint::{LintConfig, LintInput, Severity};
 use zdm_core::source::{parse_files, ParsedMigration};
 use zdm_core::Dialect;
@@ -60,11 +62,19 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
         errors.finish(()).expect_err("parse_files reports at least one error")
     })?;
     let (baseline, baseline_tracking) = read_baseline(&abs, &dir.value(), dir.span())?;
-    let warnings = lint(&parsed, args, baseline)?;
+    let (project, project_tracking) = read_project(Path::new(&manifest), dir.span())?;
+    let dialect = args.dialect.or_else(|| project.dialect.as_deref().and_then(Dialect::parse)).unwrap_or_default();
+    let postgres = args.postgres.or(project.postgres).unwrap_or_default();
+    let config = LintConfig { dialect, postgres, start_after: args.start_after, baseline };
+    let Linted { warnings, allowed } = lint(&parsed, &config, &project, dir.span())?;
     let shown = dir.value();
-    let items = parsed.iter().map(|m| migration_tokens(m, &abs, &shown));
-    let postgres = args.postgres.major;
-    let dialect = match args.dialect {
+    let items = parsed.iter().map(|m| {
+        let reasons: Vec<&str> =
+            allowed.iter().filter(|(v, _)| *v == m.version).map(|(_, reason)| reason.as_str()).collect();
+        migration_tokens(m, &abs, &shown, &reasons)
+    });
+    let postgres = postgres.major;
+    let dialect = match dialect {
         Dialect::Postgres => quote!(Postgres),
         Dialect::Sqlite => quote!(Sqlite),
     };
@@ -75,6 +85,7 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
             lint_postgres: {
                 #warnings
                 #baseline_tracking
+                #project_tracking
                 #postgres
             },
             app_name: ::core::env!("CARGO_PKG_NAME"),
@@ -83,14 +94,21 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
     })
 }
 
-fn migration_tokens(m: &ParsedMigration, abs_dir: &Path, shown_dir: &str) -> TokenStream {
+/// One migration's tokens; `allowed` are the reasons of `zdm.toml` rules that fired in
+/// it, recorded in the ledger with its own `safety_assured` ones.
+fn migration_tokens(m: &ParsedMigration, abs_dir: &Path, shown_dir: &str, allowed: &[&str]) -> TokenStream {
     let version = m.version;
     let description = &m.description;
     let source = &m.path;
     let checksum = &m.checksum;
     let phase = if m.directives.after_deploy { quote!(PostDeploy) } else { quote!(PreDeploy) };
     let no_transaction = m.directives.no_transaction;
-    let reasons = m.directives.safety_assured.iter().map(|s| &s.reason);
+    let mut reasons: Vec<&str> = m.directives.safety_assured.iter().map(|s| s.reason.as_str()).collect();
+    for r in allowed {
+        if !reasons.contains(r) {
+            reasons.push(r);
+        }
+    }
     let option = |v: Option<u64>| match v {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
         None => quote!(::core::option::Option::None),
@@ -140,24 +158,113 @@ fn read_baseline(abs: &Path, shown: &str, span: Span) -> syn::Result<(Option<Man
     ))
 }
 
-/// Runs the safety lint over the set: every blocking finding becomes a compile error (all
-/// at once); warnings become compiler warnings.
-fn lint(parsed: &[ParsedMigration], args: &EmbedArgs, baseline: Option<Manifest>) -> syn::Result<TokenStream> {
+/// Reads `zdm.toml` beside `Cargo.toml` when there is one (the same file the `zdm`
+/// command line reads); the tokens embed it so that editing it rebuilds the crate. A
+/// mistake in it is a compile error naming the file, the line and the key.
+fn read_project(manifest_dir: &Path, span: Span) -> syn::Result<(Config, TokenStream)> {
+    let path = manifest_dir.join(zdm_core::config::FILE_NAME);
+    if !path.is_file() {
+        return Ok((Config::default(), TokenStream::new()));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| syn::Error::new(span, format!("cannot read `{}`: {e}", zdm_core::config::FILE_NAME)))?;
+    let known: Vec<&str> = RULES.iter().map(|r| r.id).chain(SQLITE_RULES.iter().map(|r| r.id)).collect();
+    let config = Config::parse(zdm_core::config::FILE_NAME, &text, &known).map_err(|e| syn::Error::new(span, e))?;
+    let lit = syn::LitStr::new(&path.to_string_lossy(), Span::call_site());
+    Ok((
+        config,
+        quote!(
+            const _: &str = ::core::include_str!(#lit);
+        ),
+    ))
+}
+
+/// What the lint left to embed: the warnings (as tokens) and, per migration version, the
+/// reasons of the rules `zdm.toml` allows that fired in it.
+struct Linted {
+    warnings: TokenStream,
+    allowed: Vec<(i64, String)>,
+}
+
+/// Runs the safety lint over the set, with `zdm.toml`'s rule levels and excluded paths:
+/// every blocking finding becomes a compile error (all at once); warnings become compiler
+/// warnings.
+fn lint(parsed: &[ParsedMigration], config: &LintConfig, project: &Config, span: Span) -> syn::Result<Linted> {
     let inputs: Vec<LintInput<'_>> = parsed.iter().map(LintInput::from_parsed).collect();
-    let config = LintConfig { dialect: args.dialect, postgres: args.postgres, start_after: args.start_after, baseline };
-    let findings = zdm_core::lint::lint(&inputs, &config);
+    let mut findings = zdm_core::lint::lint(&inputs, config);
+    project.apply(&mut findings);
     let mut errors = Errors::default();
-    findings.iter().filter(|f| f.blocks()).for_each(|f| errors.at(args.dir.span(), f));
+    findings.iter().filter(|f| f.blocks()).for_each(|f| errors.at(span, f));
     errors.finish(())?;
     // Stable Rust has no warning API for proc macros: a use of a deprecated item is one.
     let warnings = findings.iter().filter(|f| f.severity == Severity::Warning && f.assured.is_none()).map(|f| {
         let note = f.to_string();
-        quote_spanned! {args.dir.span()=>
+        quote_spanned! {span=>
             #[deprecated(note = #note)]
             #[allow(non_camel_case_types)]
             struct zdm_lint_warning;
             let _ = zdm_lint_warning;
         }
     });
-    Ok(quote!(#(#warnings)*))
+    let allowed = findings
+        .iter()
+        .filter_map(|f| Some((f.version, f.assured.clone().filter(|r| r.starts_with("zdm.toml: "))?)))
+        .collect();
+    Ok(Linted { warnings: quote!(#(#warnings)*), allowed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(text: &str) -> syn::Result<(Config, TokenStream)> {
+        let dir = std::env::temp_dir().join(format!("zdm-macros-{}-{}", std::process::id(), text.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("zdm.toml"), text).unwrap();
+        let read = read_project(&dir, Span::call_site());
+        std::fs::remove_dir_all(&dir).unwrap();
+        read
+    }
+
+    fn set(files: &[(&str, &str)]) -> Vec<ParsedMigration> {
+        let files = files
+            .iter()
+            .map(|(name, sql)| zdm_core::source::SourceFile {
+                path: format!("migrations/{name}"),
+                bytes: sql.as_bytes().to_vec(),
+            })
+            .collect();
+        parse_files(files).unwrap()
+    }
+
+    const RENAME: &[(&str, &str)] = &[
+        ("0001_posts.sql", "CREATE TABLE posts (id bigint PRIMARY KEY, title text);"),
+        ("0002_rename.sql", "ALTER TABLE posts RENAME COLUMN title TO headline;"),
+    ];
+
+    #[test]
+    fn zdm_toml_levels_reach_the_compile_time_lint_and_the_ledger() {
+        let parsed = set(RENAME);
+        let config = LintConfig::default();
+        let blocked = lint(&parsed, &config, &Config::default(), Span::call_site());
+        assert!(blocked.is_err(), "without zdm.toml the rename is an error");
+
+        let (allow, tracking) =
+            project("[rules]\nrename-column = { level = \"allow\", reason = \"nobody reads posts yet\" }\n").unwrap();
+        assert!(tracking.to_string().contains("include_str"), "editing zdm.toml rebuilds the crate");
+        let linted = lint(&parsed, &config, &allow, Span::call_site()).expect("allowed");
+        assert_eq!(linted.allowed, [(2, "zdm.toml: nobody reads posts yet".to_string())]);
+        assert!(linted.warnings.is_empty());
+
+        let (warn, _) = project("[rules]\nrename-column = \"warn\"\n").unwrap();
+        let linted = lint(&parsed, &config, &warn, Span::call_site()).expect("a warning does not block");
+        assert!(linted.warnings.to_string().contains("deprecated"), "a compiler warning");
+        assert!(linted.allowed.is_empty());
+    }
+
+    #[test]
+    fn a_bad_zdm_toml_is_a_compile_error_naming_line_and_key() {
+        let e = project("postgres = \"15\"\n[rules]\nrename-colum = \"warn\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("zdm.toml:3: [rules] names an unknown rule `rename-colum`"), "{e}");
+    }
 }

@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn the_pragma_inside_a_transaction_does_nothing() {
         assert!(pre("PRAGMA foreign_keys = OFF;").fires("sqlite-foreign-keys-in-transaction"));
-        assert!(pre("PRAGMA foreign_keys=0;").no_tx().fires("sqlite-foreign-keys-in-transaction") == false);
+        assert!(!pre("PRAGMA foreign_keys=0;").no_tx().fires("sqlite-foreign-keys-in-transaction"));
         assert!(pre("BEGIN;\nPRAGMA foreign_keys = false;\nCOMMIT;")
             .no_tx()
             .fires("sqlite-foreign-keys-in-transaction"));

@@ -117,10 +117,11 @@ impl FileState {
                 self.created.insert(to.to_ascii_lowercase());
             }
             Kind::Transaction { op } => self.explicit_transaction = op == "BEGIN",
-            Kind::Pragma { name, .. } if name.eq_ignore_ascii_case("foreign_keys") => {
-                if !transactional && !self.explicit_transaction {
-                    self.foreign_keys_off = stmt.turns_foreign_keys_off();
-                }
+            // Inside a transaction SQLite ignores the pragma, so it changes nothing.
+            Kind::Pragma { name, .. }
+                if name.eq_ignore_ascii_case("foreign_keys") && !transactional && !self.explicit_transaction =>
+            {
+                self.foreign_keys_off = stmt.turns_foreign_keys_off();
             }
             _ => {}
         }
