@@ -360,3 +360,90 @@ fn sqlite_sets_are_linted_as_sqlite() {
         assert!(!out.stdout.windows(12).any(|w| w == b"CONCURRENTLY"), "no PostgreSQL advice for SQLite");
     }
 }
+
+/// The SARIF 2.1.0 schema (OASIS), as Microsoft's `@microsoft/jest-sarif` npm package ships
+/// it: fetched from the npm registry once per machine into the temporary directory, or
+/// `ZDM_SARIF_SCHEMA=<file>`. `None` (the test says why) only outside CI.
+fn sarif_schema() -> Option<Value> {
+    let path = match std::env::var("ZDM_SARIF_SCHEMA") {
+        Ok(p) => std::path::PathBuf::from(p),
+        Err(_) => {
+            let cache = std::env::temp_dir().join("zdm-sarif-schema");
+            let file = cache.join("package/lib/schemas/sarif-2.1.0-rtm.5.json");
+            if !file.is_file() {
+                std::fs::create_dir_all(&cache).unwrap();
+                let packed = std::process::Command::new("npm")
+                    .args(["pack", "--silent", "@microsoft/jest-sarif@1.0.0-beta.0", "--pack-destination"])
+                    .arg(&cache)
+                    .output();
+                let tgz = cache.join("microsoft-jest-sarif-1.0.0-beta.0.tgz");
+                let ok = packed.as_ref().is_ok_and(|o| o.status.success())
+                    && std::process::Command::new("tar")
+                        .arg("-xzf")
+                        .arg(&tgz)
+                        .arg("-C")
+                        .arg(&cache)
+                        .status()
+                        .is_ok_and(|s| s.success());
+                if !ok {
+                    let why = format!("could not fetch the SARIF schema with npm: {packed:?}");
+                    assert!(
+                        std::env::var("CI").is_err(),
+                        "{why}; install npm (apt-get install npm) or set ZDM_SARIF_SCHEMA"
+                    );
+                    eprintln!("skipping the SARIF schema check: {why}");
+                    return None;
+                }
+            }
+            file
+        }
+    };
+    Some(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap())
+}
+
+#[test]
+fn sarif_output_validates_against_the_sarif_2_1_0_schema() {
+    let Some(schema) = sarif_schema() else { return };
+    // The published schema's `language` patterns (a language tag, on `run` and
+    // `toolComponent`) are not regular expressions this validator accepts (a stray `]`);
+    // they are dropped, every other keyword and format is enforced. zdm writes no
+    // `language`.
+    let mut schema = schema;
+    let dropped = drop_patterns(&mut schema, "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$");
+    assert_eq!(dropped, 2, "the schema changed");
+    let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", ADD_TABLE), ("0002_rename.sql", RENAME), ("0003_summary.sql", ADD_COLUMN)]);
+    // An accepted finding too: a result with a suppression.
+    std::fs::write(
+        dir.path().join("zdm.toml"),
+        "[rules]\nrename-column = { level = \"allow\", reason = \"nobody reads posts yet\" }\n",
+    )
+    .unwrap();
+    let out = zdm(dir.path()).args(["lint", "--format", "sarif"]).output().unwrap();
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<String> =
+        validator.iter_errors(&sarif).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{sarif:#}");
+    assert_eq!(sarif["runs"][0]["results"][0]["suppressions"][0]["justification"], "zdm.toml: nobody reads posts yet");
+    // And the schema is strict enough to catch a broken log.
+    let mut broken = sarif.clone();
+    broken["runs"][0]["results"][0]["level"] = Value::from("fatal");
+    assert!(!validator.is_valid(&broken), "a level SARIF does not know is refused");
+}
+
+/// Removes every `pattern` keyword equal to `pattern` in `schema`; returns how many.
+fn drop_patterns(schema: &mut Value, pattern: &str) -> usize {
+    match schema {
+        Value::Object(map) => {
+            let mut n = usize::from(map.get("pattern").and_then(Value::as_str) == Some(pattern));
+            if n == 1 {
+                map.remove("pattern");
+            }
+            n += map.values_mut().map(|v| drop_patterns(v, pattern)).sum::<usize>();
+            n
+        }
+        Value::Array(items) => items.iter_mut().map(|v| drop_patterns(v, pattern)).sum(),
+        _ => 0,
+    }
+}
