@@ -50,7 +50,7 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Ou
             );
         };
         let path = zdm::baseline::write(&project.dir, newest)?;
-        println!("baselined up to {newest} in {}", path.display());
+        crate::out(format_args!("baselined up to {newest} in {}\n", path.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
     let migrator = migrator(project)?;
@@ -58,19 +58,19 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Ou
         Command::Status { format, .. } => {
             let status = migrator.status(pool).await?;
             match format {
-                StatusFormat::Text => print!("{status}"),
-                StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+                StatusFormat::Text => crate::out(&status)?,
+                StatusFormat::Json => crate::out(format_args!("{}\n", serde_json::to_string_pretty(&status)?))?,
             }
             Ok(if status.failed().next().is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Pre { .. } => {
-            print!("{}", migrator.run_pre(pool).await?);
+            crate::out(migrator.run_pre(pool).await?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Post { when_safe, .. } => {
             let report =
                 if when_safe { migrator.run_post_when_safe(pool).await? } else { migrator.run_post(pool).await? };
-            print!("{report}");
+            crate::out(format_args!("{report}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfills { .. } => {
@@ -90,18 +90,18 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Ou
             let done = migrator.run_backfills(pool).await?;
             shown.finish_and_clear();
             if done.is_empty() {
-                println!("no backfill left to run");
+                crate::out(format_args!("no backfill left to run\n"))?;
             }
             for b in &done {
-                println!(
-                    "backfill {} on {}: {} rows in {} batches, longest {} ms{}",
+                crate::out(format_args!(
+                    "backfill {} on {}: {} rows in {} batches, longest {} ms{}\n",
                     b.name,
                     b.table,
                     b.rows_done,
                     b.batches,
                     b.max_batch_ms,
                     if b.finished { ", finished" } else { "" }
-                );
+                ))?;
             }
             Ok(ExitCode::SUCCESS)
         }

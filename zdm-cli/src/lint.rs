@@ -33,7 +33,7 @@ pub(crate) fn run(root: &Path, args: LintArgs) -> Outcome {
         Format::Sarif => serde_json::to_string_pretty(&sarif(&findings))? + "\n",
         Format::Github => github(&findings),
     };
-    print!("{out}");
+    crate::out(format_args!("{out}"))?;
     Ok(if blocking > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 

@@ -25,7 +25,7 @@ pub(crate) fn run(root: &Path, dir: Option<PathBuf>, name: &str, after_deploy: b
     }
     let path = project.dir.join(format!("{version}_{slug}.sql"));
     std::fs::write(&path, body(name, after_deploy, no_transaction)).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("{}", path.display());
+    crate::out(format_args!("{}\n", path.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 

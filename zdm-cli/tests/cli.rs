@@ -447,3 +447,29 @@ fn drop_patterns(schema: &mut Value, pattern: &str) -> usize {
         _ => 0,
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![("0001_posts.sql".to_string(), ADD_TABLE.to_string())];
+    // Enough findings that the JSON outgrows a pipe's buffer.
+    for i in 0..300 {
+        let (from, to) = if i % 2 == 0 { ("title", "headline") } else { ("headline", "title") };
+        files.push((format!("{:04}_rename.sql", i + 2), format!("ALTER TABLE posts RENAME COLUMN {from} TO {to};\n")));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
+    write(dir.path(), &refs);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("zdm"))
+        .args(["--project"])
+        .arg(dir.path())
+        .args(["lint", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // `| head -c 0`
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.code().is_some(), "exited, not killed: {:?}", out.status);
+}

@@ -130,6 +130,13 @@ pub fn plan(set: &[Migration], applied: &[Applied], target: Target) -> Result<Pl
     }
 
     let newest_applied = applied.iter().map(|a| a.version).max();
+    // An after_deploy migration pending below applied pre-deploy ones is the two phases
+    // working as designed; it is out of order only below an applied after_deploy one.
+    let newest_post_applied = set
+        .iter()
+        .filter(|m| m.phase == Phase::PostDeploy && by_version.contains_key(&m.version))
+        .map(|m| m.version)
+        .max();
     // The lowest pending pre-deploy migration: an after_deploy one above it must wait.
     let first_pending_pre = set
         .iter()
@@ -155,7 +162,8 @@ pub fn plan(set: &[Migration], applied: &[Applied], target: Target) -> Result<Pl
         if !wanted {
             continue;
         }
-        if let Some(newest) = newest_applied.filter(|&n| n > m.version) {
+        let newest = if m.phase == Phase::PostDeploy { newest_post_applied } else { newest_applied };
+        if let Some(newest) = newest.filter(|&n| n > m.version) {
             out.notices.push(Notice::OutOfOrder { version: m.version, source: m.source, newest_applied: newest });
         }
         out.run.push(i);
@@ -245,6 +253,18 @@ mod tests {
         let set = [m(1, PRE, b"a"), m(2, PRE, b"b"), m(3, PRE, b"c")];
         let p = plan(&set, &[applied(1, b"a"), applied(3, b"c")], Target::Pre).unwrap();
         assert_eq!(versions(&set, &p), [2]);
+        assert!(matches!(p.notices[0], Notice::OutOfOrder { version: 2, newest_applied: 3, .. }));
+    }
+
+    #[test]
+    fn an_after_deploy_migration_below_applied_pre_deploy_ones_is_not_out_of_order() {
+        let set = [m(1, PRE, b"a"), m(2, POST, b"b"), m(3, PRE, b"c")];
+        let p = plan(&set, &[applied(1, b"a"), applied(3, b"c")], Target::Post).unwrap();
+        assert_eq!(versions(&set, &p), [2]);
+        assert!(p.notices.is_empty(), "the two phases as designed: {:?}", p.notices);
+        // Below an applied after_deploy migration it is (a branch merged late).
+        let set = [m(1, PRE, b"a"), m(2, POST, b"b"), m(3, POST, b"c")];
+        let p = plan(&set, &[applied(1, b"a"), applied(3, b"c")], Target::Post).unwrap();
         assert!(matches!(p.notices[0], Notice::OutOfOrder { version: 2, newest_applied: 3, .. }));
     }
 }

@@ -41,6 +41,8 @@ pub struct LedgerRow {
     pub version: i64,
     pub description: String,
     pub phase: Option<Phase>,
+    /// SHA-384 of the file as applied (hex in JSON).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "hex"))]
     pub checksum: Vec<u8>,
     pub success: bool,
     pub started_at: Option<String>,
@@ -208,3 +210,9 @@ pub struct BackfillProgress {
 
 /// The progress callback's type.
 pub type ProgressFn = Arc<dyn Fn(&BackfillProgress) + Send + Sync>;
+
+/// Bytes as lowercase hex, as the ledger's checksums are shown everywhere else.
+#[cfg(feature = "serde")]
+fn hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&zdm_core::checksum::to_hex(bytes))
+}
