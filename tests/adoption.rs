@@ -34,6 +34,32 @@ async fn sqlx_applied_versions_count_as_applied_on_postgres() {
     assert_eq!(ledger, [3], "history stays in _sqlx_migrations");
 }
 
+/// An app whose `sqlx.toml` moved sqlx's ledger (`[migrate] table-name`) into a schema:
+/// zdm reads the same table.
+#[tokio::test]
+async fn a_moved_sqlx_ledger_counts_as_applied_on_postgres() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    sqlx::raw_sql(
+        "CREATE SCHEMA app; CREATE TABLE app.\"Sqlx Ledger\" (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, \
+         execution_time BIGINT NOT NULL); \
+         INSERT INTO app.\"Sqlx Ledger\" VALUES (1, 'users', now(), true, '\\x00', 1), (2, 'email', now(), true, '\\x00', 1);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let m = zdm::migrator!("tests/migrations/adopt").without_registration();
+    let status = m.clone().status(&pool).await.unwrap();
+    assert_eq!(status.rows[0].state, State::PendingPre, "without the setting, sqlx's rows are not found");
+    let m = m.sqlx_table("app.Sqlx Ledger");
+    let status = m.status(&pool).await.unwrap();
+    assert_eq!(status.rows[0].state, State::AppliedBySqlx);
+    assert_eq!(status.rows[1].state, State::AppliedBySqlx);
+    assert_eq!(versions(status.pending_pre()), [3]);
+    assert_eq!(m.newest_applied(&pool).await.unwrap(), Some(2));
+}
+
 #[tokio::test]
 async fn sqlx_applied_versions_count_as_applied_on_sqlite() {
     let db = TestSqlite::new();

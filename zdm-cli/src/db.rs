@@ -117,6 +117,9 @@ fn migrator(project: &Project) -> Result<Migrator, Box<dyn std::error::Error>> {
         return Err(format!("{}: no migration files here", project.dir.display()).into());
     }
     let mut m = Migrator::from_parsed(set, "zdm-cli", env!("CARGO_PKG_VERSION")).without_registration();
+    if let Some(t) = &project.sqlx_table {
+        m = m.sqlx_table(t);
+    }
     if let Some(t) = project.config.lock_timeout {
         m = m.lock_timeout(t);
     }

@@ -13,6 +13,8 @@ pub(crate) struct Project {
     pub config: Config,
     /// The folder, as given or found (relative to the current directory).
     pub dir: PathBuf,
+    /// sqlx's ledger table, when `sqlx.toml` names one.
+    pub sqlx_table: Option<String>,
 }
 
 impl Project {
@@ -26,21 +28,17 @@ impl Project {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(format!("{}: {e}", path.display()).into()),
         };
-        let dir = match (dir, &config.migrations) {
-            (Some(d), _) => d,
-            (None, Some(d)) => root.join(d),
-            (None, None) => {
-                let sqlx = root.join("sqlx.toml");
-                match std::fs::read_to_string(&sqlx) {
-                    Ok(text) => match Config::sqlx_migrations_dir(&sqlx.display().to_string(), &text)? {
-                        Some(d) => root.join(d),
-                        None => root.join("migrations"),
-                    },
-                    Err(_) => root.join("migrations"),
-                }
-            }
+        let sqlx_path = root.join("sqlx.toml");
+        let sqlx = match std::fs::read_to_string(&sqlx_path) {
+            Ok(text) => Config::sqlx_toml(&sqlx_path.display().to_string(), &text)?,
+            Err(_) => Default::default(),
         };
-        Ok(Project { config, dir: tidy(dir) })
+        let dir = match (dir, &config.migrations, &sqlx.migrations_dir) {
+            (Some(d), _, _) => d,
+            (None, Some(d), _) | (None, None, Some(d)) => root.join(d),
+            (None, None, None) => root.join("migrations"),
+        };
+        Ok(Project { config, dir: tidy(dir), sqlx_table: sqlx.table_name })
     }
 
     /// The migrations, every problem with the files reported at once.

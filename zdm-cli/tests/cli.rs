@@ -473,3 +473,34 @@ fn a_reader_that_goes_away_is_not_a_crash() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.code().is_some(), "exited, not killed: {:?}", out.status);
 }
+
+#[test]
+fn sqlx_toml_names_sqlx_s_ledger_table_too() {
+    // An sqlx app that moved its ledger adopts zdm: what sqlx applied is not re-run.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT NOT NULL);\n")]);
+    std::fs::write(dir.path().join("sqlx.toml"), "[migrate]\ntable-name = \"app_migrations\"\n").unwrap();
+    let db = dir.path().join("app.db");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let options = zdm::sqlx::sqlite::SqliteConnectOptions::new().filename(&db).create_if_missing(true);
+        let pool = zdm::sqlx::SqlitePool::connect_with(options).await.unwrap();
+        for sql in [
+            "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT NOT NULL)",
+            "CREATE TABLE app_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+            "INSERT INTO app_migrations (version, description, success, checksum, execution_time) \
+             VALUES (1, 'posts', TRUE, x'00', 1)",
+        ] {
+            zdm::sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    });
+    let url = format!("sqlite:{}", db.display());
+    let out = zdm(dir.path()).args(["pre", "--database-url", &url]).output().unwrap();
+    assert!(out.status.success(), "sqlx's row counts: {}", stderr(&out));
+    assert!(stdout(&out).contains("nothing to apply"), "{}", stdout(&out));
+    let out = zdm(dir.path()).args(["status", "--database-url", &url]).output().unwrap();
+    assert!(stdout(&out).contains("applied (sqlx)"), "{}", stdout(&out));
+}

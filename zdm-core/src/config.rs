@@ -106,6 +106,17 @@ struct RawSqlx {
 #[serde(rename_all = "kebab-case")]
 struct RawSqlxMigrate {
     migrations_dir: Option<String>,
+    table_name: Option<String>,
+}
+
+/// What zdm reads from sqlx's `sqlx.toml` (`[migrate]`): the folder and sqlx's ledger
+/// table, so an app that moved either keeps them when it adopts zdm.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlxToml {
+    /// `migrations-dir`.
+    pub migrations_dir: Option<String>,
+    /// `table-name` (default `_sqlx_migrations`; may be schema-qualified).
+    pub table_name: Option<String>,
 }
 
 impl Config {
@@ -197,8 +208,9 @@ impl Config {
         Ok(config)
     }
 
-    /// The migrations folder `sqlx.toml` names (`[migrate] migrations-dir`), if any.
-    pub fn sqlx_migrations_dir(file: &str, text: &str) -> Result<Option<String>, ConfigError> {
+    /// `sqlx.toml`'s migrations folder and ledger table (`[migrate] migrations-dir`,
+    /// `table-name`); the rest of the file is sqlx's business.
+    pub fn sqlx_toml(file: &str, text: &str) -> Result<SqlxToml, ConfigError> {
         #[derive(Deserialize)]
         struct Loose {
             #[serde(default)]
@@ -210,7 +222,7 @@ impl Config {
             line: e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
             message: e.message().to_string(),
         })?;
-        let Some(migrate) = loose.migrate else { return Ok(None) };
+        let Some(migrate) = loose.migrate else { return Ok(SqlxToml::default()) };
         let raw: RawSqlx = toml::Value::Table([("migrate".to_string(), migrate)].into_iter().collect())
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError {
@@ -218,7 +230,7 @@ impl Config {
                 line: None,
                 message: e.message().to_string(),
             })?;
-        Ok(raw.migrate.migrations_dir)
+        Ok(SqlxToml { migrations_dir: raw.migrate.migrations_dir, table_name: raw.migrate.table_name })
     }
 
     /// Applies the per-rule levels and the excluded paths to `findings`: a denied rule is
@@ -283,8 +295,13 @@ mod tests {
 
     #[test]
     fn sqlx_toml_names_the_folder() {
-        let dir = Config::sqlx_migrations_dir("sqlx.toml", "[migrate]\nmigrations-dir = \"src/migrations\"\n").unwrap();
-        assert_eq!(dir.as_deref(), Some("src/migrations"));
-        assert_eq!(Config::sqlx_migrations_dir("sqlx.toml", "[common]\n").unwrap(), None);
+        let sqlx = Config::sqlx_toml(
+            "sqlx.toml",
+            "[common]\ndatabase-url-var = \"X\"\n[migrate]\nmigrations-dir = \"src/migrations\"\ntable-name = \"app._migrations\"\n",
+        )
+        .unwrap();
+        assert_eq!(sqlx.migrations_dir.as_deref(), Some("src/migrations"));
+        assert_eq!(sqlx.table_name.as_deref(), Some("app._migrations"));
+        assert_eq!(Config::sqlx_toml("sqlx.toml", "[common]\n").unwrap(), SqlxToml::default());
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use zdm_core::baseline::Manifest;
-use zdm_core::config::Config;
+use zdm_core::config::{Config, SqlxToml};
 use zdm_core::lint::rules::{RULES, SQLITE_RULES};
 use zdm_core::lint::{LintConfig, LintInput, Severity};
 use zdm_core::source::{parse_files, ParsedMigration};
@@ -63,6 +63,18 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
     })?;
     let (baseline, baseline_tracking) = read_baseline(&abs, &dir.value(), dir.span())?;
     let (project, project_tracking) = read_project(Path::new(&manifest), dir.span())?;
+    let (sqlx_toml, sqlx_tracking) = read_sqlx_toml(Path::new(&manifest), dir.span())?;
+    let option = |v: Option<u64>| match v {
+        Some(ms) => quote!(::core::option::Option::Some(#ms)),
+        None => quote!(::core::option::Option::None),
+    };
+    let millis = |d: Option<std::time::Duration>| d.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64);
+    let lock_timeout = option(millis(project.lock_timeout));
+    let statement_timeout = option(millis(project.statement_timeout));
+    let sqlx_table = match &sqlx_toml.table_name {
+        Some(t) => quote!(::core::option::Option::Some(#t)),
+        None => quote!(::core::option::Option::None),
+    };
     let dialect = args.dialect.or_else(|| project.dialect.as_deref().and_then(Dialect::parse)).unwrap_or_default();
     let postgres = args.postgres.or(project.postgres).unwrap_or_default();
     let config = LintConfig { dialect, postgres, start_after: args.start_after, baseline };
@@ -86,8 +98,12 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
                 #warnings
                 #baseline_tracking
                 #project_tracking
+                #sqlx_tracking
                 #postgres
             },
+            sqlx_table: #sqlx_table,
+            lock_timeout_ms: #lock_timeout,
+            statement_timeout_ms: #statement_timeout,
             app_name: ::core::env!("CARGO_PKG_NAME"),
             app_version: ::core::env!("CARGO_PKG_VERSION"),
         }
@@ -179,6 +195,25 @@ fn read_project(manifest_dir: &Path, span: Span) -> syn::Result<(Config, TokenSt
     ))
 }
 
+/// Reads sqlx's `sqlx.toml` beside `Cargo.toml` when there is one, for the ledger table
+/// it names (`[migrate] table-name`); editing it rebuilds the crate.
+fn read_sqlx_toml(manifest_dir: &Path, span: Span) -> syn::Result<(SqlxToml, TokenStream)> {
+    let path = manifest_dir.join("sqlx.toml");
+    if !path.is_file() {
+        return Ok((SqlxToml::default(), TokenStream::new()));
+    }
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| syn::Error::new(span, format!("cannot read `sqlx.toml`: {e}")))?;
+    let sqlx = Config::sqlx_toml("sqlx.toml", &text).map_err(|e| syn::Error::new(span, e))?;
+    let lit = syn::LitStr::new(&path.to_string_lossy(), Span::call_site());
+    Ok((
+        sqlx,
+        quote!(
+            const _: &str = ::core::include_str!(#lit);
+        ),
+    ))
+}
+
 /// What the lint left to embed: the warnings (as tokens) and, per migration version, the
 /// reasons of the rules `zdm.toml` allows that fired in it.
 struct Linted {
@@ -260,6 +295,20 @@ mod tests {
         let linted = lint(&parsed, &config, &warn, Span::call_site()).expect("a warning does not block");
         assert!(linted.warnings.to_string().contains("deprecated"), "a compiler warning");
         assert!(linted.allowed.is_empty());
+    }
+
+    #[test]
+    fn sqlx_toml_names_the_ledger_the_set_reads() {
+        let dir = std::env::temp_dir().join(format!("zdm-macros-sqlx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sqlx.toml"), "[migrate]\ntable-name = \"app._migrations\"\n").unwrap();
+        let (sqlx, tracking) = read_sqlx_toml(&dir, Span::call_site()).unwrap();
+        std::fs::write(dir.join("sqlx.toml"), "[migrate\n").unwrap();
+        let broken = read_sqlx_toml(&dir, Span::call_site()).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(sqlx.table_name.as_deref(), Some("app._migrations"));
+        assert!(tracking.to_string().contains("include_str"));
+        assert!(broken.to_string().starts_with("sqlx.toml:"), "{broken}");
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub struct EmbeddedSet {
     pub app_version: &'static str,
     /// The PostgreSQL major version the compile-time lint assumed.
     pub lint_postgres: u32,
+    /// sqlx's ledger table when `sqlx.toml` names another than `_sqlx_migrations`.
+    pub sqlx_table: Option<&'static str>,
+    /// `zdm.toml`'s `lock_timeout` and `statement_timeout`, in milliseconds.
+    pub lock_timeout_ms: Option<u64>,
+    pub statement_timeout_ms: Option<u64>,
 }
 
 impl EmbeddedSet {
@@ -28,6 +33,9 @@ impl EmbeddedSet {
         app_name: "",
         app_version: "",
         lint_postgres: 15,
+        sqlx_table: None,
+        lock_timeout_ms: None,
+        statement_timeout_ms: None,
     };
 
     /// A migrator over the SQL files and the given Rust-coded migrations.
@@ -37,7 +45,19 @@ impl EmbeddedSet {
             .iter()
             .map(|&(meta, sql)| Step { meta, body: Body::Sql(sql) })
             .chain(rust.into_iter().map(|r| Step { meta: r.meta, body: Body::Rust(r.run) }));
-        Migrator::new(steps, self.app_name, self.app_version).lint_postgres(self.lint_postgres).dialect(self.dialect)
+        let mut m = Migrator::new(steps, self.app_name, self.app_version)
+            .lint_postgres(self.lint_postgres)
+            .dialect(self.dialect);
+        if let Some(table) = self.sqlx_table {
+            m = m.sqlx_table(table);
+        }
+        if let Some(ms) = self.lock_timeout_ms {
+            m = m.lock_timeout(std::time::Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.statement_timeout_ms {
+            m = m.statement_timeout(std::time::Duration::from_millis(ms));
+        }
+        m
     }
 }
 

@@ -91,7 +91,7 @@ pub(crate) async fn load_applied<B: Backend>(
 ) -> Result<Vec<Applied>, Error> {
     let mut applied: Vec<Applied> = backend.load_zdm_applied(names).await?;
     if foreign.any() {
-        for row in backend.load_foreign_applied(foreign).await? {
+        for row in backend.load_foreign_applied(names, foreign).await? {
             if !applied.iter().any(|a| a.version == row.version) {
                 applied.push(row);
             }

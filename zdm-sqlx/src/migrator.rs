@@ -84,6 +84,14 @@ impl Migrator {
         self
     }
 
+    /// sqlx's ledger table when the app moved it (`sqlx.toml`'s `[migrate] table-name`, e.g.
+    /// `"app._sqlx_migrations"`): its successful rows count as applied. Default
+    /// `_sqlx_migrations`; the macros read `sqlx.toml` and set it for you.
+    pub fn sqlx_table(mut self, table: impl Into<String>) -> Self {
+        self.settings.sqlx_table = Some(table.into());
+        self
+    }
+
     /// A connection URL that reaches the database directly (or through a pooler in
     /// *session* mode), for what needs a session of its own: `no_transaction` migrations
     /// (`CREATE INDEX CONCURRENTLY`, session settings), the lease renewal and the

@@ -9,6 +9,9 @@ use zdm_core::ident::qualified;
 /// schema; healing pools (`zdm::healing`) listen on it.
 pub const SCHEMA_CHANGED: &str = "zdm_schema_changed";
 
+/// sqlx's ledger table unless `sqlx.toml` names another.
+pub const SQLX_LEDGER: &str = "_sqlx_migrations";
+
 /// The quoted, schema-qualified names of zdm's tables, and the prefix they share.
 #[derive(Debug, Clone)]
 pub struct Names {
@@ -31,6 +34,11 @@ pub struct Names {
     pub raw_ledger: String,
     pub raw_history: String,
     pub raw_lease: String,
+    /// sqlx's ledger, whose successful rows count as applied: `_sqlx_migrations`, or the
+    /// `[migrate] table-name` of the app's `sqlx.toml` (quoted, maybe schema-qualified).
+    pub sqlx_ledger: String,
+    /// Its bare table name (SQLite's catalog look-up).
+    pub raw_sqlx_ledger: String,
 }
 
 impl Names {
@@ -52,7 +60,20 @@ impl Names {
             raw_ledger: l,
             raw_history: h,
             raw_lease: k,
+            sqlx_ledger: qualified(None, SQLX_LEDGER),
+            raw_sqlx_ledger: SQLX_LEDGER.to_string(),
         }
+    }
+
+    /// sqlx's ledger is `table` (`name` or `schema.name`, as `sqlx.toml`'s `table-name`).
+    pub fn with_sqlx_ledger(mut self, table: &str) -> Names {
+        let (schema, name) = match table.split_once('.') {
+            Some((s, n)) => (Some(s), n),
+            None => (None, table),
+        };
+        self.sqlx_ledger = qualified(schema, name);
+        self.raw_sqlx_ledger = name.to_string();
+        self
     }
 
     /// A zdm object's quoted, schema-qualified name: `func("backfill")` is
@@ -62,8 +83,10 @@ impl Names {
     }
 
     /// `template` with `{ledger}`, `{history}`, `{lease}`, `{instances}`, `{drops}`,
-    /// `{post_pending}`, the `{fn_..}` names and any `{obj:suffix}` replaced by the quoted
-    /// names, and `{prefix}` by the bare prefix.
+    /// `{post_pending}`, `{sqlx_ledger}`, the `{fn_..}` names and any `{obj:suffix}`
+    /// replaced by the quoted names, `{sqlx_ledger_text}` / `{raw_sqlx_ledger_text}` by
+    /// sqlx's ledger as a string literal (for catalog look-ups), and `{prefix}` by the bare
+    /// prefix.
     pub fn sql(&self, template: &str) -> String {
         let mut out = String::with_capacity(template.len());
         let mut rest = template;
@@ -74,7 +97,10 @@ impl Names {
             rest = &rest[at + end + 1..];
         }
         out.push_str(rest);
-        out.replace("{prefix}", &self.prefix)
+        out.replace("{sqlx_ledger_text}", &zdm_core::ident::quote_literal(&self.sqlx_ledger))
+            .replace("{raw_sqlx_ledger_text}", &zdm_core::ident::quote_literal(&self.raw_sqlx_ledger))
+            .replace("{sqlx_ledger}", &self.sqlx_ledger)
+            .replace("{prefix}", &self.prefix)
             .replace("{ledger}", &self.ledger)
             .replace("{history}", &self.history)
             .replace("{lease}", &self.lease)

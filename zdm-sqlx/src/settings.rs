@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     pub(crate) on_backfill: Option<ProgressFn>,
     /// A direct (or session-mode) URL for what needs a session of its own.
     pub(crate) session_url: Option<String>,
+    /// sqlx's ledger table, when not `_sqlx_migrations` (`sqlx.toml`'s `table-name`).
+    pub(crate) sqlx_table: Option<String>,
 }
 
 impl Settings {
@@ -75,12 +77,17 @@ impl Settings {
             backfill_in_background: true,
             on_backfill: None,
             session_url: None,
+            sqlx_table: None,
         }
     }
 
     /// The names of zdm's objects under these settings.
     pub(crate) fn names(&self) -> Names {
-        Names::new(self.schema.as_deref(), &self.table_prefix)
+        let names = Names::new(self.schema.as_deref(), &self.table_prefix);
+        match &self.sqlx_table {
+            Some(table) => names.with_sqlx_ledger(table),
+            None => names,
+        }
     }
 
     /// The session URL in force: the setting, else `ZDM_SESSION_URL`.
@@ -100,6 +107,11 @@ impl Settings {
                 "table_prefix {p:?} is not usable: zdm builds table, function and trigger names from it, so use \
                  up to 32 ASCII letters, digits and underscores, not starting with a digit (e.g. \"zdm_\")"
             )));
+        }
+        if self.sqlx_table.as_deref().is_some_and(|t| t.is_empty() || t.contains(['\0', '{', '}'])) {
+            return Err(Error::Config(
+                "sqlx_table (sqlx.toml's table-name) must be a non-empty name without NUL characters or braces".into(),
+            ));
         }
         if self.schema.as_deref().is_some_and(|s| s.is_empty() || s.contains(['\0', '{', '}'])) {
             return Err(Error::Config(

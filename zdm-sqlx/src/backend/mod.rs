@@ -94,8 +94,13 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// The successful rows of zdm's ledger, only what planning needs (the boot path).
     fn load_zdm_applied(&self, names: &Names) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
 
-    /// The successful rows of the other tools' ledgers that `foreign` says exist.
-    fn load_foreign_applied(&self, foreign: Foreign) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
+    /// The successful rows of the other tools' ledgers that `foreign` says exist (sqlx's
+    /// under `names.sqlx_ledger`).
+    fn load_foreign_applied(
+        &self,
+        names: &Names,
+        foreign: Foreign,
+    ) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
 
     /// Takes the lease when it is free, expired or already ours: `None` when taken,
     /// otherwise the current holder.

@@ -40,7 +40,7 @@ struct Look {
 async fn tables_exist(pool: &PgPool, names: &Names) -> Result<Look, Error> {
     let [fn1, fn2, fn3] = drops::function_signatures(names);
     let recipes = recipes::marker(names);
-    let (complete, sqlx, diesel, server_version, db_key) = simple::sql(TABLES_EXIST)
+    let (complete, sqlx, diesel, server_version, db_key) = simple::sql(names.sql(TABLES_EXIST))
         .bind(&names.ledger)
         .bind(&names.history)
         .bind(&names.lease)

@@ -40,7 +40,7 @@ SELECT version, description, phase, checksum, success,
 FROM {ledger} ORDER BY version";
 
 const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
-const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+const LOAD_SQLX: &str = "SELECT version, description, checksum FROM {sqlx_ledger} WHERE success ORDER BY version";
 const LOAD_DIESEL: &str = "SELECT version::text FROM __diesel_schema_migrations ORDER BY version";
 
 pub(super) async fn load_ledger(pool: &PgPool, names: &Names) -> Result<Vec<LedgerRow>, Error> {
@@ -75,11 +75,15 @@ pub(super) async fn load_zdm_applied(pool: &PgPool, names: &Names) -> Result<Vec
         .collect())
 }
 
-pub(super) async fn load_foreign_applied(pool: &PgPool, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+pub(super) async fn load_foreign_applied(
+    pool: &PgPool,
+    names: &Names,
+    foreign: Foreign,
+) -> Result<Vec<Applied>, Error> {
     let mut out = Vec::new();
     if foreign.sqlx {
         let rows: Vec<(i64, String, Vec<u8>)> =
-            simple::sql(LOAD_SQLX).rows_as(pool).await.doing("reading sqlx's _sqlx_migrations")?;
+            simple::sql(names.sql(LOAD_SQLX)).rows_as(pool).await.doing("reading sqlx's ledger")?;
         out.extend(rows.into_iter().map(|(version, description, checksum)| Applied {
             version,
             description,
@@ -104,7 +108,7 @@ pub(super) async fn load_foreign_applied(pool: &PgPool, foreign: Foreign) -> Res
 /// by the bootstrap (in its single look-up) and by [`newest_applied`].
 macro_rules! foreign_ledgers {
     () => {
-        "to_regclass('_sqlx_migrations') IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL"
+        "to_regclass({sqlx_ledger_text}) IS NOT NULL, to_regclass('__diesel_schema_migrations') IS NOT NULL"
     };
 }
 pub(super) use foreign_ledgers;
@@ -116,12 +120,12 @@ const NEWEST_ZDM: &str = "SELECT max(version) FROM {ledger} WHERE success";
 pub(super) async fn newest_applied(pool: &PgPool, names: &Names) -> Result<Option<i64>, Error> {
     let doing = "reading the newest applied migration";
     let (zdm, sqlx, diesel): (bool, bool, bool) =
-        simple::sql(LEDGERS).bind(&names.ledger).row_as(pool).await.doing(doing)?;
+        simple::sql(names.sql(LEDGERS)).bind(&names.ledger).row_as(pool).await.doing(doing)?;
     let mut newest: Option<i64> = None;
     if zdm {
         newest = newest.max(simple::sql(names.sql(NEWEST_ZDM)).scalar(pool).await.doing(doing)?);
     }
-    let foreign = load_foreign_applied(pool, Foreign { sqlx, diesel }).await?;
+    let foreign = load_foreign_applied(pool, names, Foreign { sqlx, diesel }).await?;
     newest = newest.max(foreign.iter().map(|a| a.version).max());
     Ok(newest)
 }

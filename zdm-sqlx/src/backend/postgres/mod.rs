@@ -65,8 +65,8 @@ impl Backend for PgPool {
         ledger::load_zdm_applied(self, names).await
     }
 
-    async fn load_foreign_applied(&self, foreign: Foreign) -> Result<Vec<Applied>, Error> {
-        ledger::load_foreign_applied(self, foreign).await
+    async fn load_foreign_applied(&self, names: &Names, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+        ledger::load_foreign_applied(self, names, foreign).await
     }
 
     async fn try_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<Option<String>, Error> {

@@ -22,7 +22,7 @@ use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, Outcome, RunCont
 /// Whether sqlx's ledger exists: the one place that knows its name.
 macro_rules! sqlx_ledger {
     () => {
-        "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')"
+        "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {raw_sqlx_ledger_text})"
     };
 }
 
@@ -109,7 +109,7 @@ SELECT version, description, phase, checksum, success, substr(started_at, 1, 19)
 FROM {ledger} ORDER BY version";
 
 const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
-const LOAD_SQLX: &str = "SELECT version, description, checksum FROM _sqlx_migrations WHERE success ORDER BY version";
+const LOAD_SQLX: &str = "SELECT version, description, checksum FROM {sqlx_ledger} WHERE success ORDER BY version";
 
 /// Which ledgers exist, read without creating anything.
 const LEDGERS: &str =
@@ -145,7 +145,7 @@ impl Backend for SqlitePool {
     async fn close_side(&self) {}
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {
-        let (ours, sqlx_ledger, file): (bool, bool, Option<String>) = sqlx::query_as(TABLES_EXIST)
+        let (ours, sqlx_ledger, file): (bool, bool, Option<String>) = sqlx::query_as(sql(names, TABLES_EXIST))
             .bind(&names.raw_ledger)
             .bind(&names.raw_history)
             .bind(&names.raw_lease)
@@ -211,22 +211,22 @@ impl Backend for SqlitePool {
     async fn newest_applied(&self, names: &Names) -> Result<Option<i64>, Error> {
         let doing = "reading the newest applied migration";
         let (zdm, sqlx_ledger): (bool, bool) =
-            sqlx::query_as(LEDGERS).bind(&names.raw_ledger).fetch_one(self).await.doing(doing)?;
+            sqlx::query_as(sql(names, LEDGERS)).bind(&names.raw_ledger).fetch_one(self).await.doing(doing)?;
         let mut newest: Option<i64> = None;
         if zdm {
             newest = newest.max(sqlx::query_scalar(sql(names, NEWEST_ZDM)).fetch_one(self).await.doing(doing)?);
         }
-        let foreign = self.load_foreign_applied(Foreign { sqlx: sqlx_ledger, diesel: false }).await?;
+        let foreign = self.load_foreign_applied(names, Foreign { sqlx: sqlx_ledger, diesel: false }).await?;
         newest = newest.max(foreign.iter().map(|a| a.version).max());
         Ok(newest)
     }
 
-    async fn load_foreign_applied(&self, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+    async fn load_foreign_applied(&self, names: &Names, foreign: Foreign) -> Result<Vec<Applied>, Error> {
         if !foreign.sqlx {
             return Ok(Vec::new());
         }
         let rows: Vec<(i64, String, Vec<u8>)> =
-            sqlx::query_as(LOAD_SQLX).fetch_all(self).await.doing("reading sqlx's _sqlx_migrations")?;
+            sqlx::query_as(sql(names, LOAD_SQLX)).fetch_all(self).await.doing("reading sqlx's ledger")?;
         Ok(rows
             .into_iter()
             .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Sqlx })
