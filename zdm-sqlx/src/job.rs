@@ -89,15 +89,7 @@ pub(crate) async fn load_applied<B: Backend>(
     names: &Names,
     foreign: Foreign,
 ) -> Result<Vec<Applied>, Error> {
-    let mut applied: Vec<Applied> = backend.load_zdm_applied(names).await?;
-    if foreign.any() {
-        for row in backend.load_foreign_applied(names, foreign).await? {
-            if !applied.iter().any(|a| a.version == row.version) {
-                applied.push(row);
-            }
-        }
-    }
-    Ok(applied)
+    backend.load_applied(names, foreign).await
 }
 
 pub(crate) fn make_plan(metas: &[zdm_core::Migration], applied: &[Applied], target: Target) -> Result<Plan, Error> {

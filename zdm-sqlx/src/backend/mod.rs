@@ -91,12 +91,11 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// Every row of zdm's ledger, ordered by version.
     fn load_ledger(&self, names: &Names) -> impl Future<Output = Result<Vec<LedgerRow>, Error>> + Send;
 
-    /// The successful rows of zdm's ledger, only what planning needs (the boot path).
-    fn load_zdm_applied(&self, names: &Names) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
-
-    /// The successful rows of the other tools' ledgers that `foreign` says exist (sqlx's
-    /// under `names.sqlx_ledger`).
-    fn load_foreign_applied(
+    /// What counts as applied, only what planning needs (the boot path): the successful
+    /// rows of zdm's ledger and of the other tools' ledgers that `foreign` says exist
+    /// (sqlx's under `names.sqlx_ledger`), in one round trip where the database allows;
+    /// zdm's row wins where both have a version.
+    fn load_applied(
         &self,
         names: &Names,
         foreign: Foreign,

@@ -39,8 +39,13 @@ SELECT version, description, phase, checksum, success,
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
 
-const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
-const LOAD_SQLX: &str = "SELECT version, description, checksum FROM {sqlx_ledger} WHERE success ORDER BY version";
+const LOAD_APPLIED: &str = "SELECT true, version, description, checksum FROM {ledger} WHERE success";
+/// zdm's rows and sqlx's in one round trip (an adopted database's boot); zdm's row wins.
+const LOAD_APPLIED_AND_SQLX: &str = "\
+SELECT true, version, description, checksum FROM {ledger} WHERE success
+UNION ALL
+SELECT false, s.version, s.description, s.checksum FROM {sqlx_ledger} s
+WHERE s.success AND NOT EXISTS (SELECT 1 FROM {ledger} z WHERE z.version = s.version AND z.success)";
 const LOAD_DIESEL: &str = "SELECT version::text FROM __diesel_schema_migrations ORDER BY version";
 
 pub(super) async fn load_ledger(pool: &PgPool, names: &Names) -> Result<Vec<LedgerRow>, Error> {
@@ -66,42 +71,44 @@ pub(super) async fn load_ledger(pool: &PgPool, names: &Names) -> Result<Vec<Ledg
         .doing("reading the ledger")
 }
 
-pub(super) async fn load_zdm_applied(pool: &PgPool, names: &Names) -> Result<Vec<Applied>, Error> {
-    let rows: Vec<(i64, String, Vec<u8>)> =
-        simple::sql(names.sql(LOAD_APPLIED)).rows_as(pool).await.doing("reading the ledger")?;
-    Ok(rows
+/// What counts as applied (see `Backend::load_applied`), ordered by version.
+pub(super) async fn load_applied(pool: &PgPool, names: &Names, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+    let query = if foreign.sqlx { LOAD_APPLIED_AND_SQLX } else { LOAD_APPLIED };
+    let rows: Vec<(bool, i64, String, Vec<u8>)> =
+        simple::sql(names.sql(query)).rows_as(pool).await.doing("reading the ledger")?;
+    let mut out: Vec<Applied> = rows
         .into_iter()
-        .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Zdm })
-        .collect())
-}
-
-pub(super) async fn load_foreign_applied(
-    pool: &PgPool,
-    names: &Names,
-    foreign: Foreign,
-) -> Result<Vec<Applied>, Error> {
-    let mut out = Vec::new();
-    if foreign.sqlx {
-        let rows: Vec<(i64, String, Vec<u8>)> =
-            simple::sql(names.sql(LOAD_SQLX)).rows_as(pool).await.doing("reading sqlx's ledger")?;
-        out.extend(rows.into_iter().map(|(version, description, checksum)| Applied {
+        .map(|(zdm, version, description, checksum)| Applied {
             version,
             description,
             checksum,
-            by: AppliedBy::Sqlx,
-        }));
-    }
+            by: if zdm { AppliedBy::Zdm } else { AppliedBy::Sqlx },
+        })
+        .collect();
     if foreign.diesel {
-        let rows: Vec<String> =
-            simple::sql(LOAD_DIESEL).scalars(pool).await.doing("reading diesel's __diesel_schema_migrations")?;
-        // diesel keeps the folder's version as written (`2024-01-01-000000`); zdm reads its digits.
-        out.extend(rows.into_iter().filter_map(|v| {
+        for row in diesel_applied(pool).await? {
+            if !out.iter().any(|a| a.version == row.version) {
+                out.push(row);
+            }
+        }
+    }
+    out.sort_by_key(|a| a.version);
+    Ok(out)
+}
+
+/// diesel's rows: it keeps the folder's version as written (`2024-01-01-000000`); zdm
+/// reads its digits (a version without any is skipped, as it was never zdm's to run).
+async fn diesel_applied(pool: &PgPool) -> Result<Vec<Applied>, Error> {
+    let rows: Vec<String> =
+        simple::sql(LOAD_DIESEL).scalars(pool).await.doing("reading diesel's __diesel_schema_migrations")?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|v| {
             let digits: String = v.chars().filter(char::is_ascii_digit).collect();
             let version = digits.parse().ok()?;
             Some(Applied { version, description: String::new(), checksum: Vec::new(), by: AppliedBy::Diesel })
-        }));
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// Whether sqlx's and diesel's ledgers exist: the one place that knows their names, used
@@ -116,6 +123,7 @@ pub(super) use foreign_ledgers;
 /// Which ledgers exist, read without creating anything.
 const LEDGERS: &str = concat!("SELECT to_regclass($1) IS NOT NULL, ", foreign_ledgers!());
 const NEWEST_ZDM: &str = "SELECT max(version) FROM {ledger} WHERE success";
+const NEWEST_SQLX: &str = "SELECT max(version) FROM {sqlx_ledger} WHERE success";
 
 pub(super) async fn newest_applied(pool: &PgPool, names: &Names) -> Result<Option<i64>, Error> {
     let doing = "reading the newest applied migration";
@@ -125,8 +133,12 @@ pub(super) async fn newest_applied(pool: &PgPool, names: &Names) -> Result<Optio
     if zdm {
         newest = newest.max(simple::sql(names.sql(NEWEST_ZDM)).scalar(pool).await.doing(doing)?);
     }
-    let foreign = load_foreign_applied(pool, names, Foreign { sqlx, diesel }).await?;
-    newest = newest.max(foreign.iter().map(|a| a.version).max());
+    if sqlx {
+        newest = newest.max(simple::sql(names.sql(NEWEST_SQLX)).scalar(pool).await.doing(doing)?);
+    }
+    if diesel {
+        newest = newest.max(diesel_applied(pool).await?.iter().map(|a| a.version).max());
+    }
     Ok(newest)
 }
 

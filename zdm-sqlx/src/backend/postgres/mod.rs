@@ -61,12 +61,8 @@ impl Backend for PgPool {
         ledger::load_ledger(self, names).await
     }
 
-    async fn load_zdm_applied(&self, names: &Names) -> Result<Vec<Applied>, Error> {
-        ledger::load_zdm_applied(self, names).await
-    }
-
-    async fn load_foreign_applied(&self, names: &Names, foreign: Foreign) -> Result<Vec<Applied>, Error> {
-        ledger::load_foreign_applied(self, names, foreign).await
+    async fn load_applied(&self, names: &Names, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+        ledger::load_applied(self, names, foreign).await
     }
 
     async fn try_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<Option<String>, Error> {

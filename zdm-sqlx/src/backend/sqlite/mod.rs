@@ -108,8 +108,15 @@ SELECT version, description, phase, checksum, success, substr(started_at, 1, 19)
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
 
-const LOAD_APPLIED: &str = "SELECT version, description, checksum FROM {ledger} WHERE success ORDER BY version";
-const LOAD_SQLX: &str = "SELECT version, description, checksum FROM {sqlx_ledger} WHERE success ORDER BY version";
+const LOAD_APPLIED: &str = "SELECT 1, version, description, checksum FROM {ledger} WHERE success ORDER BY version";
+/// zdm's rows and sqlx's in one query (an adopted database's boot); zdm's row wins.
+const LOAD_APPLIED_AND_SQLX: &str = "\
+SELECT 1, version, description, checksum FROM {ledger} WHERE success
+UNION ALL
+SELECT 0, s.version, s.description, s.checksum FROM {sqlx_ledger} s
+WHERE s.success AND NOT EXISTS (SELECT 1 FROM {ledger} z WHERE z.version = s.version AND z.success)
+ORDER BY 2";
+const NEWEST_SQLX: &str = "SELECT max(version) FROM {sqlx_ledger} WHERE success";
 
 /// Which ledgers exist, read without creating anything.
 const LEDGERS: &str =
@@ -199,12 +206,18 @@ impl Backend for SqlitePool {
             .doing("reading the ledger")
     }
 
-    async fn load_zdm_applied(&self, names: &Names) -> Result<Vec<Applied>, Error> {
-        let rows: Vec<(i64, String, Vec<u8>)> =
-            sqlx::query_as(sql(names, LOAD_APPLIED)).fetch_all(self).await.doing("reading the ledger")?;
+    async fn load_applied(&self, names: &Names, foreign: Foreign) -> Result<Vec<Applied>, Error> {
+        let query = if foreign.sqlx { LOAD_APPLIED_AND_SQLX } else { LOAD_APPLIED };
+        let rows: Vec<(bool, i64, String, Vec<u8>)> =
+            sqlx::query_as(sql(names, query)).fetch_all(self).await.doing("reading the ledger")?;
         Ok(rows
             .into_iter()
-            .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Zdm })
+            .map(|(zdm, version, description, checksum)| Applied {
+                version,
+                description,
+                checksum,
+                by: if zdm { AppliedBy::Zdm } else { AppliedBy::Sqlx },
+            })
             .collect())
     }
 
@@ -216,21 +229,10 @@ impl Backend for SqlitePool {
         if zdm {
             newest = newest.max(sqlx::query_scalar(sql(names, NEWEST_ZDM)).fetch_one(self).await.doing(doing)?);
         }
-        let foreign = self.load_foreign_applied(names, Foreign { sqlx: sqlx_ledger, diesel: false }).await?;
-        newest = newest.max(foreign.iter().map(|a| a.version).max());
-        Ok(newest)
-    }
-
-    async fn load_foreign_applied(&self, names: &Names, foreign: Foreign) -> Result<Vec<Applied>, Error> {
-        if !foreign.sqlx {
-            return Ok(Vec::new());
+        if sqlx_ledger {
+            newest = newest.max(sqlx::query_scalar(sql(names, NEWEST_SQLX)).fetch_one(self).await.doing(doing)?);
         }
-        let rows: Vec<(i64, String, Vec<u8>)> =
-            sqlx::query_as(sql(names, LOAD_SQLX)).fetch_all(self).await.doing("reading sqlx's ledger")?;
-        Ok(rows
-            .into_iter()
-            .map(|(version, description, checksum)| Applied { version, description, checksum, by: AppliedBy::Sqlx })
-            .collect())
+        Ok(newest)
     }
 
     async fn try_lease(&self, names: &Names, owner: &str, ttl: Duration) -> Result<Option<String>, Error> {
