@@ -129,8 +129,25 @@ pub mod baseline {
         zdm_sqlx::newest_applied(pool).await
     }
 
+    /// Writes `<dir>/zdm-baseline.txt` listing exactly the migrations of the folder whose
+    /// versions are in `applied` (what the database ran: a file merged late, below the
+    /// newest applied one, is not history and stays linted); returns the file's path.
+    pub fn write_applied(dir: impl AsRef<Path>, applied: &[i64]) -> std::io::Result<PathBuf> {
+        let dir = dir.as_ref();
+        let set = crate::lint::read_set(dir).map_err(|errs| {
+            std::io::Error::other(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        })?;
+        let text = Manifest::render(
+            set.iter().filter(|m| applied.contains(&m.version)).map(|m| (m.version, m.sql.as_bytes())),
+        );
+        let path = dir.join(FILE_NAME);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
     /// Writes `<dir>/zdm-baseline.txt` listing every migration of the folder at or below
-    /// `up_to` with its checksum; returns the file's path.
+    /// `up_to` with its checksum; returns the file's path. Prefer [`write_applied`] with the
+    /// versions the database reports: a file merged late below `up_to` is listed here too.
     /// An unreadable folder or bad migration file is an `io::Error` listing every problem.
     pub fn write(dir: impl AsRef<Path>, up_to: i64) -> std::io::Result<PathBuf> {
         let dir = dir.as_ref();

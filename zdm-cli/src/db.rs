@@ -23,37 +23,42 @@ pub(crate) async fn run(root: &Path, command: Command) -> Outcome {
         | Command::Pre { db }
         | Command::Post { db, .. }
         | Command::Backfills { db }
-        | Command::Baseline { db } => db,
+        | Command::Baseline { db, .. } => db,
         Command::Lint(_) | Command::New { .. } => unreachable!("run without a database"),
     };
     let DbArgs { database_url, dir } = db;
-    let project = Project::load(root, dir.clone())?;
+    let dir = match &command {
+        Command::Baseline { folder: Some(f), .. } => Some(f.clone()),
+        _ => dir.clone(),
+    };
+    let project = Project::load(root, dir)?;
+    if let Some((scheme, _)) = database_url.split_once("://").filter(|(s, _)| !s.starts_with("postgres")) {
+        return Err(format!("{scheme}:// is not a database zdm runs on: use postgres://… or sqlite:…").into());
+    }
+    // The folder's dialect: zdm.toml's, else the database's.
+    let url_dialect = if database_url.starts_with("sqlite:") { zdm::Dialect::Sqlite } else { zdm::Dialect::Postgres };
+    let dialect = project.config.dialect.as_deref().and_then(zdm::Dialect::parse).unwrap_or(url_dialect);
     if database_url.starts_with("sqlite:") {
         let options = SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await?;
-        let code = on(&pool, &project, command).await;
+        let code = on(&pool, &project, dialect, command).await;
         pool.close().await;
         code
     } else {
         let pool = PgPool::connect(database_url).await?;
-        let code = on(&pool, &project, command).await;
+        let code = on(&pool, &project, dialect, command).await;
         pool.close().await;
         code
     }
 }
 
-async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Outcome {
-    if let Command::Baseline { .. } = command {
-        let Some(newest) = zdm::baseline::newest_applied(pool).await? else {
-            return Err(
-                "nothing is applied in this database (no zdm, sqlx or diesel ledger): nothing to baseline".into()
-            );
-        };
-        let path = zdm::baseline::write(&project.dir, newest)?;
-        crate::out(format_args!("baselined up to {newest} in {}\n", path.display()))?;
-        return Ok(ExitCode::SUCCESS);
+async fn on<P: MigratePool>(pool: &P, project: &Project, dialect: zdm::Dialect, command: Command) -> Outcome {
+    if let Command::Baseline { force, .. } = command {
+        return baseline(pool, project, dialect, force).await;
     }
-    let migrator = migrator(project)?;
+    // Only what runs migrations is judged first; status and backfills report and finish.
+    let runs = matches!(command, Command::Pre { .. } | Command::Post { .. });
+    let migrator = migrator(project, dialect, runs)?;
     match command {
         Command::Status { format, .. } => {
             let status = migrator.status(pool).await?;
@@ -67,9 +72,23 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Ou
             crate::out(migrator.run_pre(pool).await?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Post { when_safe, .. } => {
-            let report =
-                if when_safe { migrator.run_post_when_safe(pool).await? } else { migrator.run_post(pool).await? };
+        Command::Post { when_safe, timeout, .. } => {
+            let report = match (when_safe, timeout) {
+                (false, _) => migrator.run_post(pool).await?,
+                (true, None) => migrator.run_post_when_safe(pool).await?,
+                (true, Some(secs)) => {
+                    match tokio::time::timeout(Duration::from_secs(secs), migrator.run_post_when_safe(pool)).await {
+                        Ok(report) => report?,
+                        Err(_) => {
+                            return Err(format!(
+                                "post-deploy work still waits after {secs} s (what for is logged above; `zdm status` \
+                                 lists it); what was due meanwhile is applied"
+                            )
+                            .into())
+                        }
+                    }
+                }
+            };
             crate::out(format_args!("{report}"))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -109,14 +128,58 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Ou
     }
 }
 
-/// The folder as a migrator: registered nowhere (a tool is not a live build), with the
-/// timeouts of `zdm.toml`.
-fn migrator(project: &Project) -> Result<Migrator, Box<dyn std::error::Error>> {
-    let set = project.assured_set()?;
+/// `zdm baseline`: lists in the manifest exactly what the database applied (a file merged
+/// late below the newest applied version is not history: it stays linted).
+async fn baseline<P: MigratePool>(pool: &P, project: &Project, dialect: zdm::Dialect, force: bool) -> Outcome {
+    let manifest = project.dir.join("zdm-baseline.txt");
+    if manifest.exists() && !force {
+        return Err(format!("{} exists; `zdm baseline --force` replaces it", manifest.display()).into());
+    }
+    let m =
+        configured(Migrator::from_parsed(project.read_set()?, "zdm-cli", env!("CARGO_PKG_VERSION")), project, dialect);
+    if m.newest_applied(pool).await?.is_none() {
+        return Err("nothing is applied in this database (no zdm, sqlx or diesel ledger): nothing to baseline".into());
+    }
+    let status = m.status(pool).await?;
+    let applied: Vec<i64> = status.applied().map(|r| r.version).collect();
+    let path = zdm::baseline::write_applied(&project.dir, &applied)?;
+    let skipped: Vec<String> =
+        status.pending_pre().chain(status.pending_post()).map(|r| r.version.to_string()).collect();
+    crate::out(format_args!(
+        "baselined {} applied migration(s), up to {}, in {}\n",
+        applied.len(),
+        applied.iter().max().map_or("-".to_string(), ToString::to_string),
+        path.display()
+    ))?;
+    if !skipped.is_empty() {
+        crate::out(format_args!("not applied, so not listed (still linted): {}\n", skipped.join(", ")))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The folder as a migrator: judged first (a blocking finding refuses the run), registered
+/// nowhere (a tool is not a live build), with `zdm.toml`'s and `sqlx.toml`'s settings.
+fn migrator(project: &Project, dialect: zdm::Dialect, judged: bool) -> Result<Migrator, Box<dyn std::error::Error>> {
+    let set = if judged { project.assured_set(dialect)? } else { project.read_set()? };
     if set.is_empty() {
         return Err(format!("{}: no migration files here", project.dir.display()).into());
     }
-    let mut m = Migrator::from_parsed(set, "zdm-cli", env!("CARGO_PKG_VERSION")).without_registration();
+    Ok(configured(Migrator::from_parsed(set, "zdm-cli", env!("CARGO_PKG_VERSION")), project, dialect))
+}
+
+/// `zdm.toml`'s and `sqlx.toml`'s settings on a migrator of the folder.
+fn configured(m: Migrator, project: &Project, dialect: zdm::Dialect) -> Migrator {
+    // The dialect the folder was judged in: a pool of another database is refused.
+    let mut m = m.without_registration().dialect(dialect);
+    if let Some(v) = project.config.postgres {
+        m = m.lint_postgres(v.major);
+    }
+    if let Some(s) = &project.config.schema {
+        m = m.schema(s);
+    }
+    if let Some(p) = &project.config.table_prefix {
+        m = m.table_prefix(p);
+    }
     if let Some(t) = &project.sqlx_table {
         m = m.sqlx_table(t);
     }
@@ -126,6 +189,6 @@ fn migrator(project: &Project) -> Result<Migrator, Box<dyn std::error::Error>> {
     if let Some(t) = project.config.statement_timeout {
         m = m.statement_timeout(t);
     }
-    // A deploy step should not sit behind another deploy's run for 5 minutes unseen.
-    Ok(m.lock_wait(Duration::from_secs(600)))
+    // A deploy step may wait for another deploy's run as long as a boot would.
+    m.lock_wait(Duration::from_secs(600))
 }

@@ -11,6 +11,19 @@ use zdm::lint::{Finding, LintInput, Severity, RULES, SQLITE_RULES};
 use crate::project::Project;
 use crate::{Dialect, Format, LintArgs, Outcome};
 
+/// `zdm lint --list-rules`: every rule, per dialect, with what it guards against.
+pub(crate) fn list_rules() -> Outcome {
+    let mut out = String::new();
+    for r in RULES {
+        out.push_str(&format!("{:<40} postgres  {:?}  {}\n", r.id, r.kind, r.why));
+    }
+    for r in SQLITE_RULES {
+        out.push_str(&format!("{:<40} sqlite    {:?}  {}\n", r.id, r.kind, r.why));
+    }
+    crate::out(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn run(root: &Path, args: LintArgs) -> Outcome {
     let project = Project::load(root, args.dir)?;
     let dialect = args.dialect.map(|d| match d {
@@ -30,8 +43,11 @@ pub(crate) fn run(root: &Path, args: LintArgs) -> Outcome {
     let out = match args.format {
         Format::Text => text(&findings),
         Format::Json => serde_json::to_string_pretty(&json_report(&findings))? + "\n",
-        Format::Sarif => serde_json::to_string_pretty(&sarif(&findings))? + "\n",
-        Format::Github => github(&findings),
+        Format::Sarif => {
+            let shown = repo_relative(&findings, &project.dir);
+            serde_json::to_string_pretty(&sarif(&shown, config.dialect))? + "\n"
+        }
+        Format::Github => github(&repo_relative(&findings, &project.dir)),
     };
     crate::out(format_args!("{out}"))?;
     Ok(if blocking > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -62,14 +78,16 @@ fn json_report(findings: &[Finding]) -> Value {
 
 /// SARIF 2.1.0: one run, the rules that fired, one result per finding; an accepted
 /// finding (`safety_assured`, `zdm.toml` allow) is a result with a suppression.
-fn sarif(findings: &[Finding]) -> Value {
+fn sarif(findings: &[Finding], dialect: zdm::Dialect) -> Value {
     let fired: BTreeSet<&str> = findings.iter().map(|f| f.rule).collect();
-    // A rule id fired once is described once, whichever dialect's rule it was.
-    let described =
-        RULES.iter().map(|r| (r.id, r.why, r.recipe)).chain(SQLITE_RULES.iter().map(|r| (r.id, r.why, r.recipe)));
-    let mut seen = BTreeSet::new();
+    // The dialect's own rule text: SQLite never gets PostgreSQL's advice.
+    let described: Vec<(&str, &str, &str)> = match dialect {
+        zdm::Dialect::Sqlite => SQLITE_RULES.iter().map(|r| (r.id, r.why, r.recipe)).collect(),
+        zdm::Dialect::Postgres => RULES.iter().map(|r| (r.id, r.why, r.recipe)).collect(),
+    };
     let rules: Vec<Value> = described
-        .filter(|(id, _, _)| fired.contains(id) && seen.insert(*id))
+        .into_iter()
+        .filter(|(id, _, _)| fired.contains(id))
         .map(|(id, why, recipe)| {
             json!({
                 "id": id,
@@ -98,7 +116,9 @@ fn sarif(findings: &[Finding]) -> Value {
                 }],
             });
             if let Some(reason) = &f.assured {
-                result["suppressions"] = json!([{ "kind": "inSource", "justification": reason }]);
+                // A `safety_assured` comment sits in the file; a `zdm.toml` allow does not.
+                let kind = if reason.starts_with("zdm.toml: ") { "external" } else { "inSource" };
+                result["suppressions"] = json!([{ "kind": kind, "justification": reason }]);
             }
             result
         })
@@ -115,6 +135,32 @@ fn sarif(findings: &[Finding]) -> Value {
             "results": results,
         }]
     })
+}
+
+/// The findings with their files relative to the repository's root, as GitHub's
+/// annotations and code-scanning alerts attach them (whatever directory zdm ran in and
+/// however `--project` was written); unchanged outside a git repository.
+fn repo_relative(findings: &[Finding], dir: &Path) -> Vec<Finding> {
+    let top = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| absolute(Path::new(String::from_utf8_lossy(&o.stdout).trim())));
+    findings
+        .iter()
+        .cloned()
+        .map(|mut f| {
+            if let Some(rel) =
+                top.as_ref().and_then(|t| absolute(Path::new(&f.file)).strip_prefix(t).ok().map(Path::to_path_buf))
+            {
+                f.file = rel.to_string_lossy().into_owned();
+            }
+            f
+        })
+        .collect()
 }
 
 /// A relative path with forward slashes, as SARIF's `uri` wants it.
@@ -158,29 +204,39 @@ fn property(text: &str) -> String {
 /// The files under `dir` added or changed since `reference` (committed or not), and new
 /// untracked ones, as absolute paths.
 fn changed_since(reference: &str, dir: &Path) -> Result<BTreeSet<PathBuf>, Box<dyn std::error::Error>> {
-    let git = |args: &[&str]| -> Result<String, Box<dyn std::error::Error>> {
+    // Run where the folder is (not where zdm was started), NUL-separated so that no path
+    // is quoted or escaped (a name with `ñ` in it is still the file's name).
+    let git = |args: &[&str]| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
             .args(args)
             .output()
             .map_err(|e| format!("--changed-since needs git: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "--changed-since {reference}: git {} failed: {}",
+                "--changed-since {reference}: git {} failed in {}: {}",
                 args.join(" "),
+                dir.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             )
             .into());
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(out.stdout)
     };
-    let top = PathBuf::from(git(&["rev-parse", "--show-toplevel"])?.trim());
-    let dir_text = dir.to_string_lossy();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    let top = PathBuf::from(text(git(&["rev-parse", "--show-toplevel"])?).trim());
+    // What this branch changed: since the merge base, so files changed on the base branch
+    // after the fork are not blamed on it.
+    let base = text(git(&["merge-base", reference, "HEAD"])?).trim().to_string();
     let mut changed = BTreeSet::new();
-    for line in git(&["diff", "--name-only", "--diff-filter=ACMR", reference, "--", &dir_text])?.lines() {
-        changed.insert(absolute(&top.join(line)));
-    }
-    for line in git(&["ls-files", "--others", "--exclude-standard", "--full-name", "--", &dir_text])?.lines() {
-        changed.insert(absolute(&top.join(line)));
+    for args in [
+        &["diff", "-z", "--name-only", "--diff-filter=ACMR", base.as_str(), "--", "."][..],
+        &["ls-files", "-z", "--others", "--exclude-standard", "--full-name", "--", "."][..],
+    ] {
+        for name in git(args)?.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+            changed.insert(absolute(&top.join(String::from_utf8_lossy(name).as_ref())));
+        }
     }
     Ok(changed)
 }

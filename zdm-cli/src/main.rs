@@ -55,9 +55,13 @@ enum Command {
     Post {
         #[command(flatten)]
         db: DbArgs,
-        /// Wait, checking the gate at every heartbeat, until no post-deploy work is left.
+        /// Wait, checking the gate at every heartbeat, until no post-deploy work is left
+        /// (what it waits for is logged to stderr).
         #[arg(long)]
         when_safe: bool,
+        /// With --when-safe: give up after this many seconds, exit 1.
+        #[arg(long, value_name = "SECONDS", requires = "when_safe")]
+        timeout: Option<u64>,
     },
     /// Runs every unfinished backfill to its end, with a progress bar.
     Backfills {
@@ -67,13 +71,20 @@ enum Command {
     /// Writes `zdm-baseline.txt` into the migrations folder from the database's applied
     /// history (zdm's, sqlx's or diesel's): adopting zdm on an existing project.
     Baseline {
+        /// The migrations folder (default: from zdm.toml, sqlx.toml, else `migrations`).
+        #[arg(value_name = "DIR")]
+        folder: Option<PathBuf>,
         #[command(flatten)]
         db: DbArgs,
+        /// Replace an existing `zdm-baseline.txt`.
+        #[arg(long)]
+        force: bool,
     },
     /// Creates a migration file named in sqlx's way (`<timestamp>_<name>.sql`), with the
     /// directive lines written for you.
     New {
         /// What the migration does, e.g. `add_posts_summary`.
+        #[arg(value_parser = new::parse_name)]
         name: String,
         /// A post-deploy migration (`-- zdm:after_deploy`): run by `zdm post`.
         #[arg(long)]
@@ -96,15 +107,25 @@ struct LintArgs {
     format: Format,
     /// The PostgreSQL version the rules assume (e.g. `14`, `14.2`; default from zdm.toml,
     /// else 15).
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION", value_parser = parse_postgres)]
     postgres: Option<String>,
     /// The SQL dialect of the migrations (default from zdm.toml, else postgres).
     #[arg(long, value_enum)]
     dialect: Option<Dialect>,
-    /// Judge only files added or changed since this git ref; the rest is replayed for
-    /// the schema only.
+    /// Judge only files added or changed since this git ref (since its merge base with
+    /// HEAD); the rest is replayed for the schema only.
     #[arg(long, value_name = "GIT_REF")]
     changed_since: Option<String>,
+    /// List every rule (id, dialect, kind) and exit.
+    #[arg(long)]
+    list_rules: bool,
+}
+
+/// `--postgres`: a version the lint knows, or a usage error (exit 2).
+fn parse_postgres(text: &str) -> Result<String, String> {
+    zdm::lint::PgVersion::parse(text)
+        .map(|_| text.to_string())
+        .ok_or_else(|| format!("{text:?} is not a PostgreSQL version (use e.g. 15 or 14.2)"))
 }
 
 /// Where the database is.
@@ -146,16 +167,20 @@ enum Dialect {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // What an operator should know is in each command's output (a report's notes);
-    // `ZDM_LOG=info` (or `debug`) shows zdm's log besides.
+    // `ZDM_LOG=info` (or `debug`) shows zdm's log besides. A `post --when-safe` that waits
+    // says what it waits for as it goes.
+    let default_log =
+        if matches!(cli.command, Command::Post { when_safe: true, .. }) { "error,zdm_sqlx=info" } else { "error" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ZDM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Lint(args) if args.list_rules => lint::list_rules(),
         Command::Lint(args) => lint::run(&cli.project, args),
         Command::New { name, after_deploy, no_transaction, dir } => {
             new::run(&cli.project, dir, &name, after_deploy, no_transaction)
@@ -164,10 +189,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        // The reader went away (`zdm status | head`): nothing left to say.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
-            ExitCode::SUCCESS
-        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
@@ -175,13 +196,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes `text` to stdout; a closed pipe is an `io::Error` the caller returns, never a
-/// panic (as `print!` would).
+/// Writes `text` to stdout. A reader that went away (`zdm status | head`) is no error and
+/// never a panic (as `print!` would make it): the command's exit code stands.
 fn out(text: impl std::fmt::Display) -> std::io::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    write!(stdout, "{text}")?;
-    stdout.flush()
+    match write!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn std::error::Error>> {

@@ -29,12 +29,19 @@ pub(crate) fn run(root: &Path, dir: Option<PathBuf>, name: &str, after_deploy: b
     Ok(ExitCode::SUCCESS)
 }
 
+/// clap's check of `<name>`: a bad one is a usage error (exit 2).
+pub(crate) fn parse_name(name: &str) -> Result<String, String> {
+    slug(name).map(|_| name.to_string()).ok_or_else(|| {
+        format!("{name:?} is not a usable migration name: use letters, digits and underscores, e.g. add_posts_summary")
+    })
+}
+
 /// `Add posts summary` → `add_posts_summary`; `None` when nothing usable is left.
 fn slug(name: &str) -> Option<String> {
     let mut out = String::new();
     for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
         } else if (c == '_' || c == '-' || c.is_whitespace()) && !out.ends_with('_') && !out.is_empty() {
             out.push('_');
         } else if !(c == '_' || c == '-' || c.is_whitespace()) {
@@ -105,6 +112,7 @@ mod tests {
         assert_eq!(slug("Add posts summary").as_deref(), Some("add_posts_summary"));
         assert_eq!(slug("add-index--title").as_deref(), Some("add_index_title"));
         assert_eq!(slug("drop ../etc"), None);
+        assert_eq!(slug("Añadir columna").as_deref(), Some("añadir_columna"));
         assert_eq!(slug("  "), None);
     }
 }

@@ -34,7 +34,8 @@ impl Project {
             Err(_) => Default::default(),
         };
         let dir = match (dir, &config.migrations, &sqlx.migrations_dir) {
-            (Some(d), _, _) => d,
+            // Relative to the project, like every other path the command line reads.
+            (Some(d), _, _) => root.join(d),
             (None, Some(d), _) | (None, None, Some(d)) => root.join(d),
             (None, None, None) => root.join("migrations"),
         };
@@ -68,14 +69,26 @@ impl Project {
         Ok(LintConfig { dialect: self.dialect(dialect), postgres, start_after: None, baseline })
     }
 
-    /// The set with every rule `zdm.toml` allows recorded, like a `safety_assured`
-    /// directive, in the migrations where it fires (the ledger keeps the reason).
-    pub(crate) fn assured_set(&self) -> Result<Vec<ParsedMigration>, Box<dyn std::error::Error>> {
+    /// The set as `zdm pre` / `zdm post` run it: judged first, exactly as the macros judge
+    /// an embedded set (a blocking finding refuses the run, as it refuses the build), with
+    /// every rule `zdm.toml` allows recorded, like a `safety_assured` directive, in the
+    /// migrations where it fires (the ledger keeps the reason).
+    pub(crate) fn assured_set(&self, dialect: Dialect) -> Result<Vec<ParsedMigration>, Box<dyn std::error::Error>> {
         let mut set = self.read_set()?;
-        let config = self.lint_config(None, None)?;
+        let config = self.lint_config(None, Some(dialect))?;
         let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
         let mut findings = zdm::lint::lint(&inputs, &config);
         self.config.apply(&mut findings);
+        let blocking: Vec<String> = findings.iter().filter(|f| f.blocks()).map(ToString::to_string).collect();
+        if !blocking.is_empty() {
+            return Err(format!(
+                "{} finding(s) block this folder, as they would block `zdm::migrations!` at compile time; nothing \
+                 ran. Fix them, or accept one with `-- zdm:safety_assured <reason>` (or a `zdm.toml` allow):\n\n{}",
+                blocking.len(),
+                blocking.join("\n\n")
+            )
+            .into());
+        }
         for f in findings.iter().filter(|f| f.assured.as_deref().is_some_and(|r| r.starts_with("zdm.toml: "))) {
             let reason = f.assured.clone().unwrap_or_default();
             if let Some(m) = set.iter_mut().find(|m| m.version == f.version) {

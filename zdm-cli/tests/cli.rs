@@ -204,7 +204,7 @@ fn new_writes_a_file_named_as_sqlx_names_them() {
     assert_ne!(path, second);
     assert!(std::fs::read_to_string(&second).unwrap().contains("-- zdm:no_transaction\n"));
     let bad = zdm(dir.path()).args(["new", "../escape"]).output().unwrap();
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
     assert!(stderr(&bad).contains("not a usable migration name"), "{}", stderr(&bad));
 }
 
@@ -288,11 +288,65 @@ fn a_deploy_day_from_the_command_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("0002_summary.sql"), "{}", stderr(&out));
 
-    // Adoption: the baseline lists what the database has applied.
+    // Adoption: the baseline lists what the database has applied (the folder argument
+    // as the issue writes it), and never overwrites a manifest unasked.
+    std::fs::write(dir.path().join("migrations/0002_summary.sql"), ADD_COLUMN).unwrap();
+    let out = run(&["baseline", &dir.path().join("migrations").to_string_lossy()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("baselined 3 applied migration(s), up to 3"), "{}", stdout(&out));
+    assert!(dir.path().join("migrations/zdm-baseline.txt").is_file());
+    let out = run(&["baseline"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+}
+
+#[test]
+fn pre_refuses_what_the_lint_blocks_and_baseline_lists_only_what_ran() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &[("0001_posts.sql", ADD_TABLE), ("0002_rename.sql", RENAME)]);
+    let run = |args: &[&str]| zdm(dir.path()).args(args).arg("--database-url").arg(&db.url).output().unwrap();
+    // As the macros refuse to compile it, the command line refuses to run it: nothing ran.
+    let out = run(&["pre"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("error[rename-column]") && stderr(&out).contains("nothing ran"), "{}", stderr(&out));
+    let out = run(&["status", "--format", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["rows"][0]["state"], "PendingPre", "not even the harmless first file ran");
+    // Accepted in the file: it runs.
+    std::fs::write(
+        dir.path().join("migrations/0002_rename.sql"),
+        format!("-- zdm:safety_assured no build reads posts.title yet\n{RENAME}"),
+    )
+    .unwrap();
+    assert!(run(&["pre"]).status.success());
+    // A file merged late below the newest applied version is not history: not listed.
+    write(dir.path(), &[("0000_before.sql", "CREATE TABLE notes (id bigint PRIMARY KEY);\n")]);
     let out = run(&["baseline"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("baselined up to 3"), "{}", stdout(&out));
-    assert!(dir.path().join("migrations/zdm-baseline.txt").is_file());
+    assert!(stdout(&out).contains("not applied, so not listed (still linted): 0"), "{}", stdout(&out));
+    let manifest = std::fs::read_to_string(dir.path().join("migrations/zdm-baseline.txt")).unwrap();
+    assert!(
+        manifest.lines().any(|l| l.starts_with("1 ")) && manifest.lines().any(|l| l.starts_with("2 ")),
+        "{manifest}"
+    );
+    assert!(!manifest.lines().any(|l| l.starts_with("0 ")), "the late file is not history: {manifest}");
+}
+
+#[test]
+fn list_rules_and_bad_values_of_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = zdm(dir.path()).args(["lint", "--list-rules"]).output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("rename-column") && text.contains("sqlite-table-rebuild"), "{text}");
+    let out = zdm(dir.path()).args(["lint", "--postgres", "fifteen"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad value is a usage error: {}", stderr(&out));
+    let out = zdm(dir.path()).args(["new", "../.."]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = zdm(dir.path()).args(["status", "--database-url", "mysql://root@127.0.0.1/x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("mysql:// is not a database zdm runs on"), "{}", stderr(&out));
 }
 
 #[test]
@@ -471,7 +525,7 @@ fn a_reader_that_goes_away_is_not_a_crash() {
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
-    assert!(out.status.code().is_some(), "exited, not killed: {:?}", out.status);
+    assert_eq!(out.status.code(), Some(1), "the findings still fail the run (pipefail sees it)");
 }
 
 #[test]

@@ -41,6 +41,10 @@ pub struct Config {
     pub exclude: Vec<String>,
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
+    /// Where zdm's own tables live (`Migrator::schema` / `table_prefix`), for the command
+    /// line to find the ledger an app with those settings writes.
+    pub schema: Option<String>,
+    pub table_prefix: Option<String>,
     /// Per-rule levels, by rule id.
     pub rules: BTreeMap<String, Level>,
 }
@@ -85,15 +89,24 @@ struct Raw {
     exclude: Vec<String>,
     lock_timeout: Option<String>,
     statement_timeout: Option<String>,
+    schema: Option<String>,
+    table_prefix: Option<String>,
     #[serde(default)]
     rules: BTreeMap<String, RawLevel>,
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a rule's level: \"deny\", \"warn\" or { level = \"allow\", reason = \"..\" }")]
 enum RawLevel {
     Plain(String),
-    Full { level: String, reason: Option<String> },
+    Full(FullLevel),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullLevel {
+    level: String,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -131,9 +144,24 @@ impl Config {
         };
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            err(line, e.message().to_string())
+            // Name the key the value belongs to: the text before `=` on that line.
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().trim_matches('"'))
+                .filter(|k| !k.is_empty() && !e.message().contains(&format!("`{k}`")));
+            match key {
+                Some(k) => err(line, format!("`{k}`: {}", e.message())),
+                None => err(line, e.message().to_string()),
+            }
         })?;
-        let mut config = Config { migrations: raw.migrations, exclude: raw.exclude, ..Config::default() };
+        let mut config = Config {
+            migrations: raw.migrations,
+            exclude: raw.exclude,
+            schema: raw.schema,
+            table_prefix: raw.table_prefix,
+            ..Config::default()
+        };
         if let Some(d) = raw.dialect {
             if d != "postgres" && d != "sqlite" {
                 return Err(err(
@@ -144,16 +172,23 @@ impl Config {
             config.dialect = Some(d);
         }
         if let Some(v) = raw.postgres {
-            let text = match &v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                other => format!("{other:?}"),
-            };
+            // A float would read `14.10` as 14.1: minors are strings.
+            let text =
+                match &v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => return Err(err(
+                        line_of_key("postgres"),
+                        format!(
+                            "postgres = {f}: write a minor version as a string (\"14.10\"; as a number it reads 14.1)"
+                        ),
+                    )),
+                    other => format!("{other:?}"),
+                };
             config.postgres = Some(PgVersion::parse(&text).ok_or_else(|| {
                 err(
                     line_of_key("postgres"),
-                    format!("postgres = {text:?} is not a PostgreSQL version: use e.g. \"15\" or \"14.2\""),
+                    format!("postgres = {text} is not a PostgreSQL version: use e.g. 15 or \"14.2\" (a minor version as a string)"),
                 )
             })?);
         }
@@ -176,12 +211,12 @@ impl Config {
             if !known_rules.contains(&rule.as_str()) {
                 return Err(err(
                     line_of_key(&rule),
-                    format!("[rules] names an unknown rule `{rule}`; the rules are listed by `zdm lint --list-rules`"),
+                    format!("[rules] names an unknown rule `{rule}`; `zdm lint --list-rules` lists them"),
                 ));
             }
             let (name, reason) = match level {
                 RawLevel::Plain(l) => (l, None),
-                RawLevel::Full { level, reason } => (level, reason),
+                RawLevel::Full(FullLevel { level, reason }) => (level, reason),
             };
             let level = match (name.as_str(), reason) {
                 ("deny", _) => Level::Deny,
@@ -291,6 +326,15 @@ mod tests {
         assert!(e.to_string().contains("not a duration"), "{e}");
         let e = Config::parse("zdm.toml", "dialect = \"mysql\"\n", RULES).unwrap_err();
         assert!(e.to_string().contains("\"mysql\""), "{e}");
+        let e = Config::parse("zdm.toml", "postgres = 14.10\n", RULES).unwrap_err();
+        assert!(e.to_string().contains("as a string"), "a float would be 14.1: {e}");
+        let e = Config::parse("zdm.toml", "lock_timeout = 5\n", RULES).unwrap_err();
+        assert!(e.to_string().starts_with("zdm.toml:1: `lock_timeout`:"), "{e}");
+        let e = Config::parse("zdm.toml", "[rules]\nrename-column = { level = \"allow\", reson = \"x\" }\n", RULES)
+            .unwrap_err();
+        assert!(e.to_string().contains("rename-column"), "{e}");
+        let e = Config::parse("zdm.toml", "[rules]\nrename-column = 3\n", RULES).unwrap_err();
+        assert!(e.to_string().contains("a rule's level"), "{e}");
     }
 
     #[test]

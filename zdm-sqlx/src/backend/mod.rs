@@ -95,11 +95,8 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// rows of zdm's ledger and of the other tools' ledgers that `foreign` says exist
     /// (sqlx's under `names.sqlx_ledger`), in one round trip where the database allows;
     /// zdm's row wins where both have a version.
-    fn load_applied(
-        &self,
-        names: &Names,
-        foreign: Foreign,
-    ) -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
+    fn load_applied(&self, names: &Names, foreign: Foreign)
+        -> impl Future<Output = Result<Vec<Applied>, Error>> + Send;
 
     /// Takes the lease when it is free, expired or already ours: `None` when taken,
     /// otherwise the current holder.
