@@ -28,9 +28,9 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::DropIndex { names, concurrently: false } = &stmt.kind {
+    if let StmtKind::DropIndex { names, concurrently: false, .. } = &stmt.kind {
         for n in names {
-            let table = cx.schema.indexes.get(n).cloned();
+            let table = cx.schema.index_table(n);
             out.push(Hit { table, message: format!("drops index `{n}` without CONCURRENTLY"), span: None });
         }
     }
