@@ -67,7 +67,13 @@ impl Project {
         };
         let baseline = zdm::baseline::read(&self.dir)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
-        Ok(LintConfig { dialect: self.dialect(dialect), postgres, start_after: None, baseline, deployed: self.config.deployed })
+        Ok(LintConfig {
+            dialect: self.dialect(dialect),
+            postgres,
+            start_after: None,
+            baseline,
+            deployed: self.config.deployed,
+        })
     }
 
     /// The set with every rule `zdm.toml` allows recorded, like a `safety_assured`

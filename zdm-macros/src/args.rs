@@ -32,7 +32,8 @@ impl Parse for EmbedArgs {
             return Err(input.error("expected the migrations folder, e.g. `\"migrations\"` (relative to Cargo.toml)"));
         }
         let dir: LitStr = input.parse()?;
-        let mut args = EmbedArgs { dir, rust: Vec::new(), dialect: None, postgres: None, start_after: None, deployed: None };
+        let mut args =
+            EmbedArgs { dir, rust: Vec::new(), dialect: None, postgres: None, start_after: None, deployed: None };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {

@@ -177,8 +177,8 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
         file.record(stmt, schema);
         if unreleased {
             if let StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } = &stmt.kind {
-                if schema.table(table).is_none() {
-                    let key = schema.resolve(table);
+                if !schema.creates_nothing(table) {
+                    let key = schema.resolve_new(table);
                     schema.unreleased.insert(key);
                 }
             }
@@ -240,9 +240,9 @@ impl FileState {
     fn record(&mut self, stmt: &Stmt, schema: &Schema) {
         match &stmt.kind {
             // `IF NOT EXISTS` on a table the set made earlier creates nothing: old code uses it.
-            StmtKind::CreateTable { table, if_not_exists: true, .. } if schema.table(table).is_some() => {}
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if schema.creates_nothing(table) => {}
             StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
-                self.created.insert(schema.resolve(table));
+                self.created.insert(schema.resolve_new(table));
             }
             StmtKind::AlterTable { table, actions } => {
                 for a in actions {

@@ -278,9 +278,7 @@ impl Quoted {
 fn classify(node: &SyntaxNode) -> StmtKind {
     match node.kind() {
         K::CREATE_TABLE => create_table(node),
-        K::CREATE_TABLE_AS | K::SELECT_INTO => {
-            StmtKind::CreateTableAs { table: first_table(node).unwrap_or_default() }
-        }
+        K::CREATE_TABLE_AS | K::SELECT_INTO => StmtKind::CreateTableAs { table: first_table(node).unwrap_or_default() },
         K::ALTER_TABLE => StmtKind::AlterTable {
             table: child_table(node, K::TABLE_RELATION_NAME).unwrap_or_default(),
             actions: node.children().filter_map(|a| action(&a)).collect(),
@@ -582,12 +580,10 @@ fn constraint_def(node: &SyntaxNode) -> Option<ConstraintDef> {
                 .filter(|c| !c.contains(' '));
             ConstraintKind::Check { columns, not_null_of }
         }
-        K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => {
-            ConstraintKind::ForeignKey {
-                references: child_table(node, K::TABLE_NAME_REF),
-                columns: referenced_columns(node),
-            }
-        }
+        K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => ConstraintKind::ForeignKey {
+            references: child_table(node, K::TABLE_NAME_REF),
+            columns: referenced_columns(node),
+        },
         K::UNIQUE_CONSTRAINT => ConstraintKind::Unique,
         K::PRIMARY_KEY_CONSTRAINT => ConstraintKind::PrimaryKey,
         K::EXCLUDE_CONSTRAINT => ConstraintKind::Exclude,
@@ -632,7 +628,9 @@ fn action(node: &SyntaxNode) -> Option<Action> {
             Action::ValidateConstraint { name: child_name(node, K::CONSTRAINT_NAME_REF).unwrap_or_default() }
         }
         K::DROP_CONSTRAINT => Action::DropConstraint {
-            name: child_name(node, K::CONSTRAINT_NAME_REF).or_else(|| first_name_node(node).map(|d| name_of(&d))).unwrap_or_default(),
+            name: child_name(node, K::CONSTRAINT_NAME_REF)
+                .or_else(|| first_name_node(node).map(|d| name_of(&d)))
+                .unwrap_or_default(),
         },
         K::RENAME_COLUMN => Action::RenameColumn {
             from: child_name(node, K::COLUMN_NAME_REF).unwrap_or_default(),
@@ -692,17 +690,21 @@ fn child_name(n: &SyntaxNode, kind: K) -> Option<String> {
     child(n, kind).map(|c| name_of(&c))
 }
 
-/// The columns listed after the referenced table of a `REFERENCES` clause.
+/// The columns listed after the referenced table of a `REFERENCES` clause: inline they are
+/// children of the clause, in a table constraint a list node of their own.
 fn referenced_columns(n: &SyntaxNode) -> Vec<String> {
-    let Some(list) = n
-        .children()
-        .skip_while(|c| c.kind() != K::TABLE_NAME_REF)
-        .nth(1)
-        .filter(|l| l.first_token().is_some_and(|t| t.kind() == K::L_PAREN))
-    else {
-        return Vec::new();
-    };
-    list.descendants().filter(|d| d.kind() == K::NAME_REF).map(|d| name_of(&d)).collect()
+    let mut out = Vec::new();
+    for c in n.children().skip_while(|c| c.kind() != K::TABLE_NAME_REF).skip(1) {
+        match c.kind() {
+            K::COLUMN_NAME_REF => out.push(name_of(&c)),
+            K::FOREIGN_KEY_COLUMN_LIST => {
+                out.extend(children(&c, K::COLUMN_NAME_REF).map(|r| name_of(&r)));
+                break;
+            }
+            _ => break,
+        }
+    }
+    out
 }
 
 fn child_table(n: &SyntaxNode, kind: K) -> Option<String> {
@@ -716,19 +718,18 @@ fn first_table(n: &SyntaxNode) -> Option<String> {
 
 /// The first name-like descendant (table, relation or path).
 fn first_name_node(n: &SyntaxNode) -> Option<SyntaxNode> {
-    n.descendants()
-        .find(|d| {
-            matches!(
-                d.kind(),
-                K::TABLE_NAME
-                    | K::TABLE_NAME_REF
-                    | K::RELATION_NAME
-                    | K::RELATION_NAME_REF
-                    | K::PATH
-                    | K::PATH_REF
-                    | K::NAME_REF
-            )
-        })
+    n.descendants().find(|d| {
+        matches!(
+            d.kind(),
+            K::TABLE_NAME
+                | K::TABLE_NAME_REF
+                | K::RELATION_NAME
+                | K::RELATION_NAME_REF
+                | K::PATH
+                | K::PATH_REF
+                | K::NAME_REF
+        )
+    })
 }
 
 /// The unqualified, normalised name a name node spells: `public."Posts"` → `Posts`,

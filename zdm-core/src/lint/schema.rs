@@ -177,6 +177,15 @@ impl Schema {
         self.resolve_in(written, |k| self.tables.contains_key(k))
     }
 
+    /// The table a `CREATE TABLE` of this name makes: always in the first schema of the
+    /// path when unqualified, whatever the later schemas hold.
+    pub fn resolve_new(&self, written: &str) -> Key {
+        match split_qualified(written) {
+            (Some(schema), name) => Key { schema, name },
+            (None, name) => Key { schema: self.creation_schema(), name },
+        }
+    }
+
     /// The index a name means at this point of the set.
     pub fn resolve_index(&self, written: &str) -> Key {
         self.resolve_in(written, |k| self.indexes.contains_key(k))
@@ -240,6 +249,11 @@ impl Schema {
         out
     }
 
+    /// A `CREATE TABLE IF NOT EXISTS` of this name finds the table there already.
+    pub fn creates_nothing(&self, written: &str) -> bool {
+        self.tables.contains_key(&self.resolve_new(written))
+    }
+
     /// Called at the start of each file: a `SET LOCAL` ends with its transaction.
     pub fn begin_file(&mut self) {
         self.local_search_path = None;
@@ -251,7 +265,7 @@ impl Schema {
     pub fn effective<'s>(&self, stmt: &'s Stmt) -> Option<Cow<'s, Stmt>> {
         let with = |kind: StmtKind| Some(Cow::Owned(Stmt { kind, ..stmt.clone() }));
         match &stmt.kind {
-            StmtKind::CreateTable { table, if_not_exists: true, .. } if self.table(table).is_some() => None,
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if self.creates_nothing(table) => None,
             StmtKind::CreateIndex { name: Some(name), table, if_not_exists: true, .. } => {
                 let schema = self.resolve(table).schema;
                 let key = Key { schema, name: name.clone() };
@@ -304,15 +318,17 @@ impl Schema {
     /// for statements of after_deploy migrations.
     pub fn apply(&mut self, stmt: &Stmt, post_version: Option<i64>) {
         if let Some(v) = post_version {
+            let creates = matches!(stmt.kind, StmtKind::CreateTable { .. } | StmtKind::CreateTableAs { .. });
             for (table, column) in touched(stmt) {
-                self.post_touched.insert((self.resolve(&table), column), v);
+                let key = if creates { self.resolve_new(&table) } else { self.resolve(&table) };
+                self.post_touched.insert((key, column), v);
             }
         }
         match &stmt.kind {
             // The server skips it: the table keeps the shape it has.
-            StmtKind::CreateTable { table, if_not_exists: true, .. } if self.table(table).is_some() => {}
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if self.creates_nothing(table) => {}
             StmtKind::CreateTable { table, columns, constraints, partitioned, .. } => {
-                let key = self.resolve(table);
+                let key = self.resolve_new(table);
                 let mut t = Table { partitioned: *partitioned, ..Table::default() };
                 t.columns = columns.iter().map(column).collect();
                 t.constraints = constraints.iter().map(|c| self.constraint(c)).collect();
@@ -324,7 +340,7 @@ impl Schema {
                 self.tables.insert(key, t);
             }
             StmtKind::CreateTableAs { table } => {
-                let key = self.resolve(table);
+                let key = self.resolve_new(table);
                 self.dropped.remove(&key);
                 self.tables.insert(key, Table::default());
             }
@@ -333,7 +349,8 @@ impl Schema {
                     let key = self.resolve(t);
                     self.tables.remove(&key);
                     self.unreleased.remove(&key);
-                    let gone: Vec<Key> = self.indexes.iter().filter(|(_, t)| **t == key).map(|(i, _)| i.clone()).collect();
+                    let gone: Vec<Key> =
+                        self.indexes.iter().filter(|(_, t)| **t == key).map(|(i, _)| i.clone()).collect();
                     for i in gone {
                         self.indexes.remove(&i);
                         self.dropped.insert(i);
@@ -468,5 +485,112 @@ pub fn touched(stmt: &Stmt) -> Vec<(String, Option<String>)> {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse;
+    use super::{Key, Schema};
+
+    fn replay(sql: &str) -> Schema {
+        let mut s = Schema::default();
+        for stmt in parse(sql) {
+            if let Some(stmt) = s.effective(&stmt) {
+                s.apply(&stmt.into_owned(), None);
+            }
+        }
+        s
+    }
+
+    fn key(schema: &str, name: &str) -> Key {
+        Key { schema: schema.into(), name: name.into() }
+    }
+
+    #[test]
+    fn schemas_keep_tables_apart() {
+        let s = replay(
+            "CREATE TABLE a.posts (id int); CREATE TABLE b.posts (id bigint, x text); CREATE TABLE posts (y int);",
+        );
+        assert_eq!(s.tables.len(), 3);
+        assert!(s.table("b.posts").unwrap().column("x").is_some());
+        assert!(s.table("a.posts").unwrap().column("x").is_none());
+        assert!(s.table("posts").unwrap().column("y").is_some());
+        assert_eq!(s.resolve("posts"), key("public", "posts"));
+        // Names arrive as the parser folds them.
+        let qualified = &parse("ALTER TABLE Public.\"Posts\" ADD COLUMN x int;")[0];
+        assert_eq!(s.resolve(qualified.tables()[0]), key("public", "Posts"));
+        assert_eq!(s.shown(&key("a", "posts")), "a.posts");
+        assert_eq!(s.shown(&key("public", "posts")), "posts");
+    }
+
+    #[test]
+    fn the_search_path_decides_what_an_unqualified_name_means() {
+        let s = replay("CREATE TABLE public.t (id int); SET search_path TO app, public; CREATE TABLE posts (id int);");
+        assert_eq!(s.resolve("posts"), key("app", "posts"));
+        // Not in app: found further along the path.
+        assert_eq!(s.resolve("t"), key("public", "t"));
+        assert_eq!(s.shown(&key("app", "posts")), "posts");
+        assert_eq!(replay("SET search_path = 'x'; RESET search_path;").resolve("p"), key("public", "p"));
+        assert_eq!(replay("SET search_path TO x; SET search_path TO DEFAULT;").resolve("p"), key("public", "p"));
+        // Other settings are not the search path.
+        assert_eq!(replay("SET lock_timeout TO '1s';").resolve("p"), key("public", "p"));
+        // SET LOCAL lasts until the end of its file.
+        let mut s = replay("SET LOCAL search_path TO app;");
+        assert_eq!(s.resolve("p"), key("app", "p"));
+        s.begin_file();
+        assert_eq!(s.resolve("p"), key("public", "p"));
+    }
+
+    #[test]
+    fn indexes_live_in_their_tables_schema() {
+        let s = replay(
+            "CREATE TABLE a.t (id int); CREATE INDEX i ON a.t (id); CREATE TABLE t (id int); CREATE INDEX j ON t (id);",
+        );
+        assert_eq!(s.index_table("a.i").as_deref(), Some("a.t"));
+        assert_eq!(s.index_table("j").as_deref(), Some("t"));
+        assert_eq!(s.index_table("i"), None);
+    }
+
+    #[test]
+    fn what_the_server_skips_is_skipped() {
+        let s = replay(
+            "CREATE TABLE t (id int, c int); CREATE INDEX i ON t (id); CREATE TABLE gone (id int); DROP TABLE gone; \
+             CREATE INDEX k ON t (c); DROP INDEX k;",
+        );
+        let skipped = |sql: &str| parse(sql).iter().all(|st| s.effective(st).is_none());
+        assert!(skipped("CREATE INDEX IF NOT EXISTS i ON t (c);"));
+        assert!(!skipped("CREATE INDEX IF NOT EXISTS i2 ON t (c);"));
+        assert!(!skipped("CREATE INDEX i ON t (c);"), "without IF NOT EXISTS it runs (and fails)");
+        assert!(skipped("DROP TABLE IF EXISTS gone;"));
+        assert!(!skipped("DROP TABLE IF EXISTS never_seen;"), "may predate the set");
+        assert!(skipped("DROP INDEX IF EXISTS k;"));
+        assert!(!skipped("DROP INDEX IF EXISTS i;"));
+        assert!(skipped("ALTER TABLE t ADD COLUMN IF NOT EXISTS c int;"));
+        assert!(!skipped("ALTER TABLE t ADD COLUMN IF NOT EXISTS d int;"));
+        assert!(skipped("CREATE TABLE IF NOT EXISTS t (x int);"));
+        // Part of a statement: the rest still runs.
+        let stmt = &parse("DROP TABLE IF EXISTS gone, t;")[0];
+        assert_eq!(s.effective(stmt).unwrap().tables(), ["t"]);
+        let stmt = &parse("ALTER TABLE t ADD COLUMN IF NOT EXISTS c int, ADD COLUMN e int;")[0];
+        assert_eq!(s.effective(stmt).unwrap().into_owned().kind, parse("ALTER TABLE t ADD COLUMN e int;")[0].kind);
+    }
+
+    #[test]
+    fn foreign_keys_know_what_they_reference() {
+        let s = replay(
+            "CREATE TABLE users (id int PRIMARY KEY, email text); \
+             CREATE TABLE posts (id int, user_id int REFERENCES users); \
+             CREATE TABLE a.notes (id int, owner int, FOREIGN KEY (owner) REFERENCES public.users (id)); \
+             CREATE TABLE mails (id int, email text REFERENCES users (email)); \
+             CREATE TABLE b.users (id int PRIMARY KEY); CREATE TABLE b.x (u int REFERENCES b.users);",
+        );
+        assert_eq!(s.referencing("users", "id"), ["a.notes", "posts"]);
+        assert_eq!(s.referencing("users", "email"), ["mails"]);
+        assert_eq!(s.referencing("b.users", "id"), ["b.x"]);
+        let s = replay(
+            "CREATE TABLE users (id int PRIMARY KEY); ALTER TABLE posts ADD COLUMN u int REFERENCES users (id);",
+        );
+        assert_eq!(s.referencing("users", "id"), ["posts"]);
     }
 }

@@ -38,7 +38,11 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     }
     for (table, column) in touched(stmt) {
         let key = cx.schema.resolve(&table);
-        let version = cx.schema.post_touched.get(&(key.clone(), column.clone())).or_else(|| cx.schema.post_touched.get(&(key, None)));
+        let version = cx
+            .schema
+            .post_touched
+            .get(&(key.clone(), column.clone()))
+            .or_else(|| cx.schema.post_touched.get(&(key, None)));
         if let Some(v) = version {
             let object = match &column {
                 Some(c) => format!("{table}.{c}"),

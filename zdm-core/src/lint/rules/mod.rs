@@ -348,10 +348,12 @@ pub(crate) mod test_util {
         pub no_transaction: bool,
         pub pg: u32,
         pub setup: &'static str,
+        /// `LintConfig::deployed`: the setup is version 1, the migration version 2.
+        pub deployed: Option<i64>,
     }
 
     pub fn pre(sql: &'static str) -> Run {
-        Run { sql, phase: Phase::PreDeploy, no_transaction: false, pg: 15, setup: SETUP }
+        Run { sql, phase: Phase::PreDeploy, no_transaction: false, pg: 15, setup: SETUP, deployed: None }
     }
     pub fn post(sql: &'static str) -> Run {
         Run { phase: Phase::PostDeploy, ..pre(sql) }
@@ -364,6 +366,10 @@ pub(crate) mod test_util {
         }
         pub fn pg(mut self, major: u32) -> Run {
             self.pg = major;
+            self
+        }
+        pub fn deployed(mut self, version: i64) -> Run {
+            self.deployed = Some(version);
             self
         }
         pub fn setup(mut self, extra: &'static str) -> Run {
@@ -381,7 +387,7 @@ pub(crate) mod test_util {
                 postgres: PgVersion { major: self.pg, minor: None },
                 start_after: Some(1),
                 baseline: None,
-                deployed: None,
+                deployed: self.deployed,
             };
             let files = [
                 LintInput {
