@@ -82,3 +82,17 @@ impl Parse for EmbedArgs {
         Ok(args)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EmbedArgs;
+
+    #[test]
+    fn deployed_takes_a_version() {
+        let args: EmbedArgs = syn::parse_str("\"migrations\", deployed = 20240101000000").unwrap();
+        assert_eq!(args.deployed, Some(20240101000000));
+        let args: EmbedArgs = syn::parse_str("\"migrations\"").unwrap();
+        assert_eq!(args.deployed, None);
+        assert!(syn::parse_str::<EmbedArgs>("\"migrations\", deployed = \"yesterday\"").is_err());
+    }
+}

@@ -497,7 +497,7 @@ mod tests {
         let mut s = Schema::default();
         for stmt in parse(sql) {
             if let Some(stmt) = s.effective(&stmt) {
-                s.apply(&stmt.into_owned(), None);
+                s.apply(&stmt, None);
             }
         }
         s
