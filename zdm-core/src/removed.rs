@@ -93,6 +93,17 @@ mod tests {
     }
 
     #[test]
+    fn a_qualified_table_is_named_without_its_schema_for_the_gate() {
+        assert_eq!(
+            removed("ALTER TABLE app.posts DROP COLUMN legacy; DROP TABLE app.\"Notes\";"),
+            [
+                Removed { table: "posts".into(), column: Some("legacy".into()) },
+                Removed { table: "Notes".into(), column: None },
+            ]
+        );
+    }
+
+    #[test]
     fn absurdly_deep_sql_is_not_parsed() {
         let deep = format!("ALTER TABLE t DROP COLUMN c; SELECT {}1{};", "(".repeat(20_000), ")".repeat(20_000));
         assert!(removed(&deep).is_empty());
