@@ -66,7 +66,13 @@ impl Project {
         };
         let baseline = zdm::baseline::read(&self.dir)
             .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
-        Ok(LintConfig { dialect: self.dialect(dialect), postgres, start_after: None, baseline })
+        Ok(LintConfig {
+            dialect: self.dialect(dialect),
+            postgres,
+            start_after: None,
+            baseline,
+            deployed: self.config.deployed,
+        })
     }
 
     /// The set as `zdm pre` / `zdm post` run it: judged first, exactly as the macros judge

@@ -7,6 +7,7 @@
 //! dialect = "postgres"        # or "sqlite"
 //! postgres = "15"             # the server version the lint assumes
 //! exclude = ["migrations/archive"]  # paths (prefixes) the lint does not judge
+//! deployed = 20240101000000   # the newest migration every deployed build has run
 //! lock_timeout = "500ms"      # the longest lock wait of a statement
 //! statement_timeout = "60s"
 //!
@@ -39,6 +40,10 @@ pub struct Config {
     pub postgres: Option<PgVersion>,
     /// Path prefixes the lint replays but does not judge.
     pub exclude: Vec<String>,
+    /// The newest migration every deployed build has run: later ones are the release being
+    /// made, and a table one of them creates is new for the rest of the release
+    /// (`LintConfig::deployed`).
+    pub deployed: Option<i64>,
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
     /// Where zdm's own tables live (`Migrator::schema` / `table_prefix`), for the command
@@ -87,6 +92,7 @@ struct Raw {
     postgres: Option<toml::Value>,
     #[serde(default)]
     exclude: Vec<String>,
+    deployed: Option<toml::Value>,
     lock_timeout: Option<String>,
     statement_timeout: Option<String>,
     schema: Option<String>,
@@ -170,6 +176,22 @@ impl Config {
                 ));
             }
             config.dialect = Some(d);
+        }
+        if let Some(v) = raw.deployed {
+            let shown = match &v {
+                toml::Value::String(s) => format!("{s:?}"),
+                toml::Value::Integer(i) => i.to_string(),
+                other => other.type_str().to_string(),
+            };
+            config.deployed = Some(v.as_integer().filter(|v| *v >= 0).ok_or_else(|| {
+                err(
+                    line_of_key("deployed"),
+                    format!(
+                        "deployed = {shown} is not a migration version: write the version number of the newest migration \
+                         every deployed build has run, e.g. `deployed = 20240101000000`"
+                    ),
+                )
+            })?);
         }
         if let Some(v) = raw.postgres {
             // A float would read `14.10` as 14.1: minors are strings.
@@ -297,7 +319,7 @@ mod tests {
         let c = Config::parse(
             "zdm.toml",
             "migrations = \"db/migrations\"\ndialect = \"postgres\"\npostgres = 14\nexclude = [\"db/migrations/old\"]\n\
-             lock_timeout = \"2s\"\n[rules]\nrename-column = \"warn\"\n\
+             lock_timeout = \"2s\"\ndeployed = 20240101000000\n[rules]\nrename-column = \"warn\"\n\
              unbatched-backfill = { level = \"allow\", reason = \"small tables\" }\n",
             RULES,
         )
@@ -305,6 +327,7 @@ mod tests {
         assert_eq!(c.migrations.as_deref(), Some("db/migrations"));
         assert_eq!(c.postgres, Some(PgVersion { major: 14, minor: None }));
         assert_eq!(c.lock_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.deployed, Some(20240101000000));
         assert_eq!(c.rules["rename-column"], Level::Warn);
         assert_eq!(c.rules["unbatched-backfill"], Level::Allow { reason: "small tables".into() });
     }
@@ -324,6 +347,9 @@ mod tests {
         assert!(e.to_string().starts_with("zdm.toml:1: postgres"), "{e}");
         let e = Config::parse("zdm.toml", "lock_timeout = \"soon\"\n", RULES).unwrap_err();
         assert!(e.to_string().contains("not a duration"), "{e}");
+        let e = Config::parse("zdm.toml", "postgres = 15\ndeployed = \"last week\"\n", RULES).unwrap_err();
+        assert!(e.to_string().starts_with("zdm.toml:2: deployed"), "{e}");
+        assert!(Config::parse("zdm.toml", "deployed = 20240101\n", RULES).unwrap().deployed == Some(20240101));
         let e = Config::parse("zdm.toml", "dialect = \"mysql\"\n", RULES).unwrap_err();
         assert!(e.to_string().contains("\"mysql\""), "{e}");
         let e = Config::parse("zdm.toml", "postgres = 14.10\n", RULES).unwrap_err();

@@ -3,10 +3,11 @@
 //! so an older build whose model structs still map one refuses to boot (it would fail on
 //! its first query), whichever way the column went: a deferred drop or a plain statement.
 
-use crate::lint::model::{Action, StmtKind};
+use crate::lint::model::{split_qualified, Action, StmtKind};
 
-/// One removed object, named as the statement names it (unqualified, identifier case
-/// folded as PostgreSQL folds it).
+/// One removed object, named as the statement names it without its schema (identifier
+/// case folded as PostgreSQL folds it): the gate matches it against model structs'
+/// unqualified table names (`model::same_table`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
     pub table: String,
@@ -28,6 +29,7 @@ pub fn removed(sql: &str) -> Vec<Removed> {
     for stmt in crate::lint::parse::parse(sql) {
         match stmt.kind {
             StmtKind::AlterTable { table, actions } => {
+                let table = split_qualified(&table).1;
                 for a in actions {
                     if let Action::DropColumn { column } = a {
                         if !column.is_empty() && !table.is_empty() {
@@ -37,7 +39,13 @@ pub fn removed(sql: &str) -> Vec<Removed> {
                 }
             }
             StmtKind::DropTable { tables, .. } => {
-                out.extend(tables.into_iter().filter(|t| !t.is_empty()).map(|table| Removed { table, column: None }));
+                out.extend(
+                    tables
+                        .iter()
+                        .map(|t| split_qualified(t).1)
+                        .filter(|t| !t.is_empty())
+                        .map(|table| Removed { table, column: None }),
+                );
             }
             _ => {}
         }
@@ -80,6 +88,17 @@ mod tests {
                 Removed { table: "posts".into(), column: Some("Old Name".into()) },
                 Removed { table: "audit".into(), column: None },
                 Removed { table: "notes".into(), column: None },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_qualified_table_is_named_without_its_schema_for_the_gate() {
+        assert_eq!(
+            removed("ALTER TABLE app.posts DROP COLUMN legacy; DROP TABLE app.\"Notes\";"),
+            [
+                Removed { table: "posts".into(), column: Some("legacy".into()) },
+                Removed { table: "Notes".into(), column: None },
             ]
         );
     }

@@ -1135,6 +1135,7 @@ fn check_lint(input: &Input) -> Outcome {
         postgres: case.postgres,
         start_after: case.start_after,
         baseline: case.baseline.clone(),
+        deployed: None,
     };
     let findings = lint::lint(&inputs, &config);
     for f in &findings {

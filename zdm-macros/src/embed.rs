@@ -77,7 +77,13 @@ fn embedded_set(args: &EmbedArgs) -> syn::Result<TokenStream> {
     };
     let dialect = args.dialect.or_else(|| project.dialect.as_deref().and_then(Dialect::parse)).unwrap_or_default();
     let postgres = args.postgres.or(project.postgres).unwrap_or_default();
-    let config = LintConfig { dialect, postgres, start_after: args.start_after, baseline };
+    let config = LintConfig {
+        dialect,
+        postgres,
+        start_after: args.start_after,
+        baseline,
+        deployed: args.deployed.or(project.deployed),
+    };
     let Linted { warnings, allowed } = lint(&parsed, &config, &project, dir.span())?;
     let shown = dir.value();
     let items = parsed.iter().map(|m| {

@@ -5,7 +5,9 @@
 //!
 //! Phase semantics (see `shared/lint-rules.md`): rules that break old code are errors in
 //! pre-deploy migrations (renames in every phase); lock rules are errors in every phase;
-//! neither applies to a table created earlier in the same file, which no old code uses.
+//! neither applies to a table created earlier in the same file, which no old code uses,
+//! nor — when the project says which migrations are deployed ([`LintConfig::deployed`]) —
+//! to a table created by an earlier migration of the release not yet deployed.
 //!
 //! Each dialect owns its parser and its advice ([`LintConfig::dialect`]): a PostgreSQL set
 //! is read by squawk-syntax ([`parse`]) and judged by [`rules::RULES`]; a SQLite set is
@@ -71,6 +73,19 @@ pub struct LintConfig {
     /// The baseline manifest (`zdm-baseline.txt`): the listed versions with the listed
     /// checksums are history too.
     pub baseline: Option<crate::baseline::Manifest>,
+    /// The newest migration every deployed build has run (`deployed = <version>` in
+    /// `zdm.toml`, or the macros' `deployed = ..` argument). Later migrations are the
+    /// release being made: a table one of them creates is empty and unused by any deployed
+    /// build, so lock rules and old-build rules treat it as new for every later migration
+    /// of the release, not only for the rest of its own file.
+    ///
+    /// The trade-off: this is the project's statement, not something zdm can check at
+    /// compile time. A table created in this release but already used by a build deployed
+    /// from a release branch (or a hotfix) would be misjudged as new; keep the value at the
+    /// newest version really deployed. `None` (the default): only the same-file exemption.
+    /// The baseline manifest does not set it: a baseline is written once, at adoption, and
+    /// taking it as "deployed" would exempt every table created since adoption forever.
+    pub deployed: Option<i64>,
 }
 
 /// One migration as the analyzer sees it.
@@ -127,7 +142,14 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
     let stmts = parse::parse(m.sql);
     let mut file = FileState::default();
     let post_version = (m.phase == Phase::PostDeploy).then_some(m.version);
+    let unreleased = config.deployed.is_some_and(|deployed| m.version > deployed);
+    schema.begin_file();
     for (index, stmt) in stmts.iter().enumerate() {
+        // What the server would skip (`IF NOT EXISTS` of what exists, ..) is not judged.
+        let Some(stmt) = schema.effective(stmt) else {
+            continue;
+        };
+        let stmt = stmt.as_ref();
         if let Some(findings) = findings.as_deref_mut() {
             let cx = Cx {
                 phase: m.phase,
@@ -143,7 +165,7 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
                 let mut hits = Vec::new();
                 (rule.check)(stmt, &cx, &mut hits);
                 for hit in hits {
-                    let on_new_table = hit.table.as_deref().is_some_and(|t| file.created.contains(t));
+                    let on_new_table = hit.table.as_deref().is_some_and(|t| file.is_new(t, schema));
                     if let Some(severity) = severity(rule.kind, m.phase, on_new_table) {
                         let at = hit.span.as_ref().map_or(stmt.focus, |s| s.start);
                         let rule = (rule.id, rule.why, rule.recipe);
@@ -153,6 +175,14 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
             }
         }
         file.record(stmt, schema);
+        if unreleased {
+            if let StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } = &stmt.kind {
+                if !schema.creates_nothing(table) {
+                    let key = schema.resolve_new(table);
+                    schema.unreleased.insert(key);
+                }
+            }
+        }
         schema.apply(stmt, post_version);
     }
 }
@@ -210,9 +240,9 @@ impl FileState {
     fn record(&mut self, stmt: &Stmt, schema: &Schema) {
         match &stmt.kind {
             // `IF NOT EXISTS` on a table the set made earlier creates nothing: old code uses it.
-            StmtKind::CreateTable { table, if_not_exists: true, .. } if schema.table(table).is_some() => {}
+            StmtKind::CreateTable { table, if_not_exists: true, .. } if schema.creates_nothing(table) => {}
             StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
-                self.created.insert(table.clone());
+                self.created.insert(schema.resolve_new(table));
             }
             StmtKind::AlterTable { table, actions } => {
                 for a in actions {
@@ -222,8 +252,11 @@ impl FileState {
                                 self.not_valid.insert(n.clone());
                             }
                         }
-                        Action::RenameTo { to } if self.created.contains(table) => {
-                            self.created.insert(to.clone());
+                        Action::RenameTo { to } => {
+                            let from = schema.resolve(table);
+                            if self.created.contains(&from) {
+                                self.created.insert(schema::Key { schema: from.schema, name: to.clone() });
+                            }
                         }
                         _ => {}
                     }
@@ -232,7 +265,7 @@ impl FileState {
             _ => {}
         }
         if let Some(table) = rules::access_exclusive_table(stmt, schema) {
-            if !self.created.contains(&table) && self.exclusive.is_none() {
+            if !self.is_new(&table, schema) && self.exclusive.is_none() {
                 self.exclusive = Some(table);
             }
         }

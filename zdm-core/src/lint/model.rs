@@ -1,5 +1,11 @@
 //! The analyzer's own small model of a statement: just what the rules and the schema
 //! replay need, independent of the parser that produced it (see [`super::parse`]).
+//!
+//! Table and index names are kept as the statement writes them, identifier case folded as
+//! PostgreSQL folds it: `posts`, or `app.posts` when qualified (a part that holds a `.` or
+//! a `"` is shown quoted, so [`split_qualified`] reads it back). Which table an unqualified
+//! name means depends on the search path at that point of the set: the schema replay
+//! resolves it ([`super::schema::Schema::resolve`]); messages show the name as written.
 
 use std::ops::Range;
 
@@ -44,11 +50,16 @@ pub struct ColumnDef {
     pub identity: bool,
     /// `serial` / `bigserial` / `smallserial`.
     pub serial: bool,
-    /// An inline `REFERENCES` (with `NOT VALID` never possible inline).
+    /// An inline `REFERENCES` (with `NOT VALID` never possible inline): the table as
+    /// written.
     pub references: Option<String>,
+    /// The columns an inline `REFERENCES` names (empty: the referenced table's primary key).
+    pub references_columns: Vec<String>,
     pub primary_key: bool,
     pub unique: bool,
     pub check: bool,
+    /// `ADD COLUMN IF NOT EXISTS`: on an existing column the server does nothing.
+    pub if_not_exists: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +70,10 @@ pub enum ConstraintKind {
         not_null_of: Option<String>,
     },
     ForeignKey {
+        /// The referenced table as written.
         references: Option<String>,
+        /// The referenced columns (empty: its primary key).
+        columns: Vec<String>,
     },
     Unique,
     PrimaryKey,
@@ -171,10 +185,14 @@ pub enum StmtKind {
     DropIndex {
         names: Vec<String>,
         concurrently: bool,
+        /// `IF EXISTS`: an index that is gone is skipped.
+        if_exists: bool,
     },
     DropTable {
         tables: Vec<String>,
         cascade: bool,
+        /// `IF EXISTS`: a table that is gone is skipped.
+        if_exists: bool,
     },
     DropSchema {
         cascade: bool,
@@ -231,6 +249,13 @@ pub enum StmtKind {
     Do {
         dynamic: bool,
     },
+    /// `SET [LOCAL] search_path ..` or `RESET search_path`: which schema unqualified names
+    /// mean from here on. `schemas` is `None` for the default (`"$user", public`).
+    SetSearchPath {
+        schemas: Option<Vec<String>>,
+        /// `SET LOCAL`: until the end of the migration's transaction.
+        local: bool,
+    },
     /// A function or procedure definition: its body is not executed now, so not judged.
     CreateRoutine,
     /// Anything else the rules have no opinion about (SELECT, COMMENT, GRANT, CREATE TYPE, ..).
@@ -271,5 +296,68 @@ impl Stmt {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+/// Writes a table name as [`split_qualified`] reads it: `app.posts`, or `posts` without a
+/// schema. A part holding a `.` or a `"` is quoted.
+pub fn qualify(schema: Option<&str>, name: &str) -> String {
+    let part = |p: &str| {
+        if p.contains(['.', '"']) {
+            format!("\"{}\"", p.replace('"', "\"\""))
+        } else {
+            p.to_string()
+        }
+    };
+    match schema {
+        Some(s) => format!("{}.{}", part(s), part(name)),
+        None => part(name),
+    }
+}
+
+/// Reads a name written by [`qualify`] into its schema (if qualified) and its name.
+pub fn split_qualified(written: &str) -> (Option<String>, String) {
+    let mut parts = Vec::new();
+    let mut rest = written;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            // `""` inside a quoted part is one quote.
+            let mut end = 0;
+            let bytes = quoted.as_bytes();
+            while end < bytes.len() {
+                if bytes[end] == b'"' {
+                    if bytes.get(end + 1) == Some(&b'"') {
+                        end += 2;
+                        continue;
+                    }
+                    break;
+                }
+                end += 1;
+            }
+            parts.push(quoted[..end.min(quoted.len())].replace("\"\"", "\""));
+            rest = quoted.get(end + 1..).unwrap_or_default();
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+        } else {
+            let (part, tail) = rest.split_once('.').unwrap_or((rest, ""));
+            parts.push(part.to_string());
+            rest = tail;
+        }
+    }
+    let name = parts.pop().unwrap_or_default();
+    (parts.pop(), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{qualify, split_qualified};
+
+    #[test]
+    fn qualified_names_read_back() {
+        for (schema, name) in [(None, "posts"), (Some("app"), "posts"), (Some("a.b"), "c\"d"), (None, "x.y")] {
+            let written = qualify(schema, name);
+            assert_eq!(split_qualified(&written), (schema.map(str::to_string), name.to_string()), "{written}");
+        }
+        assert_eq!(qualify(Some("app"), "posts"), "app.posts");
+        assert_eq!(split_qualified(""), (None, String::new()));
     }
 }

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
-use super::model::{Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, RowScope, Stmt, StmtKind};
+use super::model::{qualify, Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, RowScope, Stmt, StmtKind};
 use super::plpgsql::{self, Piece};
 use super::types::TypeName;
 
@@ -278,16 +278,16 @@ impl Quoted {
 fn classify(node: &SyntaxNode) -> StmtKind {
     match node.kind() {
         K::CREATE_TABLE => create_table(node),
-        K::CREATE_TABLE_AS | K::SELECT_INTO => StmtKind::CreateTableAs { table: first_name(node).unwrap_or_default() },
+        K::CREATE_TABLE_AS | K::SELECT_INTO => StmtKind::CreateTableAs { table: first_table(node).unwrap_or_default() },
         K::ALTER_TABLE => StmtKind::AlterTable {
-            table: child_name(node, K::TABLE_RELATION_NAME).unwrap_or_default(),
+            table: child_table(node, K::TABLE_RELATION_NAME).unwrap_or_default(),
             actions: node.children().filter_map(|a| action(&a)).collect(),
         },
         K::CREATE_INDEX => {
             let rel = child(node, K::TABLE_RELATION_NAME);
             StmtKind::CreateIndex {
                 name: child_name(node, K::INDEX),
-                table: rel.as_ref().map(name_of).unwrap_or_default(),
+                table: rel.as_ref().map(table_of).unwrap_or_default(),
                 unique: has_token(node, K::UNIQUE_KW),
                 concurrently: has_token(node, K::CONCURRENTLY_KW),
                 only: rel.as_ref().is_some_and(|r| has_token(r, K::ONLY_KW)),
@@ -295,12 +295,14 @@ fn classify(node: &SyntaxNode) -> StmtKind {
             }
         }
         K::DROP_INDEX => StmtKind::DropIndex {
-            names: children(node, K::INDEX_REF).map(|n| name_of(&n)).collect(),
+            names: children(node, K::INDEX_REF).map(|n| table_of(&n)).collect(),
             concurrently: has_token(node, K::CONCURRENTLY_KW),
+            if_exists: child(node, K::IF_EXISTS).is_some(),
         },
         K::DROP_TABLE => StmtKind::DropTable {
-            tables: children(node, K::TABLE_NAME_REF).map(|n| name_of(&n)).collect(),
+            tables: children(node, K::TABLE_NAME_REF).map(|n| table_of(&n)).collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
+            if_exists: child(node, K::IF_EXISTS).is_some(),
         },
         K::DROP_SCHEMA => StmtKind::DropSchema { cascade: has_desc_token(node, K::CASCADE_KW) },
         K::DROP_DATABASE => StmtKind::DropDatabase,
@@ -313,7 +315,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         },
         K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => StmtKind::DropRoutine,
         K::TRUNCATE => StmtKind::Truncate {
-            tables: node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| name_of(&n)).collect(),
+            tables: node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)).collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
         },
         K::ALTER_SCHEMA if child(node, K::SCHEMA_RENAME_TO).is_some() => StmtKind::RenameSchema,
@@ -326,25 +328,25 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         },
         K::REINDEX => StmtKind::Reindex {
             concurrently: has_desc_token(node, K::CONCURRENTLY_KW),
-            table: child(node, K::REINDEX_TARGET_TABLE).and_then(|t| first_name(&t)),
+            table: child(node, K::REINDEX_TARGET_TABLE).and_then(|t| first_table(&t)),
         },
         K::REFRESH => StmtKind::RefreshMatView { concurrently: has_token(node, K::CONCURRENTLY_KW) },
         K::VACUUM if has_desc_token(node, K::FULL_KW) => StmtKind::TableRewrite {
             what: "VACUUM FULL",
-            table: node.descendants().find(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| name_of(&n)),
+            table: node.descendants().find(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)),
         },
-        K::CLUSTER => StmtKind::TableRewrite { what: "CLUSTER", table: child_name(node, K::TABLE_NAME_REF) },
+        K::CLUSTER => StmtKind::TableRewrite { what: "CLUSTER", table: child_table(node, K::TABLE_NAME_REF) },
         K::LOCK => StmtKind::Lock {
-            tables: node.descendants().filter(|d| d.kind() == K::RELATION_NAME).map(|n| name_of(&n)).collect(),
+            tables: node.descendants().filter(|d| d.kind() == K::RELATION_NAME).map(|n| table_of(&n)).collect(),
         },
         K::UPDATE => {
-            StmtKind::Update { table: child_name(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
+            StmtKind::Update { table: child_table(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
         }
         K::DELETE => {
-            StmtKind::Delete { table: child_name(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
+            StmtKind::Delete { table: child_table(node, K::RELATION_NAME).unwrap_or_default(), rows: row_scope(node) }
         }
         K::INSERT => StmtKind::Insert {
-            table: first_name(node).unwrap_or_default(),
+            table: first_table(node).unwrap_or_default(),
             from_select: node
                 .children()
                 .any(|c| matches!(c.kind(), K::SELECT | K::COMPOUND_SELECT | K::PAREN_SELECT | K::SELECT_INTO)),
@@ -353,9 +355,10 @@ fn classify(node: &SyntaxNode) -> StmtKind {
             StmtKind::AlterDomainAddConstraint { not_valid: has_desc_kind(node, K::NOT_VALID) }
         }
         K::CREATE_TRIGGER => StmtKind::CreateTrigger {
-            table: child(node, K::ON_RELATION).and_then(|r| first_name(&r)).unwrap_or_default(),
+            table: child(node, K::ON_RELATION).and_then(|r| first_table(&r)).unwrap_or_default(),
         },
         K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine,
+        K::SET | K::RESET => search_path(node).unwrap_or(StmtKind::Other),
         _ => StmtKind::Other,
     }
 }
@@ -447,8 +450,33 @@ fn unquote_string(text: &str) -> Option<String> {
     Some(text.strip_prefix('\'')?.strip_suffix('\'')?.replace("''", "'"))
 }
 
+/// `SET [LOCAL] search_path TO a, b` / `= DEFAULT` / `RESET search_path`; `None` for
+/// any other setting.
+fn search_path(node: &SyntaxNode) -> Option<StmtKind> {
+    let (param, value) = match node.kind() {
+        K::RESET => (child(node, K::CONFIG_PARAMETER_REF)?, None),
+        _ => {
+            let config = child(node, K::SET_CONFIG)?;
+            (child(&config, K::CONFIG_PARAMETER_REF)?, child(&config, K::TO_CONFIG_VALUE))
+        }
+    };
+    if name_of(&param) != "search_path" {
+        return None;
+    }
+    let schemas = value.filter(|v| !has_token(v, K::DEFAULT_KW)).map(|v| {
+        v.children()
+            .filter_map(|c| match c.kind() {
+                K::LITERAL => unquote_string(&c.text().to_string()),
+                _ => Some(name_of(&c)),
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    Some(StmtKind::SetSearchPath { schemas, local: child(node, K::LOCAL_SCOPE).is_some() })
+}
+
 fn create_table(node: &SyntaxNode) -> StmtKind {
-    let table = child_name(node, K::TABLE_NAME).unwrap_or_default();
+    let table = child_table(node, K::TABLE_NAME).unwrap_or_default();
     let mut columns = Vec::new();
     let mut constraints = Vec::new();
     if let Some(args) = child(node, K::TABLE_ARG_LIST) {
@@ -472,6 +500,7 @@ fn create_table(node: &SyntaxNode) -> StmtKind {
 fn column_def(node: &SyntaxNode) -> ColumnDef {
     let mut c = ColumnDef {
         name: child_name(node, K::COLUMN_NAME).unwrap_or_default(),
+        if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
         ty: node.children().find(|n| ast::Type::can_cast(n.kind())).map(|t| TypeName::parse(&t.text().to_string())),
         ..ColumnDef::default()
     };
@@ -490,7 +519,10 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
                 c.generated_stored |= has_desc_kind(&con, K::GENERATED_STORED);
                 c.identity |= has_desc_kind(&con, K::GENERATED_IDENTITY);
             }
-            K::REFERENCES_CONSTRAINT => c.references = Some(child_name(&con, K::TABLE_NAME_REF).unwrap_or_default()),
+            K::REFERENCES_CONSTRAINT => {
+                c.references = Some(child_table(&con, K::TABLE_NAME_REF).unwrap_or_default());
+                c.references_columns = referenced_columns(&con);
+            }
             _ => {}
         }
     }
@@ -548,9 +580,10 @@ fn constraint_def(node: &SyntaxNode) -> Option<ConstraintDef> {
                 .filter(|c| !c.contains(' '));
             ConstraintKind::Check { columns, not_null_of }
         }
-        K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => {
-            ConstraintKind::ForeignKey { references: child_name(node, K::TABLE_NAME_REF) }
-        }
+        K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => ConstraintKind::ForeignKey {
+            references: child_table(node, K::TABLE_NAME_REF),
+            columns: referenced_columns(node),
+        },
         K::UNIQUE_CONSTRAINT => ConstraintKind::Unique,
         K::PRIMARY_KEY_CONSTRAINT => ConstraintKind::PrimaryKey,
         K::EXCLUDE_CONSTRAINT => ConstraintKind::Exclude,
@@ -595,7 +628,9 @@ fn action(node: &SyntaxNode) -> Option<Action> {
             Action::ValidateConstraint { name: child_name(node, K::CONSTRAINT_NAME_REF).unwrap_or_default() }
         }
         K::DROP_CONSTRAINT => Action::DropConstraint {
-            name: child_name(node, K::CONSTRAINT_NAME_REF).or_else(|| first_name(node)).unwrap_or_default(),
+            name: child_name(node, K::CONSTRAINT_NAME_REF)
+                .or_else(|| first_name_node(node).map(|d| name_of(&d)))
+                .unwrap_or_default(),
         },
         K::RENAME_COLUMN => Action::RenameColumn {
             from: child_name(node, K::COLUMN_NAME_REF).unwrap_or_default(),
@@ -607,10 +642,10 @@ fn action(node: &SyntaxNode) -> Option<Action> {
         K::SET_TABLESPACE => Action::Rewrite { what: "SET TABLESPACE" },
         K::SET_ACCESS_METHOD => Action::Rewrite { what: "SET ACCESS METHOD" },
         K::ATTACH_PARTITION => {
-            Action::AttachPartition { partition: child_name(node, K::TABLE_NAME_REF).unwrap_or_default() }
+            Action::AttachPartition { partition: child_table(node, K::TABLE_NAME_REF).unwrap_or_default() }
         }
         K::DETACH_PARTITION => Action::DetachPartition {
-            partition: child_name(node, K::TABLE_NAME_REF).unwrap_or_default(),
+            partition: child_table(node, K::TABLE_NAME_REF).unwrap_or_default(),
             concurrently: has_desc_token(node, K::CONCURRENTLY_KW),
         },
         K::ENABLE_TRIGGER | K::DISABLE_TRIGGER | K::ENABLE_ALWAYS_TRIGGER | K::ENABLE_REPLICA_TRIGGER => {
@@ -655,22 +690,46 @@ fn child_name(n: &SyntaxNode, kind: K) -> Option<String> {
     child(n, kind).map(|c| name_of(&c))
 }
 
-/// The name of the first name-like descendant (table, relation or path).
-fn first_name(n: &SyntaxNode) -> Option<String> {
-    n.descendants()
-        .find(|d| {
-            matches!(
-                d.kind(),
-                K::TABLE_NAME
-                    | K::TABLE_NAME_REF
-                    | K::RELATION_NAME
-                    | K::RELATION_NAME_REF
-                    | K::PATH
-                    | K::PATH_REF
-                    | K::NAME_REF
-            )
-        })
-        .map(|d| name_of(&d))
+/// The columns listed after the referenced table of a `REFERENCES` clause: inline they are
+/// children of the clause, in a table constraint a list node of their own.
+fn referenced_columns(n: &SyntaxNode) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in n.children().skip_while(|c| c.kind() != K::TABLE_NAME_REF).skip(1) {
+        match c.kind() {
+            K::COLUMN_NAME_REF => out.push(name_of(&c)),
+            K::FOREIGN_KEY_COLUMN_LIST => {
+                out.extend(children(&c, K::COLUMN_NAME_REF).map(|r| name_of(&r)));
+                break;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+fn child_table(n: &SyntaxNode, kind: K) -> Option<String> {
+    child(n, kind).map(|c| table_of(&c))
+}
+
+/// The table the first name-like descendant names, as written (see [`table_of`]).
+fn first_table(n: &SyntaxNode) -> Option<String> {
+    first_name_node(n).map(|d| table_of(&d))
+}
+
+/// The first name-like descendant (table, relation or path).
+fn first_name_node(n: &SyntaxNode) -> Option<SyntaxNode> {
+    n.descendants().find(|d| {
+        matches!(
+            d.kind(),
+            K::TABLE_NAME
+                | K::TABLE_NAME_REF
+                | K::RELATION_NAME
+                | K::RELATION_NAME_REF
+                | K::PATH
+                | K::PATH_REF
+                | K::NAME_REF
+        )
+    })
 }
 
 /// The unqualified, normalised name a name node spells: `public."Posts"` → `Posts`,
@@ -683,6 +742,24 @@ pub(crate) fn name_of(n: &SyntaxNode) -> String {
         .filter(|t| !t.kind().is_trivia() && !matches!(t.kind(), K::DOT | K::STAR | K::ONLY_KW))
         .last();
     last.map(|t| normalize_ident(t.text())).unwrap_or_default()
+}
+
+/// A table (or index) name as written, normalised: `Public.Posts` → `public.posts`,
+/// `app."Posts"` → `app.Posts`, `posts` → `posts`; a database name before the schema is
+/// dropped. See [`super::model::split_qualified`].
+pub(crate) fn table_of(n: &SyntaxNode) -> String {
+    let parts: Vec<String> = n
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .take_while(|t| t.kind() != K::L_PAREN)
+        .filter(|t| !t.kind().is_trivia() && !matches!(t.kind(), K::DOT | K::STAR | K::ONLY_KW))
+        .map(|t| normalize_ident(t.text()))
+        .collect();
+    match parts.as_slice() {
+        [] => String::new(),
+        [name] => qualify(None, name),
+        [.., schema, name] => qualify(Some(schema), name),
+    }
 }
 
 pub(crate) fn normalize_ident(text: &str) -> String {

@@ -35,8 +35,17 @@ fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
             Action::AddConstraint(c) if matches!(c.kind, ConstraintKind::Check { .. }) && !c.not_valid => {
                 out.push(Hit::on(table, format!("adds a validated CHECK constraint to `{table}`")));
             }
-            Action::AddColumn(col) if col.check && col.default.is_some() => {
-                out.push(Hit::on(table, format!("adds column `{table}.{}` with a default and a CHECK", col.name)));
+            // An inline CHECK is checked against every existing row too, default or not
+            // (measured on PostgreSQL 15: `ADD COLUMN n int CHECK (n IS NOT NULL)` on a
+            // filled table fails with "violated by some row").
+            Action::AddColumn(col) if col.check => {
+                out.push(Hit::on(
+                    table,
+                    format!(
+                        "adds column `{table}.{}` with a CHECK: every row of `{table}` is checked under ACCESS EXCLUSIVE",
+                        col.name
+                    ),
+                ));
             }
             _ => {}
         }
@@ -55,6 +64,13 @@ mod tests {
     #[test]
     fn not_valid_check_is_fine() {
         assert!(!pre("ALTER TABLE posts ADD CONSTRAINT p CHECK (price > 0) NOT VALID;").fires("check-validated"));
-        assert!(!pre("ALTER TABLE posts ADD COLUMN n int CHECK (n > 0);").fires("check-validated"));
+    }
+
+    #[test]
+    fn an_inline_check_on_a_new_column_scans_the_table() {
+        assert!(pre("ALTER TABLE posts ADD COLUMN n int CHECK (n > 0);").fires("check-validated"));
+        assert!(post("ALTER TABLE posts ADD COLUMN n int DEFAULT 1 CHECK (n > 0);").fires("check-validated"));
+        assert!(!pre("ALTER TABLE posts ADD COLUMN n int;").fires("check-validated"));
+        assert!(!pre("CREATE TABLE t (a int);\nALTER TABLE t ADD COLUMN n int CHECK (n > 0);").fires("check-validated"));
     }
 }

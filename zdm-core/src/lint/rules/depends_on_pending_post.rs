@@ -21,7 +21,7 @@
 
 use super::{Cx, Hit, Kind, Rule};
 use crate::lint::model::Stmt;
-use crate::lint::schema::touched_keys;
+use crate::lint::schema::touched;
 use crate::migration::Phase;
 
 pub static RULE: Rule = Rule {
@@ -36,11 +36,19 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
     if cx.phase != Phase::PreDeploy {
         return;
     }
-    for key in touched_keys(stmt) {
-        let table = key.split('.').next().unwrap_or(&key);
-        let version = cx.schema.post_touched.get(&key).or_else(|| cx.schema.post_touched.get(table));
+    for (table, column) in touched(stmt) {
+        let key = cx.schema.resolve(&table);
+        let version = cx
+            .schema
+            .post_touched
+            .get(&(key.clone(), column.clone()))
+            .or_else(|| cx.schema.post_touched.get(&(key, None)));
         if let Some(v) = version {
-            out.push(Hit::on(table, format!("touches `{key}`, which after_deploy migration {v} changes")));
+            let object = match &column {
+                Some(c) => format!("{table}.{c}"),
+                None => table.clone(),
+            };
+            out.push(Hit::on(&table, format!("touches `{object}`, which after_deploy migration {v} changes")));
         }
     }
 }

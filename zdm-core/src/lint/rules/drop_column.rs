@@ -89,6 +89,21 @@ mod tests {
     }
 
     #[test]
+    fn a_table_of_the_release_not_yet_deployed_has_no_old_readers() {
+        assert!(!pre("ALTER TABLE posts DROP COLUMN legacy_slug;").deployed(0).fires("drop-column"));
+        assert!(pre("ALTER TABLE posts DROP COLUMN legacy_slug;").deployed(1).fires("drop-column"));
+    }
+
+    #[test]
+    fn a_new_table_of_another_schema_exempts_nothing() {
+        assert!(pre("CREATE TABLE app.posts (a int, b int);\nALTER TABLE posts DROP COLUMN legacy_slug;")
+            .fires("drop-column"));
+        assert!(
+            !pre("CREATE TABLE app.posts (a int, b int);\nALTER TABLE app.posts DROP COLUMN b;").fires("drop-column")
+        );
+    }
+
+    #[test]
     fn a_drop_hidden_in_a_do_block_fires_where_it_is() {
         let sql = "DO $$\nBEGIN\n  IF EXISTS (SELECT 1 FROM information_schema.columns WHERE column_name = 'legacy_slug') THEN\n    \
                    ALTER TABLE posts DROP COLUMN legacy_slug;\n  END IF;\nEND $$;";

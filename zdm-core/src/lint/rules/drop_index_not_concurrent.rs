@@ -28,9 +28,9 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::DropIndex { names, concurrently: false } = &stmt.kind {
+    if let StmtKind::DropIndex { names, concurrently: false, .. } = &stmt.kind {
         for n in names {
-            let table = cx.schema.indexes.get(n).cloned();
+            let table = cx.schema.index_table(n);
             out.push(Hit { table, message: format!("drops index `{n}` without CONCURRENTLY"), span: None });
         }
     }
@@ -43,6 +43,15 @@ mod tests {
     #[test]
     fn plain_drop_fires() {
         assert!(post("DROP INDEX posts_title_idx;").fires("drop-index-not-concurrent"));
+        assert!(post("DROP INDEX IF EXISTS posts_title_idx;").fires("drop-index-not-concurrent"));
+    }
+
+    #[test]
+    fn if_exists_on_an_index_already_dropped_does_nothing() {
+        let found = post("DROP INDEX posts_title_idx;\nDROP INDEX IF EXISTS posts_title_idx;").findings();
+        let lines: Vec<usize> =
+            found.iter().filter(|f| f.rule == "drop-index-not-concurrent").map(|f| f.line).collect();
+        assert_eq!(lines, [1]);
     }
 
     #[test]

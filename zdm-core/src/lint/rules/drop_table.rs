@@ -71,6 +71,17 @@ mod tests {
         assert!(!post("DROP TABLE users;").fires("drop-table"));
         assert!(!pre("CREATE TABLE tmp (a int); DROP TABLE tmp;").fires("drop-table"));
     }
+
+    #[test]
+    fn if_exists_judges_only_what_still_exists() {
+        let setup = "CREATE TABLE users (id int); CREATE TABLE gone (id int); DROP TABLE gone;";
+        assert!(!pre("DROP TABLE IF EXISTS gone;").setup(setup).fires("drop-table"));
+        let found = pre("DROP TABLE IF EXISTS gone, users;").setup(setup).findings();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.contains("`users`") && !found[0].message.contains("gone"), "{}", found[0].message);
+        // A table the set never made may predate it.
+        assert!(pre("DROP TABLE IF EXISTS unknown;").setup(setup).fires("drop-table"));
+    }
 }
 
 #[cfg(all(test, feature = "sqlite"))]

@@ -4,8 +4,10 @@
 //! `text → jsonb`, narrowing, `USING ..`, or a column whose current type zdm does not know).
 //!
 //! **Why is this bad?** The table and its indexes are rewritten under ACCESS EXCLUSIVE:
-//! nothing reads or writes it meanwhile. Before the deploy the old build also breaks on the
-//! new type.
+//! nothing reads or writes it meanwhile. A key column takes its referencing tables along:
+//! their foreign keys are rebuilt and re-checked under ACCESS EXCLUSIVE on each of them
+//! (`users.id` to `bigint` locks `posts` when `posts.user_id` references it). Before the
+//! deploy the old build also breaks on the new type.
 //!
 //! **Example:**
 //! ```sql
@@ -39,9 +41,17 @@ fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
             if change == Change::Rewrite {
                 let from = old.map_or("an unknown type".to_string(), |t| t.to_string());
                 let to = ty.as_ref().map_or("?".to_string(), |t| t.to_string());
+                let referencing = cx.schema.referencing(table, column);
+                let also = match referencing.is_empty() {
+                    true => String::new(),
+                    false => format!(
+                        "; the foreign keys referencing it are re-checked under ACCESS EXCLUSIVE on {}",
+                        referencing.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                };
                 out.push(Hit::on(
                     table,
-                    format!("changes `{table}.{column}` from {from} to {to}, which rewrites the table"),
+                    format!("changes `{table}.{column}` from {from} to {to}, which rewrites the table{also}"),
                 ));
             }
         }
@@ -59,6 +69,19 @@ mod tests {
         assert!(
             post("ALTER TABLE posts ALTER COLUMN body TYPE jsonb USING body::jsonb;").fires("incompatible-type-change")
         );
+    }
+
+    #[test]
+    fn a_key_change_names_the_referencing_tables() {
+        let setup = "CREATE TABLE users (id int PRIMARY KEY, email text);\n\
+                     CREATE TABLE posts (id int, user_id int REFERENCES users);\n\
+                     CREATE TABLE app.notes (owner int, FOREIGN KEY (owner) REFERENCES users (id));";
+        let found = post("ALTER TABLE users ALTER COLUMN id TYPE bigint;").setup(setup).findings();
+        let m = &found.iter().find(|f| f.rule == "incompatible-type-change").unwrap().message;
+        assert!(m.ends_with("under ACCESS EXCLUSIVE on `app.notes`, `posts`"), "{m}");
+        let found = post("ALTER TABLE users ALTER COLUMN email TYPE int USING 0;").setup(setup).findings();
+        let m = &found.iter().find(|f| f.rule == "incompatible-type-change").unwrap().message;
+        assert!(!m.contains("foreign keys"), "{m}");
     }
 
     #[test]

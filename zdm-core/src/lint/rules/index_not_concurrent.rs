@@ -51,4 +51,50 @@ mod tests {
             .fires("index-not-concurrent"));
         assert!(!pre("CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);").fires("index-not-concurrent"));
     }
+
+    #[test]
+    fn a_new_table_in_one_schema_exempts_only_itself() {
+        let setup = "CREATE TABLE a.docs (id int); CREATE TABLE docs (id int);";
+        let run = pre("CREATE TABLE b.docs (id int);\nCREATE INDEX d ON a.docs (id);").setup(setup);
+        let found = run.findings();
+        assert!(run.fires("index-not-concurrent"));
+        assert!(found[0].message.contains("`a.docs`"), "{}", found[0].message);
+        assert!(pre("CREATE TABLE b.docs (id int);\nCREATE INDEX d ON docs (id);")
+            .setup(setup)
+            .fires("index-not-concurrent"));
+        assert!(!pre("CREATE TABLE b.docs (id int);\nCREATE INDEX d ON b.docs (id);")
+            .setup(setup)
+            .fires("index-not-concurrent"));
+        // Unqualified names mean the first schema of the search path.
+        assert!(!pre("CREATE TABLE public.t (a int);\nCREATE INDEX t_a ON t (a);").fires("index-not-concurrent"));
+        assert!(!pre("SET search_path TO b, public;\nCREATE TABLE docs (id int);\nCREATE INDEX d ON b.docs (id);")
+            .setup(setup)
+            .fires("index-not-concurrent"));
+        assert!(pre("SET search_path TO b, public;\nCREATE TABLE docs (id int);\nCREATE INDEX d ON public.docs (id);")
+            .setup(setup)
+            .fires("index-not-concurrent"));
+    }
+
+    #[test]
+    fn if_not_exists_on_an_existing_index_does_nothing() {
+        assert!(!pre("CREATE INDEX IF NOT EXISTS posts_title_idx ON posts (title);").fires("index-not-concurrent"));
+        assert!(pre("CREATE INDEX IF NOT EXISTS posts_body_idx ON posts (body);").fires("index-not-concurrent"));
+    }
+
+    #[test]
+    fn a_table_of_the_release_not_yet_deployed_is_new() {
+        // The setup (version 1) created posts: deployed at 0, it is part of this release.
+        assert!(!pre("CREATE INDEX i ON posts (body);").deployed(0).fires("index-not-concurrent"));
+        assert!(pre("CREATE INDEX i ON posts (body);").deployed(1).fires("index-not-concurrent"));
+        assert!(pre("CREATE INDEX i ON posts (body);").fires("index-not-concurrent"));
+        // A table the release renames stays new; one it only alters does not become new.
+        assert!(!pre("ALTER TABLE posts RENAME TO articles;\nCREATE INDEX i ON articles (body);")
+            .deployed(0)
+            .errors()
+            .contains(&"index-not-concurrent"));
+        assert!(pre("CREATE INDEX i ON posts (body);")
+            .setup("ALTER TABLE posts ADD COLUMN x int;")
+            .deployed(0)
+            .fires("index-not-concurrent"));
+    }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use super::model::{Action, Stmt, StmtKind};
-use super::schema::{Schema, Table};
+use super::schema::{Key, Schema, Table};
 use super::sqlite::model::Stmt as SqliteStmt;
 use super::sqlite::Cx as SqliteCx;
 use super::PgVersion;
@@ -220,9 +220,10 @@ impl Cx<'_> {
         self.schema.table(name)
     }
 
-    /// Created earlier in this file: no old code uses it.
+    /// Created earlier in this file, or earlier in the release not yet deployed: no old
+    /// code uses it.
     pub fn is_new(&self, table: &str) -> bool {
-        self.file.created.contains(table)
+        self.file.is_new(table, self.schema)
     }
 
     /// The later statements of this file.
@@ -239,12 +240,21 @@ impl Cx<'_> {
 #[derive(Debug, Default)]
 pub struct FileState {
     /// Tables created in this file.
-    pub created: HashSet<String>,
+    pub created: HashSet<Key>,
     /// Constraints added `NOT VALID` in this file.
     pub not_valid: HashSet<String>,
     /// The first existing table an earlier statement locked ACCESS EXCLUSIVE (held until
     /// commit in a transactional migration).
     pub exclusive: Option<String>,
+}
+
+impl FileState {
+    /// `table` (as written) was created earlier in this file, or by a migration of the
+    /// release not yet deployed: no deployed build uses it.
+    pub fn is_new(&self, table: &str, schema: &Schema) -> bool {
+        let key = schema.resolve(table);
+        self.created.contains(&key) || schema.unreleased.contains(&key)
+    }
 }
 
 /// The `ALTER TABLE` actions of `stmt`, with the table name.
@@ -272,7 +282,7 @@ pub fn access_exclusive_table(stmt: &Stmt, schema: &Schema) -> Option<String> {
         StmtKind::DropTable { tables, .. } | StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables } => {
             tables.first().cloned()
         }
-        StmtKind::DropIndex { names, concurrently: false } => names.iter().find_map(|n| schema.indexes.get(n).cloned()),
+        StmtKind::DropIndex { names, concurrently: false, .. } => names.iter().find_map(|n| schema.index_table(n)),
         StmtKind::TableRewrite { table, .. } => table.clone(),
         _ => None,
     }
@@ -338,10 +348,12 @@ pub(crate) mod test_util {
         pub no_transaction: bool,
         pub pg: u32,
         pub setup: &'static str,
+        /// `LintConfig::deployed`: the setup is version 1, the migration version 2.
+        pub deployed: Option<i64>,
     }
 
     pub fn pre(sql: &'static str) -> Run {
-        Run { sql, phase: Phase::PreDeploy, no_transaction: false, pg: 15, setup: SETUP }
+        Run { sql, phase: Phase::PreDeploy, no_transaction: false, pg: 15, setup: SETUP, deployed: None }
     }
     pub fn post(sql: &'static str) -> Run {
         Run { phase: Phase::PostDeploy, ..pre(sql) }
@@ -354,6 +366,10 @@ pub(crate) mod test_util {
         }
         pub fn pg(mut self, major: u32) -> Run {
             self.pg = major;
+            self
+        }
+        pub fn deployed(mut self, version: i64) -> Run {
+            self.deployed = Some(version);
             self
         }
         pub fn setup(mut self, extra: &'static str) -> Run {
@@ -371,6 +387,7 @@ pub(crate) mod test_util {
                 postgres: PgVersion { major: self.pg, minor: None },
                 start_after: Some(1),
                 baseline: None,
+                deployed: self.deployed,
             };
             let files = [
                 LintInput {
