@@ -34,7 +34,7 @@ pub(crate) fn run(root: &Path, args: LintArgs) -> Outcome {
     let config = project.lint_config(args.postgres.as_deref(), dialect)?;
     let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
     let mut findings = zdm::lint::lint(&inputs, &config);
-    project.config.apply(&mut findings);
+    project.config.apply(&project.root, &mut findings);
     if let Some(reference) = &args.changed_since {
         let changed = changed_since(reference, &project.dir)?;
         findings.retain(|f| changed.contains(&absolute(Path::new(&f.file))));

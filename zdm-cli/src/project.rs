@@ -15,6 +15,8 @@ pub(crate) struct Project {
     pub dir: PathBuf,
     /// sqlx's ledger table, when `sqlx.toml` names one.
     pub sqlx_table: Option<String>,
+    /// The project's folder as the findings' paths start with it.
+    pub root: PathBuf,
 }
 
 impl Project {
@@ -39,7 +41,7 @@ impl Project {
             (None, Some(d), _) | (None, None, Some(d)) => root.join(d),
             (None, None, None) => root.join("migrations"),
         };
-        Ok(Project { config, dir: tidy(dir), sqlx_table: sqlx.table_name })
+        Ok(Project { config, dir: tidy(dir), sqlx_table: sqlx.table_name, root: tidy(root.to_path_buf()) })
     }
 
     /// The migrations, every problem with the files reported at once.
@@ -84,7 +86,7 @@ impl Project {
         let config = self.lint_config(None, Some(dialect))?;
         let inputs: Vec<LintInput<'_>> = set.iter().map(LintInput::from_parsed).collect();
         let mut findings = zdm::lint::lint(&inputs, &config);
-        self.config.apply(&mut findings);
+        self.config.apply(&self.root, &mut findings);
         let blocking: Vec<String> = findings.iter().filter(|f| f.blocks()).map(ToString::to_string).collect();
         if !blocking.is_empty() {
             return Err(format!(

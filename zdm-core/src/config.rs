@@ -195,18 +195,19 @@ impl Config {
         }
         if let Some(v) = raw.postgres {
             // A float would read `14.10` as 14.1: minors are strings.
-            let text =
-                match &v {
-                    toml::Value::String(s) => s.clone(),
-                    toml::Value::Integer(i) => i.to_string(),
-                    toml::Value::Float(f) => return Err(err(
+            let text = match &v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => {
+                    return Err(err(
                         line_of_key("postgres"),
                         format!(
                             "postgres = {f}: write a minor version as a string (\"14.10\"; as a number it reads 14.1)"
                         ),
-                    )),
-                    other => format!("{other:?}"),
-                };
+                    ))
+                }
+                other => format!("{other:?}"),
+            };
             config.postgres = Some(PgVersion::parse(&text).ok_or_else(|| {
                 err(
                     line_of_key("postgres"),
@@ -292,9 +293,31 @@ impl Config {
 
     /// Applies the per-rule levels and the excluded paths to `findings`: a denied rule is
     /// an error, a warned one a warning, an allowed one accepted with its reason (as a
-    /// `safety_assured` would); findings in excluded files are dropped.
-    pub fn apply(&self, findings: &mut Vec<Finding>) {
-        findings.retain(|f| !self.exclude.iter().any(|p| f.file.starts_with(p.trim_end_matches('/'))));
+    /// `safety_assured` would); findings in excluded files are dropped. `root` is the
+    /// project's folder as the findings' paths start with it (`""` when they are relative
+    /// to it): excluded paths are relative to the project and match whole path components
+    /// (`migrations/old` excludes `migrations/old/..`, not `migrations/older`).
+    pub fn apply(&self, root: &std::path::Path, findings: &mut Vec<Finding>) {
+        use std::path::{Component, Path, PathBuf};
+        // `./a/../b` and `a/b` alike: no file system access (a finding may be gone).
+        let tidy = |p: &Path| -> PathBuf {
+            let mut out = PathBuf::new();
+            for c in p.components() {
+                match c {
+                    Component::CurDir => {}
+                    Component::ParentDir if out.file_name().is_some() => {
+                        out.pop();
+                    }
+                    other => out.push(other),
+                }
+            }
+            out
+        };
+        let excluded: Vec<PathBuf> = self.exclude.iter().map(|p| tidy(&root.join(p))).collect();
+        findings.retain(|f| {
+            let file = tidy(Path::new(&f.file));
+            !excluded.iter().any(|p| file.starts_with(p))
+        });
         for f in findings.iter_mut() {
             match self.rules.get(f.rule) {
                 Some(Level::Deny) => f.severity = Severity::Error,
@@ -361,6 +384,39 @@ mod tests {
         assert!(e.to_string().contains("rename-column"), "{e}");
         let e = Config::parse("zdm.toml", "[rules]\nrename-column = 3\n", RULES).unwrap_err();
         assert!(e.to_string().contains("a rule's level"), "{e}");
+    }
+
+    #[test]
+    fn excluded_paths_match_whole_components_from_the_project() {
+        let config =
+            Config::parse("zdm.toml", "exclude = [\"migrations/old\", \"./migrations/0002_x.sql\"]\n", RULES).unwrap();
+        let finding = |file: &str| Finding {
+            rule: "rename-column",
+            severity: Severity::Error,
+            version: 1,
+            file: file.to_string(),
+            line: 1,
+            column: 1,
+            span: 0..1,
+            message: String::new(),
+            why: "",
+            recipe: "",
+            assured: None,
+        };
+        let files = [
+            "migrations/old/0001_a.sql",
+            "migrations/older/0001_b.sql",
+            "migrations/0002_x.sql",
+            "migrations/0003_y.sql",
+        ];
+        let mut from_the_project: Vec<Finding> = files.iter().map(|f| finding(f)).collect();
+        config.apply(std::path::Path::new(""), &mut from_the_project);
+        let kept: Vec<&str> = from_the_project.iter().map(|f| f.file.as_str()).collect();
+        assert_eq!(kept, ["migrations/older/0001_b.sql", "migrations/0003_y.sql"]);
+        // The command line run with `--project app`: the same files, the same verdict.
+        let mut from_outside: Vec<Finding> = files.iter().map(|f| finding(&format!("app/{f}"))).collect();
+        config.apply(std::path::Path::new("app"), &mut from_outside);
+        assert_eq!(from_outside.len(), 2);
     }
 
     #[test]

@@ -233,7 +233,8 @@ struct Linted {
 fn lint(parsed: &[ParsedMigration], config: &LintConfig, project: &Config, span: Span) -> syn::Result<Linted> {
     let inputs: Vec<LintInput<'_>> = parsed.iter().map(LintInput::from_parsed).collect();
     let mut findings = zdm_core::lint::lint(&inputs, config);
-    project.apply(&mut findings);
+    // The findings' paths are relative to the crate, as the excluded paths are.
+    project.apply(Path::new(""), &mut findings);
     let mut errors = Errors::default();
     findings.iter().filter(|f| f.blocks()).for_each(|f| errors.at(span, f));
     errors.finish(())?;
