@@ -16,6 +16,7 @@ pub mod finding;
 pub mod model;
 pub mod parse;
 mod plpgsql;
+pub mod predict;
 pub mod rules;
 pub mod schema;
 pub mod sqlite;
@@ -23,6 +24,7 @@ pub mod types;
 
 pub use finding::{Finding, Severity};
 use model::{Action, Stmt, StmtKind};
+pub use predict::{predict, LockMode, StatementPlan, TableLock};
 use rules::{Cx, FileState, Hit, Kind, RULES};
 use schema::Schema;
 
