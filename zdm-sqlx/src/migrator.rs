@@ -14,6 +14,7 @@ use crate::backend::MigratePool;
 use crate::error::Error;
 use crate::job::Job;
 use crate::migration::Step;
+use crate::plan::{self, Plan};
 use crate::records::{BackfillProgress, BackfillRow};
 use crate::registry::Instance;
 use crate::report::Report;
@@ -280,6 +281,14 @@ impl Migrator {
     /// Applied, pending pre-deploy and pending post-deploy migrations, with ledger details.
     pub async fn status<P: MigratePool>(&self, pool: &P) -> Result<Status, Error> {
         status::load(self.job(), pool).await
+    }
+
+    /// The pending work in the order `run_pre` then `run_post` would run it: each
+    /// migration's phase, directives and the gate's verdict now, and per statement the
+    /// lint's prediction (lock mode and table, rewrite, scan). Runs nothing; `Display`
+    /// prints a table per migration.
+    pub async fn plan<P: MigratePool>(&self, pool: &P) -> Result<Plan, Error> {
+        plan::load(self.job(), pool).await
     }
 
     /// The set and its settings, as the runner takes them.
