@@ -24,7 +24,7 @@ pub mod types;
 
 pub use finding::{Finding, Severity};
 use model::{Action, Stmt, StmtKind};
-pub use predict::{predict, LockMode, StatementPlan, TableLock};
+pub use predict::{disagreements, predict, Disagreement, LockMode, Observed, StatementPlan, TableLock};
 use rules::{Cx, FileState, Hit, Kind, RULES};
 use schema::Schema;
 

@@ -415,6 +415,76 @@ fn add_column_rewrites(def: &ColumnDef, config: &LintConfig) -> bool {
     default_rewrites || def.generated_stored || def.identity || def.serial
 }
 
+/// What a lock trace saw one statement do on a real server (`zdm plan --trace`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Observed {
+    /// The lock modes it acquired per user table (`pg_locks` of its backend), strongest first.
+    pub locks: Vec<TableLock>,
+    /// Tables whose `relfilenode` changed.
+    pub rewrites: Vec<String>,
+    /// Tables it read with a sequential scan (the `seq_scan` counter moved).
+    pub scans: Vec<String>,
+}
+
+/// Where the server did more than the lint predicted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub enum Disagreement {
+    /// A lock stronger than predicted (`None`: no lock predicted on that table, i.e. a read).
+    Lock { table: String, predicted: Option<LockMode>, observed: LockMode },
+    /// A rewrite the lint did not predict.
+    Rewrite { table: String },
+    /// A full scan the lint did not predict, under a lock that blocks writes.
+    Scan { table: String, under: LockMode },
+}
+
+impl fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disagreement::Lock { table, predicted: Some(p), observed } => {
+                write!(f, "{table}: the server took {observed}, the lint predicted {p}")
+            }
+            Disagreement::Lock { table, predicted: None, observed } => {
+                write!(f, "{table}: the server took {observed}, the lint predicted no lock")
+            }
+            Disagreement::Rewrite { table } => {
+                write!(f, "{table}: the server rewrote it, the lint predicted no rewrite")
+            }
+            Disagreement::Scan { table, under } => {
+                write!(f, "{table}: the server scanned it under {under}, the lint predicted no scan")
+            }
+        }
+    }
+}
+
+/// Holds a prediction against an observation. Only where the server did *more* counts: a
+/// stronger lock on some table (a table the lint names no lock on is predicted ACCESS
+/// SHARE, a read, which blocks nobody's writes), a rewrite, or a sequential scan under a
+/// lock that blocks writes (SHARE or stronger, observed or predicted): a scan under a
+/// weaker lock (an `UPDATE`'s plan, a `VALIDATE`) stalls no traffic. A lock weaker than
+/// predicted is the server being kinder than the lint, not a disagreement.
+pub fn disagreements(predicted: &StatementPlan, observed: &Observed) -> Vec<Disagreement> {
+    let mut out = Vec::new();
+    for l in &observed.locks {
+        let p = predicted.lock_on(&l.table);
+        if l.mode > p.unwrap_or(LockMode::AccessShareLock) {
+            out.push(Disagreement::Lock { table: l.table.clone(), predicted: p, observed: l.mode });
+        }
+    }
+    for t in observed.rewrites.iter().filter(|t| !predicted.rewrites.contains(t)) {
+        out.push(Disagreement::Rewrite { table: t.clone() });
+    }
+    for t in observed.scans.iter().filter(|t| !predicted.scans.contains(t)) {
+        let seen = observed.locks.iter().filter(|l| &l.table == t).map(|l| l.mode).max();
+        let under = seen.max(predicted.lock_on(t));
+        if let Some(under) = under.filter(|m| m.blocks_writes()) {
+            out.push(Disagreement::Scan { table: t.clone(), under });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,6 +635,41 @@ mod tests {
             "ALTER TABLE posts ADD COLUMN slug varchar(10);\nALTER TABLE posts ALTER COLUMN slug TYPE varchar(20);",
         );
         assert!(all[1].rewrites.is_empty(), "{:?}", all[1]);
+    }
+
+    #[test]
+    fn only_more_than_predicted_disagrees() {
+        let p = one("CREATE INDEX posts_body ON posts (body);");
+        let lock = |table: &str, mode| TableLock { table: table.into(), mode };
+        let seen = |locks, rewrites: &[&str], scans: &[&str]| Observed {
+            locks,
+            rewrites: rewrites.iter().map(|s| s.to_string()).collect(),
+            scans: scans.iter().map(|s| s.to_string()).collect(),
+        };
+        // As predicted, or weaker, or a read of another table: agreement.
+        assert_eq!(disagreements(&p, &seen(vec![lock("posts", ShareLock)], &[], &["posts"])), []);
+        assert_eq!(
+            disagreements(&p, &seen(vec![lock("posts", AccessShareLock), lock("users", AccessShareLock)], &[], &[])),
+            []
+        );
+        // Stronger, a rewrite, a write-blocking scan of a table the lint did not expect to scan.
+        let d = disagreements(
+            &p,
+            &seen(vec![lock("posts", AccessExclusiveLock), lock("users", ShareLock)], &["posts"], &["users"]),
+        );
+        assert_eq!(
+            d,
+            [
+                Disagreement::Lock { table: "posts".into(), predicted: Some(ShareLock), observed: AccessExclusiveLock },
+                Disagreement::Lock { table: "users".into(), predicted: None, observed: ShareLock },
+                Disagreement::Rewrite { table: "posts".into() },
+                Disagreement::Scan { table: "users".into(), under: ShareLock },
+            ]
+        );
+        assert_eq!(d[1].to_string(), "users: the server took ShareLock, the lint predicted no lock");
+        // A scan under a lock that lets writes through (an UPDATE's plan) stalls nobody.
+        let u = one("UPDATE posts SET body = '' WHERE id = 1;");
+        assert_eq!(disagreements(&u, &seen(vec![lock("posts", RowExclusiveLock)], &[], &["posts"])), []);
     }
 
     #[test]
