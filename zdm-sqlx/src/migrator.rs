@@ -21,6 +21,7 @@ use crate::report::Report;
 use crate::runner;
 use crate::settings::Settings;
 use crate::status::{self, Status};
+use crate::trace::{self, Trace, TraceOptions};
 
 /// A set of migrations, built at compile time by `zdm::migrator!("dir")` (or the default
 /// set of `zdm::migrations!`), and how to run it.
@@ -289,6 +290,16 @@ impl Migrator {
     /// prints a table per migration.
     pub async fn plan<P: MigratePool>(&self, pool: &P) -> Result<Plan, Error> {
         plan::load(self.job(), pool).await
+    }
+
+    /// Runs the pending migrations in a scratch database on the server of `admin` (which
+    /// must be allowed to `CREATE DATABASE`) after replaying the history `admin`'s database
+    /// has applied, and records per statement the locks it took, the tables it rewrote and
+    /// scanned, rows and time, held against the lint's prediction ([`Trace::disagreements`]).
+    /// Nothing runs against `admin`'s own database but reading its ledger; the scratch
+    /// database is always dropped. PostgreSQL only: a SQLite set is `Error::Unsupported`.
+    pub async fn trace(&self, admin: &sqlx::PgPool, options: TraceOptions) -> Result<Trace, Error> {
+        trace::run(self.job(), admin, options).await
     }
 
     /// The set and its settings, as the runner takes them.
