@@ -1,4 +1,4 @@
-//! The commands that talk to a database: `status`, `pre`, `post`, `backfills`,
+//! The commands that talk to a database: `status`, `plan`, `pre`, `post`, `backfills`,
 //! `baseline`. Each reads the migrations folder at run time and runs it through
 //! `zdm::Migrator` exactly as an app's embedded set runs, except that the command line
 //! registers nowhere: it is a tool, not a live build, and must not hold the gate open.
@@ -20,6 +20,7 @@ use crate::{Command, DbArgs, Outcome, StatusFormat};
 pub(crate) async fn run(root: &Path, command: Command) -> Outcome {
     let db = match &command {
         Command::Status { db, .. }
+        | Command::Plan { db, .. }
         | Command::Pre { db }
         | Command::Post { db, .. }
         | Command::Backfills { db }
@@ -28,6 +29,15 @@ pub(crate) async fn run(root: &Path, command: Command) -> Outcome {
     };
     let DbArgs { database_url, dir } = db;
     let project = Project::load(root, dir.clone())?;
+    if let Command::Plan { trace: true, format, sample_rows, .. } = command {
+        if database_url.starts_with("sqlite:") {
+            return Err("zdm plan --trace needs PostgreSQL: it replays the history into a scratch database".into());
+        }
+        let pool = PgPool::connect(database_url).await?;
+        let code = trace(&pool, &project, format, sample_rows).await;
+        pool.close().await;
+        return code;
+    }
     if database_url.starts_with("sqlite:") {
         let options = SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await?;
@@ -62,6 +72,14 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Ou
                 StatusFormat::Json => crate::out(format_args!("{}\n", serde_json::to_string_pretty(&status)?))?,
             }
             Ok(if status.failed().next().is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Plan { format, .. } => {
+            let plan = migrator.plan(pool).await?;
+            match format {
+                StatusFormat::Text => crate::out(&plan)?,
+                StatusFormat::Json => crate::out(format_args!("{}\n", serde_json::to_string_pretty(&plan)?))?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Pre { .. } => {
             crate::out(migrator.run_pre(pool).await?)?;
@@ -109,6 +127,17 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, command: Command) -> Ou
     }
 }
 
+/// `zdm plan --trace`: the pending migrations run in a scratch database on `admin`'s server.
+async fn trace(admin: &PgPool, project: &Project, format: StatusFormat, sample_rows: u64) -> Outcome {
+    let trace = migrator(project)?.trace(admin, zdm::TraceOptions { sample_rows }).await?;
+    match format {
+        StatusFormat::Text => crate::out(&trace)?,
+        StatusFormat::Json => crate::out(format_args!("{}\n", serde_json::to_string_pretty(&trace)?))?,
+    }
+    let clean = trace.disagreements().next().is_none() && trace.failed().is_none();
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 /// The folder as a migrator: registered nowhere (a tool is not a live build), with the
 /// timeouts of `zdm.toml`.
 fn migrator(project: &Project) -> Result<Migrator, Box<dyn std::error::Error>> {
@@ -119,6 +148,10 @@ fn migrator(project: &Project) -> Result<Migrator, Box<dyn std::error::Error>> {
     let mut m = Migrator::from_parsed(set, "zdm-cli", env!("CARGO_PKG_VERSION")).without_registration();
     if let Some(t) = &project.sqlx_table {
         m = m.sqlx_table(t);
+    }
+    // The lint's view of the server, for `zdm plan`'s predictions.
+    if let Some(pg) = project.config.postgres {
+        m = m.lint_postgres(pg.major);
     }
     if let Some(t) = project.config.lock_timeout {
         m = m.lock_timeout(t);
