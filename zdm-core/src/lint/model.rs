@@ -195,10 +195,14 @@ pub enum StmtKind {
     },
     Reindex {
         concurrently: bool,
+        /// `REINDEX TABLE t`.
         table: Option<String>,
+        /// `REINDEX INDEX i`.
+        index: Option<String>,
     },
     RefreshMatView {
         concurrently: bool,
+        view: Option<String>,
     },
     /// `VACUUM FULL`, `CLUSTER`.
     TableRewrite {

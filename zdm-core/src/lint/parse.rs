@@ -327,8 +327,12 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::REINDEX => StmtKind::Reindex {
             concurrently: has_desc_token(node, K::CONCURRENTLY_KW),
             table: child(node, K::REINDEX_TARGET_TABLE).and_then(|t| first_name(&t)),
+            index: child(node, K::REINDEX_TARGET_INDEX).and_then(|t| first_name(&t)),
         },
-        K::REFRESH => StmtKind::RefreshMatView { concurrently: has_token(node, K::CONCURRENTLY_KW) },
+        K::REFRESH => StmtKind::RefreshMatView {
+            concurrently: has_token(node, K::CONCURRENTLY_KW),
+            view: child_name(node, K::VIEW_REF),
+        },
         K::VACUUM if has_desc_token(node, K::FULL_KW) => StmtKind::TableRewrite {
             what: "VACUUM FULL",
             table: node.descendants().find(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| name_of(&n)),

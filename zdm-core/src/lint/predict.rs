@@ -262,18 +262,27 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
                 p.lock(t, AccessExclusiveLock);
             }
         }
-        StmtKind::Truncate { tables, .. } => {
+        StmtKind::Truncate { tables, cascade } => {
             for t in tables {
                 p.lock(t, AccessExclusiveLock);
                 p.rewrites.push(t.clone());
+                // CASCADE looks for the tables that reference it: the server counts a
+                // sequential scan of the table (seen on PostgreSQL 15).
+                if *cascade {
+                    p.scan(t);
+                }
             }
         }
-        StmtKind::Reindex { concurrently, table } => {
-            if let Some(t) = table {
-                p.lock(t, if *concurrently { ShareUpdateExclusiveLock } else { ShareLock });
-                p.scan(t);
-            } else {
-                return true;
+        StmtKind::Reindex { concurrently, table, index } => {
+            // `REINDEX INDEX i` locks i's table as `REINDEX TABLE` does (SHARE: writes wait).
+            let table =
+                table.as_deref().or_else(|| index.as_ref().and_then(|i| schema.indexes.get(i)).map(String::as_str));
+            match table {
+                Some(t) => {
+                    p.lock(t, if *concurrently { ShareUpdateExclusiveLock } else { ShareLock });
+                    p.scan(t);
+                }
+                None => return true,
             }
         }
         StmtKind::TableRewrite { table, .. } => match table {
@@ -298,8 +307,20 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         // Domains are checked against every column that uses them: tables zdm cannot list.
         StmtKind::AlterDomainAddConstraint { not_valid } => return !*not_valid,
         StmtKind::DropSchema { cascade: true } => return true,
-        StmtKind::RefreshMatView { .. }
-        | StmtKind::DropSchema { cascade: false }
+        // The view's query runs again into new storage (ACCESS EXCLUSIVE); CONCURRENTLY
+        // diffs it against the old rows under EXCLUSIVE (reads go on, writes wait).
+        StmtKind::RefreshMatView { concurrently, view } => match view {
+            Some(v) if *concurrently => {
+                p.lock(v, ExclusiveLock);
+                p.scan(v);
+            }
+            Some(v) => {
+                p.lock(v, AccessExclusiveLock);
+                p.rewrite(v);
+            }
+            None => return true,
+        },
+        StmtKind::DropSchema { cascade: false }
         | StmtKind::DropDatabase
         | StmtKind::DropView { .. }
         | StmtKind::DropRoutine
@@ -318,10 +339,17 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
     match action {
         Action::AddColumn(def) => {
             p.lock(table, AccessExclusiveLock);
+            let filled = def.default.is_some() || def.identity || def.serial || def.generated_stored;
             if add_column_rewrites(def, config) {
                 p.rewrite(table);
-            } else if def.check || def.primary_key || def.unique || def.references.is_some() {
-                // A new constraint is proven (or its index built) over every row.
+            } else if def.check
+                || def.primary_key
+                || def.unique
+                || def.references.is_some()
+                || (def.not_null && !filled)
+            {
+                // A new constraint is proven (or its index built) over every row; a NOT
+                // NULL column without a default is checked row by row (and fails on any).
                 p.scan(table);
             }
             if let Some(r) = def.references.as_deref().filter(|r| *r != table) {
@@ -374,9 +402,16 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
             }
             ConstraintKind::Other => p.lock(table, AccessExclusiveLock),
         },
-        Action::ValidateConstraint { .. } => {
+        Action::ValidateConstraint { name } => {
             p.lock(table, ShareUpdateExclusiveLock);
             p.scan(table);
+            // A foreign key's check reads the referenced rows `FOR KEY SHARE`.
+            let fk = t.and_then(|t| t.constraints.iter().find(|c| c.name.as_deref() == Some(name.as_str())));
+            if let Some(ConstraintKind::ForeignKey { references: Some(r) }) = fk.map(|c| &c.kind) {
+                if r != table {
+                    p.lock(r, RowShareLock);
+                }
+            }
         }
         Action::Rewrite { .. } => {
             p.lock(table, AccessExclusiveLock);
@@ -388,9 +423,10 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
             p.scan(partition);
         }
         Action::DetachPartition { partition, concurrently } => {
-            let mode = if *concurrently { ShareUpdateExclusiveLock } else { AccessExclusiveLock };
-            p.lock(table, mode);
-            p.lock(partition, mode);
+            // CONCURRENTLY spares the parent, not the partition: its second transaction
+            // takes ACCESS EXCLUSIVE on the partition (seen on PostgreSQL 15).
+            p.lock(table, if *concurrently { ShareUpdateExclusiveLock } else { AccessExclusiveLock });
+            p.lock(partition, AccessExclusiveLock);
         }
         Action::EnableDisableTrigger => p.lock(table, ShareRowExclusiveLock),
         Action::DropColumn { .. }
@@ -399,8 +435,12 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
         | Action::DropDefault { .. }
         | Action::DropConstraint { .. }
         | Action::RenameColumn { .. }
-        | Action::RenameTo { .. }
         | Action::Other => p.lock(table, AccessExclusiveLock),
+        // The lock is on the table, whatever it is called once the statement ran.
+        Action::RenameTo { to } => {
+            p.lock(table, AccessExclusiveLock);
+            p.lock(to, AccessExclusiveLock);
+        }
     }
 }
 
@@ -670,6 +710,36 @@ mod tests {
         // A scan under a lock that lets writes through (an UPDATE's plan) stalls nobody.
         let u = one("UPDATE posts SET body = '' WHERE id = 1;");
         assert_eq!(disagreements(&u, &seen(vec![lock("posts", RowExclusiveLock)], &[], &["posts"])), []);
+    }
+
+    #[test]
+    fn what_the_trace_taught() {
+        // A foreign key's VALIDATE reads the referenced table FOR KEY SHARE.
+        let all = plan(
+            "ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\n\
+             ALTER TABLE posts VALIDATE CONSTRAINT fk;",
+        );
+        assert_eq!(all[1].lock_on("users"), Some(RowShareLock));
+        // REINDEX INDEX locks the index's table; a rename locks the table by both names.
+        check("REINDEX INDEX posts_title_idx;", "posts", ShareLock, false, true);
+        assert_eq!(one("REINDEX INDEX CONCURRENTLY posts_title_idx;").lock_on("posts"), Some(ShareUpdateExclusiveLock));
+        assert_eq!(one("ALTER TABLE posts RENAME TO articles;").lock_on("articles"), Some(AccessExclusiveLock));
+        // A materialized view's refresh: new storage, or a diff under EXCLUSIVE.
+        check("REFRESH MATERIALIZED VIEW stats;", "stats", AccessExclusiveLock, true, true);
+        check("REFRESH MATERIALIZED VIEW CONCURRENTLY stats;", "stats", ExclusiveLock, false, true);
+        check("TRUNCATE users CASCADE;", "users", AccessExclusiveLock, true, true);
+        // A NOT NULL column without a default is checked over every row; with one it is not.
+        check("ALTER TABLE posts ADD COLUMN slug text NOT NULL;", "posts", AccessExclusiveLock, false, true);
+        check(
+            "ALTER TABLE posts ADD COLUMN slug text NOT NULL DEFAULT '';",
+            "posts",
+            AccessExclusiveLock,
+            false,
+            false,
+        );
+        let p = one("ALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;");
+        assert_eq!(p.lock_on("events"), Some(ShareUpdateExclusiveLock));
+        assert_eq!(p.lock_on("events_2019"), Some(AccessExclusiveLock));
     }
 
     #[test]
