@@ -534,6 +534,9 @@ const COLUMNS: &str = "SELECT c.oid::int8, n.nspname::text, c.relname::text, a.a
        AND n.nspname NOT LIKE 'pg\\_%' AND a.attnum > 0 AND NOT a.attisdropped \
      ORDER BY c.oid, a.attnum";
 
+/// A row of [`COLUMNS`], in its order.
+type ColumnRow = (i64, String, String, String, String, String, String, String, bool);
+
 /// The value of row `g.i` for a required column, or `None` when zdm cannot make one.
 fn synthesize(c: &Col) -> Option<String> {
     let ty = &c.ty;
@@ -558,7 +561,7 @@ fn synthesize(c: &Col) -> Option<String> {
 /// Inserts `n` rows into every user table but zdm's own, parents before children (a table
 /// whose insert fails is tried again after the others, while that makes progress).
 async fn fill(conn: &mut PgConnection, n: u64, prefix: &str, own: &[&String]) -> Result<Vec<Sampled>, Error> {
-    let rows: Vec<(i64, String, String, String, String, String, String, String, bool)> =
+    let rows: Vec<ColumnRow> =
         sqlx::query_as(COLUMNS).persistent(false).fetch_all(&mut *conn).await.doing("reading the tables' columns")?;
     let cols: Vec<Col> = rows
         .into_iter()
