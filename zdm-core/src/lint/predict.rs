@@ -260,6 +260,10 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         StmtKind::DropTable { tables, .. } => {
             for t in tables {
                 p.lock(t, AccessExclusiveLock);
+                // Its foreign keys' triggers leave the tables they reference.
+                for r in schema.table(t).into_iter().flat_map(|t| referenced(t, |_| true)) {
+                    p.lock(&r, AccessExclusiveLock);
+                }
             }
         }
         StmtKind::Truncate { tables, cascade } => {
@@ -302,6 +306,8 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             p.lock(table, RowExclusiveLock)
         }
         StmtKind::CreateTrigger { table } => p.lock(table, ShareRowExclusiveLock),
+        StmtKind::DropTrigger { table } => p.lock(table, AccessExclusiveLock),
+        StmtKind::Comment { table } => p.lock(table, ShareUpdateExclusiveLock),
         StmtKind::Do { dynamic } => return *dynamic,
         StmtKind::Unparsable { .. } => return true,
         // Domains are checked against every column that uses them: tables zdm cannot list.
@@ -429,11 +435,23 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
             p.lock(partition, AccessExclusiveLock);
         }
         Action::EnableDisableTrigger => p.lock(table, ShareRowExclusiveLock),
-        Action::DropColumn { .. }
-        | Action::DropNotNull { .. }
+        Action::DropColumn { column } => {
+            p.lock(table, AccessExclusiveLock);
+            let fk = format!("{table}_{column}_fkey");
+            for r in t.into_iter().flat_map(|t| referenced(t, |name| name == fk)) {
+                p.lock(&r, AccessExclusiveLock);
+            }
+        }
+        // Dropping a foreign key takes its triggers off the referenced table.
+        Action::DropConstraint { name } => {
+            p.lock(table, AccessExclusiveLock);
+            for r in t.into_iter().flat_map(|t| referenced(t, |n| n == name)) {
+                p.lock(&r, AccessExclusiveLock);
+            }
+        }
+        Action::DropNotNull { .. }
         | Action::SetDefault { .. }
         | Action::DropDefault { .. }
-        | Action::DropConstraint { .. }
         | Action::RenameColumn { .. }
         | Action::Other => p.lock(table, AccessExclusiveLock),
         // The lock is on the table, whatever it is called once the statement ran.
@@ -442,6 +460,18 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
             p.lock(to, AccessExclusiveLock);
         }
     }
+}
+
+/// The tables the foreign keys of `t` whose name passes `named` reference.
+fn referenced(t: &super::schema::Table, named: impl Fn(&str) -> bool) -> Vec<String> {
+    t.constraints
+        .iter()
+        .filter(|c| c.name.as_deref().is_none_or(&named))
+        .filter_map(|c| match &c.kind {
+            ConstraintKind::ForeignKey { references } => references.clone(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Adding `def` rewrites the table: a volatile default (or any default before PostgreSQL
@@ -728,6 +758,21 @@ mod tests {
         check("REFRESH MATERIALIZED VIEW stats;", "stats", AccessExclusiveLock, true, true);
         check("REFRESH MATERIALIZED VIEW CONCURRENTLY stats;", "stats", ExclusiveLock, false, true);
         check("TRUNCATE users CASCADE;", "users", AccessExclusiveLock, true, true);
+        // Dropping a foreign key (with its constraint, column or table) takes ACCESS
+        // EXCLUSIVE on the referenced table; comments and triggers lock the table.
+        let all = plan(
+            "CREATE TABLE c (id int, post_id bigint REFERENCES posts (id));\n\
+             ALTER TABLE c DROP COLUMN post_id;\n\
+             ALTER TABLE c ADD CONSTRAINT c_fk FOREIGN KEY (id) REFERENCES users (id);\n\
+             ALTER TABLE c DROP CONSTRAINT c_fk;\n\
+             DROP TABLE c;",
+        );
+        assert_eq!(all[1].lock_on("posts"), Some(AccessExclusiveLock), "{:?}", all[1]);
+        assert_eq!(all[3].lock_on("users"), Some(AccessExclusiveLock), "{:?}", all[3]);
+        assert_eq!(one("COMMENT ON COLUMN public.posts.body IS 'x';").lock_on("posts"), Some(ShareUpdateExclusiveLock));
+        assert_eq!(one("COMMENT ON TABLE posts IS 'x';").lock_on("posts"), Some(ShareUpdateExclusiveLock));
+        assert_eq!(one("DROP TRIGGER IF EXISTS t ON posts;").lock_on("posts"), Some(AccessExclusiveLock));
+        assert_eq!(one("CREATE MATERIALIZED VIEW mv AS SELECT 1;").lock_on("mv"), Some(AccessExclusiveLock));
         // A NOT NULL column without a default is checked over every row; with one it is not.
         check("ALTER TABLE posts ADD COLUMN slug text NOT NULL;", "posts", AccessExclusiveLock, false, true);
         check(

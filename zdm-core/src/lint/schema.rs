@@ -75,6 +75,16 @@ fn column(def: &ColumnDef) -> Column {
     }
 }
 
+/// An inline `REFERENCES` as the foreign key PostgreSQL makes of it, under the name it
+/// gives it (`<table>_<column>_fkey`).
+fn inline_fk(table: &str, def: &ColumnDef) -> Constraint {
+    Constraint {
+        name: Some(format!("{table}_{}_fkey", def.name)),
+        kind: ConstraintKind::ForeignKey { references: def.references.clone() },
+        valid: true,
+    }
+}
+
 fn constraint(def: &ConstraintDef) -> Constraint {
     Constraint { name: def.name.clone(), kind: def.kind.clone(), valid: !def.not_valid }
 }
@@ -99,6 +109,9 @@ impl Schema {
                 let mut t = Table { partitioned: *partitioned, ..Table::default() };
                 t.columns = columns.iter().map(column).collect();
                 t.constraints = constraints.iter().map(constraint).collect();
+                for c in columns.iter().filter(|c| c.references.is_some()) {
+                    t.constraints.push(inline_fk(table, c));
+                }
                 for c in columns.iter().filter(|c| c.check) {
                     t.constraints.push(Constraint {
                         name: None,
@@ -147,6 +160,9 @@ impl Schema {
                 Action::AddColumn(def) => {
                     t.columns.retain(|c| c.name != def.name);
                     t.columns.push(column(def));
+                    if def.references.is_some() {
+                        t.constraints.push(inline_fk(table, def));
+                    }
                 }
                 Action::DropColumn { column } => t.columns.retain(|c| &c.name != column),
                 Action::AlterType { column, ty, .. } => {
