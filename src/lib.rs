@@ -50,7 +50,16 @@ pub use zdm_sqlx::{
     run_post, run_post_when_safe, run_pre, status, Error, Instance, MigratePool, Migrator, Report, RustMigration,
     Status,
 };
-pub use zdm_sqlx::{AppliedStep, BackfillProgress, BackfillRow, LedgerRow};
+pub use zdm_sqlx::{AppliedStep, BackfillProgress, BackfillRow, LedgerRow, Plan, Trace, TraceOptions};
+
+pub mod plan {
+    //! What a run would do, before it runs: [`Migrator::plan`](crate::Migrator::plan)
+    //! predicts per statement the lock, the table, a rewrite and a scan from the lint's
+    //! model of the SQL.
+    pub use zdm_core::lint::{Disagreement, LockMode, Observed, StatementPlan, TableLock};
+    pub use zdm_sqlx::plan::*;
+    pub use zdm_sqlx::trace::*;
+}
 
 /// Lints a migration set without a database, as `migrations!` does at compile time.
 pub use zdm_core::lint::lint;

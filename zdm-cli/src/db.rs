@@ -1,4 +1,4 @@
-//! The commands that talk to a database: `status`, `pre`, `post`, `backfills`,
+//! The commands that talk to a database: `status`, `plan`, `pre`, `post`, `backfills`,
 //! `baseline`. Each reads the migrations folder at run time and runs it through
 //! `zdm::Migrator` exactly as an app's embedded set runs, except that the command line
 //! registers nowhere: it is a tool, not a live build, and must not hold the gate open.
@@ -20,6 +20,7 @@ use crate::{Command, DbArgs, Outcome, StatusFormat};
 pub(crate) async fn run(root: &Path, command: Command) -> Outcome {
     let db = match &command {
         Command::Status { db, .. }
+        | Command::Plan { db, .. }
         | Command::Pre { db }
         | Command::Post { db, .. }
         | Command::Backfills { db }
@@ -38,6 +39,15 @@ pub(crate) async fn run(root: &Path, command: Command) -> Outcome {
     // The folder's dialect: zdm.toml's, else the database's.
     let url_dialect = if database_url.starts_with("sqlite:") { zdm::Dialect::Sqlite } else { zdm::Dialect::Postgres };
     let dialect = project.config.dialect.as_deref().and_then(zdm::Dialect::parse).unwrap_or(url_dialect);
+    if let Command::Plan { trace: true, format, sample_rows, .. } = command {
+        if database_url.starts_with("sqlite:") {
+            return Err("zdm plan --trace needs PostgreSQL: it replays the history into a scratch database".into());
+        }
+        let pool = PgPool::connect(database_url).await?;
+        let code = trace(&pool, &project, dialect, format, sample_rows).await;
+        pool.close().await;
+        return code;
+    }
     if database_url.starts_with("sqlite:") {
         let options = SqliteConnectOptions::from_str(database_url)?.create_if_missing(true);
         let pool = SqlitePool::connect_with(options).await?;
@@ -67,6 +77,14 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, dialect: zdm::Dialect, 
                 StatusFormat::Json => crate::out(format_args!("{}\n", serde_json::to_string_pretty(&status)?))?,
             }
             Ok(if status.failed().next().is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Plan { format, .. } => {
+            let plan = migrator.plan(pool).await?;
+            match format {
+                StatusFormat::Text => crate::out(&plan)?,
+                StatusFormat::Json => crate::out(format_args!("{}\n", serde_json::to_string_pretty(&plan)?))?,
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Pre { .. } => {
             crate::out(migrator.run_pre(pool).await?)?;
@@ -157,6 +175,23 @@ async fn baseline<P: MigratePool>(pool: &P, project: &Project, dialect: zdm::Dia
     Ok(ExitCode::SUCCESS)
 }
 
+/// `zdm plan --trace`: the pending migrations run in a scratch database on `admin`'s server.
+async fn trace(
+    admin: &PgPool,
+    project: &Project,
+    dialect: zdm::Dialect,
+    format: StatusFormat,
+    sample_rows: u64,
+) -> Outcome {
+    let trace = migrator(project, dialect, false)?.trace(admin, zdm::TraceOptions { sample_rows }).await?;
+    match format {
+        StatusFormat::Text => crate::out(&trace)?,
+        StatusFormat::Json => crate::out(format_args!("{}\n", serde_json::to_string_pretty(&trace)?))?,
+    }
+    let clean = trace.disagreements().next().is_none() && trace.failed().is_none();
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 /// The folder as a migrator: judged first (a blocking finding refuses the run), registered
 /// nowhere (a tool is not a live build), with `zdm.toml`'s and `sqlx.toml`'s settings.
 fn migrator(project: &Project, dialect: zdm::Dialect, judged: bool) -> Result<Migrator, Box<dyn std::error::Error>> {
@@ -182,6 +217,10 @@ fn configured(m: Migrator, project: &Project, dialect: zdm::Dialect) -> Migrator
     }
     if let Some(t) = &project.sqlx_table {
         m = m.sqlx_table(t);
+    }
+    // The lint's view of the server, for `zdm plan`'s predictions.
+    if let Some(pg) = project.config.postgres {
+        m = m.lint_postgres(pg.major);
     }
     if let Some(t) = project.config.lock_timeout {
         m = m.lock_timeout(t);

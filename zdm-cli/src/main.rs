@@ -45,6 +45,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
         format: StatusFormat,
     },
+    /// What `pre` and then `post` would run, without running it: each pending migration with
+    /// its phase, directives and the gate's verdict, and per statement the lock, table,
+    /// rewrite and scan the lint predicts. With `--trace`, runs them in a scratch database
+    /// (created on the same server and dropped) after replaying the applied history, and
+    /// shows what the server really locked, rewrote and scanned; exits 1 when the server
+    /// did more than the lint predicted or refused a statement.
+    Plan {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
+        /// Run the pending migrations in a scratch database and record their locks
+        /// (`--database-url` must be allowed to CREATE DATABASE; PostgreSQL only).
+        #[arg(long)]
+        trace: bool,
+        /// With `--trace`: synthetic rows inserted into every table first, so scans and
+        /// rewrites take visible time.
+        #[arg(long, value_name = "N", default_value_t = 0, requires = "trace")]
+        sample_rows: u64,
+    },
     /// Applies the pending pre-deploy migrations (safe for the build still serving).
     Pre {
         #[command(flatten)]

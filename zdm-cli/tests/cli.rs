@@ -41,11 +41,11 @@ fn help_names_every_command_and_the_exit_codes() {
     let out = zdm(dir.path()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = stdout(&out);
-    for command in ["lint", "status", "pre", "post", "backfills", "baseline", "new"] {
+    for command in ["lint", "status", "plan", "pre", "post", "backfills", "baseline", "new"] {
         assert!(text.contains(command), "{command} missing from:\n{text}");
     }
     assert!(text.contains("Exit codes: 0 success; 1 lint errors or a failed command; 2 a usage error"), "{text}");
-    for command in ["lint", "status", "pre", "post", "backfills", "baseline", "new"] {
+    for command in ["lint", "status", "plan", "pre", "post", "backfills", "baseline", "new"] {
         let out = zdm(dir.path()).args([command, "--help"]).output().unwrap();
         assert!(out.status.success(), "{command} --help: {}", stderr(&out));
     }
@@ -557,4 +557,63 @@ fn sqlx_toml_names_sqlx_s_ledger_table_too() {
     assert!(stdout(&out).contains("nothing to apply"), "{}", stdout(&out));
     let out = zdm(dir.path()).args(["status", "--database-url", &url]).output().unwrap();
     assert!(stdout(&out).contains("applied (sqlx)"), "{}", stdout(&out));
+}
+
+#[test]
+fn plan_shows_predicted_locks_and_trace_what_the_server_took() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("0001_posts.sql", ADD_TABLE),
+            ("0002_index.sql", "CREATE INDEX posts_title ON posts (title);\n"),
+            ("0003_drop.sql", "-- zdm:after_deploy\nALTER TABLE posts DROP COLUMN title;\n"),
+        ],
+    );
+    let run = |args: &[&str]| zdm(dir.path()).args(args).arg("--database-url").arg(&db.url).output().unwrap();
+    let out = zdm(dir.path()).args(["pre", "--database-url", &db.url]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Applied 0001 and 0002; only the after_deploy drop is pending: add another pre-deploy one.
+    std::fs::write(dir.path().join("migrations/0004_summary.sql"), ADD_COLUMN).unwrap();
+
+    let out = run(&["plan"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("4 summary [pre, run_pre]"), "{text}");
+    assert!(text.contains("3 drop [post, run_post]"), "{text}");
+    assert!(text.contains("AccessExclusiveLock"), "{text}");
+    assert!(text.contains("gate: "), "{text}");
+
+    let out = run(&["plan", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let migrations = plan["migrations"].as_array().unwrap();
+    assert_eq!(migrations[0]["version"], 4);
+    assert_eq!(migrations[0]["run_by"], "RunPre");
+    assert_eq!(migrations[0]["statements"][0]["locks"][0]["mode"], "AccessExclusiveLock");
+    assert_eq!(migrations[0]["statements"][0]["locks"][0]["table"], "posts");
+
+    let out = run(&["plan", "--trace", "--sample-rows", "50"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("after replaying 2 applied migration(s), 1 table(s) sampled"), "{text}");
+    assert!(text.contains("0 disagreement(s)"), "{text}");
+
+    let out = run(&["plan", "--trace", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trace: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(trace["replayed"], serde_json::json!([1, 2]));
+    let add = &trace["migrations"][0]["statements"][0];
+    assert_eq!(add["observed"]["locks"][0]["mode"], "AccessExclusiveLock", "{add}");
+    assert!(add["disagreements"].as_array().unwrap().is_empty());
+
+    // The real database is untouched: 0004 is still pending.
+    let out = run(&["status", "--format", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["rows"][3]["state"], "PendingPre");
+
+    // --sample-rows needs --trace.
+    let out = run(&["plan", "--sample-rows", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -51,7 +51,7 @@ pub fn statements(sql: &str) -> Vec<ExecStatement<'_>> {
                 }
                 Some(StmtKind::DropIndex { concurrently: true, .. })
                 | Some(StmtKind::Reindex { concurrently: true, .. }) => (ExecClass::Concurrent, None, true),
-                Some(StmtKind::RefreshMatView { concurrently: true }) => (ExecClass::Concurrent, None, false),
+                Some(StmtKind::RefreshMatView { concurrently: true, .. }) => (ExecClass::Concurrent, None, false),
                 Some(StmtKind::AlterTable { actions, .. }) => {
                     if actions.iter().any(|a| matches!(a, Action::DetachPartition { concurrently: true, .. })) {
                         (ExecClass::Concurrent, None, true)

@@ -117,6 +117,10 @@ pub enum Error {
     /// PostgreSQL's triggers and functions).
     #[error("{what} are not supported on {dialect}; they need PostgreSQL")]
     Unsupported { what: &'static str, dialect: &'static str },
+
+    /// The lock trace could not run a migration in its scratch database.
+    #[error("lock trace: {0}")]
+    Trace(String),
 }
 
 /// Refuses a build whose structs map what a migration or a deferred drop already removed

@@ -7,7 +7,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | entry points | [`migrator`] (`Migrator`), this file's `run_pre` & co, `default_set` |
-//! | phases | `runner` (plan, lease, apply, gate), [`status`], [`report`], `job` (what both share) |
+//! | phases | `runner` (plan, lease, apply, gate), [`status`], [`plan`] (what a run would do, predicted), [`trace`] (and what it really locks, in a scratch database), [`report`], `job` (what they share) |
 //! | workers | `lease`, [`registry`], `local` (this process as the gate sees it), `deferred` (due drop steps), `backfill` |
 //! | the database | [`backend`]: the traits, and one folder per database ([`backend::postgres`], [`backend::sqlite`]) |
 //! | plain types | `settings`, [`records`], [`names`], [`migration`], [`error`] |
@@ -31,6 +31,7 @@ pub mod migration;
 pub mod migrator;
 pub mod names;
 pub mod old_queries;
+pub mod plan;
 mod recipe_exec;
 pub mod recipes;
 pub mod records;
@@ -40,6 +41,7 @@ mod runner;
 mod settings;
 pub mod statement_cache;
 pub mod status;
+pub mod trace;
 
 pub use backend::MigratePool;
 pub use default_set::{default_migrator, DefaultSet, EmbeddedSet, RegisteredRustMigration};
@@ -47,10 +49,12 @@ pub use drop_later::{drop_column_later, drop_column_later_with_delay, drop_table
 pub use error::Error;
 pub use migration::{BoxError, BoxFuture, RustMigration, RustRun};
 pub use migrator::Migrator;
+pub use plan::Plan;
 pub use records::{BackfillProgress, BackfillRow, LedgerRow};
 pub use registry::{Instance, RegisteredModel};
 pub use report::{AppliedStep, Report};
 pub use status::Status;
+pub use trace::{Trace, TraceOptions};
 
 /// Runs the pending pre-deploy migrations of the set registered by `zdm::migrations!`.
 ///

@@ -14,12 +14,14 @@ use crate::backend::MigratePool;
 use crate::error::Error;
 use crate::job::Job;
 use crate::migration::Step;
+use crate::plan::{self, Plan};
 use crate::records::{BackfillProgress, BackfillRow};
 use crate::registry::Instance;
 use crate::report::Report;
 use crate::runner;
 use crate::settings::Settings;
 use crate::status::{self, Status};
+use crate::trace::{self, Trace, TraceOptions};
 
 /// A set of migrations, built at compile time by `zdm::migrator!("dir")` (or the default
 /// set of `zdm::migrations!`), and how to run it.
@@ -280,6 +282,24 @@ impl Migrator {
     /// Applied, pending pre-deploy and pending post-deploy migrations, with ledger details.
     pub async fn status<P: MigratePool>(&self, pool: &P) -> Result<Status, Error> {
         status::load(self.job(), pool).await
+    }
+
+    /// The pending work in the order `run_pre` then `run_post` would run it: each
+    /// migration's phase, directives and the gate's verdict now, and per statement the
+    /// lint's prediction (lock mode and table, rewrite, scan). Runs nothing; `Display`
+    /// prints a table per migration.
+    pub async fn plan<P: MigratePool>(&self, pool: &P) -> Result<Plan, Error> {
+        plan::load(self.job(), pool).await
+    }
+
+    /// Runs the pending migrations in a scratch database on the server of `admin` (which
+    /// must be allowed to `CREATE DATABASE`) after replaying the history `admin`'s database
+    /// has applied, and records per statement the locks it took, the tables it rewrote and
+    /// scanned, rows and time, held against the lint's prediction ([`Trace::disagreements`]).
+    /// Nothing runs against `admin`'s own database but reading its ledger; the scratch
+    /// database is always dropped. PostgreSQL only: a SQLite set is `Error::Unsupported`.
+    pub async fn trace(&self, admin: &sqlx::PgPool, options: TraceOptions) -> Result<Trace, Error> {
+        trace::run(self.job(), admin, options).await
     }
 
     /// The set and its settings, as the runner takes them.

@@ -18,6 +18,7 @@ pub mod finding;
 pub mod model;
 pub mod parse;
 mod plpgsql;
+pub mod predict;
 pub mod rules;
 pub mod schema;
 pub mod sqlite;
@@ -25,6 +26,7 @@ pub mod types;
 
 pub use finding::{Finding, Severity};
 use model::{Action, Stmt, StmtKind};
+pub use predict::{disagreements, predict, Disagreement, LockMode, Observed, StatementPlan, TableLock};
 use rules::{Cx, FileState, Hit, Kind, RULES};
 use schema::Schema;
 

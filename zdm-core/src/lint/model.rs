@@ -166,7 +166,8 @@ pub enum StmtKind {
         /// `IF NOT EXISTS`: on an existing table the server does nothing.
         if_not_exists: bool,
     },
-    /// `CREATE TABLE .. AS` / `SELECT .. INTO`: a new table, filled.
+    /// `CREATE TABLE .. AS` / `SELECT .. INTO` / `CREATE MATERIALIZED VIEW`: a new
+    /// relation, filled.
     CreateTableAs {
         table: String,
     },
@@ -213,10 +214,14 @@ pub enum StmtKind {
     },
     Reindex {
         concurrently: bool,
+        /// `REINDEX TABLE t`.
         table: Option<String>,
+        /// `REINDEX INDEX i`.
+        index: Option<String>,
     },
     RefreshMatView {
         concurrently: bool,
+        view: Option<String>,
     },
     /// `VACUUM FULL`, `CLUSTER`.
     TableRewrite {
@@ -243,6 +248,13 @@ pub enum StmtKind {
         not_valid: bool,
     },
     CreateTrigger {
+        table: String,
+    },
+    DropTrigger {
+        table: String,
+    },
+    /// `COMMENT ON TABLE` / `COMMENT ON COLUMN` (SHARE UPDATE EXCLUSIVE on the table).
+    Comment {
         table: String,
     },
     /// `DO` block; `dynamic` when it runs `EXECUTE`.

@@ -329,8 +329,38 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::REINDEX => StmtKind::Reindex {
             concurrently: has_desc_token(node, K::CONCURRENTLY_KW),
             table: child(node, K::REINDEX_TARGET_TABLE).and_then(|t| first_table(&t)),
+            index: child(node, K::REINDEX_TARGET_INDEX).and_then(|t| first_table(&t)),
         },
-        K::REFRESH => StmtKind::RefreshMatView { concurrently: has_token(node, K::CONCURRENTLY_KW) },
+        K::COMMENT_ON => match (child(node, K::OBJECT_TABLE), child(node, K::OBJECT_COLUMN)) {
+            (Some(t), _) => first_table(&t).map_or(StmtKind::Other, |table| StmtKind::Comment { table }),
+            // `[schema.]table.column`: the table is the segment before the last.
+            (None, Some(c)) => {
+                let idents: Vec<String> = c
+                    .descendants_with_tokens()
+                    .filter_map(|e| e.into_token())
+                    .filter(|t| t.kind() == K::IDENT)
+                    .map(|t| normalize_ident(t.text()))
+                    .collect();
+                match idents.len() {
+                    n if n >= 2 => StmtKind::Comment { table: idents[n - 2].clone() },
+                    _ => StmtKind::Other,
+                }
+            }
+            _ => StmtKind::Other,
+        },
+        K::DROP_TRIGGER => match child(node, K::ON_RELATION).and_then(|r| first_table(&r)) {
+            Some(table) => StmtKind::DropTrigger { table },
+            None => StmtKind::Other,
+        },
+        // A new relation, filled by its query.
+        K::CREATE_MATERIALIZED_VIEW => match child(node, K::VIEW).map(|v| name_of(&v)).filter(|n| !n.is_empty()) {
+            Some(table) => StmtKind::CreateTableAs { table },
+            None => StmtKind::Other,
+        },
+        K::REFRESH => StmtKind::RefreshMatView {
+            concurrently: has_token(node, K::CONCURRENTLY_KW),
+            view: child_name(node, K::VIEW_REF),
+        },
         K::VACUUM if has_desc_token(node, K::FULL_KW) => StmtKind::TableRewrite {
             what: "VACUUM FULL",
             table: node.descendants().find(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)),

@@ -136,8 +136,10 @@ fn column(def: &ColumnDef) -> Column {
     }
 }
 
-/// The constraints a column definition carries inline: a `CHECK` and a `REFERENCES`.
-fn inline_constraints(def: &ColumnDef, references: Option<Key>) -> Vec<Constraint> {
+/// The constraints a column definition carries inline: a `CHECK`, and a `REFERENCES` as
+/// the foreign key PostgreSQL makes of it, under the name it gives it
+/// (`<table>_<column>_fkey`, the table's bare name).
+fn inline_constraints(table: &str, def: &ColumnDef, references: Option<Key>) -> Vec<Constraint> {
     let mut out = Vec::new();
     if def.check {
         out.push(Constraint {
@@ -148,8 +150,9 @@ fn inline_constraints(def: &ColumnDef, references: Option<Key>) -> Vec<Constrain
         });
     }
     if def.references.is_some() {
+        let bare = crate::lint::model::split_qualified(table).1;
         out.push(Constraint {
-            name: None,
+            name: Some(format!("{bare}_{}_fkey", def.name)),
             kind: ConstraintKind::ForeignKey {
                 references: def.references.clone(),
                 columns: def.references_columns.clone(),
@@ -334,7 +337,7 @@ impl Schema {
                 t.constraints = constraints.iter().map(|c| self.constraint(c)).collect();
                 for c in columns {
                     let references = c.references.as_deref().map(|r| self.resolve(r));
-                    t.constraints.extend(inline_constraints(c, references));
+                    t.constraints.extend(inline_constraints(table, c, references));
                 }
                 self.dropped.remove(&key);
                 self.tables.insert(key, t);
@@ -416,7 +419,9 @@ impl Schema {
                 return;
             }
             let inline = match action {
-                Action::AddColumn(def) => inline_constraints(def, def.references.as_deref().map(|r| self.resolve(r))),
+                Action::AddColumn(def) => {
+                    inline_constraints(table, def, def.references.as_deref().map(|r| self.resolve(r)))
+                }
                 _ => Vec::new(),
             };
             let added = match action {

@@ -14,6 +14,10 @@
 //! -- zdm:no_transaction
 //! ALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;
 //! ```
+//! With `CONCURRENTLY` the parent is held only SHARE UPDATE EXCLUSIVE; the partition
+//! itself still ends under ACCESS EXCLUSIVE (a lock trace, `zdm plan --trace`, shows it),
+//! so queries that name the partition directly wait for that moment.
+//!
 //! **PostgreSQL versions:** `CONCURRENTLY` exists from PostgreSQL 14.
 
 use super::{alter_actions, Cx, Hit, Kind, Rule};

@@ -28,7 +28,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::RefreshMatView { concurrently: false } = stmt.kind {
+    if let StmtKind::RefreshMatView { concurrently: false, .. } = stmt.kind {
         out.push(Hit::anywhere("refreshes a materialized view without CONCURRENTLY"));
     }
 }

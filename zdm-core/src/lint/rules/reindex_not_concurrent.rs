@@ -29,7 +29,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::Reindex { concurrently: false, table } = &stmt.kind {
+    if let StmtKind::Reindex { concurrently: false, table, .. } = &stmt.kind {
         out.push(Hit { table: table.clone(), message: "rebuilds an index without CONCURRENTLY".into(), span: None });
     }
 }

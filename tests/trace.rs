@@ -1,0 +1,105 @@
+//! `Migrator::trace`: the pending migrations run in a scratch database, with the locks,
+//! rewrites and scans the server really did, held against the lint's prediction.
+
+mod common;
+
+use common::TestDb;
+use zdm::plan::{LockMode, TraceOptions};
+use zdm::{sqlx, Migrator};
+
+pub fn set(files: &[(&str, &str)]) -> Migrator {
+    let files = files
+        .iter()
+        .map(|(name, sql)| zdm_core::source::SourceFile {
+            path: format!("migrations/{name}"),
+            bytes: sql.as_bytes().to_vec(),
+        })
+        .collect();
+    Migrator::from_parsed(zdm_core::source::parse_files(files).unwrap(), "trace-test", "1.0.0").without_registration()
+}
+
+const HISTORY: (&str, &str) = (
+    "0001_init.sql",
+    "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n\
+     CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint NOT NULL, title varchar(100) NOT NULL, body text, n int NOT NULL DEFAULT 0);\n",
+);
+
+#[tokio::test]
+async fn each_statement_is_traced_and_held_against_the_prediction() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let m = set(&[
+        HISTORY,
+        (
+            "0002_tighten.sql",
+            "UPDATE posts SET body = '' WHERE body IS NULL;\n\
+             ALTER TABLE posts ALTER COLUMN body SET NOT NULL;\n\
+             ALTER TABLE posts ALTER COLUMN title TYPE varchar(200);\n\
+             ALTER TABLE posts ALTER COLUMN n TYPE bigint;\n\
+             ALTER TABLE posts ADD CONSTRAINT posts_user FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\n",
+        ),
+        ("0003_index.sql", "-- zdm:no_transaction\nCREATE INDEX CONCURRENTLY posts_title ON posts (title);\n"),
+    ]);
+    m.clone().up_to(1).run_all(&pool).await.unwrap();
+
+    let trace = m.trace(&pool, TraceOptions { sample_rows: 200 }).await.unwrap();
+    println!("{trace}");
+    assert_eq!(trace.replayed, [1]);
+    assert!(trace.sampled.iter().all(|s| s.rows == 200 && s.skipped.is_none()), "{:?}", trace.sampled);
+    assert!(trace.failed().is_none(), "{trace}");
+    let tighten = &trace.migrations[0].statements;
+    assert_eq!(tighten.len(), 5);
+    assert_eq!(tighten[0].rows, 200, "the backfill touched every sampled row");
+    assert_eq!(tighten[0].observed.locks[0].mode, LockMode::RowExclusiveLock);
+    assert_eq!(tighten[1].observed.locks[0].mode, LockMode::AccessExclusiveLock);
+    assert_eq!(tighten[1].observed.scans, ["posts"], "SET NOT NULL scans");
+    assert!(tighten[2].observed.rewrites.is_empty(), "widening varchar is catalog-only");
+    assert_eq!(tighten[3].observed.rewrites, ["posts"], "int to bigint rewrites");
+    let fk = &tighten[4].observed;
+    assert!(fk.locks.iter().all(|l| l.mode == LockMode::ShareRowExclusiveLock), "{fk:?}");
+    assert!(fk.locks.iter().any(|l| l.table == "users"), "{fk:?}");
+    let index = &trace.migrations[1].statements[0];
+    assert!(index.sampled);
+    assert!(index.observed.locks.iter().all(|l| l.mode <= LockMode::ShareUpdateExclusiveLock), "{index:?}");
+    assert_eq!(trace.disagreements().count(), 0, "{trace}");
+    assert!(trace.to_string().contains("0 disagreement(s)"), "{trace}");
+
+    // Nothing ran against the real database, and the scratch one is gone.
+    let status = m.status(&pool).await.unwrap();
+    assert_eq!(status.pending_pre().count(), 2);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&trace.scratch_database)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn a_statement_the_server_refuses_stops_the_trace_and_the_scratch_database_is_dropped() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let m = set(&[HISTORY, ("0002_bad.sql", "ALTER TABLE posts ALTER COLUMN body SET NOT NULL;\n")]);
+    m.clone().up_to(1).run_all(&pool).await.unwrap();
+    // With sample rows body is NULL everywhere: SET NOT NULL fails, as it would in production.
+    let trace = m.trace(&pool, TraceOptions { sample_rows: 10 }).await.unwrap();
+    let (_, failed) = trace.failed().expect("the statement fails");
+    assert!(failed.error.as_deref().unwrap().contains("null"), "{trace}");
+    assert!(trace.to_string().contains("FAILED migrations/0002_bad.sql:1"), "{trace}");
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'zdm\\_trace\\_%' AND datname = $1")
+            .bind(&trace.scratch_database)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn a_sqlite_set_cannot_be_traced() {
+    let db = TestDb::new().await;
+    let pool = db.pool(1).await;
+    let m = set(&[HISTORY]).dialect(zdm::Dialect::Sqlite);
+    let err = m.trace(&pool, TraceOptions::default()).await.unwrap_err();
+    assert!(matches!(err, zdm::Error::Unsupported { .. }), "{err}");
+}
