@@ -90,7 +90,15 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, dialect: zdm::Dialect, 
             crate::out(migrator.run_pre(pool).await?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Post { when_safe, timeout, .. } => {
+        Command::Post { when_safe, timeout, fail_if_held, .. } => {
+            // The gate only knows the builds that register: with none live it holds
+            // nothing back. Say so, as the app may not register (the command line does not).
+            if migrator.status(pool).await?.instances.is_empty() {
+                eprintln!(
+                    "note: no live build is registered with this database, so nothing holds post-deploy work back; \
+                     an app registers when it calls zdm::run_pre (or zdm::register) at boot"
+                );
+            }
             let report = match (when_safe, timeout) {
                 (false, _) => migrator.run_post(pool).await?,
                 (true, None) => migrator.run_post_when_safe(pool).await?,
@@ -108,6 +116,11 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, dialect: zdm::Dialect, 
                 }
             };
             crate::out(format_args!("{report}"))?;
+            let held = report.notices.iter().any(|n| n.contains("waits for"));
+            if held && fail_if_held {
+                eprintln!("error: post-deploy work is held back (what waits is listed above)");
+                return Ok(ExitCode::from(1));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfills { .. } => {

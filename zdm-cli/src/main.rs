@@ -82,6 +82,10 @@ enum Command {
         /// With --when-safe: give up after this many seconds, exit 1.
         #[arg(long, value_name = "SECONDS", requires = "when_safe")]
         timeout: Option<u64>,
+        /// Exit 1 when post-deploy work is left waiting (a pipeline step that must finish
+        /// the contract phase); by default a held run is a success that says what waits.
+        #[arg(long)]
+        fail_if_held: bool,
     },
     /// Runs every unfinished backfill to its end, with a progress bar.
     Backfills {

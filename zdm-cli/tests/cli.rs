@@ -277,9 +277,24 @@ fn a_deploy_day_from_the_command_line() {
     let out = run(&["status"]);
     assert!(stdout(&out).contains("pending: run_post"), "{}", stdout(&out));
 
+    // An old build (without migration 3) is live: the contract waits for it, and a
+    // pipeline that must finish it can fail on that.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let old = rt.block_on(async {
+        let set = zdm::lint::read_set(&dir.path().join("migrations")).unwrap();
+        let pool = zdm::sqlx::PgPool::connect(&db.url).await.unwrap();
+        zdm::Migrator::from_parsed(set, "blog", "1.0.0").up_to(2).register(&pool).await.unwrap()
+    });
+    let out = run(&["post", "--fail-if-held"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("waits for") && stdout(&out).contains("blog 1.0.0"), "{}", stdout(&out));
+    assert!(!stderr(&out).contains("no live build is registered"), "{}", stderr(&out));
+    rt.block_on(old.stop()).unwrap();
+
     let out = run(&["post"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("applied 3 drop"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("no live build is registered"), "the empty gate is said: {}", stderr(&out));
 
     // A file edited after it ran: refused, the file named.
     std::fs::write(dir.path().join("migrations/0002_summary.sql"), "ALTER TABLE posts ADD COLUMN summary varchar;\n")
