@@ -51,7 +51,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let adopted = zdm_m.run_pre(&sqlx_pool).await?;
     assert!(adopted.applied.is_empty(), "sqlx's rows count as applied");
 
-    let (mut t_sqlx, mut t_zdm, mut t_adopted) = (Vec::new(), Vec::new(), Vec::new());
+    // What registering this process costs (a worker or tool would skip it).
+    let unregistered = zdm_m.clone().without_registration();
+    let (mut t_sqlx, mut t_zdm, mut t_adopted, mut t_unreg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iterations {
         // Interleaved, so drift on a shared machine hits all three alike.
         let t = Instant::now();
@@ -64,8 +66,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         zdm_m.run_pre(&sqlx_pool).await?;
         t_adopted.push(t.elapsed());
+        let t = Instant::now();
+        unregistered.run_pre(&zdm_pool).await?;
+        t_unreg.push(t.elapsed());
     }
-    let (s, z, a) = (median(t_sqlx), median(t_zdm), median(t_adopted));
+    let (s, z, a, u) = (median(t_sqlx), median(t_zdm), median(t_adopted), median(t_unreg));
     println!("boot with 200 applied migrations, nothing pending; median of {iterations} runs on PostgreSQL");
     println!("{:<44} {:>10}  {:>6}", "", "median", "ratio");
     println!("{:<44} {:>10.3?}  {:>6}", "sqlx::migrate!().run()", s, "1.00x");
@@ -75,6 +80,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "zdm run_pre (adopted: + _sqlx_migrations)",
         a,
         a.as_secs_f64() / s.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>10.3?}  {:>5.2}x",
+        "zdm run_pre (zdm ledger, without registration)",
+        u,
+        u.as_secs_f64() / s.as_secs_f64()
     );
 
     sqlx_pool.close().await;
