@@ -44,6 +44,9 @@ pub struct ColumnDef {
     pub ty: Option<TypeName>,
     pub not_null: bool,
     pub default: Option<DefaultKind>,
+    /// The functions the default calls, unqualified: one the set itself creates without
+    /// `IMMUTABLE`/`STABLE` is volatile ([`super::schema::Schema::effective`] says so).
+    pub default_calls: Vec<String>,
     /// `GENERATED ALWAYS AS (..) STORED`.
     pub generated_stored: bool,
     /// `GENERATED .. AS IDENTITY`.
@@ -269,7 +272,16 @@ pub enum StmtKind {
         local: bool,
     },
     /// A function or procedure definition: its body is not executed now, so not judged.
-    CreateRoutine,
+    /// `volatile` unless declared `IMMUTABLE` or `STABLE` (PostgreSQL's default).
+    CreateRoutine {
+        name: String,
+        volatile: bool,
+    },
+    /// `ANALYZE` or `VACUUM` without `FULL`: SHARE UPDATE EXCLUSIVE on each table (none
+    /// listed: every table).
+    Analyze {
+        tables: Vec<String>,
+    },
     /// Anything else the rules have no opinion about (SELECT, COMMENT, GRANT, CREATE TYPE, ..).
     Other,
     /// The parser could not read it: never silently passed.

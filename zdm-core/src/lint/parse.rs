@@ -387,7 +387,14 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         K::CREATE_TRIGGER => StmtKind::CreateTrigger {
             table: child(node, K::ON_RELATION).and_then(|r| first_table(&r)).unwrap_or_default(),
         },
-        K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine,
+        K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine {
+            name: child(node, K::FUNCTION_NAME).map(|n| name_of(&n)).unwrap_or_default(),
+            // PostgreSQL's default for a function is VOLATILE.
+            volatile: child(node, K::FUNC_OPTION_LIST)
+                .is_none_or(|o| !o.children().any(|c| matches!(c.kind(), K::IMMUTABLE | K::STABLE))),
+        },
+        K::ANALYZE => StmtKind::Analyze { tables: relations(node) },
+        K::VACUUM => StmtKind::Analyze { tables: relations(node) },
         K::SET | K::RESET => search_path(node).unwrap_or(StmtKind::Other),
         _ => StmtKind::Other,
     }
@@ -544,7 +551,10 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
             }
             K::UNIQUE_CONSTRAINT => c.unique = true,
             K::CHECK_CONSTRAINT => c.check = true,
-            K::DEFAULT_CONSTRAINT => c.default = Some(default_kind(&con)),
+            K::DEFAULT_CONSTRAINT => {
+                c.default = Some(default_kind(&con));
+                c.default_calls = default_calls(&con);
+            }
             K::GENERATED_CONSTRAINT => {
                 c.generated_stored |= has_desc_kind(&con, K::GENERATED_STORED);
                 c.identity |= has_desc_kind(&con, K::GENERATED_IDENTITY);
@@ -557,6 +567,21 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
         }
     }
     c
+}
+
+/// The functions a default calls, unqualified (`public.f(1)` → `f`).
+fn default_calls(expr_parent: &SyntaxNode) -> Vec<String> {
+    expr_parent
+        .descendants()
+        .filter(|d| d.kind() == K::CALL_EXPR)
+        .filter_map(|d| child(&d, K::NAME_REF).or_else(|| d.children().next()).map(|n| name_of(&n)))
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// The tables of `ANALYZE` / `VACUUM` (empty: every table of the database).
+fn relations(node: &SyntaxNode) -> Vec<String> {
+    node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)).collect()
 }
 
 fn default_kind(expr_parent: &SyntaxNode) -> DefaultKind {

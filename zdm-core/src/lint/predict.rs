@@ -167,8 +167,13 @@ pub fn predict_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema)
         let parsed = if crate::removed::too_deep(exec.text) { Vec::new() } else { super::parse::parse(exec.text) };
         let mut p = Prediction::default();
         for stmt in &parsed {
-            p.unknown |= stmt_effect(stmt, schema, config, &mut p);
-            schema.apply(stmt, post_version);
+            // What the server runs of it, as the rules judge it (an `IF NOT EXISTS` of what
+            // exists is skipped; a default calling a volatile function of the set rewrites).
+            let Some(stmt) = schema.effective(stmt).map(std::borrow::Cow::into_owned) else {
+                continue;
+            };
+            p.unknown |= stmt_effect(&stmt, schema, config, &mut p);
+            schema.apply(&stmt, post_version);
         }
         let mut locks: Vec<TableLock> = p.locks.into_iter().map(|(table, mode)| TableLock { table, mode }).collect();
         locks.sort_by(|a, b| b.mode.cmp(&a.mode).then_with(|| a.table.cmp(&b.table)));
@@ -194,25 +199,34 @@ struct Prediction {
     unknown: bool,
 }
 
+/// A table as the plan names it: without its schema, as `pg_class.relname` (and so the
+/// trace) names it.
+fn bare(table: &str) -> String {
+    super::model::split_qualified(table).1
+}
+
 impl Prediction {
     fn lock(&mut self, table: &str, mode: LockMode) {
+        let table = bare(table);
         if table.is_empty() {
             return;
         }
-        match self.locks.iter_mut().find(|(t, _)| t == table) {
+        match self.locks.iter_mut().find(|(t, _)| *t == table) {
             Some((_, m)) => *m = (*m).max(mode),
-            None => self.locks.push((table.to_string(), mode)),
+            None => self.locks.push((table, mode)),
         }
     }
     fn rewrite(&mut self, table: &str) {
-        if !self.rewrites.iter().any(|t| t == table) {
-            self.rewrites.push(table.to_string());
+        let table = bare(table);
+        if !table.is_empty() && !self.rewrites.contains(&table) {
+            self.rewrites.push(table.clone());
         }
-        self.scan(table);
+        self.scan(&table);
     }
     fn scan(&mut self, table: &str) {
-        if !table.is_empty() && !self.scans.iter().any(|t| t == table) {
-            self.scans.push(table.to_string());
+        let table = bare(table);
+        if !table.is_empty() && !self.scans.contains(&table) {
+            self.scans.push(table);
         }
     }
 }
@@ -261,7 +275,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             for t in tables {
                 p.lock(t, AccessExclusiveLock);
                 // Its foreign keys' triggers leave the tables they reference.
-                for r in schema.table(t).into_iter().flat_map(|t| referenced(t, |_| true)) {
+                for r in schema.table(t).into_iter().flat_map(|t| referenced(schema, t, |_| true)) {
                     p.lock(&r, AccessExclusiveLock);
                 }
             }
@@ -269,7 +283,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         StmtKind::Truncate { tables, cascade } => {
             for t in tables {
                 p.lock(t, AccessExclusiveLock);
-                p.rewrites.push(t.clone());
+                p.rewrites.push(bare(t));
                 // CASCADE looks for the tables that reference it: the server counts a
                 // sequential scan of the table (seen on PostgreSQL 15).
                 if *cascade {
@@ -325,14 +339,32 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             }
             None => return true,
         },
+        // A materialized view is a relation of its own (a plain view's lock is on no table).
+        StmtKind::DropView { names } => {
+            for v in names {
+                p.lock(v, AccessExclusiveLock);
+            }
+        }
+        // Statistics (and a plain VACUUM) let reads and writes go on; without a list, every table.
+        StmtKind::Analyze { tables } if tables.is_empty() => {
+            let mut all: Vec<String> = schema.tables.keys().map(|k| k.name.clone()).collect();
+            all.sort();
+            for t in all {
+                p.lock(&t, ShareUpdateExclusiveLock);
+            }
+        }
+        StmtKind::Analyze { tables } => {
+            for t in tables {
+                p.lock(t, ShareUpdateExclusiveLock);
+            }
+        }
         StmtKind::DropSchema { cascade: false }
         | StmtKind::DropDatabase
-        | StmtKind::DropView { .. }
         | StmtKind::DropRoutine
         | StmtKind::RenameSchema
         | StmtKind::RenameEnumValue
         | StmtKind::AddEnumValue { .. }
-        | StmtKind::CreateRoutine
+        | StmtKind::CreateRoutine { .. }
         // A session setting: no lock.
         | StmtKind::SetSearchPath { .. }
         | StmtKind::Other => {}
@@ -439,14 +471,14 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
         Action::DropColumn { column } => {
             p.lock(table, AccessExclusiveLock);
             let fk = format!("{table}_{column}_fkey");
-            for r in t.into_iter().flat_map(|t| referenced(t, |name| name == fk)) {
+            for r in t.into_iter().flat_map(|t| referenced(schema, t, |name| name == fk)) {
                 p.lock(&r, AccessExclusiveLock);
             }
         }
         // Dropping a foreign key takes its triggers off the referenced table.
         Action::DropConstraint { name } => {
             p.lock(table, AccessExclusiveLock);
-            for r in t.into_iter().flat_map(|t| referenced(t, |n| n == name)) {
+            for r in t.into_iter().flat_map(|t| referenced(schema, t, |n| n == name)) {
                 p.lock(&r, AccessExclusiveLock);
             }
         }
@@ -463,13 +495,15 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
     }
 }
 
-/// The tables the foreign keys of `t` whose name passes `named` reference.
-fn referenced(t: &super::schema::Table, named: impl Fn(&str) -> bool) -> Vec<String> {
+/// The tables the foreign keys of `t` whose name passes `named` reference, by their name
+/// now (a table renamed since the key was made is locked under its new name).
+fn referenced(schema: &Schema, t: &super::schema::Table, named: impl Fn(&str) -> bool) -> Vec<String> {
     t.constraints
         .iter()
         .filter(|c| c.name.as_deref().is_none_or(&named))
-        .filter_map(|c| match &c.kind {
-            ConstraintKind::ForeignKey { references, .. } => references.clone(),
+        .filter_map(|c| match (&c.kind, &c.references) {
+            (ConstraintKind::ForeignKey { .. }, Some(key)) => Some(schema.shown(key)),
+            (ConstraintKind::ForeignKey { references, .. }, None) => references.clone(),
             _ => None,
         })
         .collect()
@@ -535,10 +569,20 @@ impl fmt::Display for Disagreement {
 /// lock that blocks writes (SHARE or stronger, observed or predicted): a scan under a
 /// weaker lock (an `UPDATE`'s plan, a `VALIDATE`) stalls no traffic. A lock weaker than
 /// predicted is the server being kinder than the lint, not a disagreement.
+///
+/// Nor is ROW EXCLUSIVE or weaker on a table the prediction names no lock on: that is row
+/// work the statement causes elsewhere (a foreign key's `FOR KEY SHARE` check, an
+/// `ON DELETE CASCADE`/`SET NULL` child, a trigger's writes, a `LANGUAGE sql` body resolved
+/// at `CREATE`, a data-modifying `WITH`). Those modes conflict only with SHARE and
+/// stronger, so with other DDL, never with the application's reads and writes, which is
+/// what the lint's lock model is about. The trace still reports them (`Observed::locks`).
 pub fn disagreements(predicted: &StatementPlan, observed: &Observed) -> Vec<Disagreement> {
     let mut out = Vec::new();
     for l in &observed.locks {
         let p = predicted.lock_on(&l.table);
+        if p.is_none() && l.mode <= LockMode::RowExclusiveLock {
+            continue;
+        }
         if l.mode > p.unwrap_or(LockMode::AccessShareLock) {
             out.push(Disagreement::Lock { table: l.table.clone(), predicted: p, observed: l.mode });
         }
@@ -786,6 +830,59 @@ mod tests {
         let p = one("ALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;");
         assert_eq!(p.lock_on("events"), Some(ShareUpdateExclusiveLock));
         assert_eq!(p.lock_on("events_2019"), Some(AccessExclusiveLock));
+    }
+
+    #[test]
+    fn row_work_on_tables_the_statement_does_not_name_is_no_disagreement() {
+        let p = one("DELETE FROM users WHERE id = 1;");
+        let lock = |table: &str, mode| TableLock { table: table.into(), mode };
+        let seen = |locks| Observed { locks, rewrites: Vec::new(), scans: Vec::new() };
+        // A cascading delete's ROW EXCLUSIVE, a foreign key check's ROW SHARE: row work.
+        assert_eq!(disagreements(&p, &seen(vec![lock("posts", RowExclusiveLock), lock("comments", RowShareLock)])), []);
+        // Stronger (a trigger refreshing a materialized view): still a disagreement.
+        assert_eq!(
+            disagreements(&p, &seen(vec![lock("stats", ExclusiveLock)])),
+            [Disagreement::Lock { table: "stats".into(), predicted: None, observed: ExclusiveLock }]
+        );
+        // On a table it names, stronger than predicted still counts.
+        let c = one("COMMENT ON TABLE posts IS 'x';");
+        assert_eq!(disagreements(&c, &seen(vec![lock("posts", RowExclusiveLock)])), []);
+        let s = one("SELECT 1;");
+        assert_eq!(disagreements(&s, &seen(vec![lock("posts", RowExclusiveLock)])), []);
+    }
+
+    #[test]
+    fn a_default_calling_a_volatile_function_of_the_set_rewrites() {
+        let all = plan(
+            "CREATE FUNCTION token(n int) RETURNS text LANGUAGE sql AS $$ SELECT md5(random()::text) $$;\n\
+             CREATE FUNCTION slug(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT lower(t) $$;\n\
+             ALTER TABLE posts ADD COLUMN token text NOT NULL DEFAULT token(26);\n\
+             ALTER TABLE posts ADD COLUMN s text DEFAULT public.slug('x');\n\
+             ALTER TABLE posts ADD COLUMN d text DEFAULT upper('x');",
+        );
+        assert_eq!(all[2].rewrites, ["posts"], "{:?}", all[2]);
+        assert!(all[3].rewrites.is_empty(), "{:?}", all[3]);
+        // A function the set does not create is judged as a built-in.
+        assert!(all[4].rewrites.is_empty(), "{:?}", all[4]);
+    }
+
+    #[test]
+    fn what_the_history_traces_taught() {
+        // Tables are named as pg_class names them: without their schema.
+        assert_eq!(one("CREATE INDEX i ON public.posts (lower(body));").lock_on("posts"), Some(ShareLock));
+        // Dropping a materialized view locks it.
+        let all = plan("CREATE MATERIALIZED VIEW mv AS SELECT 1;\nDROP MATERIALIZED VIEW mv;");
+        assert_eq!(all[1].lock_on("mv"), Some(AccessExclusiveLock));
+        // ANALYZE (and a plain VACUUM) take SHARE UPDATE EXCLUSIVE.
+        assert_eq!(one("ANALYZE posts (body);").lock_on("posts"), Some(ShareUpdateExclusiveLock));
+        assert_eq!(one("VACUUM users;").lock_on("users"), Some(ShareUpdateExclusiveLock));
+        // A foreign key keeps pointing at its table once that is renamed.
+        let all = plan(
+            "CREATE TABLE c (id int, user_id bigint REFERENCES users (id));\n\
+             ALTER TABLE users RENAME TO person;\n\
+             ALTER TABLE c DROP COLUMN user_id;",
+        );
+        assert_eq!(all[2].lock_on("person"), Some(AccessExclusiveLock), "{:?}", all[2]);
     }
 
     #[test]

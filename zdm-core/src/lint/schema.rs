@@ -19,7 +19,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::model::{qualify, split_qualified, Action, ColumnDef, ConstraintDef, ConstraintKind, Stmt, StmtKind};
+use super::model::{
+    qualify, split_qualified, Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, Stmt, StmtKind,
+};
 use super::types::TypeName;
 
 /// The schema a server starts with when nothing sets `search_path` (`"$user"` comes first,
@@ -58,6 +60,10 @@ pub struct Schema {
     /// Tables created by migrations not yet deployed (`LintConfig::deployed`): empty and
     /// unused by every deployed build, so new for the whole release.
     pub unreleased: HashSet<Key>,
+    /// Functions the set creates (unqualified name) and whether each is volatile (declared
+    /// neither `IMMUTABLE` nor `STABLE`). A function the set does not create is judged by
+    /// the parser's list of built-ins.
+    pub functions: HashMap<String, bool>,
 }
 
 impl Default for Schema {
@@ -70,6 +76,7 @@ impl Default for Schema {
             search_path: vec![DEFAULT_SCHEMA.to_string()],
             local_search_path: None,
             unreleased: HashSet::new(),
+            functions: HashMap::new(),
         }
     }
 }
@@ -304,16 +311,38 @@ impl Schema {
                     Action::AddColumn(c) if c.if_not_exists => t.is_none_or(|t| t.column(&c.name).is_none()),
                     _ => true,
                 };
-                if actions.iter().all(runs) {
+                if actions.iter().all(|a| runs(a) && !self.volatile_by_set(a)) {
                     return Some(Cow::Borrowed(stmt));
                 }
-                let kept: Vec<Action> = actions.iter().filter(|a| runs(a)).cloned().collect();
+                let kept: Vec<Action> = actions
+                    .iter()
+                    .filter(|a| runs(a))
+                    .map(|a| match a {
+                        Action::AddColumn(c) if self.volatile_by_set(a) => {
+                            Action::AddColumn(ColumnDef { default: Some(DefaultKind::Volatile), ..c.clone() })
+                        }
+                        _ => a.clone(),
+                    })
+                    .collect();
                 if kept.is_empty() {
                     return None;
                 }
                 with(StmtKind::AlterTable { table: table.clone(), actions: kept })
             }
             _ => Some(Cow::Borrowed(stmt)),
+        }
+    }
+
+    /// An `ADD COLUMN` whose default the parser judged stable but which calls a function the
+    /// set created volatile (PostgreSQL's default when neither `IMMUTABLE` nor `STABLE` is
+    /// declared): each row gets its own value, the table is rewritten.
+    fn volatile_by_set(&self, action: &Action) -> bool {
+        match action {
+            Action::AddColumn(c) => {
+                c.default == Some(DefaultKind::Stable)
+                    && c.default_calls.iter().any(|f| self.functions.get(f).copied().unwrap_or(false))
+            }
+            _ => false,
         }
     }
 
@@ -375,6 +404,9 @@ impl Schema {
                 }
             }
             StmtKind::AlterTable { table, actions } => self.alter(table, actions),
+            StmtKind::CreateRoutine { name, volatile } if !name.is_empty() => {
+                self.functions.insert(name.clone(), *volatile);
+            }
             StmtKind::SetSearchPath { schemas, local } => {
                 let path = schemas.clone().unwrap_or_else(|| vec![DEFAULT_SCHEMA.to_string()]);
                 if *local {
