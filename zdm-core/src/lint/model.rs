@@ -185,6 +185,10 @@ pub enum StmtKind {
         concurrently: bool,
         only: bool,
         if_not_exists: bool,
+        /// The columns it indexes as they are.
+        columns: Vec<String>,
+        /// The columns its expressions or its `WHERE` use: a type change of one rebuilds it.
+        expression_columns: Vec<String>,
     },
     DropIndex {
         names: Vec<String>,

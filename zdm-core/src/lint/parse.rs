@@ -292,6 +292,14 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                 concurrently: has_token(node, K::CONCURRENTLY_KW),
                 only: rel.as_ref().is_some_and(|r| has_token(r, K::ONLY_KW)),
                 if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
+                columns: index_items(node).filter_map(|i| plain_column(&i)).collect(),
+                expression_columns: index_items(node)
+                    .filter(|i| plain_column(i).is_none())
+                    .chain(child(node, K::WHERE_CLAUSE))
+                    .flat_map(|e| {
+                        e.descendants().filter(|d| d.kind() == K::NAME_REF).map(|n| name_of(&n)).collect::<Vec<_>>()
+                    })
+                    .collect(),
             }
         }
         K::DROP_INDEX => StmtKind::DropIndex {
@@ -567,6 +575,16 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
         }
     }
     c
+}
+
+/// The items of an index's column list.
+fn index_items(node: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
+    child(node, K::PARTITION_ITEM_LIST).into_iter().flat_map(|l| children(&l, K::PARTITION_ITEM).collect::<Vec<_>>())
+}
+
+/// The column an index item names as it is (`x`, `x DESC`), not an expression.
+fn plain_column(item: &SyntaxNode) -> Option<String> {
+    item.children().next().filter(|n| n.kind() == K::NAME_REF).map(|n| name_of(&n))
 }
 
 /// The functions a default calls, unqualified (`public.f(1)` → `f`).

@@ -167,13 +167,16 @@ pub fn predict_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema)
         let parsed = if crate::removed::too_deep(exec.text) { Vec::new() } else { super::parse::parse(exec.text) };
         let mut p = Prediction::default();
         for stmt in &parsed {
-            // What the server runs of it, as the rules judge it (an `IF NOT EXISTS` of what
-            // exists is skipped; a default calling a volatile function of the set rewrites).
-            let Some(stmt) = schema.effective(stmt).map(std::borrow::Cow::into_owned) else {
-                continue;
+            // An `ALTER TABLE` as the rules judge it (a default calling a volatile function
+            // of the set rewrites; an `ADD COLUMN IF NOT EXISTS` of a column the table has
+            // does nothing). A statement the server skips whole still takes its lock first
+            // (`CREATE INDEX IF NOT EXISTS` of an existing index: SHARE), so it is predicted.
+            let judged = match &stmt.kind {
+                StmtKind::AlterTable { .. } => schema.effective(stmt),
+                _ => None,
             };
-            p.unknown |= stmt_effect(&stmt, schema, config, &mut p);
-            schema.apply(&stmt, post_version);
+            p.unknown |= stmt_effect(judged.as_deref().unwrap_or(stmt), schema, config, &mut p);
+            schema.apply(stmt, post_version);
         }
         let mut locks: Vec<TableLock> = p.locks.into_iter().map(|(table, mode)| TableLock { table, mode }).collect();
         locks.sort_by(|a, b| b.mode.cmp(&a.mode).then_with(|| a.table.cmp(&b.table)));
@@ -406,6 +409,10 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
                 Change::Rewrite => p.rewrite(table),
                 // Constraints on the column are checked again.
                 Change::NoRewrite if t.is_some_and(|t| t.check_uses(column)) => p.scan(table),
+                // An index on the column is built again (seen on PostgreSQL 15).
+                Change::NoRewrite if ty.as_ref().is_some_and(|new| schema.rebuilds_index(table, column, old, new)) => {
+                    p.scan(table)
+                }
                 _ => {}
             }
         }
@@ -849,6 +856,26 @@ mod tests {
         assert_eq!(disagreements(&c, &seen(vec![lock("posts", RowExclusiveLock)])), []);
         let s = one("SELECT 1;");
         assert_eq!(disagreements(&s, &seen(vec![lock("posts", RowExclusiveLock)])), []);
+    }
+
+    #[test]
+    fn a_type_change_that_keeps_the_rows_still_rebuilds_the_indexes_it_must() {
+        let all = plan(
+            "ALTER TABLE posts ADD COLUMN at timestamp, ADD COLUMN seen timestamp, ADD COLUMN slug varchar(10);\n\
+             CREATE INDEX posts_at ON posts (at);\n\
+             CREATE INDEX posts_slug_lower ON posts (lower(slug));\n\
+             ALTER TABLE posts ALTER COLUMN at TYPE timestamptz;\n\
+             ALTER TABLE posts ALTER COLUMN seen TYPE timestamptz;\n\
+             ALTER TABLE posts ALTER COLUMN title TYPE text;\n\
+             ALTER TABLE posts ALTER COLUMN slug TYPE text;",
+        );
+        let scans = |i: usize| !all[i].scans.is_empty() && all[i].rewrites.is_empty();
+        // timestamp → timestamptz changes the operator class: the index is built again.
+        assert!(scans(3), "{:?}", all[3]);
+        assert!(!scans(4), "no index: {:?}", all[4]);
+        // varchar → text keeps text_ops: a plain index stays; an expression index does not.
+        assert!(!scans(5), "{:?}", all[5]);
+        assert!(scans(6), "{:?}", all[6]);
     }
 
     #[test]

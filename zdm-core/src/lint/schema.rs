@@ -64,6 +64,9 @@ pub struct Schema {
     /// neither `IMMUTABLE` nor `STABLE`). A function the set does not create is judged by
     /// the parser's list of built-ins.
     pub functions: HashMap<String, bool>,
+    /// Per index the columns it holds as they are, and those its expressions or `WHERE`
+    /// use (indexes of `CREATE INDEX`; a constraint's index is not recorded).
+    pub index_columns: HashMap<Key, (Vec<String>, Vec<String>)>,
 }
 
 impl Default for Schema {
@@ -77,6 +80,7 @@ impl Default for Schema {
             local_search_path: None,
             unreleased: HashSet::new(),
             functions: HashMap::new(),
+            index_columns: HashMap::new(),
         }
     }
 }
@@ -333,6 +337,24 @@ impl Schema {
         }
     }
 
+    /// Whether changing `column` of `table` from `old` to `new` (a change that keeps the
+    /// rows) rebuilds one of its indexes, reading the table: an index whose expression or
+    /// `WHERE` uses the column always, one holding it as it is when the operator class
+    /// changes (`timestamp` → `timestamptz`; `varchar` → `text` keeps `text_ops`).
+    pub fn rebuilds_index(&self, table: &str, column: &str, old: Option<&TypeName>, new: &TypeName) -> bool {
+        let key = self.resolve(table);
+        let family = |t: &TypeName| match t.name.as_str() {
+            "varchar" | "text" => "text".to_string(),
+            other => other.to_string(),
+        };
+        let same_class = old.is_some_and(|o| family(o) == family(new) && o.array == new.array);
+        self.indexes.iter().filter(|(_, t)| **t == key).any(|(i, _)| {
+            self.index_columns.get(i).is_some_and(|(plain, expr)| {
+                expr.iter().any(|c| c == column) || (!same_class && plain.iter().any(|c| c == column))
+            })
+        })
+    }
+
     /// An `ADD COLUMN` whose default the parser judged stable but which calls a function the
     /// set created volatile (PostgreSQL's default when neither `IMMUTABLE` nor `STABLE` is
     /// declared): each row gets its own value, the table is rewritten.
@@ -390,16 +412,20 @@ impl Schema {
                     self.dropped.insert(key);
                 }
             }
-            StmtKind::CreateIndex { name: Some(name), table, .. } => {
+            StmtKind::CreateIndex { name: Some(name), table, columns, expression_columns, .. } => {
                 let table = self.resolve(table);
                 let key = Key { schema: table.schema.clone(), name: name.clone() };
                 self.dropped.remove(&key);
+                if !self.indexes.contains_key(&key) {
+                    self.index_columns.insert(key.clone(), (columns.clone(), expression_columns.clone()));
+                }
                 self.indexes.entry(key).or_insert(table);
             }
             StmtKind::DropIndex { names, .. } => {
                 for n in names {
                     let key = self.resolve_index(n);
                     self.indexes.remove(&key);
+                    self.index_columns.remove(&key);
                     self.dropped.insert(key);
                 }
             }
