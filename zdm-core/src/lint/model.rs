@@ -73,6 +73,8 @@ pub enum ConstraintKind {
         not_null_of: Option<String>,
     },
     ForeignKey {
+        /// The referencing columns (`FOREIGN KEY (a, b)`; an inline `REFERENCES`: its column).
+        local: Vec<String>,
         /// The referenced table as written.
         references: Option<String>,
         /// The referenced columns (empty: its primary key).
@@ -189,6 +191,8 @@ pub enum StmtKind {
         columns: Vec<String>,
         /// The columns its expressions or its `WHERE` use: a type change of one rebuilds it.
         expression_columns: Vec<String>,
+        /// The name PostgreSQL gives it when `name` is `None` (`t_col_idx`, `t_lower_idx`).
+        implicit_name: String,
     },
     DropIndex {
         names: Vec<String>,
@@ -208,8 +212,13 @@ pub enum StmtKind {
     DropDatabase,
     DropView {
         names: Vec<String>,
+        /// `CASCADE`: dependent views (and materialized views) go too.
+        cascade: bool,
     },
-    DropRoutine,
+    DropRoutine {
+        /// `CASCADE`: the triggers that run it go too, each locking its table.
+        cascade: bool,
+    },
     Truncate {
         tables: Vec<String>,
         cascade: bool,

@@ -300,6 +300,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                         e.descendants().filter(|d| d.kind() == K::NAME_REF).map(|n| name_of(&n)).collect::<Vec<_>>()
                     })
                     .collect(),
+                implicit_name: implicit_index_name(rel.as_ref().map(table_of).unwrap_or_default(), node),
             }
         }
         K::DROP_INDEX => StmtKind::DropIndex {
@@ -320,8 +321,11 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                 .filter(|c| !matches!(c.kind(), K::IF_EXISTS | K::CASCADE | K::RESTRICT))
                 .map(|n| name_of(&n))
                 .collect(),
+            cascade: has_desc_token(node, K::CASCADE_KW),
         },
-        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => StmtKind::DropRoutine,
+        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => {
+            StmtKind::DropRoutine { cascade: has_desc_token(node, K::CASCADE_KW) }
+        }
         K::TRUNCATE => StmtKind::Truncate {
             tables: node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)).collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
@@ -577,6 +581,29 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
     c
 }
 
+/// The name PostgreSQL chooses for an unnamed index: the table, each item (a column's
+/// name, a function call's function, else `expr`) and `idx`, joined by `_` (a name taken
+/// already gets a number on the server; not followed here).
+fn implicit_index_name(table: String, node: &SyntaxNode) -> String {
+    let mut parts = vec![super::model::split_qualified(&table).1];
+    for item in index_items(node) {
+        parts.push(match item.children().next() {
+            Some(n) if n.kind() == K::NAME_REF => name_of(&n),
+            Some(n) if n.kind() == K::CALL_EXPR => {
+                child(&n, K::NAME_REF).or_else(|| n.children().next()).map(|f| name_of(&f)).unwrap_or_default()
+            }
+            _ => "expr".to_string(),
+        });
+    }
+    parts.push("idx".to_string());
+    let mut name = parts.join("_");
+    // NAMEDATALEN - 1 bytes.
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
 /// The items of an index's column list.
 fn index_items(node: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
     child(node, K::PARTITION_ITEM_LIST).into_iter().flat_map(|l| children(&l, K::PARTITION_ITEM).collect::<Vec<_>>())
@@ -654,6 +681,17 @@ fn constraint_def(node: &SyntaxNode) -> Option<ConstraintDef> {
             ConstraintKind::Check { columns, not_null_of }
         }
         K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => ConstraintKind::ForeignKey {
+            local: node
+                .children()
+                .take_while(|c| c.kind() != K::TABLE_NAME_REF)
+                .filter(|c| matches!(c.kind(), K::COLUMN_LIST | K::FOREIGN_KEY_COLUMN_LIST))
+                .flat_map(|c| {
+                    c.descendants()
+                        .filter(|d| d.kind() == K::COLUMN_NAME_REF || d.kind() == K::COLUMN_NAME)
+                        .map(|n| name_of(&n))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
             references: child_table(node, K::TABLE_NAME_REF),
             columns: referenced_columns(node),
         },

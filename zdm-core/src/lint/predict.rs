@@ -293,6 +293,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
                     p.scan(t);
                 }
             }
+            return tables.iter().any(|t| schema.has_trigger(t));
         }
         StmtKind::Reindex { concurrently, table, index } => {
             // `REINDEX INDEX i` locks i's table as `REINDEX TABLE` does (SHARE: writes wait).
@@ -318,8 +319,11 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
                 p.lock(t, AccessExclusiveLock);
             }
         }
+        // A trigger the set put on the table runs a function whose writes (or refreshes)
+        // zdm does not read: the prediction is a lower bound.
         StmtKind::Update { table, .. } | StmtKind::Delete { table, .. } | StmtKind::Insert { table, .. } => {
-            p.lock(table, RowExclusiveLock)
+            p.lock(table, RowExclusiveLock);
+            return schema.has_trigger(table);
         }
         StmtKind::CreateTrigger { table } => p.lock(table, ShareRowExclusiveLock),
         StmtKind::DropTrigger { table } => p.lock(table, AccessExclusiveLock),
@@ -343,11 +347,17 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             None => return true,
         },
         // A materialized view is a relation of its own (a plain view's lock is on no table).
-        StmtKind::DropView { names } => {
+        // CASCADE reaches the views (and materialized views) built on them: relations the
+        // replayed schema does not follow.
+        StmtKind::DropView { names, cascade } => {
             for v in names {
                 p.lock(v, AccessExclusiveLock);
             }
+            return *cascade;
         }
+        // CASCADE drops the triggers that run the function: ACCESS EXCLUSIVE on tables zdm
+        // does not link to the function.
+        StmtKind::DropRoutine { cascade } => return *cascade,
         // Statistics (and a plain VACUUM) let reads and writes go on; without a list, every table.
         StmtKind::Analyze { tables } if tables.is_empty() => {
             let mut all: Vec<String> = schema.tables.keys().map(|k| k.name.clone()).collect();
@@ -363,7 +373,6 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         }
         StmtKind::DropSchema { cascade: false }
         | StmtKind::DropDatabase
-        | StmtKind::DropRoutine
         | StmtKind::RenameSchema
         | StmtKind::RenameEnumValue
         | StmtKind::AddEnumValue { .. }
@@ -477,9 +486,24 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
         Action::EnableDisableTrigger => p.lock(table, ShareRowExclusiveLock),
         Action::DropColumn { column } => {
             p.lock(table, AccessExclusiveLock);
-            let fk = format!("{table}_{column}_fkey");
-            for r in t.into_iter().flat_map(|t| referenced(schema, t, |name| name == fk)) {
-                p.lock(&r, AccessExclusiveLock);
+            // Its foreign keys go with it: by their columns, or by the default name of an
+            // inline `REFERENCES` whose columns were not recorded.
+            let fk = format!("{}_{column}_fkey", bare(table));
+            let on_column = |c: &super::schema::Constraint| match &c.kind {
+                ConstraintKind::ForeignKey { local, .. } => {
+                    local.iter().any(|l| l == column) || c.name.as_deref() == Some(fk.as_str())
+                }
+                _ => false,
+            };
+            for c in t.into_iter().flat_map(|t| t.constraints.iter()).filter(|c| on_column(c)) {
+                match &c.references {
+                    Some(key) => p.lock(&schema.shown(key), AccessExclusiveLock),
+                    None => {
+                        if let ConstraintKind::ForeignKey { references: Some(r), .. } = &c.kind {
+                            p.lock(r, AccessExclusiveLock);
+                        }
+                    }
+                }
             }
         }
         // Dropping a foreign key takes its triggers off the referenced table.
@@ -910,6 +934,36 @@ mod tests {
              ALTER TABLE c DROP COLUMN user_id;",
         );
         assert_eq!(all[2].lock_on("person"), Some(AccessExclusiveLock), "{:?}", all[2]);
+        // A foreign key of any name goes with its column.
+        let all = plan(
+            "ALTER TABLE posts ADD CONSTRAINT fk_posts_user FOREIGN KEY (user_id) REFERENCES users (id);\n\
+             ALTER TABLE posts DROP COLUMN user_id;",
+        );
+        assert_eq!(all[1].lock_on("users"), Some(AccessExclusiveLock), "{:?}", all[1]);
+        // An unnamed index is known by the name PostgreSQL gives it.
+        let all = plan("CREATE UNIQUE INDEX ON posts (lower(title));\nDROP INDEX posts_lower_idx;");
+        assert_eq!(all[1].lock_on("posts"), Some(AccessExclusiveLock), "{:?}", all[1]);
+        let all = plan("CREATE INDEX ON posts (user_id, body);\nDROP INDEX posts_user_id_body_idx;");
+        assert_eq!(all[1].lock_on("posts"), Some(AccessExclusiveLock), "{:?}", all[1]);
+    }
+
+    #[test]
+    fn what_zdm_cannot_follow_is_a_lower_bound() {
+        // A trigger's function may write, or refresh a materialized view, anywhere.
+        let all = plan(
+            "DELETE FROM users WHERE id = 1;\n\
+             CREATE TRIGGER t AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION f();\n\
+             DELETE FROM users WHERE id = 1;\n\
+             TRUNCATE users;",
+        );
+        assert!(!all[0].unknown);
+        assert!(all[2].unknown && all[3].unknown, "{all:?}");
+        assert_eq!(all[2].lock_on("users"), Some(RowExclusiveLock));
+        // CASCADE reaches dependent views and the triggers running a function.
+        assert!(one("DROP VIEW v CASCADE;").unknown);
+        assert!(!one("DROP VIEW v;").unknown);
+        assert!(one("DROP FUNCTION f CASCADE;").unknown);
+        assert!(!one("DROP FUNCTION f;").unknown);
     }
 
     #[test]

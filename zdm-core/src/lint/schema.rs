@@ -67,6 +67,9 @@ pub struct Schema {
     /// Per index the columns it holds as they are, and those its expressions or `WHERE`
     /// use (indexes of `CREATE INDEX`; a constraint's index is not recorded).
     pub index_columns: HashMap<Key, (Vec<String>, Vec<String>)>,
+    /// Tables the set put a trigger on: what the trigger's function touches is not known,
+    /// so a write to one is predicted as a lower bound (`StatementPlan::unknown`).
+    pub triggered: HashSet<Key>,
 }
 
 impl Default for Schema {
@@ -81,6 +84,7 @@ impl Default for Schema {
             unreleased: HashSet::new(),
             functions: HashMap::new(),
             index_columns: HashMap::new(),
+            triggered: HashSet::new(),
         }
     }
 }
@@ -165,6 +169,7 @@ fn inline_constraints(table: &str, def: &ColumnDef, references: Option<Key>) -> 
         out.push(Constraint {
             name: Some(format!("{bare}_{}_fkey", def.name)),
             kind: ConstraintKind::ForeignKey {
+                local: vec![def.name.clone()],
                 references: def.references.clone(),
                 columns: def.references_columns.clone(),
             },
@@ -355,6 +360,11 @@ impl Schema {
         })
     }
 
+    /// The set put a trigger on this table.
+    pub fn has_trigger(&self, table: &str) -> bool {
+        self.triggered.contains(&self.resolve(table))
+    }
+
     /// An `ADD COLUMN` whose default the parser judged stable but which calls a function the
     /// set created volatile (PostgreSQL's default when neither `IMMUTABLE` nor `STABLE` is
     /// declared): each row gets its own value, the table is rewritten.
@@ -412,7 +422,8 @@ impl Schema {
                     self.dropped.insert(key);
                 }
             }
-            StmtKind::CreateIndex { name: Some(name), table, columns, expression_columns, .. } => {
+            StmtKind::CreateIndex { name, table, columns, expression_columns, implicit_name, .. } => {
+                let name = name.as_ref().unwrap_or(implicit_name);
                 let table = self.resolve(table);
                 let key = Key { schema: table.schema.clone(), name: name.clone() };
                 self.dropped.remove(&key);
@@ -430,6 +441,9 @@ impl Schema {
                 }
             }
             StmtKind::AlterTable { table, actions } => self.alter(table, actions),
+            StmtKind::CreateTrigger { table } if !table.is_empty() => {
+                self.triggered.insert(self.resolve(table));
+            }
             StmtKind::CreateRoutine { name, volatile } if !name.is_empty() => {
                 self.functions.insert(name.clone(), *volatile);
             }
