@@ -216,6 +216,8 @@ pub enum StmtKind {
         cascade: bool,
     },
     DropRoutine {
+        /// The routines, unqualified.
+        names: Vec<String>,
         /// `CASCADE`: the triggers that run it go too, each locking its table.
         cascade: bool,
     },
@@ -265,6 +267,8 @@ pub enum StmtKind {
     },
     CreateTrigger {
         table: String,
+        /// The function it executes, unqualified.
+        function: String,
     },
     DropTrigger {
         table: String,
@@ -324,7 +328,7 @@ impl Stmt {
             | StmtKind::Update { table, .. }
             | StmtKind::Delete { table, .. }
             | StmtKind::Insert { table, .. }
-            | StmtKind::CreateTrigger { table } => vec![table.as_str()],
+            | StmtKind::CreateTrigger { table, .. } => vec![table.as_str()],
             StmtKind::DropTable { tables, .. } | StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables } => {
                 tables.iter().map(String::as_str).collect()
             }

@@ -323,9 +323,10 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                 .collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
         },
-        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => {
-            StmtKind::DropRoutine { cascade: has_desc_token(node, K::CASCADE_KW) }
-        }
+        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => StmtKind::DropRoutine {
+            names: node.descendants().filter(|d| d.kind() == K::FUNCTION_NAME_REF).map(|n| name_of(&n)).collect(),
+            cascade: has_desc_token(node, K::CASCADE_KW),
+        },
         K::TRUNCATE => StmtKind::Truncate {
             tables: node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)).collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
@@ -398,6 +399,10 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         }
         K::CREATE_TRIGGER => StmtKind::CreateTrigger {
             table: child(node, K::ON_RELATION).and_then(|r| first_table(&r)).unwrap_or_default(),
+            function: child(node, K::CALL_EXPR)
+                .and_then(|c| child(&c, K::NAME_REF).or_else(|| c.children().next()))
+                .map(|n| name_of(&n))
+                .unwrap_or_default(),
         },
         K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine {
             name: child(node, K::FUNCTION_NAME).map(|n| name_of(&n)).unwrap_or_default(),

@@ -325,7 +325,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             p.lock(table, RowExclusiveLock);
             return schema.has_trigger(table);
         }
-        StmtKind::CreateTrigger { table } => p.lock(table, ShareRowExclusiveLock),
+        StmtKind::CreateTrigger { table, .. } => p.lock(table, ShareRowExclusiveLock),
         StmtKind::DropTrigger { table } => p.lock(table, AccessExclusiveLock),
         StmtKind::Comment { table } => p.lock(table, ShareUpdateExclusiveLock),
         StmtKind::Do { dynamic } => return *dynamic,
@@ -355,9 +355,17 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             }
             return *cascade;
         }
-        // CASCADE drops the triggers that run the function: ACCESS EXCLUSIVE on tables zdm
-        // does not link to the function.
-        StmtKind::DropRoutine { cascade } => return *cascade,
+        // CASCADE drops the triggers that run the function, each under ACCESS EXCLUSIVE on
+        // its table (the set's triggers are followed); what else depends on the function
+        // (a default, an index, a view) zdm does not follow: a lower bound.
+        StmtKind::DropRoutine { names, cascade } => {
+            if *cascade {
+                for t in names.iter().flat_map(|f| schema.trigger_tables(f)) {
+                    p.lock(&t, AccessExclusiveLock);
+                }
+            }
+            return *cascade;
+        }
         // Statistics (and a plain VACUUM) let reads and writes go on; without a list, every table.
         StmtKind::Analyze { tables } if tables.is_empty() => {
             let mut all: Vec<String> = schema.tables.keys().map(|k| k.name.clone()).collect();
@@ -963,6 +971,13 @@ mod tests {
         assert!(one("DROP VIEW v CASCADE;").unknown);
         assert!(!one("DROP VIEW v;").unknown);
         assert!(one("DROP FUNCTION f CASCADE;").unknown);
+        // ... and locks the tables whose triggers (made by the set) run it.
+        let all = plan(
+            "CREATE TRIGGER t AFTER DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION public.f();\n\
+             ALTER TABLE users RENAME TO person;\n\
+             DROP FUNCTION g, f() CASCADE;",
+        );
+        assert_eq!(all[2].lock_on("person"), Some(AccessExclusiveLock), "{:?}", all[2]);
         assert!(!one("DROP FUNCTION f;").unknown);
     }
 

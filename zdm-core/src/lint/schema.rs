@@ -70,6 +70,8 @@ pub struct Schema {
     /// Tables the set put a trigger on: what the trigger's function touches is not known,
     /// so a write to one is predicted as a lower bound (`StatementPlan::unknown`).
     pub triggered: HashSet<Key>,
+    /// Per function the tables whose triggers (made by the set) execute it.
+    pub trigger_functions: HashMap<String, Vec<Key>>,
 }
 
 impl Default for Schema {
@@ -85,6 +87,7 @@ impl Default for Schema {
             functions: HashMap::new(),
             index_columns: HashMap::new(),
             triggered: HashSet::new(),
+            trigger_functions: HashMap::new(),
         }
     }
 }
@@ -360,6 +363,11 @@ impl Schema {
         })
     }
 
+    /// The tables (named as a message would) whose triggers of the set execute `function`.
+    pub fn trigger_tables(&self, function: &str) -> Vec<String> {
+        self.trigger_functions.get(function).into_iter().flatten().map(|k| self.shown(k)).collect()
+    }
+
     /// The set put a trigger on this table.
     pub fn has_trigger(&self, table: &str) -> bool {
         self.triggered.contains(&self.resolve(table))
@@ -441,8 +449,13 @@ impl Schema {
                 }
             }
             StmtKind::AlterTable { table, actions } => self.alter(table, actions),
-            StmtKind::CreateTrigger { table } if !table.is_empty() => {
-                self.triggered.insert(self.resolve(table));
+            StmtKind::CreateTrigger { table, function } if !table.is_empty() => {
+                let key = self.resolve(table);
+                let tables = self.trigger_functions.entry(function.clone()).or_default();
+                if !tables.contains(&key) {
+                    tables.push(key.clone());
+                }
+                self.triggered.insert(key);
             }
             StmtKind::CreateRoutine { name, volatile } if !name.is_empty() => {
                 self.functions.insert(name.clone(), *volatile);
@@ -479,6 +492,12 @@ impl Schema {
                 }
                 if self.unreleased.remove(&key) {
                     self.unreleased.insert(new.clone());
+                }
+                if self.triggered.remove(&key) {
+                    self.triggered.insert(new.clone());
+                }
+                for k in self.trigger_functions.values_mut().flatten().filter(|k| **k == key) {
+                    *k = new.clone();
                 }
                 for idx_table in self.indexes.values_mut().filter(|t| **t == key) {
                     *idx_table = new.clone();
