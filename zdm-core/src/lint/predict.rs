@@ -8,6 +8,14 @@
 //! Statements are the ones the executor sends ([`crate::exec::statements`]): a `DO` block
 //! is one statement whose prediction joins what it runs.
 //!
+//! What zdm cannot follow is predicted as a lower bound and flagged
+//! [`StatementPlan::unknown`], never guessed: a write to a table the set put a trigger on
+//! (zdm does not read the trigger's function, which may write or refresh materialized views
+//! anywhere: the set's triggers are recorded in the replayed schema for this), `DROP VIEW
+//! .. CASCADE` (the views built on it), `DROP FUNCTION .. CASCADE` (the tables whose
+//! triggers of the set run it are locked; other dependants are not followed). See
+//! [`disagreements`] for why row locks on other tables are not held against a prediction.
+//!
 //! What counts as a scan: a full read of an existing table by DDL (`SET NOT NULL`, a
 //! validated `CHECK` or foreign key, an index build, a rewrite). A DML statement's access
 //! path is the planner's choice, so `UPDATE`/`DELETE`/`INSERT` predict no scan.
