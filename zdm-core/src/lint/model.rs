@@ -293,6 +293,8 @@ pub enum StmtKind {
     CreateRoutine {
         name: String,
         volatile: bool,
+        /// The materialized views its PL/pgSQL body refreshes, and whether `CONCURRENTLY`.
+        refreshes: Vec<(String, bool)>,
     },
     /// `ANALYZE` or `VACUUM` without `FULL`: SHARE UPDATE EXCLUSIVE on each table (none
     /// listed: every table).

@@ -409,6 +409,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
             // PostgreSQL's default for a function is VOLATILE.
             volatile: child(node, K::FUNC_OPTION_LIST)
                 .is_none_or(|o| !o.children().any(|c| matches!(c.kind(), K::IMMUTABLE | K::STABLE))),
+            refreshes: refreshes(node),
         },
         K::ANALYZE => StmtKind::Analyze { tables: relations(node) },
         K::VACUUM => StmtKind::Analyze { tables: relations(node) },
@@ -607,6 +608,37 @@ fn implicit_index_name(table: String, node: &SyntaxNode) -> String {
         name.pop();
     }
     name
+}
+
+/// The materialized views a PL/pgSQL function's body refreshes (with `CONCURRENTLY`?):
+/// a trigger running it refreshes them inside the statement that fires it.
+fn refreshes(node: &SyntaxNode) -> Vec<(String, bool)> {
+    let Some(options) = child(node, K::FUNC_OPTION_LIST) else {
+        return Vec::new();
+    };
+    let plpgsql = child(&options, K::LANGUAGE_FUNC_OPTION)
+        .and_then(|l| l.children().next())
+        .is_some_and(|l| l.text().to_string().eq_ignore_ascii_case("plpgsql"));
+    let lit = child(&options, K::AS_FUNC_OPTION)
+        .and_then(|a| child(&a, K::AS_DEFINITION))
+        .and_then(|d| child(&d, K::LITERAL));
+    let (true, Some(lit)) = (plpgsql, lit) else {
+        return Vec::new();
+    };
+    let Some(body) = Quoted::literal(&lit.text().to_string(), 0) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for piece in plpgsql::scan(&body.text) {
+        if let Piece::Sql { range, .. } = piece {
+            for stmt in parse_nested(&body.text[range], MAX_NESTING - 1) {
+                if let StmtKind::RefreshMatView { concurrently, view: Some(v) } = stmt.kind {
+                    out.push((v, concurrently));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The items of an index's column list.

@@ -329,8 +329,13 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         }
         // A trigger the set put on the table runs a function whose writes (or refreshes)
         // zdm does not read: the prediction is a lower bound.
+        // The materialized views its functions refresh (read from their bodies) are
+        // predicted as their refresh locks them.
         StmtKind::Update { table, .. } | StmtKind::Delete { table, .. } | StmtKind::Insert { table, .. } => {
             p.lock(table, RowExclusiveLock);
+            for (view, concurrently) in schema.trigger_refreshes(table) {
+                refresh(&view, concurrently, p);
+            }
             return schema.has_trigger(table);
         }
         StmtKind::CreateTrigger { table, .. } => p.lock(table, ShareRowExclusiveLock),
@@ -344,14 +349,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         // The view's query runs again into new storage (ACCESS EXCLUSIVE); CONCURRENTLY
         // diffs it against the old rows under EXCLUSIVE (reads go on, writes wait).
         StmtKind::RefreshMatView { concurrently, view } => match view {
-            Some(v) if *concurrently => {
-                p.lock(v, ExclusiveLock);
-                p.scan(v);
-            }
-            Some(v) => {
-                p.lock(v, AccessExclusiveLock);
-                p.rewrite(v);
-            }
+            Some(v) => refresh(v, *concurrently, p),
             None => return true,
         },
         // A materialized view is a relation of its own (a plain view's lock is on no table).
@@ -398,6 +396,17 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         | StmtKind::Other => {}
     }
     false
+}
+
+/// A materialized view's refresh: new storage, or a diff under EXCLUSIVE.
+fn refresh(view: &str, concurrently: bool, p: &mut Prediction) {
+    if concurrently {
+        p.lock(view, ExclusiveLock);
+        p.scan(view);
+    } else {
+        p.lock(view, AccessExclusiveLock);
+        p.rewrite(view);
+    }
 }
 
 /// Adds one `ALTER TABLE` action of `table` to `p`.
@@ -973,6 +982,16 @@ mod tests {
              TRUNCATE users;",
         );
         assert!(!all[0].unknown);
+        // ... though the views its function's body refreshes are read from it.
+        let r = plan(
+            "CREATE FUNCTION r() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+             BEGIN REFRESH MATERIALIZED VIEW CONCURRENTLY user_stats; RETURN NULL; END $$;\n\
+             CREATE TRIGGER t AFTER DELETE ON users FOR EACH STATEMENT EXECUTE PROCEDURE r();\n\
+             DELETE FROM users WHERE id = 1;",
+        );
+        assert_eq!(r[2].lock_on("user_stats"), Some(ExclusiveLock), "{:?}", r[2]);
+        assert_eq!(r[2].scans, ["user_stats"]);
+        assert!(r[2].unknown);
         assert!(all[2].unknown && all[3].unknown, "{all:?}");
         assert_eq!(all[2].lock_on("users"), Some(RowExclusiveLock));
         // CASCADE reaches dependent views and the triggers running a function.

@@ -72,6 +72,8 @@ pub struct Schema {
     pub triggered: HashSet<Key>,
     /// Per function the tables whose triggers (made by the set) execute it.
     pub trigger_functions: HashMap<String, Vec<Key>>,
+    /// Per function of the set the materialized views its body refreshes (`CONCURRENTLY`?).
+    pub refreshes: HashMap<String, Vec<(String, bool)>>,
 }
 
 impl Default for Schema {
@@ -88,6 +90,7 @@ impl Default for Schema {
             index_columns: HashMap::new(),
             triggered: HashSet::new(),
             trigger_functions: HashMap::new(),
+            refreshes: HashMap::new(),
         }
     }
 }
@@ -368,6 +371,21 @@ impl Schema {
         self.trigger_functions.get(function).into_iter().flatten().map(|k| self.shown(k)).collect()
     }
 
+    /// The materialized views the set's triggers on `table` refresh (`CONCURRENTLY`?), as
+    /// far as their functions' bodies say (whichever event fires them).
+    pub fn trigger_refreshes(&self, table: &str) -> Vec<(String, bool)> {
+        let key = self.resolve(table);
+        let mut out: Vec<(String, bool)> = self
+            .trigger_functions
+            .iter()
+            .filter(|(_, tables)| tables.contains(&key))
+            .flat_map(|(f, _)| self.refreshes.get(f).into_iter().flatten().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The set put a trigger on this table.
     pub fn has_trigger(&self, table: &str) -> bool {
         self.triggered.contains(&self.resolve(table))
@@ -457,8 +475,9 @@ impl Schema {
                 }
                 self.triggered.insert(key);
             }
-            StmtKind::CreateRoutine { name, volatile } if !name.is_empty() => {
+            StmtKind::CreateRoutine { name, volatile, refreshes } if !name.is_empty() => {
                 self.functions.insert(name.clone(), *volatile);
+                self.refreshes.insert(name.clone(), refreshes.clone());
             }
             StmtKind::SetSearchPath { schemas, local } => {
                 let path = schemas.clone().unwrap_or_else(|| vec![DEFAULT_SCHEMA.to_string()]);
