@@ -110,7 +110,7 @@ async fn what_real_histories_taught_is_what_the_server_does() {
     let db = TestDb::new().await;
     let pool = db.pool(2).await;
     // One statement a file: each is observed in a transaction of its own.
-    const CHANGES: [&str; 10] = [
+    const CHANGES: [&str; 11] = [
         "ALTER TABLE users ADD COLUMN token text NOT NULL DEFAULT token(8);",
         "ALTER TABLE users ALTER COLUMN seen TYPE timestamptz;",
         "ALTER TABLE users ALTER COLUMN name TYPE text;",
@@ -121,6 +121,7 @@ async fn what_real_histories_taught_is_what_the_server_does() {
         "ALTER TABLE posts DROP COLUMN user_id;",
         "DROP MATERIALIZED VIEW user_count;",
         "DROP FUNCTION touch() CASCADE;",
+        "INSERT INTO posts (id) VALUES (3);",
     ];
     let names: Vec<String> = (0..CHANGES.len()).map(|i| format!("{:04}_change.sql", i + 2)).collect();
     let mut files = vec![(
@@ -136,7 +137,11 @@ async fn what_real_histories_taught_is_what_the_server_does() {
              INSERT INTO posts VALUES (1, 1), (2, 2);\n\
              CREATE MATERIALIZED VIEW user_count AS SELECT count(*) FROM users;\n\
              CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n\
-             CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();\n",
+             CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();\n\
+             CREATE MATERIALIZED VIEW post_count AS SELECT count(*) AS n FROM posts;\n\
+             CREATE FUNCTION recount() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+             BEGIN REFRESH MATERIALIZED VIEW post_count; RETURN NULL; END $$;\n\
+             CREATE TRIGGER posts_recount AFTER INSERT ON posts FOR EACH STATEMENT EXECUTE FUNCTION recount();\n",
     )];
     files.extend(names.iter().map(String::as_str).zip(CHANGES));
     let m = set(&files);
@@ -162,5 +167,8 @@ async fn what_real_histories_taught_is_what_the_server_does() {
     assert_eq!(lock(8, "user_count"), Some(LockMode::AccessExclusiveLock));
     // DROP FUNCTION .. CASCADE drops the trigger: ACCESS EXCLUSIVE on its table.
     assert_eq!(lock(9, "users"), Some(LockMode::AccessExclusiveLock));
+    // A trigger whose function refreshes a materialized view: the refresh's lock and storage.
+    assert_eq!(lock(10, "post_count"), Some(LockMode::AccessExclusiveLock));
+    assert_eq!(s[10].observed.rewrites, ["post_count"]);
     assert_eq!(trace.disagreements().count(), 0, "{trace}");
 }
