@@ -110,7 +110,7 @@ async fn what_real_histories_taught_is_what_the_server_does() {
     let db = TestDb::new().await;
     let pool = db.pool(2).await;
     // One statement a file: each is observed in a transaction of its own.
-    const CHANGES: [&str; 11] = [
+    const CHANGES: [&str; 12] = [
         "ALTER TABLE users ADD COLUMN token text NOT NULL DEFAULT token(8);",
         "ALTER TABLE users ALTER COLUMN seen TYPE timestamptz;",
         "ALTER TABLE users ALTER COLUMN name TYPE text;",
@@ -122,6 +122,7 @@ async fn what_real_histories_taught_is_what_the_server_does() {
         "DROP MATERIALIZED VIEW user_count;",
         "DROP FUNCTION touch() CASCADE;",
         "INSERT INTO posts (id) VALUES (3);",
+        "DROP VIEW user_ids CASCADE;",
     ];
     let names: Vec<String> = (0..CHANGES.len()).map(|i| format!("{:04}_change.sql", i + 2)).collect();
     let mut files = vec![(
@@ -141,7 +142,9 @@ async fn what_real_histories_taught_is_what_the_server_does() {
              CREATE MATERIALIZED VIEW post_count AS SELECT count(*) AS n FROM posts;\n\
              CREATE FUNCTION recount() RETURNS trigger LANGUAGE plpgsql AS $$\n\
              BEGIN REFRESH MATERIALIZED VIEW post_count; RETURN NULL; END $$;\n\
-             CREATE TRIGGER posts_recount AFTER INSERT ON posts FOR EACH STATEMENT EXECUTE FUNCTION recount();\n",
+             CREATE TRIGGER posts_recount AFTER INSERT ON posts FOR EACH STATEMENT EXECUTE FUNCTION recount();\n\
+             CREATE VIEW user_ids AS SELECT id FROM users;\n\
+             CREATE MATERIALIZED VIEW user_total AS SELECT count(*) AS n FROM user_ids;\n",
     )];
     files.extend(names.iter().map(String::as_str).zip(CHANGES));
     let m = set(&files);
@@ -170,5 +173,7 @@ async fn what_real_histories_taught_is_what_the_server_does() {
     // A trigger whose function refreshes a materialized view: the refresh's lock and storage.
     assert_eq!(lock(10, "post_count"), Some(LockMode::AccessExclusiveLock));
     assert_eq!(s[10].observed.rewrites, ["post_count"]);
+    // DROP VIEW .. CASCADE drops the materialized view built on it.
+    assert_eq!(lock(11, "user_total"), Some(LockMode::AccessExclusiveLock));
     assert_eq!(trace.disagreements().count(), 0, "{trace}");
 }

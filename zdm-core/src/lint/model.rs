@@ -175,6 +175,9 @@ pub enum StmtKind {
     /// relation, filled.
     CreateTableAs {
         table: String,
+        /// The relations its query reads (unqualified): dropping one with `CASCADE` drops
+        /// it (a materialized view).
+        reads: Vec<String>,
     },
     AlterTable {
         table: String,
@@ -288,6 +291,12 @@ pub enum StmtKind {
         /// `SET LOCAL`: until the end of the migration's transaction.
         local: bool,
     },
+    /// `CREATE [OR REPLACE] VIEW`: no storage, but `DROP .. CASCADE` of what it reads
+    /// drops it, and with it what is built on it.
+    CreateView {
+        name: String,
+        reads: Vec<String>,
+    },
     /// A function or procedure definition: its body is not executed now, so not judged.
     /// `volatile` unless declared `IMMUTABLE` or `STABLE` (PostgreSQL's default).
     CreateRoutine {
@@ -324,7 +333,7 @@ impl Stmt {
     pub fn tables(&self) -> Vec<&str> {
         match &self.kind {
             StmtKind::CreateTable { table, .. }
-            | StmtKind::CreateTableAs { table }
+            | StmtKind::CreateTableAs { table, .. }
             | StmtKind::AlterTable { table, .. }
             | StmtKind::CreateIndex { table, .. }
             | StmtKind::Update { table, .. }

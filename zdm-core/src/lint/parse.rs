@@ -278,7 +278,13 @@ impl Quoted {
 fn classify(node: &SyntaxNode) -> StmtKind {
     match node.kind() {
         K::CREATE_TABLE => create_table(node),
-        K::CREATE_TABLE_AS | K::SELECT_INTO => StmtKind::CreateTableAs { table: first_table(node).unwrap_or_default() },
+        K::CREATE_TABLE_AS | K::SELECT_INTO => {
+            StmtKind::CreateTableAs { table: first_table(node).unwrap_or_default(), reads: Vec::new() }
+        }
+        K::CREATE_VIEW => match child(node, K::VIEW).map(|v| name_of(&v)).filter(|n| !n.is_empty()) {
+            Some(name) => StmtKind::CreateView { name, reads: reads(node) },
+            None => StmtKind::Other,
+        },
         K::ALTER_TABLE => StmtKind::AlterTable {
             table: child_table(node, K::TABLE_RELATION_NAME).unwrap_or_default(),
             actions: node.children().filter_map(|a| action(&a)).collect(),
@@ -367,7 +373,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         },
         // A new relation, filled by its query.
         K::CREATE_MATERIALIZED_VIEW => match child(node, K::VIEW).map(|v| name_of(&v)).filter(|n| !n.is_empty()) {
-            Some(table) => StmtKind::CreateTableAs { table },
+            Some(table) => StmtKind::CreateTableAs { table, reads: reads(node) },
             None => StmtKind::Other,
         },
         K::REFRESH => StmtKind::RefreshMatView {
@@ -638,6 +644,15 @@ fn refreshes(node: &SyntaxNode) -> Vec<(String, bool)> {
             }
         }
     }
+    out
+}
+
+/// The relations a view's query reads, unqualified.
+fn reads(node: &SyntaxNode) -> Vec<String> {
+    let mut out: Vec<String> =
+        node.descendants().filter(|d| d.kind() == K::RELATION_NAME_REF).map(|n| name_of(&n)).collect();
+    out.sort();
+    out.dedup();
     out
 }
 

@@ -267,7 +267,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
                 }
             }
         }
-        StmtKind::CreateTableAs { table } => p.lock(table, AccessExclusiveLock),
+        StmtKind::CreateTableAs { table, .. } => p.lock(table, AccessExclusiveLock),
         StmtKind::AlterTable { table, actions } => {
             for a in actions {
                 alter_effect(table, a, schema, config, p);
@@ -353,11 +353,16 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             None => return true,
         },
         // A materialized view is a relation of its own (a plain view's lock is on no table).
-        // CASCADE reaches the views (and materialized views) built on them: relations the
-        // replayed schema does not follow.
+        // CASCADE drops the views (and materialized views) built on them: the set's are
+        // followed; others (made outside the set) are not, so it stays a lower bound.
         StmtKind::DropView { names, cascade } => {
             for v in names {
                 p.lock(v, AccessExclusiveLock);
+            }
+            if *cascade {
+                for v in schema.dependent_views(names) {
+                    p.lock(&v, AccessExclusiveLock);
+                }
             }
             return *cascade;
         }
@@ -391,6 +396,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         | StmtKind::RenameEnumValue
         | StmtKind::AddEnumValue { .. }
         | StmtKind::CreateRoutine { .. }
+        | StmtKind::CreateView { .. }
         // A session setting: no lock.
         | StmtKind::SetSearchPath { .. }
         | StmtKind::Other => {}
@@ -997,6 +1003,15 @@ mod tests {
         // CASCADE reaches dependent views and the triggers running a function.
         assert!(one("DROP VIEW v CASCADE;").unknown);
         assert!(!one("DROP VIEW v;").unknown);
+        // ... and the set's views and materialized views built on them are followed.
+        let v = plan(
+            "CREATE VIEW v AS SELECT * FROM users;\n\
+             CREATE VIEW w AS SELECT * FROM v JOIN posts ON true;\n\
+             CREATE MATERIALIZED VIEW m AS SELECT count(*) FROM public.w;\n\
+             DROP VIEW v CASCADE;",
+        );
+        assert_eq!(v[3].lock_on("m"), Some(AccessExclusiveLock), "{:?}", v[3]);
+        assert_eq!(v[3].lock_on("w"), Some(AccessExclusiveLock), "{:?}", v[3]);
         assert!(one("DROP FUNCTION f CASCADE;").unknown);
         // ... and locks the tables whose triggers (made by the set) run it.
         let all = plan(

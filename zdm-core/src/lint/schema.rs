@@ -74,6 +74,9 @@ pub struct Schema {
     pub trigger_functions: HashMap<String, Vec<Key>>,
     /// Per function of the set the materialized views its body refreshes (`CONCURRENTLY`?).
     pub refreshes: HashMap<String, Vec<(String, bool)>>,
+    /// Views and materialized views of the set (unqualified) and the relations each reads:
+    /// `DROP .. CASCADE` of one of those drops them.
+    pub views: HashMap<String, Vec<String>>,
 }
 
 impl Default for Schema {
@@ -91,6 +94,7 @@ impl Default for Schema {
             triggered: HashSet::new(),
             trigger_functions: HashMap::new(),
             refreshes: HashMap::new(),
+            views: HashMap::new(),
         }
     }
 }
@@ -386,6 +390,23 @@ impl Schema {
         out
     }
 
+    /// The views and materialized views built (directly or through other views) on the
+    /// relations `names`: what `DROP .. CASCADE` of them drops too.
+    pub fn dependent_views(&self, names: &[String]) -> Vec<String> {
+        let mut todo: Vec<String> = names.iter().map(|n| split_qualified(n).1).collect();
+        let mut out: Vec<String> = Vec::new();
+        while let Some(n) = todo.pop() {
+            let mut next: Vec<&String> =
+                self.views.iter().filter(|(v, reads)| reads.contains(&n) && !out.contains(v)).map(|(v, _)| v).collect();
+            next.sort();
+            for v in next {
+                out.push(v.clone());
+                todo.push(v.clone());
+            }
+        }
+        out
+    }
+
     /// The set put a trigger on this table.
     pub fn has_trigger(&self, table: &str) -> bool {
         self.triggered.contains(&self.resolve(table))
@@ -429,7 +450,16 @@ impl Schema {
                 self.dropped.remove(&key);
                 self.tables.insert(key, t);
             }
-            StmtKind::CreateTableAs { table } => {
+            StmtKind::CreateView { name, reads } => {
+                self.views.insert(name.clone(), reads.clone());
+            }
+            StmtKind::DropView { names, .. } => {
+                for n in names {
+                    self.views.remove(&split_qualified(n).1);
+                }
+            }
+            StmtKind::CreateTableAs { table, reads } => {
+                self.views.insert(split_qualified(table).1, reads.clone());
                 let key = self.resolve_new(table);
                 self.dropped.remove(&key);
                 self.tables.insert(key, Table::default());
@@ -580,7 +610,7 @@ fn set(t: &mut Table, column: &str, f: impl FnOnce(&mut Column)) {
 /// names, or `None` for a table-level change (create, drop, rename).
 pub fn touched(stmt: &Stmt) -> Vec<(String, Option<String>)> {
     match &stmt.kind {
-        StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
+        StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, .. } => {
             vec![(table.clone(), None)]
         }
         StmtKind::DropTable { tables, .. } => tables.iter().map(|t| (t.clone(), None)).collect(),
