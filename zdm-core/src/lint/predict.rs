@@ -9,11 +9,13 @@
 //! is one statement whose prediction joins what it runs.
 //!
 //! What zdm cannot follow is predicted as a lower bound and flagged
-//! [`StatementPlan::unknown`], never guessed: a write to a table the set put a trigger on
-//! (zdm does not read the trigger's function, which may write or refresh materialized views
-//! anywhere: the set's triggers are recorded in the replayed schema for this), `DROP VIEW
-//! .. CASCADE` (the views built on it), `DROP FUNCTION .. CASCADE` (the tables whose
-//! triggers of the set run it are locked; other dependants are not followed). See
+//! [`StatementPlan::unknown`], never guessed. Triggers: the replayed schema records the
+//! set's triggers and, of their PL/pgSQL functions, only the materialized views they
+//! refresh; a write to a table with such a trigger predicts those refreshes and is
+//! `unknown` (whatever else the function writes is not read). `DROP VIEW .. CASCADE`
+//! locks the set's views built on it and is `unknown` (views made outside the set);
+//! `DROP FUNCTION .. CASCADE` locks the tables whose triggers of the set run it and is
+//! `unknown` (other dependants). See
 //! [`disagreements`] for why row locks on other tables are not held against a prediction.
 //!
 //! What counts as a scan: a full read of an existing table by DDL (`SET NOT NULL`, a
