@@ -103,3 +103,77 @@ async fn a_sqlite_set_cannot_be_traced() {
     let err = m.trace(&pool, TraceOptions::default()).await.unwrap_err();
     assert!(matches!(err, zdm::Error::Unsupported { .. }), "{err}");
 }
+
+/// What the histories of real projects taught the prediction, each seen on the server.
+#[tokio::test]
+async fn what_real_histories_taught_is_what_the_server_does() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    // One statement a file: each is observed in a transaction of its own.
+    const CHANGES: [&str; 12] = [
+        "ALTER TABLE users ADD COLUMN token text NOT NULL DEFAULT token(8);",
+        "ALTER TABLE users ALTER COLUMN seen TYPE timestamptz;",
+        "ALTER TABLE users ALTER COLUMN name TYPE text;",
+        "ALTER TABLE users ALTER COLUMN email TYPE text;",
+        "DELETE FROM users WHERE id = 1;",
+        "ANALYZE users;",
+        "DROP INDEX users_seen_idx;",
+        "ALTER TABLE posts DROP COLUMN user_id;",
+        "DROP MATERIALIZED VIEW user_count;",
+        "DROP FUNCTION touch() CASCADE;",
+        "INSERT INTO posts (id) VALUES (3);",
+        "DROP VIEW user_ids CASCADE;",
+    ];
+    let names: Vec<String> = (0..CHANGES.len()).map(|i| format!("{:04}_change.sql", i + 2)).collect();
+    let mut files = vec![(
+        "0001_history.sql",
+        "CREATE FUNCTION token(n int) RETURNS text LANGUAGE sql AS $$ SELECT substr(md5(random()::text), 1, n) $$;\n\
+             CREATE TABLE users (id bigint PRIMARY KEY, seen timestamp, name varchar(50), email varchar(50));\n\
+             CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint,\n\
+                 CONSTRAINT fk_posts_author FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE);\n\
+             CREATE INDEX ON users (seen);\n\
+             CREATE INDEX ON users (lower(name));\n\
+             CREATE INDEX users_email ON users (email);\n\
+             INSERT INTO users VALUES (1, now(), 'a', 'a'), (2, now(), 'b', 'b');\n\
+             INSERT INTO posts VALUES (1, 1), (2, 2);\n\
+             CREATE MATERIALIZED VIEW user_count AS SELECT count(*) FROM users;\n\
+             CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n\
+             CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();\n\
+             CREATE MATERIALIZED VIEW post_count AS SELECT count(*) AS n FROM posts;\n\
+             CREATE FUNCTION recount() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+             BEGIN REFRESH MATERIALIZED VIEW post_count; RETURN NULL; END $$;\n\
+             CREATE TRIGGER posts_recount AFTER INSERT ON posts FOR EACH STATEMENT EXECUTE FUNCTION recount();\n\
+             CREATE VIEW user_ids AS SELECT id FROM users;\n\
+             CREATE MATERIALIZED VIEW user_total AS SELECT count(*) AS n FROM user_ids;\n",
+    )];
+    files.extend(names.iter().map(String::as_str).zip(CHANGES));
+    let m = set(&files);
+    let trace = m.trace(&pool, TraceOptions { sample_rows: 0 }).await.unwrap();
+    println!("{trace}");
+    assert!(trace.failed().is_none(), "{trace}");
+    let s: Vec<_> = trace.migrations[1..].iter().map(|m| &m.statements[0]).collect();
+    let lock = |i: usize, table: &str| s[i].observed.locks.iter().find(|l| l.table == table).map(|l| l.mode);
+    // A default calling a function the set made without IMMUTABLE/STABLE: volatile, a rewrite.
+    assert_eq!(s[0].observed.rewrites, ["users"]);
+    // timestamp → timestamptz keeps the rows but builds the column's index again: a scan.
+    assert!(s[1].observed.rewrites.is_empty() && s[1].observed.scans == ["users"], "{:?}", s[1]);
+    // varchar → text: an expression index is built again, a plain one kept.
+    assert_eq!(s[2].observed.scans, ["users"], "{:?}", s[2]);
+    assert!(s[3].observed.scans.is_empty(), "{:?}", s[3]);
+    // A cascading delete writes the children: ROW EXCLUSIVE, reported, not a disagreement.
+    assert_eq!(lock(4, "posts"), Some(LockMode::RowExclusiveLock));
+    assert!(s[4].predicted.unknown, "users has a trigger of the set");
+    assert_eq!(lock(5, "users"), Some(LockMode::ShareUpdateExclusiveLock));
+    // An unnamed index by its server name; a foreign key of any name goes with its column.
+    assert_eq!(lock(6, "users"), Some(LockMode::AccessExclusiveLock));
+    assert_eq!(lock(7, "users"), Some(LockMode::AccessExclusiveLock));
+    assert_eq!(lock(8, "user_count"), Some(LockMode::AccessExclusiveLock));
+    // DROP FUNCTION .. CASCADE drops the trigger: ACCESS EXCLUSIVE on its table.
+    assert_eq!(lock(9, "users"), Some(LockMode::AccessExclusiveLock));
+    // A trigger whose function refreshes a materialized view: the refresh's lock and storage.
+    assert_eq!(lock(10, "post_count"), Some(LockMode::AccessExclusiveLock));
+    assert_eq!(s[10].observed.rewrites, ["post_count"]);
+    // DROP VIEW .. CASCADE drops the materialized view built on it.
+    assert_eq!(lock(11, "user_total"), Some(LockMode::AccessExclusiveLock));
+    assert_eq!(trace.disagreements().count(), 0, "{trace}");
+}

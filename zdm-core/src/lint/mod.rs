@@ -178,7 +178,7 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
         }
         file.record(stmt, schema);
         if unreleased {
-            if let StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } = &stmt.kind {
+            if let StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, .. } = &stmt.kind {
                 if !schema.creates_nothing(table) {
                     let key = schema.resolve_new(table);
                     schema.unreleased.insert(key);
@@ -243,7 +243,7 @@ impl FileState {
         match &stmt.kind {
             // `IF NOT EXISTS` on a table the set made earlier creates nothing: old code uses it.
             StmtKind::CreateTable { table, if_not_exists: true, .. } if schema.creates_nothing(table) => {}
-            StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
+            StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, .. } => {
                 self.created.insert(schema.resolve_new(table));
             }
             StmtKind::AlterTable { table, actions } => {

@@ -44,6 +44,9 @@ pub struct ColumnDef {
     pub ty: Option<TypeName>,
     pub not_null: bool,
     pub default: Option<DefaultKind>,
+    /// The functions the default calls, unqualified: one the set itself creates without
+    /// `IMMUTABLE`/`STABLE` is volatile ([`super::schema::Schema::effective`] says so).
+    pub default_calls: Vec<String>,
     /// `GENERATED ALWAYS AS (..) STORED`.
     pub generated_stored: bool,
     /// `GENERATED .. AS IDENTITY`.
@@ -70,6 +73,8 @@ pub enum ConstraintKind {
         not_null_of: Option<String>,
     },
     ForeignKey {
+        /// The referencing columns (`FOREIGN KEY (a, b)`; an inline `REFERENCES`: its column).
+        local: Vec<String>,
         /// The referenced table as written.
         references: Option<String>,
         /// The referenced columns (empty: its primary key).
@@ -170,6 +175,9 @@ pub enum StmtKind {
     /// relation, filled.
     CreateTableAs {
         table: String,
+        /// The relations its query reads (unqualified): dropping one with `CASCADE` drops
+        /// it (a materialized view).
+        reads: Vec<String>,
     },
     AlterTable {
         table: String,
@@ -182,6 +190,12 @@ pub enum StmtKind {
         concurrently: bool,
         only: bool,
         if_not_exists: bool,
+        /// The columns it indexes as they are.
+        columns: Vec<String>,
+        /// The columns its expressions or its `WHERE` use: a type change of one rebuilds it.
+        expression_columns: Vec<String>,
+        /// The name PostgreSQL gives it when `name` is `None` (`t_col_idx`, `t_lower_idx`).
+        implicit_name: String,
     },
     DropIndex {
         names: Vec<String>,
@@ -201,8 +215,15 @@ pub enum StmtKind {
     DropDatabase,
     DropView {
         names: Vec<String>,
+        /// `CASCADE`: dependent views (and materialized views) go too.
+        cascade: bool,
     },
-    DropRoutine,
+    DropRoutine {
+        /// The routines, unqualified.
+        names: Vec<String>,
+        /// `CASCADE`: the triggers that run it go too, each locking its table.
+        cascade: bool,
+    },
     Truncate {
         tables: Vec<String>,
         cascade: bool,
@@ -249,6 +270,8 @@ pub enum StmtKind {
     },
     CreateTrigger {
         table: String,
+        /// The function it executes, unqualified.
+        function: String,
     },
     DropTrigger {
         table: String,
@@ -268,8 +291,25 @@ pub enum StmtKind {
         /// `SET LOCAL`: until the end of the migration's transaction.
         local: bool,
     },
+    /// `CREATE [OR REPLACE] VIEW`: no storage, but `DROP .. CASCADE` of what it reads
+    /// drops it, and with it what is built on it.
+    CreateView {
+        name: String,
+        reads: Vec<String>,
+    },
     /// A function or procedure definition: its body is not executed now, so not judged.
-    CreateRoutine,
+    /// `volatile` unless declared `IMMUTABLE` or `STABLE` (PostgreSQL's default).
+    CreateRoutine {
+        name: String,
+        volatile: bool,
+        /// The materialized views its PL/pgSQL body refreshes, and whether `CONCURRENTLY`.
+        refreshes: Vec<(String, bool)>,
+    },
+    /// `ANALYZE` or `VACUUM` without `FULL`: SHARE UPDATE EXCLUSIVE on each table (none
+    /// listed: every table).
+    Analyze {
+        tables: Vec<String>,
+    },
     /// Anything else the rules have no opinion about (SELECT, COMMENT, GRANT, CREATE TYPE, ..).
     Other,
     /// The parser could not read it: never silently passed.
@@ -293,13 +333,13 @@ impl Stmt {
     pub fn tables(&self) -> Vec<&str> {
         match &self.kind {
             StmtKind::CreateTable { table, .. }
-            | StmtKind::CreateTableAs { table }
+            | StmtKind::CreateTableAs { table, .. }
             | StmtKind::AlterTable { table, .. }
             | StmtKind::CreateIndex { table, .. }
             | StmtKind::Update { table, .. }
             | StmtKind::Delete { table, .. }
             | StmtKind::Insert { table, .. }
-            | StmtKind::CreateTrigger { table } => vec![table.as_str()],
+            | StmtKind::CreateTrigger { table, .. } => vec![table.as_str()],
             StmtKind::DropTable { tables, .. } | StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables } => {
                 tables.iter().map(String::as_str).collect()
             }

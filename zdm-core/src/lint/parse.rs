@@ -278,7 +278,13 @@ impl Quoted {
 fn classify(node: &SyntaxNode) -> StmtKind {
     match node.kind() {
         K::CREATE_TABLE => create_table(node),
-        K::CREATE_TABLE_AS | K::SELECT_INTO => StmtKind::CreateTableAs { table: first_table(node).unwrap_or_default() },
+        K::CREATE_TABLE_AS | K::SELECT_INTO => {
+            StmtKind::CreateTableAs { table: first_table(node).unwrap_or_default(), reads: Vec::new() }
+        }
+        K::CREATE_VIEW => match child(node, K::VIEW).map(|v| name_of(&v)).filter(|n| !n.is_empty()) {
+            Some(name) => StmtKind::CreateView { name, reads: reads(node) },
+            None => StmtKind::Other,
+        },
         K::ALTER_TABLE => StmtKind::AlterTable {
             table: child_table(node, K::TABLE_RELATION_NAME).unwrap_or_default(),
             actions: node.children().filter_map(|a| action(&a)).collect(),
@@ -292,6 +298,15 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                 concurrently: has_token(node, K::CONCURRENTLY_KW),
                 only: rel.as_ref().is_some_and(|r| has_token(r, K::ONLY_KW)),
                 if_not_exists: child(node, K::IF_NOT_EXISTS).is_some(),
+                columns: index_items(node).filter_map(|i| plain_column(&i)).collect(),
+                expression_columns: index_items(node)
+                    .filter(|i| plain_column(i).is_none())
+                    .chain(child(node, K::WHERE_CLAUSE))
+                    .flat_map(|e| {
+                        e.descendants().filter(|d| d.kind() == K::NAME_REF).map(|n| name_of(&n)).collect::<Vec<_>>()
+                    })
+                    .collect(),
+                implicit_name: implicit_index_name(rel.as_ref().map(table_of).unwrap_or_default(), node),
             }
         }
         K::DROP_INDEX => StmtKind::DropIndex {
@@ -312,8 +327,12 @@ fn classify(node: &SyntaxNode) -> StmtKind {
                 .filter(|c| !matches!(c.kind(), K::IF_EXISTS | K::CASCADE | K::RESTRICT))
                 .map(|n| name_of(&n))
                 .collect(),
+            cascade: has_desc_token(node, K::CASCADE_KW),
         },
-        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => StmtKind::DropRoutine,
+        K::DROP_FUNCTION | K::DROP_PROCEDURE | K::DROP_ROUTINE | K::DROP_AGGREGATE => StmtKind::DropRoutine {
+            names: node.descendants().filter(|d| d.kind() == K::FUNCTION_NAME_REF).map(|n| name_of(&n)).collect(),
+            cascade: has_desc_token(node, K::CASCADE_KW),
+        },
         K::TRUNCATE => StmtKind::Truncate {
             tables: node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)).collect(),
             cascade: has_desc_token(node, K::CASCADE_KW),
@@ -354,7 +373,7 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         },
         // A new relation, filled by its query.
         K::CREATE_MATERIALIZED_VIEW => match child(node, K::VIEW).map(|v| name_of(&v)).filter(|n| !n.is_empty()) {
-            Some(table) => StmtKind::CreateTableAs { table },
+            Some(table) => StmtKind::CreateTableAs { table, reads: reads(node) },
             None => StmtKind::Other,
         },
         K::REFRESH => StmtKind::RefreshMatView {
@@ -386,8 +405,20 @@ fn classify(node: &SyntaxNode) -> StmtKind {
         }
         K::CREATE_TRIGGER => StmtKind::CreateTrigger {
             table: child(node, K::ON_RELATION).and_then(|r| first_table(&r)).unwrap_or_default(),
+            function: child(node, K::CALL_EXPR)
+                .and_then(|c| child(&c, K::NAME_REF).or_else(|| c.children().next()))
+                .map(|n| name_of(&n))
+                .unwrap_or_default(),
         },
-        K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine,
+        K::CREATE_FUNCTION | K::CREATE_PROCEDURE => StmtKind::CreateRoutine {
+            name: child(node, K::FUNCTION_NAME).map(|n| name_of(&n)).unwrap_or_default(),
+            // PostgreSQL's default for a function is VOLATILE.
+            volatile: child(node, K::FUNC_OPTION_LIST)
+                .is_none_or(|o| !o.children().any(|c| matches!(c.kind(), K::IMMUTABLE | K::STABLE))),
+            refreshes: refreshes(node),
+        },
+        K::ANALYZE => StmtKind::Analyze { tables: relations(node) },
+        K::VACUUM => StmtKind::Analyze { tables: relations(node) },
         K::SET | K::RESET => search_path(node).unwrap_or(StmtKind::Other),
         _ => StmtKind::Other,
     }
@@ -544,7 +575,10 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
             }
             K::UNIQUE_CONSTRAINT => c.unique = true,
             K::CHECK_CONSTRAINT => c.check = true,
-            K::DEFAULT_CONSTRAINT => c.default = Some(default_kind(&con)),
+            K::DEFAULT_CONSTRAINT => {
+                c.default = Some(default_kind(&con));
+                c.default_calls = default_calls(&con);
+            }
             K::GENERATED_CONSTRAINT => {
                 c.generated_stored |= has_desc_kind(&con, K::GENERATED_STORED);
                 c.identity |= has_desc_kind(&con, K::GENERATED_IDENTITY);
@@ -557,6 +591,94 @@ fn column_def(node: &SyntaxNode) -> ColumnDef {
         }
     }
     c
+}
+
+/// The name PostgreSQL chooses for an unnamed index: the table, each item (a column's
+/// name, a function call's function, else `expr`) and `idx`, joined by `_` (a name taken
+/// already gets a number on the server; not followed here).
+fn implicit_index_name(table: String, node: &SyntaxNode) -> String {
+    let mut parts = vec![super::model::split_qualified(&table).1];
+    for item in index_items(node) {
+        parts.push(match item.children().next() {
+            Some(n) if n.kind() == K::NAME_REF => name_of(&n),
+            Some(n) if n.kind() == K::CALL_EXPR => {
+                child(&n, K::NAME_REF).or_else(|| n.children().next()).map(|f| name_of(&f)).unwrap_or_default()
+            }
+            _ => "expr".to_string(),
+        });
+    }
+    parts.push("idx".to_string());
+    let mut name = parts.join("_");
+    // NAMEDATALEN - 1 bytes.
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
+/// The materialized views a PL/pgSQL function's body refreshes (with `CONCURRENTLY`?):
+/// a trigger running it refreshes them inside the statement that fires it.
+fn refreshes(node: &SyntaxNode) -> Vec<(String, bool)> {
+    let Some(options) = child(node, K::FUNC_OPTION_LIST) else {
+        return Vec::new();
+    };
+    let plpgsql = child(&options, K::LANGUAGE_FUNC_OPTION)
+        .and_then(|l| l.children().next())
+        .is_some_and(|l| l.text().to_string().eq_ignore_ascii_case("plpgsql"));
+    let lit = child(&options, K::AS_FUNC_OPTION)
+        .and_then(|a| child(&a, K::AS_DEFINITION))
+        .and_then(|d| child(&d, K::LITERAL));
+    let (true, Some(lit)) = (plpgsql, lit) else {
+        return Vec::new();
+    };
+    let Some(body) = Quoted::literal(&lit.text().to_string(), 0) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for piece in plpgsql::scan(&body.text) {
+        if let Piece::Sql { range, .. } = piece {
+            for stmt in parse_nested(&body.text[range], MAX_NESTING - 1) {
+                if let StmtKind::RefreshMatView { concurrently, view: Some(v) } = stmt.kind {
+                    out.push((v, concurrently));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The relations a view's query reads, unqualified.
+fn reads(node: &SyntaxNode) -> Vec<String> {
+    let mut out: Vec<String> =
+        node.descendants().filter(|d| d.kind() == K::RELATION_NAME_REF).map(|n| name_of(&n)).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The items of an index's column list.
+fn index_items(node: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
+    child(node, K::PARTITION_ITEM_LIST).into_iter().flat_map(|l| children(&l, K::PARTITION_ITEM).collect::<Vec<_>>())
+}
+
+/// The column an index item names as it is (`x`, `x DESC`), not an expression.
+fn plain_column(item: &SyntaxNode) -> Option<String> {
+    item.children().next().filter(|n| n.kind() == K::NAME_REF).map(|n| name_of(&n))
+}
+
+/// The functions a default calls, unqualified (`public.f(1)` → `f`).
+fn default_calls(expr_parent: &SyntaxNode) -> Vec<String> {
+    expr_parent
+        .descendants()
+        .filter(|d| d.kind() == K::CALL_EXPR)
+        .filter_map(|d| child(&d, K::NAME_REF).or_else(|| d.children().next()).map(|n| name_of(&n)))
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// The tables of `ANALYZE` / `VACUUM` (empty: every table of the database).
+fn relations(node: &SyntaxNode) -> Vec<String> {
+    node.descendants().filter(|d| d.kind() == K::TABLE_RELATION_NAME).map(|n| table_of(&n)).collect()
 }
 
 fn default_kind(expr_parent: &SyntaxNode) -> DefaultKind {
@@ -611,6 +733,17 @@ fn constraint_def(node: &SyntaxNode) -> Option<ConstraintDef> {
             ConstraintKind::Check { columns, not_null_of }
         }
         K::FOREIGN_KEY_CONSTRAINT | K::REFERENCES_CONSTRAINT => ConstraintKind::ForeignKey {
+            local: node
+                .children()
+                .take_while(|c| c.kind() != K::TABLE_NAME_REF)
+                .filter(|c| matches!(c.kind(), K::COLUMN_LIST | K::FOREIGN_KEY_COLUMN_LIST))
+                .flat_map(|c| {
+                    c.descendants()
+                        .filter(|d| d.kind() == K::COLUMN_NAME_REF || d.kind() == K::COLUMN_NAME)
+                        .map(|n| name_of(&n))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
             references: child_table(node, K::TABLE_NAME_REF),
             columns: referenced_columns(node),
         },

@@ -8,6 +8,16 @@
 //! Statements are the ones the executor sends ([`crate::exec::statements`]): a `DO` block
 //! is one statement whose prediction joins what it runs.
 //!
+//! What zdm cannot follow is predicted as a lower bound and flagged
+//! [`StatementPlan::unknown`], never guessed. Triggers: the replayed schema records the
+//! set's triggers and, of their PL/pgSQL functions, only the materialized views they
+//! refresh; a write to a table with such a trigger predicts those refreshes and is
+//! `unknown` (whatever else the function writes is not read). `DROP VIEW .. CASCADE`
+//! locks the set's views built on it and is `unknown` (views made outside the set);
+//! `DROP FUNCTION .. CASCADE` locks the tables whose triggers of the set run it and is
+//! `unknown` (other dependants). See
+//! [`disagreements`] for why row locks on other tables are not held against a prediction.
+//!
 //! What counts as a scan: a full read of an existing table by DDL (`SET NOT NULL`, a
 //! validated `CHECK` or foreign key, an index build, a rewrite). A DML statement's access
 //! path is the planner's choice, so `UPDATE`/`DELETE`/`INSERT` predict no scan.
@@ -167,7 +177,15 @@ pub fn predict_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema)
         let parsed = if crate::removed::too_deep(exec.text) { Vec::new() } else { super::parse::parse(exec.text) };
         let mut p = Prediction::default();
         for stmt in &parsed {
-            p.unknown |= stmt_effect(stmt, schema, config, &mut p);
+            // An `ALTER TABLE` as the rules judge it (a default calling a volatile function
+            // of the set rewrites; an `ADD COLUMN IF NOT EXISTS` of a column the table has
+            // does nothing). A statement the server skips whole still takes its lock first
+            // (`CREATE INDEX IF NOT EXISTS` of an existing index: SHARE), so it is predicted.
+            let judged = match &stmt.kind {
+                StmtKind::AlterTable { .. } => schema.effective(stmt),
+                _ => None,
+            };
+            p.unknown |= stmt_effect(judged.as_deref().unwrap_or(stmt), schema, config, &mut p);
             schema.apply(stmt, post_version);
         }
         let mut locks: Vec<TableLock> = p.locks.into_iter().map(|(table, mode)| TableLock { table, mode }).collect();
@@ -194,25 +212,34 @@ struct Prediction {
     unknown: bool,
 }
 
+/// A table as the plan names it: without its schema, as `pg_class.relname` (and so the
+/// trace) names it.
+fn bare(table: &str) -> String {
+    super::model::split_qualified(table).1
+}
+
 impl Prediction {
     fn lock(&mut self, table: &str, mode: LockMode) {
+        let table = bare(table);
         if table.is_empty() {
             return;
         }
-        match self.locks.iter_mut().find(|(t, _)| t == table) {
+        match self.locks.iter_mut().find(|(t, _)| *t == table) {
             Some((_, m)) => *m = (*m).max(mode),
-            None => self.locks.push((table.to_string(), mode)),
+            None => self.locks.push((table, mode)),
         }
     }
     fn rewrite(&mut self, table: &str) {
-        if !self.rewrites.iter().any(|t| t == table) {
-            self.rewrites.push(table.to_string());
+        let table = bare(table);
+        if !table.is_empty() && !self.rewrites.contains(&table) {
+            self.rewrites.push(table.clone());
         }
-        self.scan(table);
+        self.scan(&table);
     }
     fn scan(&mut self, table: &str) {
-        if !table.is_empty() && !self.scans.iter().any(|t| t == table) {
-            self.scans.push(table.to_string());
+        let table = bare(table);
+        if !table.is_empty() && !self.scans.contains(&table) {
+            self.scans.push(table);
         }
     }
 }
@@ -242,7 +269,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
                 }
             }
         }
-        StmtKind::CreateTableAs { table } => p.lock(table, AccessExclusiveLock),
+        StmtKind::CreateTableAs { table, .. } => p.lock(table, AccessExclusiveLock),
         StmtKind::AlterTable { table, actions } => {
             for a in actions {
                 alter_effect(table, a, schema, config, p);
@@ -261,7 +288,7 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
             for t in tables {
                 p.lock(t, AccessExclusiveLock);
                 // Its foreign keys' triggers leave the tables they reference.
-                for r in schema.table(t).into_iter().flat_map(|t| referenced(t, |_| true)) {
+                for r in schema.table(t).into_iter().flat_map(|t| referenced(schema, t, |_| true)) {
                     p.lock(&r, AccessExclusiveLock);
                 }
             }
@@ -269,13 +296,14 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         StmtKind::Truncate { tables, cascade } => {
             for t in tables {
                 p.lock(t, AccessExclusiveLock);
-                p.rewrites.push(t.clone());
+                p.rewrites.push(bare(t));
                 // CASCADE looks for the tables that reference it: the server counts a
                 // sequential scan of the table (seen on PostgreSQL 15).
                 if *cascade {
                     p.scan(t);
                 }
             }
+            return tables.iter().any(|t| schema.has_trigger(t));
         }
         StmtKind::Reindex { concurrently, table, index } => {
             // `REINDEX INDEX i` locks i's table as `REINDEX TABLE` does (SHARE: writes wait).
@@ -301,10 +329,18 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
                 p.lock(t, AccessExclusiveLock);
             }
         }
+        // A trigger the set put on the table runs a function whose writes (or refreshes)
+        // zdm does not read: the prediction is a lower bound.
+        // The materialized views its functions refresh (read from their bodies) are
+        // predicted as their refresh locks them.
         StmtKind::Update { table, .. } | StmtKind::Delete { table, .. } | StmtKind::Insert { table, .. } => {
-            p.lock(table, RowExclusiveLock)
+            p.lock(table, RowExclusiveLock);
+            for (view, concurrently) in schema.trigger_refreshes(table) {
+                refresh(&view, concurrently, p);
+            }
+            return schema.has_trigger(table);
         }
-        StmtKind::CreateTrigger { table } => p.lock(table, ShareRowExclusiveLock),
+        StmtKind::CreateTrigger { table, .. } => p.lock(table, ShareRowExclusiveLock),
         StmtKind::DropTrigger { table } => p.lock(table, AccessExclusiveLock),
         StmtKind::Comment { table } => p.lock(table, ShareUpdateExclusiveLock),
         StmtKind::Do { dynamic } => return *dynamic,
@@ -315,29 +351,70 @@ fn stmt_effect(stmt: &Stmt, schema: &Schema, config: &LintConfig, p: &mut Predic
         // The view's query runs again into new storage (ACCESS EXCLUSIVE); CONCURRENTLY
         // diffs it against the old rows under EXCLUSIVE (reads go on, writes wait).
         StmtKind::RefreshMatView { concurrently, view } => match view {
-            Some(v) if *concurrently => {
-                p.lock(v, ExclusiveLock);
-                p.scan(v);
-            }
-            Some(v) => {
-                p.lock(v, AccessExclusiveLock);
-                p.rewrite(v);
-            }
+            Some(v) => refresh(v, *concurrently, p),
             None => return true,
         },
+        // A materialized view is a relation of its own (a plain view's lock is on no table).
+        // CASCADE drops the views (and materialized views) built on them: the set's are
+        // followed; others (made outside the set) are not, so it stays a lower bound.
+        StmtKind::DropView { names, cascade } => {
+            for v in names {
+                p.lock(v, AccessExclusiveLock);
+            }
+            if *cascade {
+                for v in schema.dependent_views(names) {
+                    p.lock(&v, AccessExclusiveLock);
+                }
+            }
+            return *cascade;
+        }
+        // CASCADE drops the triggers that run the function, each under ACCESS EXCLUSIVE on
+        // its table (the set's triggers are followed); what else depends on the function
+        // (a default, an index, a view) zdm does not follow: a lower bound.
+        StmtKind::DropRoutine { names, cascade } => {
+            if *cascade {
+                for t in names.iter().flat_map(|f| schema.trigger_tables(f)) {
+                    p.lock(&t, AccessExclusiveLock);
+                }
+            }
+            return *cascade;
+        }
+        // Statistics (and a plain VACUUM) let reads and writes go on; without a list, every table.
+        StmtKind::Analyze { tables } if tables.is_empty() => {
+            let mut all: Vec<String> = schema.tables.keys().map(|k| k.name.clone()).collect();
+            all.sort();
+            for t in all {
+                p.lock(&t, ShareUpdateExclusiveLock);
+            }
+        }
+        StmtKind::Analyze { tables } => {
+            for t in tables {
+                p.lock(t, ShareUpdateExclusiveLock);
+            }
+        }
         StmtKind::DropSchema { cascade: false }
         | StmtKind::DropDatabase
-        | StmtKind::DropView { .. }
-        | StmtKind::DropRoutine
         | StmtKind::RenameSchema
         | StmtKind::RenameEnumValue
         | StmtKind::AddEnumValue { .. }
-        | StmtKind::CreateRoutine
+        | StmtKind::CreateRoutine { .. }
+        | StmtKind::CreateView { .. }
         // A session setting: no lock.
         | StmtKind::SetSearchPath { .. }
         | StmtKind::Other => {}
     }
     false
+}
+
+/// A materialized view's refresh: new storage, or a diff under EXCLUSIVE.
+fn refresh(view: &str, concurrently: bool, p: &mut Prediction) {
+    if concurrently {
+        p.lock(view, ExclusiveLock);
+        p.scan(view);
+    } else {
+        p.lock(view, AccessExclusiveLock);
+        p.rewrite(view);
+    }
 }
 
 /// Adds one `ALTER TABLE` action of `table` to `p`.
@@ -374,6 +451,10 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
                 Change::Rewrite => p.rewrite(table),
                 // Constraints on the column are checked again.
                 Change::NoRewrite if t.is_some_and(|t| t.check_uses(column)) => p.scan(table),
+                // An index on the column is built again (seen on PostgreSQL 15).
+                Change::NoRewrite if ty.as_ref().is_some_and(|new| schema.rebuilds_index(table, column, old, new)) => {
+                    p.scan(table)
+                }
                 _ => {}
             }
         }
@@ -438,15 +519,30 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
         Action::EnableDisableTrigger => p.lock(table, ShareRowExclusiveLock),
         Action::DropColumn { column } => {
             p.lock(table, AccessExclusiveLock);
-            let fk = format!("{table}_{column}_fkey");
-            for r in t.into_iter().flat_map(|t| referenced(t, |name| name == fk)) {
-                p.lock(&r, AccessExclusiveLock);
+            // Its foreign keys go with it: by their columns, or by the default name of an
+            // inline `REFERENCES` whose columns were not recorded.
+            let fk = format!("{}_{column}_fkey", bare(table));
+            let on_column = |c: &super::schema::Constraint| match &c.kind {
+                ConstraintKind::ForeignKey { local, .. } => {
+                    local.iter().any(|l| l == column) || c.name.as_deref() == Some(fk.as_str())
+                }
+                _ => false,
+            };
+            for c in t.into_iter().flat_map(|t| t.constraints.iter()).filter(|c| on_column(c)) {
+                match &c.references {
+                    Some(key) => p.lock(&schema.shown(key), AccessExclusiveLock),
+                    None => {
+                        if let ConstraintKind::ForeignKey { references: Some(r), .. } = &c.kind {
+                            p.lock(r, AccessExclusiveLock);
+                        }
+                    }
+                }
             }
         }
         // Dropping a foreign key takes its triggers off the referenced table.
         Action::DropConstraint { name } => {
             p.lock(table, AccessExclusiveLock);
-            for r in t.into_iter().flat_map(|t| referenced(t, |n| n == name)) {
+            for r in t.into_iter().flat_map(|t| referenced(schema, t, |n| n == name)) {
                 p.lock(&r, AccessExclusiveLock);
             }
         }
@@ -463,13 +559,15 @@ fn alter_effect(table: &str, action: &Action, schema: &Schema, config: &LintConf
     }
 }
 
-/// The tables the foreign keys of `t` whose name passes `named` reference.
-fn referenced(t: &super::schema::Table, named: impl Fn(&str) -> bool) -> Vec<String> {
+/// The tables the foreign keys of `t` whose name passes `named` reference, by their name
+/// now (a table renamed since the key was made is locked under its new name).
+fn referenced(schema: &Schema, t: &super::schema::Table, named: impl Fn(&str) -> bool) -> Vec<String> {
     t.constraints
         .iter()
         .filter(|c| c.name.as_deref().is_none_or(&named))
-        .filter_map(|c| match &c.kind {
-            ConstraintKind::ForeignKey { references, .. } => references.clone(),
+        .filter_map(|c| match (&c.kind, &c.references) {
+            (ConstraintKind::ForeignKey { .. }, Some(key)) => Some(schema.shown(key)),
+            (ConstraintKind::ForeignKey { references, .. }, None) => references.clone(),
             _ => None,
         })
         .collect()
@@ -535,10 +633,20 @@ impl fmt::Display for Disagreement {
 /// lock that blocks writes (SHARE or stronger, observed or predicted): a scan under a
 /// weaker lock (an `UPDATE`'s plan, a `VALIDATE`) stalls no traffic. A lock weaker than
 /// predicted is the server being kinder than the lint, not a disagreement.
+///
+/// Nor is ROW EXCLUSIVE or weaker on a table the prediction names no lock on: that is row
+/// work the statement causes elsewhere (a foreign key's `FOR KEY SHARE` check, an
+/// `ON DELETE CASCADE`/`SET NULL` child, a trigger's writes, a `LANGUAGE sql` body resolved
+/// at `CREATE`, a data-modifying `WITH`). Those modes conflict only with SHARE and
+/// stronger, so with other DDL, never with the application's reads and writes, which is
+/// what the lint's lock model is about. The trace still reports them (`Observed::locks`).
 pub fn disagreements(predicted: &StatementPlan, observed: &Observed) -> Vec<Disagreement> {
     let mut out = Vec::new();
     for l in &observed.locks {
         let p = predicted.lock_on(&l.table);
+        if p.is_none() && l.mode <= LockMode::RowExclusiveLock {
+            continue;
+        }
         if l.mode > p.unwrap_or(LockMode::AccessShareLock) {
             out.push(Disagreement::Lock { table: l.table.clone(), predicted: p, observed: l.mode });
         }
@@ -786,6 +894,135 @@ mod tests {
         let p = one("ALTER TABLE events DETACH PARTITION events_2019 CONCURRENTLY;");
         assert_eq!(p.lock_on("events"), Some(ShareUpdateExclusiveLock));
         assert_eq!(p.lock_on("events_2019"), Some(AccessExclusiveLock));
+    }
+
+    #[test]
+    fn row_work_on_tables_the_statement_does_not_name_is_no_disagreement() {
+        let p = one("DELETE FROM users WHERE id = 1;");
+        let lock = |table: &str, mode| TableLock { table: table.into(), mode };
+        let seen = |locks| Observed { locks, rewrites: Vec::new(), scans: Vec::new() };
+        // A cascading delete's ROW EXCLUSIVE, a foreign key check's ROW SHARE: row work.
+        assert_eq!(disagreements(&p, &seen(vec![lock("posts", RowExclusiveLock), lock("comments", RowShareLock)])), []);
+        // Stronger (a trigger refreshing a materialized view): still a disagreement.
+        assert_eq!(
+            disagreements(&p, &seen(vec![lock("stats", ExclusiveLock)])),
+            [Disagreement::Lock { table: "stats".into(), predicted: None, observed: ExclusiveLock }]
+        );
+        // On a table it names, stronger than predicted still counts.
+        let c = one("COMMENT ON TABLE posts IS 'x';");
+        assert_eq!(disagreements(&c, &seen(vec![lock("posts", RowExclusiveLock)])), []);
+        let s = one("SELECT 1;");
+        assert_eq!(disagreements(&s, &seen(vec![lock("posts", RowExclusiveLock)])), []);
+    }
+
+    #[test]
+    fn a_type_change_that_keeps_the_rows_still_rebuilds_the_indexes_it_must() {
+        let all = plan(
+            "ALTER TABLE posts ADD COLUMN at timestamp, ADD COLUMN seen timestamp, ADD COLUMN slug varchar(10);\n\
+             CREATE INDEX posts_at ON posts (at);\n\
+             CREATE INDEX posts_slug_lower ON posts (lower(slug));\n\
+             ALTER TABLE posts ALTER COLUMN at TYPE timestamptz;\n\
+             ALTER TABLE posts ALTER COLUMN seen TYPE timestamptz;\n\
+             ALTER TABLE posts ALTER COLUMN title TYPE text;\n\
+             ALTER TABLE posts ALTER COLUMN slug TYPE text;",
+        );
+        let scans = |i: usize| !all[i].scans.is_empty() && all[i].rewrites.is_empty();
+        // timestamp → timestamptz changes the operator class: the index is built again.
+        assert!(scans(3), "{:?}", all[3]);
+        assert!(!scans(4), "no index: {:?}", all[4]);
+        // varchar → text keeps text_ops: a plain index stays; an expression index does not.
+        assert!(!scans(5), "{:?}", all[5]);
+        assert!(scans(6), "{:?}", all[6]);
+    }
+
+    #[test]
+    fn a_default_calling_a_volatile_function_of_the_set_rewrites() {
+        let all = plan(
+            "CREATE FUNCTION token(n int) RETURNS text LANGUAGE sql AS $$ SELECT md5(random()::text) $$;\n\
+             CREATE FUNCTION slug(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT lower(t) $$;\n\
+             ALTER TABLE posts ADD COLUMN token text NOT NULL DEFAULT token(26);\n\
+             ALTER TABLE posts ADD COLUMN s text DEFAULT public.slug('x');\n\
+             ALTER TABLE posts ADD COLUMN d text DEFAULT upper('x');",
+        );
+        assert_eq!(all[2].rewrites, ["posts"], "{:?}", all[2]);
+        assert!(all[3].rewrites.is_empty(), "{:?}", all[3]);
+        // A function the set does not create is judged as a built-in.
+        assert!(all[4].rewrites.is_empty(), "{:?}", all[4]);
+    }
+
+    #[test]
+    fn what_the_history_traces_taught() {
+        // Tables are named as pg_class names them: without their schema.
+        assert_eq!(one("CREATE INDEX i ON public.posts (lower(body));").lock_on("posts"), Some(ShareLock));
+        // Dropping a materialized view locks it.
+        let all = plan("CREATE MATERIALIZED VIEW mv AS SELECT 1;\nDROP MATERIALIZED VIEW mv;");
+        assert_eq!(all[1].lock_on("mv"), Some(AccessExclusiveLock));
+        // ANALYZE (and a plain VACUUM) take SHARE UPDATE EXCLUSIVE.
+        assert_eq!(one("ANALYZE posts (body);").lock_on("posts"), Some(ShareUpdateExclusiveLock));
+        assert_eq!(one("VACUUM users;").lock_on("users"), Some(ShareUpdateExclusiveLock));
+        // A foreign key keeps pointing at its table once that is renamed.
+        let all = plan(
+            "CREATE TABLE c (id int, user_id bigint REFERENCES users (id));\n\
+             ALTER TABLE users RENAME TO person;\n\
+             ALTER TABLE c DROP COLUMN user_id;",
+        );
+        assert_eq!(all[2].lock_on("person"), Some(AccessExclusiveLock), "{:?}", all[2]);
+        // A foreign key of any name goes with its column.
+        let all = plan(
+            "ALTER TABLE posts ADD CONSTRAINT fk_posts_user FOREIGN KEY (user_id) REFERENCES users (id);\n\
+             ALTER TABLE posts DROP COLUMN user_id;",
+        );
+        assert_eq!(all[1].lock_on("users"), Some(AccessExclusiveLock), "{:?}", all[1]);
+        // An unnamed index is known by the name PostgreSQL gives it.
+        let all = plan("CREATE UNIQUE INDEX ON posts (lower(title));\nDROP INDEX posts_lower_idx;");
+        assert_eq!(all[1].lock_on("posts"), Some(AccessExclusiveLock), "{:?}", all[1]);
+        let all = plan("CREATE INDEX ON posts (user_id, body);\nDROP INDEX posts_user_id_body_idx;");
+        assert_eq!(all[1].lock_on("posts"), Some(AccessExclusiveLock), "{:?}", all[1]);
+    }
+
+    #[test]
+    fn what_zdm_cannot_follow_is_a_lower_bound() {
+        // A trigger's function may write, or refresh a materialized view, anywhere.
+        let all = plan(
+            "DELETE FROM users WHERE id = 1;\n\
+             CREATE TRIGGER t AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION f();\n\
+             DELETE FROM users WHERE id = 1;\n\
+             TRUNCATE users;",
+        );
+        assert!(!all[0].unknown);
+        // ... though the views its function's body refreshes are read from it.
+        let r = plan(
+            "CREATE FUNCTION r() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+             BEGIN REFRESH MATERIALIZED VIEW CONCURRENTLY user_stats; RETURN NULL; END $$;\n\
+             CREATE TRIGGER t AFTER DELETE ON users FOR EACH STATEMENT EXECUTE PROCEDURE r();\n\
+             DELETE FROM users WHERE id = 1;",
+        );
+        assert_eq!(r[2].lock_on("user_stats"), Some(ExclusiveLock), "{:?}", r[2]);
+        assert_eq!(r[2].scans, ["user_stats"]);
+        assert!(r[2].unknown);
+        assert!(all[2].unknown && all[3].unknown, "{all:?}");
+        assert_eq!(all[2].lock_on("users"), Some(RowExclusiveLock));
+        // CASCADE reaches dependent views and the triggers running a function.
+        assert!(one("DROP VIEW v CASCADE;").unknown);
+        assert!(!one("DROP VIEW v;").unknown);
+        // ... and the set's views and materialized views built on them are followed.
+        let v = plan(
+            "CREATE VIEW v AS SELECT * FROM users;\n\
+             CREATE VIEW w AS SELECT * FROM v JOIN posts ON true;\n\
+             CREATE MATERIALIZED VIEW m AS SELECT count(*) FROM public.w;\n\
+             DROP VIEW v CASCADE;",
+        );
+        assert_eq!(v[3].lock_on("m"), Some(AccessExclusiveLock), "{:?}", v[3]);
+        assert_eq!(v[3].lock_on("w"), Some(AccessExclusiveLock), "{:?}", v[3]);
+        assert!(one("DROP FUNCTION f CASCADE;").unknown);
+        // ... and locks the tables whose triggers (made by the set) run it.
+        let all = plan(
+            "CREATE TRIGGER t AFTER DELETE ON public.users FOR EACH ROW EXECUTE FUNCTION public.f();\n\
+             ALTER TABLE users RENAME TO person;\n\
+             DROP FUNCTION g, f() CASCADE;",
+        );
+        assert_eq!(all[2].lock_on("person"), Some(AccessExclusiveLock), "{:?}", all[2]);
+        assert!(!one("DROP FUNCTION f;").unknown);
     }
 
     #[test]

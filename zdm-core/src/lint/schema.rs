@@ -19,7 +19,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::model::{qualify, split_qualified, Action, ColumnDef, ConstraintDef, ConstraintKind, Stmt, StmtKind};
+use super::model::{
+    qualify, split_qualified, Action, ColumnDef, ConstraintDef, ConstraintKind, DefaultKind, Stmt, StmtKind,
+};
 use super::types::TypeName;
 
 /// The schema a server starts with when nothing sets `search_path` (`"$user"` comes first,
@@ -58,6 +60,23 @@ pub struct Schema {
     /// Tables created by migrations not yet deployed (`LintConfig::deployed`): empty and
     /// unused by every deployed build, so new for the whole release.
     pub unreleased: HashSet<Key>,
+    /// Functions the set creates (unqualified name) and whether each is volatile (declared
+    /// neither `IMMUTABLE` nor `STABLE`). A function the set does not create is judged by
+    /// the parser's list of built-ins.
+    pub functions: HashMap<String, bool>,
+    /// Per index the columns it holds as they are, and those its expressions or `WHERE`
+    /// use (indexes of `CREATE INDEX`; a constraint's index is not recorded).
+    pub index_columns: HashMap<Key, (Vec<String>, Vec<String>)>,
+    /// Tables the set put a trigger on: what the trigger's function touches is not known,
+    /// so a write to one is predicted as a lower bound (`StatementPlan::unknown`).
+    pub triggered: HashSet<Key>,
+    /// Per function the tables whose triggers (made by the set) execute it.
+    pub trigger_functions: HashMap<String, Vec<Key>>,
+    /// Per function of the set the materialized views its body refreshes (`CONCURRENTLY`?).
+    pub refreshes: HashMap<String, Vec<(String, bool)>>,
+    /// Views and materialized views of the set (unqualified) and the relations each reads:
+    /// `DROP .. CASCADE` of one of those drops them.
+    pub views: HashMap<String, Vec<String>>,
 }
 
 impl Default for Schema {
@@ -70,6 +89,12 @@ impl Default for Schema {
             search_path: vec![DEFAULT_SCHEMA.to_string()],
             local_search_path: None,
             unreleased: HashSet::new(),
+            functions: HashMap::new(),
+            index_columns: HashMap::new(),
+            triggered: HashSet::new(),
+            trigger_functions: HashMap::new(),
+            refreshes: HashMap::new(),
+            views: HashMap::new(),
         }
     }
 }
@@ -154,6 +179,7 @@ fn inline_constraints(table: &str, def: &ColumnDef, references: Option<Key>) -> 
         out.push(Constraint {
             name: Some(format!("{bare}_{}_fkey", def.name)),
             kind: ConstraintKind::ForeignKey {
+                local: vec![def.name.clone()],
                 references: def.references.clone(),
                 columns: def.references_columns.clone(),
             },
@@ -304,16 +330,98 @@ impl Schema {
                     Action::AddColumn(c) if c.if_not_exists => t.is_none_or(|t| t.column(&c.name).is_none()),
                     _ => true,
                 };
-                if actions.iter().all(runs) {
+                if actions.iter().all(|a| runs(a) && !self.volatile_by_set(a)) {
                     return Some(Cow::Borrowed(stmt));
                 }
-                let kept: Vec<Action> = actions.iter().filter(|a| runs(a)).cloned().collect();
+                let kept: Vec<Action> = actions
+                    .iter()
+                    .filter(|a| runs(a))
+                    .map(|a| match a {
+                        Action::AddColumn(c) if self.volatile_by_set(a) => {
+                            Action::AddColumn(ColumnDef { default: Some(DefaultKind::Volatile), ..c.clone() })
+                        }
+                        _ => a.clone(),
+                    })
+                    .collect();
                 if kept.is_empty() {
                     return None;
                 }
                 with(StmtKind::AlterTable { table: table.clone(), actions: kept })
             }
             _ => Some(Cow::Borrowed(stmt)),
+        }
+    }
+
+    /// Whether changing `column` of `table` from `old` to `new` (a change that keeps the
+    /// rows) rebuilds one of its indexes, reading the table: an index whose expression or
+    /// `WHERE` uses the column always, one holding it as it is when the operator class
+    /// changes (`timestamp` → `timestamptz`; `varchar` → `text` keeps `text_ops`).
+    pub fn rebuilds_index(&self, table: &str, column: &str, old: Option<&TypeName>, new: &TypeName) -> bool {
+        let key = self.resolve(table);
+        let family = |t: &TypeName| match t.name.as_str() {
+            "varchar" | "text" => "text".to_string(),
+            other => other.to_string(),
+        };
+        let same_class = old.is_some_and(|o| family(o) == family(new) && o.array == new.array);
+        self.indexes.iter().filter(|(_, t)| **t == key).any(|(i, _)| {
+            self.index_columns.get(i).is_some_and(|(plain, expr)| {
+                expr.iter().any(|c| c == column) || (!same_class && plain.iter().any(|c| c == column))
+            })
+        })
+    }
+
+    /// The tables (named as a message would) whose triggers of the set execute `function`.
+    pub fn trigger_tables(&self, function: &str) -> Vec<String> {
+        self.trigger_functions.get(function).into_iter().flatten().map(|k| self.shown(k)).collect()
+    }
+
+    /// The materialized views the set's triggers on `table` refresh (`CONCURRENTLY`?), as
+    /// far as their functions' bodies say (whichever event fires them).
+    pub fn trigger_refreshes(&self, table: &str) -> Vec<(String, bool)> {
+        let key = self.resolve(table);
+        let mut out: Vec<(String, bool)> = self
+            .trigger_functions
+            .iter()
+            .filter(|(_, tables)| tables.contains(&key))
+            .flat_map(|(f, _)| self.refreshes.get(f).into_iter().flatten().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The views and materialized views built (directly or through other views) on the
+    /// relations `names`: what `DROP .. CASCADE` of them drops too.
+    pub fn dependent_views(&self, names: &[String]) -> Vec<String> {
+        let mut todo: Vec<String> = names.iter().map(|n| split_qualified(n).1).collect();
+        let mut out: Vec<String> = Vec::new();
+        while let Some(n) = todo.pop() {
+            let mut next: Vec<&String> =
+                self.views.iter().filter(|(v, reads)| reads.contains(&n) && !out.contains(v)).map(|(v, _)| v).collect();
+            next.sort();
+            for v in next {
+                out.push(v.clone());
+                todo.push(v.clone());
+            }
+        }
+        out
+    }
+
+    /// The set put a trigger on this table.
+    pub fn has_trigger(&self, table: &str) -> bool {
+        self.triggered.contains(&self.resolve(table))
+    }
+
+    /// An `ADD COLUMN` whose default the parser judged stable but which calls a function the
+    /// set created volatile (PostgreSQL's default when neither `IMMUTABLE` nor `STABLE` is
+    /// declared): each row gets its own value, the table is rewritten.
+    fn volatile_by_set(&self, action: &Action) -> bool {
+        match action {
+            Action::AddColumn(c) => {
+                c.default == Some(DefaultKind::Stable)
+                    && c.default_calls.iter().any(|f| self.functions.get(f).copied().unwrap_or(false))
+            }
+            _ => false,
         }
     }
 
@@ -342,7 +450,16 @@ impl Schema {
                 self.dropped.remove(&key);
                 self.tables.insert(key, t);
             }
-            StmtKind::CreateTableAs { table } => {
+            StmtKind::CreateView { name, reads } => {
+                self.views.insert(name.clone(), reads.clone());
+            }
+            StmtKind::DropView { names, .. } => {
+                for n in names {
+                    self.views.remove(&split_qualified(n).1);
+                }
+            }
+            StmtKind::CreateTableAs { table, reads } => {
+                self.views.insert(split_qualified(table).1, reads.clone());
                 let key = self.resolve_new(table);
                 self.dropped.remove(&key);
                 self.tables.insert(key, Table::default());
@@ -361,20 +478,37 @@ impl Schema {
                     self.dropped.insert(key);
                 }
             }
-            StmtKind::CreateIndex { name: Some(name), table, .. } => {
+            StmtKind::CreateIndex { name, table, columns, expression_columns, implicit_name, .. } => {
+                let name = name.as_ref().unwrap_or(implicit_name);
                 let table = self.resolve(table);
                 let key = Key { schema: table.schema.clone(), name: name.clone() };
                 self.dropped.remove(&key);
+                if !self.indexes.contains_key(&key) {
+                    self.index_columns.insert(key.clone(), (columns.clone(), expression_columns.clone()));
+                }
                 self.indexes.entry(key).or_insert(table);
             }
             StmtKind::DropIndex { names, .. } => {
                 for n in names {
                     let key = self.resolve_index(n);
                     self.indexes.remove(&key);
+                    self.index_columns.remove(&key);
                     self.dropped.insert(key);
                 }
             }
             StmtKind::AlterTable { table, actions } => self.alter(table, actions),
+            StmtKind::CreateTrigger { table, function } if !table.is_empty() => {
+                let key = self.resolve(table);
+                let tables = self.trigger_functions.entry(function.clone()).or_default();
+                if !tables.contains(&key) {
+                    tables.push(key.clone());
+                }
+                self.triggered.insert(key);
+            }
+            StmtKind::CreateRoutine { name, volatile, refreshes } if !name.is_empty() => {
+                self.functions.insert(name.clone(), *volatile);
+                self.refreshes.insert(name.clone(), refreshes.clone());
+            }
             StmtKind::SetSearchPath { schemas, local } => {
                 let path = schemas.clone().unwrap_or_else(|| vec![DEFAULT_SCHEMA.to_string()]);
                 if *local {
@@ -407,6 +541,12 @@ impl Schema {
                 }
                 if self.unreleased.remove(&key) {
                     self.unreleased.insert(new.clone());
+                }
+                if self.triggered.remove(&key) {
+                    self.triggered.insert(new.clone());
+                }
+                for k in self.trigger_functions.values_mut().flatten().filter(|k| **k == key) {
+                    *k = new.clone();
                 }
                 for idx_table in self.indexes.values_mut().filter(|t| **t == key) {
                     *idx_table = new.clone();
@@ -470,7 +610,7 @@ fn set(t: &mut Table, column: &str, f: impl FnOnce(&mut Column)) {
 /// names, or `None` for a table-level change (create, drop, rename).
 pub fn touched(stmt: &Stmt) -> Vec<(String, Option<String>)> {
     match &stmt.kind {
-        StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table } => {
+        StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, .. } => {
             vec![(table.clone(), None)]
         }
         StmtKind::DropTable { tables, .. } => tables.iter().map(|t| (t.clone(), None)).collect(),

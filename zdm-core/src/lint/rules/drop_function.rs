@@ -28,7 +28,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::DropRoutine = stmt.kind {
+    if let StmtKind::DropRoutine { .. } = stmt.kind {
         out.push(Hit::anywhere("drops a function before the deploy"));
     }
 }

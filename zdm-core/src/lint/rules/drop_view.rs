@@ -27,7 +27,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, _cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::DropView { names } = &stmt.kind {
+    if let StmtKind::DropView { names, .. } = &stmt.kind {
         out.push(Hit::anywhere(format!("drops view `{}` before the deploy", names.join(", "))));
     }
 }

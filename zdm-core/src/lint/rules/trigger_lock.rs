@@ -27,7 +27,7 @@ pub static RULE: Rule = Rule {
 };
 
 fn check(stmt: &Stmt, cx: &Cx<'_>, out: &mut Vec<Hit>) {
-    if let StmtKind::CreateTrigger { table } = &stmt.kind {
+    if let StmtKind::CreateTrigger { table, .. } = &stmt.kind {
         if !cx.is_new(table) {
             out.push(Hit::on(table, format!("creates a trigger on `{table}`")));
         }

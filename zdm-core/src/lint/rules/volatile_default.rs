@@ -18,8 +18,9 @@
 //! -- then zdm's batched backfill
 //! ```
 //! **PostgreSQL versions:** from 11, constant and stable defaults (such as `now()`) are
-//! stored without a rewrite; before 11 every default rewrites. A user-defined volatile
-//! function is not recognised.
+//! stored without a rewrite; before 11 every default rewrites. A function the set itself
+//! creates is volatile unless declared `IMMUTABLE` or `STABLE` (PostgreSQL's default); a
+//! function created outside the set is judged by zdm's list of built-ins.
 
 use super::{alter_actions, Cx, Hit, Kind, Rule};
 use crate::lint::model::{Action, DefaultKind, Stmt};
@@ -55,6 +56,24 @@ mod tests {
     fn volatile_default_fires() {
         assert!(pre("ALTER TABLE posts ADD COLUMN token uuid DEFAULT gen_random_uuid();").fires("volatile-default"));
         assert!(pre("ALTER TABLE posts ADD COLUMN seen boolean DEFAULT false;").pg(10).fires("volatile-default"));
+    }
+
+    #[test]
+    fn a_function_of_the_set_is_volatile_unless_declared_otherwise() {
+        let f = |opt: &str| {
+            format!(
+                "CREATE FUNCTION random_string(n int) RETURNS text LANGUAGE sql {opt} AS $$ SELECT 'x' $$;\n\
+                 ALTER TABLE posts ADD COLUMN token text NOT NULL DEFAULT random_string(26);"
+            )
+        };
+        let sql = f("");
+        assert!(pre(Box::leak(sql.into_boxed_str())).fires("volatile-default"));
+        let sql = f("VOLATILE");
+        assert!(pre(Box::leak(sql.into_boxed_str())).fires("volatile-default"));
+        let sql = f("IMMUTABLE");
+        assert!(!pre(Box::leak(sql.into_boxed_str())).fires("volatile-default"));
+        let sql = f("STABLE");
+        assert!(!pre(Box::leak(sql.into_boxed_str())).fires("volatile-default"));
     }
 
     #[test]
