@@ -38,7 +38,7 @@ pub(crate) async fn run(root: &Path, command: Command) -> Outcome {
     }
     // The folder's dialect: zdm.toml's, else the database's.
     let url_dialect = if database_url.starts_with("sqlite:") { zdm::Dialect::Sqlite } else { zdm::Dialect::Postgres };
-    let dialect = project.config.dialect.as_deref().and_then(zdm::Dialect::parse).unwrap_or(url_dialect);
+    let dialect = project.configured_dialect().unwrap_or(url_dialect);
     if let Command::Plan { trace: true, format, sample_rows, .. } = command {
         if database_url.starts_with("sqlite:") {
             return Err("zdm plan --trace needs PostgreSQL: it replays the history into a scratch database".into());
@@ -230,10 +230,6 @@ fn configured(m: Migrator, project: &Project, dialect: zdm::Dialect) -> Migrator
     }
     if let Some(t) = &project.sqlx_table {
         m = m.sqlx_table(t);
-    }
-    // The lint's view of the server, for `zdm plan`'s predictions.
-    if let Some(pg) = project.config.postgres {
-        m = m.lint_postgres(pg.major);
     }
     if let Some(t) = project.config.lock_timeout {
         m = m.lock_timeout(t);

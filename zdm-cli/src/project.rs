@@ -22,11 +22,9 @@ pub(crate) struct Project {
 impl Project {
     /// Reads `zdm.toml` (and `sqlx.toml`) in `root`; `dir` overrides the folder.
     pub(crate) fn load(root: &Path, dir: Option<PathBuf>) -> Result<Project, Box<dyn std::error::Error>> {
-        let known: Vec<&str> =
-            zdm::lint::RULES.iter().map(|r| r.id).chain(zdm::lint::SQLITE_RULES.iter().map(|r| r.id)).collect();
         let path = root.join(FILE_NAME);
         let config = match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&path.display().to_string(), &text, &known)?,
+            Ok(text) => Config::parse(&path.display().to_string(), &text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(format!("{}: {e}", path.display()).into()),
         };
@@ -52,7 +50,12 @@ impl Project {
 
     /// The dialect: the command line's, else `zdm.toml`'s, else PostgreSQL.
     pub(crate) fn dialect(&self, given: Option<Dialect>) -> Dialect {
-        given.or_else(|| self.config.dialect.as_deref().and_then(Dialect::parse)).unwrap_or_default()
+        given.or_else(|| self.configured_dialect()).unwrap_or_default()
+    }
+
+    /// The dialect `zdm.toml` names, if any.
+    pub(crate) fn configured_dialect(&self) -> Option<Dialect> {
+        self.config.dialect.as_deref().and_then(Dialect::parse)
     }
 
     /// The lint's settings: what the command line gives wins over `zdm.toml`.

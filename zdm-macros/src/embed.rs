@@ -9,7 +9,6 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use zdm_core::baseline::Manifest;
 use zdm_core::config::{Config, SqlxToml};
-use zdm_core::lint::rules::{RULES, SQLITE_RULES};
 use zdm_core::lint::{LintConfig, LintInput, Severity};
 use zdm_core::source::{parse_files, ParsedMigration};
 use zdm_core::Dialect;
@@ -159,65 +158,51 @@ fn migration_tokens(m: &ParsedMigration, abs_dir: &Path, shown_dir: &str, allowe
     }
 }
 
-/// Reads `zdm-baseline.txt` when the folder has one; the tokens embed it so that editing
-/// it rebuilds the crate.
-fn read_baseline(abs: &Path, shown: &str, span: Span) -> syn::Result<(Option<Manifest>, TokenStream)> {
-    let path = abs.join(zdm_core::baseline::FILE_NAME);
+/// A file the set depends on, read when it exists, with the tokens that make editing it
+/// rebuild the crate (an `include_str!` of it); `shown` names it in errors.
+fn read_tracked(path: &Path, shown: &str, span: Span) -> syn::Result<Option<(String, TokenStream)>> {
     if !path.is_file() {
-        return Ok((None, TokenStream::new()));
+        return Ok(None);
     }
-    let shown = format!("{}/{}", shown.trim_end_matches('/'), zdm_core::baseline::FILE_NAME);
     let text =
-        std::fs::read_to_string(&path).map_err(|e| syn::Error::new(span, format!("cannot read `{shown}`: {e}")))?;
+        std::fs::read_to_string(path).map_err(|e| syn::Error::new(span, format!("cannot read `{shown}`: {e}")))?;
+    let lit = syn::LitStr::new(&path.to_string_lossy(), Span::call_site());
+    Ok(Some((
+        text,
+        quote!(
+            const _: &str = ::core::include_str!(#lit);
+        ),
+    )))
+}
+
+/// The folder's `zdm-baseline.txt`, when it has one.
+fn read_baseline(abs: &Path, shown: &str, span: Span) -> syn::Result<(Option<Manifest>, TokenStream)> {
+    let shown = format!("{}/{}", shown.trim_end_matches('/'), zdm_core::baseline::FILE_NAME);
+    let Some((text, tracking)) = read_tracked(&abs.join(zdm_core::baseline::FILE_NAME), &shown, span)? else {
+        return Ok((None, TokenStream::new()));
+    };
     let manifest =
         Manifest::parse(&text).map_err(|(line, msg)| syn::Error::new(span, format!("{shown}:{line}: {msg}")))?;
-    let lit = syn::LitStr::new(&path.to_string_lossy(), Span::call_site());
-    Ok((
-        Some(manifest),
-        quote!(
-            const _: &str = ::core::include_str!(#lit);
-        ),
-    ))
+    Ok((Some(manifest), tracking))
 }
 
-/// Reads `zdm.toml` beside `Cargo.toml` when there is one (the same file the `zdm`
-/// command line reads); the tokens embed it so that editing it rebuilds the crate. A
-/// mistake in it is a compile error naming the file, the line and the key.
+/// `zdm.toml` beside `Cargo.toml` (the same file the `zdm` command line reads). A mistake
+/// in it is a compile error naming the file, the line and the key.
 fn read_project(manifest_dir: &Path, span: Span) -> syn::Result<(Config, TokenStream)> {
-    let path = manifest_dir.join(zdm_core::config::FILE_NAME);
-    if !path.is_file() {
+    let name = zdm_core::config::FILE_NAME;
+    let Some((text, tracking)) = read_tracked(&manifest_dir.join(name), name, span)? else {
         return Ok((Config::default(), TokenStream::new()));
-    }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| syn::Error::new(span, format!("cannot read `{}`: {e}", zdm_core::config::FILE_NAME)))?;
-    let known: Vec<&str> = RULES.iter().map(|r| r.id).chain(SQLITE_RULES.iter().map(|r| r.id)).collect();
-    let config = Config::parse(zdm_core::config::FILE_NAME, &text, &known).map_err(|e| syn::Error::new(span, e))?;
-    let lit = syn::LitStr::new(&path.to_string_lossy(), Span::call_site());
-    Ok((
-        config,
-        quote!(
-            const _: &str = ::core::include_str!(#lit);
-        ),
-    ))
+    };
+    Ok((Config::parse(name, &text).map_err(|e| syn::Error::new(span, e))?, tracking))
 }
 
-/// Reads sqlx's `sqlx.toml` beside `Cargo.toml` when there is one, for the ledger table
-/// it names (`[migrate] table-name`); editing it rebuilds the crate.
+/// sqlx's `sqlx.toml` beside `Cargo.toml`, for the ledger table it names
+/// (`[migrate] table-name`).
 fn read_sqlx_toml(manifest_dir: &Path, span: Span) -> syn::Result<(SqlxToml, TokenStream)> {
-    let path = manifest_dir.join("sqlx.toml");
-    if !path.is_file() {
+    let Some((text, tracking)) = read_tracked(&manifest_dir.join("sqlx.toml"), "sqlx.toml", span)? else {
         return Ok((SqlxToml::default(), TokenStream::new()));
-    }
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| syn::Error::new(span, format!("cannot read `sqlx.toml`: {e}")))?;
-    let sqlx = Config::sqlx_toml("sqlx.toml", &text).map_err(|e| syn::Error::new(span, e))?;
-    let lit = syn::LitStr::new(&path.to_string_lossy(), Span::call_site());
-    Ok((
-        sqlx,
-        quote!(
-            const _: &str = ::core::include_str!(#lit);
-        ),
-    ))
+    };
+    Ok((Config::sqlx_toml("sqlx.toml", &text).map_err(|e| syn::Error::new(span, e))?, tracking))
 }
 
 /// What the lint left to embed: the warnings (as tokens) and, per migration version, the

@@ -3,7 +3,7 @@
 //! and turns their outcomes into report lines. Each step asks the gate again inside its
 //! own transaction (see [`crate::backend::Drops::drop_step`]).
 
-use zdm_core::gate::{self, Blocker, DropStatus, DropStep, PendingBackfill};
+use zdm_core::gate::{self, DropStatus, DropStep, PendingBackfill};
 use zdm_core::retry::ExecPolicy;
 
 use crate::backend::{Drops, StepGuard, StepOutcome};
@@ -44,7 +44,7 @@ pub(crate) async fn run_due<B: Drops>(
             StepOutcome::Done => {}
             StepOutcome::Held(blockers) => {
                 if !blockers.is_empty() {
-                    tracing::info!(drop = %s.drop, "held back at the last moment: {}", join(&blockers));
+                    tracing::info!(drop = %s.drop, "held back at the last moment: {}", gate::one_line(&blockers));
                 }
                 continue;
             }
@@ -57,9 +57,4 @@ pub(crate) async fn run_due<B: Drops>(
         });
     }
     Ok(done)
-}
-
-/// Blockers as one line.
-pub(crate) fn join(blockers: &[Blocker]) -> String {
-    gate::one_line(blockers)
 }

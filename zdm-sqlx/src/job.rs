@@ -65,7 +65,7 @@ impl Job<'_> {
         names: &Names,
         found: &Found,
     ) -> Result<Local, Error> {
-        Local::load(self.settings, &self.embedded(), backend, names, found, &registry::models()).await
+        Local::load(self.settings, &self.embedded(), backend, names, found, registry::linked_models()).await
     }
 }
 

@@ -24,15 +24,24 @@ inventory::collect!(RegisteredModel);
 
 /// Every model struct linked into this binary.
 pub fn models() -> Vec<ModelInfo> {
-    let mut out: Vec<ModelInfo> = inventory::iter::<RegisteredModel>.into_iter().map(|m| m.0).collect();
-    out.sort_by_key(|m| m.name);
-    out
+    linked_models().to_vec()
+}
+
+/// The model structs, collected once: what the linker kept does not change while the
+/// process runs, and every run, registration and heartbeat asks.
+pub(crate) fn linked_models() -> &'static [ModelInfo] {
+    static MODELS: OnceLock<Vec<ModelInfo>> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let mut out: Vec<ModelInfo> = inventory::iter::<RegisteredModel>.into_iter().map(|m| m.0).collect();
+        out.sort_by_key(|m| m.name);
+        out
+    })
 }
 
 /// What this process publishes about itself: its build (app, version, the migrations it
 /// embeds) and what its model structs map and ignore.
 pub(crate) fn this_process(settings: &Settings, embedded: &[i64]) -> InstanceRecord {
-    let models = models();
+    let models = linked_models();
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     InstanceRecord {
         id: process_id(&hostname).to_string(),
@@ -41,7 +50,7 @@ pub(crate) fn this_process(settings: &Settings, embedded: &[i64]) -> InstanceRec
         hostname,
         pid: std::process::id() as i32,
         embedded: embedded.to_vec(),
-        mapped: Mapped::of(&models).iter().map(Mapped::encode).collect(),
+        mapped: Mapped::of(models).iter().map(Mapped::encode).collect(),
         ignored: models.iter().flat_map(|m| m.ignored.iter().map(move |c| format!("{}.{c}", m.table))).collect(),
     }
 }
@@ -164,7 +173,7 @@ pub(crate) async fn register<B: Registry>(
     found: &Found,
 ) -> Result<Registered, Error> {
     let record = this_process(settings, embedded);
-    let predated = backend.upsert_instance(names, &record, settings.instance_ttl, &models()).await?;
+    let predated = backend.upsert_instance(names, &record, settings.instance_ttl, linked_models()).await?;
     let key = key(found, names);
     let mut map = registered().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(existing) = map.get(&key).filter(|i| i.running()) {
@@ -221,7 +230,7 @@ async fn heartbeat<B: Registry>(
                 // Pruned while this process was stalled past the TTL: add it back.
                 tracing::warn!(id = %id, "this instance's registration had expired; registering again");
                 let current = record.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                match side.upsert_instance(&names, &current, ttl, &models()).await {
+                match side.upsert_instance(&names, &current, ttl, linked_models()).await {
                     Ok(_) => true,
                     Err(e) => {
                         tracing::warn!(error = %e, "could not register this instance again");

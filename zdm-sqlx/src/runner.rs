@@ -20,24 +20,26 @@ use crate::report::{AppliedStep, Report};
 use crate::{deferred, status};
 
 pub(crate) async fn run<B: MigratePool>(job: Job<'_>, backend: &B, target: Target) -> Result<Report, Error> {
+    run_with(job, backend, target, true).await
+}
+
+/// `run`; `lag_check` off where the caller loads the status itself (run_post_when_safe,
+/// which would otherwise load it twice per tick).
+async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag_check: bool) -> Result<Report, Error> {
     job.check::<B>()?;
     let s = job.settings;
     let names = s.names();
     let metas = job.metas();
     let found = backend.bootstrap(&names).await?;
-    let models = registry::models();
+    let models = registry::linked_models();
     // run_pre reads drops only to refuse a build that maps a dropped column (it would fail
     // on its first query), and backfills only to start them (below): the common boot stays
     // at a few queries.
     let drops =
         if target != Target::Pre || !models.is_empty() { backend.load_drops(&names).await? } else { Vec::new() };
-    let backfills: Vec<_> = if target == Target::Pre {
-        Vec::new()
-    } else {
-        backend.load_backfills(&names).await?.iter().map(|b| b.pending()).collect()
-    };
+    let backfills = if target == Target::Pre { Vec::new() } else { pending_backfills(backend, &names).await? };
     if target != Target::Post {
-        refuse_boot(&drops, &models)?;
+        refuse_boot(&drops, models)?;
     }
     let applied_before = load_applied(backend, &names, found.foreign).await?;
     let first = make_plan(&metas, &applied_before, target)?;
@@ -86,7 +88,7 @@ pub(crate) async fn run<B: MigratePool>(job: Job<'_>, backend: &B, target: Targe
         result?
     };
     for d in judged.iter().filter(|d| !d.dropped && !d.blockers.is_empty() && d.next_step().is_none()) {
-        let text = format!("deferred {} waits for: {}", d.drop, deferred::join(&d.blockers));
+        let text = format!("deferred {} waits for: {}", d.drop, gate::one_line(&d.blockers));
         tracing::info!("{text}");
         report.notices.push(text);
     }
@@ -126,7 +128,7 @@ pub(crate) async fn run<B: MigratePool>(job: Job<'_>, backend: &B, target: Targe
     }
     // Only waiting work can be late: the common boot skips the status query.
     let drops_pending = drops.iter().any(|r| !r.dropped) || !report.dropped.is_empty();
-    if target != Target::All && (!waiting.is_empty() || drops_pending) {
+    if lag_check && target != Target::All && (!waiting.is_empty() || drops_pending) {
         report.notices.extend(lag_warnings(job, backend).await?);
     }
     Ok(report)
@@ -190,7 +192,7 @@ struct Held {
 
 fn held_notice(held: Option<Held>) -> Option<String> {
     let Held { version, blockers } = held?;
-    let text = format!("after_deploy migration {version} waits for: {}", deferred::join(&blockers));
+    let text = format!("after_deploy migration {version} waits for: {}", gate::one_line(&blockers));
     tracing::info!("{text}");
     Some(text)
 }
@@ -200,7 +202,7 @@ pub(crate) async fn register_only<B: MigratePool>(job: Job<'_>, backend: &B) -> 
     job.check::<B>()?;
     let names = job.settings.names();
     let found = backend.bootstrap(&names).await?;
-    refuse_boot(&backend.load_drops(&names).await?, &registry::models())?;
+    refuse_boot(&backend.load_drops(&names).await?, registry::linked_models())?;
     let registered = registry::register(job.settings, &job.embedded(), backend, &names, &found).await?;
     if !registered.predated_read_only.is_empty() {
         lift_read_only(job, backend, &names, &found).await?;
@@ -212,7 +214,7 @@ pub(crate) async fn register_only<B: MigratePool>(job: Job<'_>, backend: &B) -> 
 pub(crate) async fn run_post_when_safe<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<Report, Error> {
     let mut total = Report::default();
     loop {
-        match run(job, backend, Target::Post).await {
+        match run_with(job, backend, Target::Post, false).await {
             Ok(r) => {
                 total.applied.extend(r.applied);
                 total.dropped.extend(r.dropped);
@@ -226,7 +228,17 @@ pub(crate) async fn run_post_when_safe<B: MigratePool>(job: Job<'_>, backend: &B
             Err(e @ Error::Database { .. }) => tracing::warn!(error = %e, "post-deploy check failed; retrying"),
             Err(e) => return Err(e),
         }
-        match status::load(job, backend).await {
+        let status = status::load(job, backend).await;
+        if let Ok(st) = &status {
+            // The lag warnings `run` adds, from the status this tick loads anyway.
+            for w in &st.warnings {
+                if !total.notices.contains(w) {
+                    tracing::warn!("{w}");
+                    total.notices.push(w.clone());
+                }
+            }
+        }
+        match status {
             Ok(st) if st.pending_post().next().is_none() && st.deferred.iter().all(|d| d.dropped) => return Ok(total),
             Ok(st)
                 if st.pending_post().next().is_none()

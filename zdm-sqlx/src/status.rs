@@ -10,7 +10,7 @@ use zdm_core::gate::{self, Blocker, DropStatus};
 
 use crate::backend::MigratePool;
 use crate::error::Error;
-use crate::job::{load_applied, migration_gate, Job};
+use crate::job::{load_applied, make_plan, migration_gate, Job};
 use crate::local::Local;
 use crate::records::{BackfillRow, LedgerRow};
 use crate::registry;
@@ -93,8 +93,7 @@ pub(crate) async fn load<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<St
     let applied = load_applied(backend, &names, found.foreign).await?;
     let metas = job.metas();
     // Reuse the planner so status says exactly what run_post would wait for.
-    let post_plan = plan::plan(&metas, &applied, Target::Post)
-        .map_err(|errs| Error::Mismatch(errs.iter().map(ToString::to_string).collect()))?;
+    let post_plan = make_plan(&metas, &applied, Target::Post)?;
 
     let mut rows = Vec::new();
     for meta in &metas {
@@ -138,7 +137,7 @@ pub(crate) async fn load<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<St
 
     let s = job.settings;
     let embedded = job.embedded();
-    let local = Local::load(s, &embedded, backend, &names, &found, &registry::models()).await?;
+    let local = Local::load(s, &embedded, backend, &names, &found, registry::linked_models()).await?;
     let live = local.others(&backend.live_instances(&names, s.instance_ttl).await?);
     let since = backend.post_pending_since(&names).await?;
     let mut warnings = Vec::new();

@@ -138,6 +138,11 @@ pub static SQLITE_RULES: &[&SqliteRule] = &[
     &sqlite_statement_fails::RULE,
 ];
 
+/// Every rule id of every dialect (a PostgreSQL rule and a SQLite rule may share one).
+pub fn ids() -> impl Iterator<Item = &'static str> {
+    RULES.iter().map(|r| r.id).chain(SQLITE_RULES.iter().map(|r| r.id))
+}
+
 /// A SQLite rule: the same fields as [`Rule`], with a check over the replayed statement.
 pub struct SqliteRule {
     /// Stable id, also the file name; shared with the PostgreSQL rule of the same hazard.
@@ -290,14 +295,13 @@ pub fn access_exclusive_table(stmt: &Stmt, schema: &Schema) -> Option<String> {
 
 #[cfg(test)]
 mod registry_tests {
-    use super::{RULES, SQLITE_RULES};
+    use super::SQLITE_RULES;
 
     /// A rule id leads to its file in one hop: `drop-column` is `drop_column.rs`, and the
     /// file declares that id.
     #[test]
     fn every_rule_id_is_its_file_name() {
-        let ids = RULES.iter().map(|r| r.id).chain(SQLITE_RULES.iter().map(|r| r.id));
-        for id in ids {
+        for id in super::ids() {
             let path = format!("{}/src/lint/rules/{}.rs", env!("CARGO_MANIFEST_DIR"), id.replace('-', "_"));
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{id}: {path}: {e}"));
             assert!(text.contains(&format!("id: \"{id}\"")), "{path} does not declare `{id}`");

@@ -73,7 +73,7 @@ async fn create_objects(tx: &mut PgConnection, names: &Names) -> Result<(), Erro
     sqlx::raw_sql(AssertSqlSafe(names.sql(post_pending::CREATE)))
         .execute(&mut *tx)
         .await
-        .doing("creating zdm's registry tables")?;
+        .doing("creating zdm's table of waiting after_deploy migrations")?;
     sqlx::raw_sql(AssertSqlSafe(drops::create_sql(names)))
         .execute(&mut *tx)
         .await
