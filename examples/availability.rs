@@ -31,7 +31,20 @@ struct Settings {
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Naive,
+    /// zdm with lock windows turned off: growing lock timeouts and pauses only (before
+    /// issue 17), shown in the lock-queue scenario.
+    Retries,
     Zdm,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Naive => "naive",
+            Mode::Retries => "zdm-retries",
+            Mode::Zdm => "zdm",
+        }
+    }
 }
 
 struct Sample {
@@ -128,6 +141,12 @@ async fn migrate(scenario: &str, mode: Mode, pool: &PgPool) -> Result<(), String
         ("set not null", Mode::Zdm) => zdm!("benches/availability/set_not_null/zdm"),
         ("lock queue", Mode::Naive) => naive!("benches/availability/lock_queue/naive"),
         ("lock queue", Mode::Zdm) => zdm!("benches/availability/lock_queue/zdm"),
+        ("lock queue", Mode::Retries) => zdm::migrator!("benches/availability/lock_queue/zdm")
+            .exec_policy(zdm::ExecPolicy { lock_windows: false, ..Default::default() })
+            .run_all(pool)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
         _ => unreachable!(),
     }
 }
@@ -179,12 +198,18 @@ async fn main() {
         s.workers, s.rate_per_worker, CLIENT_TIMEOUT
     );
     println!(
-        "{:<24} {:<6} {:>6} {:>8} {:>22} {:>24} {:>12}",
+        "{:<24} {:<11} {:>6} {:>8} {:>22} {:>24} {:>12}",
         "scenario", "mode", "reqs", "failed", "idle p50/p99/max ms", "during p50/p99/max ms", "migration s"
     );
+    // `--only "lock queue"`: one scenario.
+    let args: Vec<String> = std::env::args().collect();
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let scenarios = ["add index", "add column with default", "add foreign key", "set not null", "lock queue"];
-    for scenario in scenarios {
-        for mode in [Mode::Naive, Mode::Zdm] {
+    let mut lock_queue_after = Vec::new();
+    for scenario in scenarios.into_iter().filter(|s| only.as_deref().is_none_or(|o| o == *s)) {
+        let modes: &[Mode] =
+            if scenario == "lock queue" { &[Mode::Naive, Mode::Retries, Mode::Zdm] } else { &[Mode::Naive, Mode::Zdm] };
+        for &mode in modes {
             let db = format!("zdm_avail_run_{}", std::process::id());
             admin(&options, format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")).await;
             admin(&options, format!("CREATE DATABASE \"{db}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY")).await;
@@ -206,6 +231,7 @@ async fn main() {
                 Some(tokio::spawn(async move {
                     tokio::time::sleep(hold).await;
                     sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+                    Instant::now()
                 }))
             } else {
                 None
@@ -220,7 +246,8 @@ async fn main() {
                 samples.extend(h.await.unwrap());
             }
             if let Some(b) = blocker {
-                b.await.unwrap();
+                let released = b.await.unwrap();
+                lock_queue_after.push((mode, ended.saturating_duration_since(released)));
             }
             let idle: Vec<&Sample> = samples.iter().filter(|x| x.at < started).collect();
             let during: Vec<&Sample> = samples.iter().filter(|x| x.at >= started && x.at <= ended).collect();
@@ -228,9 +255,9 @@ async fn main() {
             let (i50, i99, imax) = percentiles(&idle);
             let (d50, d99, dmax) = percentiles(&during);
             println!(
-                "{:<24} {:<6} {:>6} {:>8} {:>22} {:>24} {:>12.2}{}",
+                "{:<24} {:<11} {:>6} {:>8} {:>22} {:>24} {:>12.2}{}",
                 scenario,
-                if mode == Mode::Naive { "naive" } else { "zdm" },
+                mode.label(),
                 samples.len(),
                 failed,
                 format!("{}/{}/{}", ms(i50), ms(i99), ms(imax)),
@@ -247,4 +274,12 @@ async fn main() {
         }
     }
     admin(&options, format!("DROP DATABASE IF EXISTS \"{template}\" WITH (FORCE)")).await;
+    for (mode, after) in lock_queue_after {
+        println!(
+            "lock queue, {}: the migration finished {} ms after the {:?} blocker ended",
+            mode.label(),
+            ms(after),
+            s.blocker_hold
+        );
+    }
 }

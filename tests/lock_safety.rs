@@ -1,11 +1,14 @@
 //! Lock-safe execution on a real PostgreSQL: a migration that needs a lock a long
-//! transaction holds times out and retries instead of queueing live queries behind it;
-//! an INVALID index left by a failed concurrent build is cleaned up and rebuilt; the
-//! statement timeout applies.
+//! transaction holds waits, outside any transaction, for a lock window (or, with windows
+//! off, times out and retries) instead of queueing live queries behind it; an INVALID
+//! index left by a failed concurrent build is cleaned up and rebuilt; the statement
+//! timeout applies.
 
 mod common;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::TestDb;
 use zdm::sqlx::{self, Connection, PgConnection};
@@ -18,21 +21,143 @@ async fn history(pool: &sqlx::PgPool, version: i64) -> Vec<(bool, String)> {
         .unwrap()
 }
 
-/// An open transaction that has read `items`: it holds ACCESS SHARE until it ends.
+/// An open transaction that has read `items`: it holds ACCESS SHARE until it ends. It is
+/// returned 250 ms old: a transaction younger than the first attempt's lock timeout
+/// (100 ms) is taken for one of the app's short ones, so a migration starting then makes
+/// one short attempt before it knows better.
 async fn long_reader(db: &TestDb) -> PgConnection {
     let mut conn = db.conn().await;
     sqlx::raw_sql("SET application_name = 'long_reader'; BEGIN; SELECT count(*) FROM items;")
         .execute(&mut conn)
         .await
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
     conn
 }
 
+/// Short reads and writes of `items` in a loop (a busy table: some transaction holds a lock
+/// on it at almost every instant); returns the stop flag and the slowest request in µs.
+fn busy_app(pool: &sqlx::PgPool) -> (Arc<AtomicBool>, Arc<AtomicU64>, tokio::task::JoinHandle<u64>) {
+    let (stop, slowest) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (pool, flag, worst) = (pool.clone(), stop.clone(), slowest.clone());
+    let task = tokio::spawn(async move {
+        let mut n = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            let at = Instant::now();
+            sqlx::query("UPDATE items SET n = n + 1 WHERE id = $1")
+                .bind(1 + (n % 500) as i64)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items WHERE id < 5").fetch_one(&pool).await.unwrap();
+            worst.fetch_max(at.elapsed().as_micros() as u64, Ordering::Relaxed);
+            n += 1;
+        }
+        n
+    });
+    (stop, slowest, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_blocked_migration_times_out_and_retries_while_live_queries_go_on() {
+async fn a_blocked_migration_waits_for_a_lock_window_and_queues_nobody() {
+    let db = TestDb::new().await;
+    let pool = db.pool(6).await;
+    let m = zdm::migrator!("tests/migrations/lockq");
+    m.clone().up_to(1).run_pre(&pool).await.unwrap();
+
+    let mut reader = long_reader(&db).await;
+    let (m2, pool2) = (m.clone(), pool.clone());
+    let migration = tokio::spawn(async move { m2.run_pre(&pool2).await });
+    // The app keeps reading and writing the table throughout: it never waits behind the
+    // migration's lock request (none is made while the reader holds the table), and its
+    // own short transactions do not keep the window shut.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stop, slowest, app) = busy_app(&pool);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!migration.is_finished(), "the migration waits for the reader");
+    let during = slowest.swap(0, Ordering::Relaxed);
+    assert!(during < 1_000_000, "an app request waited {during} µs behind the migration");
+
+    sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
+    let released = Instant::now();
+    let report = migration.await.unwrap().unwrap();
+    let after = released.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    assert!(app.await.unwrap() > 10, "the app ran requests meanwhile");
+    assert_eq!(report.applied.iter().map(|a| a.version).collect::<Vec<_>>(), [2]);
+    assert!(after < Duration::from_secs(2), "applied {after:?} after the reader ended");
+    let attempts = history(&pool, 2).await;
+    assert_eq!(attempts.len(), 1, "no attempt queued and timed out: {attempts:?}");
+    assert!(attempts[0].0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_no_transaction_statement_waits_for_its_window_too() {
     let db = TestDb::new().await;
     let pool = db.pool(4).await;
-    let m = zdm::migrator!("tests/migrations/lockq").lock_retries(100, Duration::from_millis(50));
+    let m = zdm::migrator!("tests/migrations/lockq_notx");
+    m.clone().up_to(1).run_pre(&pool).await.unwrap();
+    let mut reader = long_reader(&db).await;
+    let (m2, pool2) = (m.clone(), pool.clone());
+    let migration = tokio::spawn(async move { m2.run_pre(&pool2).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let probe = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items WHERE id < 10").fetch_one(&pool),
+    )
+    .await;
+    assert_eq!(probe.expect("the probe was not blocked behind the migration").unwrap(), 9);
+    assert!(!migration.is_finished());
+    sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
+    migration.await.unwrap().unwrap();
+    assert_eq!(history(&pool, 2).await, [(true, String::new())], "no timed-out attempt");
+    let valid: bool =
+        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_note_idx'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(valid);
+}
+
+#[zdm::migration(version = 2)]
+async fn add_note_from_rust(conn: &mut zdm::sqlx::PgConnection) -> Result<(), zdm::sqlx::Error> {
+    zdm::sqlx::raw_sql("ALTER TABLE items ADD COLUMN note TEXT").execute(conn).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rust_migration_learns_its_table_from_the_first_timeout() {
+    let db = TestDb::new().await;
+    let pool = db.pool(4).await;
+    let m = zdm::migrator!("tests/migrations/lockq_rust", rust = [add_note_from_rust])
+        .lock_retries(100, Duration::from_millis(50));
+    m.clone().up_to(1).run_pre(&pool).await.unwrap();
+    let mut reader = long_reader(&db).await;
+    let (m2, pool2) = (m.clone(), pool.clone());
+    let migration = tokio::spawn(async move { m2.run_pre(&pool2).await });
+    // With blind retries this would be ~6 attempts (pauses 50, 100, 200 .. ms), each
+    // queueing the table's queries for up to its lock timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
+    migration.await.unwrap().unwrap();
+    let attempts = history(&pool, 2).await;
+    let failed: Vec<&String> = attempts.iter().filter(|(ok, _)| !ok).map(|(_, e)| e).collect();
+    assert!(!failed.is_empty() && failed.len() <= 2, "{attempts:?}");
+    assert!(failed[0].contains("retrying once no long transaction holds a conflicting lock"), "{}", failed[0]);
+    assert!(failed[0].contains("long_reader"), "{}", failed[0]);
+    assert!(attempts.last().unwrap().0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_windows_a_blocked_migration_times_out_and_retries_while_live_queries_go_on() {
+    let db = TestDb::new().await;
+    let pool = db.pool(4).await;
+    let m = zdm::migrator!("tests/migrations/lockq").exec_policy(zdm::ExecPolicy {
+        lock_windows: false,
+        attempts: 100,
+        first_pause: Duration::from_millis(50),
+        ..Default::default()
+    });
     m.clone().up_to(1).run_pre(&pool).await.unwrap();
 
     let mut reader = long_reader(&db).await;
@@ -72,12 +197,30 @@ async fn exhausted_retries_name_the_lock_and_the_session_holding_it() {
     m.clone().up_to(1).run_pre(&pool).await.unwrap();
     let reader = long_reader(&db).await;
 
-    let err = m.run_pre(&pool).await.unwrap_err().to_string();
+    // Windows (the default): the budget is what the three attempts and their pauses would
+    // take (100 + 200 + 300 ms lock timeouts, 20 + 40 + 80 ms pauses).
+    let started = Instant::now();
+    let err = m.clone().run_pre(&pool).await.unwrap_err().to_string();
+    let took = started.elapsed();
     eprintln!("{err}");
+    assert!(err.contains("gave up after waiting"), "{err}");
+    assert!(err.contains("AccessExclusiveLock on items conflicts with AccessShareLock held by pid"), "{err}");
+    assert!(err.contains("long_reader") && err.contains("idle in transaction"), "{err}");
+    assert!(took >= Duration::from_millis(700) && took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(history(&pool, 2).await.len(), 1, "no attempt was made: only the give-up is recorded");
+
+    // Windows off: every attempt is in the history.
+    let blind = m.exec_policy(zdm::ExecPolicy {
+        lock_windows: false,
+        attempts: 3,
+        first_pause: Duration::from_millis(20),
+        ..Default::default()
+    });
+    let err = blind.run_pre(&pool).await.unwrap_err().to_string();
     assert!(err.contains("gave up after 3 attempts"), "{err}");
     assert!(err.contains("AccessExclusiveLock on items"), "{err}");
     assert!(err.contains("long_reader") && err.contains("idle in transaction"), "{err}");
-    assert_eq!(history(&pool, 2).await.len(), 3, "every attempt is in the history");
+    assert_eq!(history(&pool, 2).await.len(), 4, "every attempt is in the history");
     reader.close().await.unwrap();
 }
 

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::exec::ExecClass;
+use crate::lint::{predict, LintConfig, LintInput, TableLock};
 use crate::migration::Migration;
 
 /// One try: how long to wait for locks, and how long to pause if it times out.
@@ -27,6 +28,11 @@ pub struct Attempt {
 /// * `concurrent_lock_timeout` 30 min, no statement timeout, for `CONCURRENTLY` and
 ///   `VALIDATE CONSTRAINT`: their locks do not block traffic, and a short lock timeout
 ///   makes a concurrent index build fail on older transactions and leave an INVALID index.
+/// * `lock_windows` on: a statement whose tables are known asks for its lock only when no
+///   transaction older than the first attempt's timeout holds a conflicting one (waiting
+///   outside any transaction meanwhile), and every attempt uses that short timeout; the
+///   attempts and pauses above then bound how long it waits ([`ExecPolicy::budget`]).
+///   Off: the growing timeouts and pauses alone, as GitLab's `with_lock_retries`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecPolicy {
     pub max_lock_timeout: Duration,
@@ -35,6 +41,7 @@ pub struct ExecPolicy {
     pub max_pause: Duration,
     pub statement_timeout: Duration,
     pub concurrent_lock_timeout: Duration,
+    pub lock_windows: bool,
 }
 
 impl Default for ExecPolicy {
@@ -46,6 +53,7 @@ impl Default for ExecPolicy {
             max_pause: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(60),
             concurrent_lock_timeout: Duration::from_secs(30 * 60),
+            lock_windows: true,
         }
     }
 }
@@ -71,6 +79,20 @@ impl ExecPolicy {
             .collect()
     }
 
+    /// How long a migration may wait for its locks in all: what its whole schedule of
+    /// attempts and pauses would take. With lock windows, the wait for a window and the
+    /// attempts share it; once it is spent, the migration gives up naming the blocker.
+    pub fn budget(schedule: &[Attempt]) -> Duration {
+        schedule.iter().map(|a| a.lock_timeout + a.pause_after).sum()
+    }
+
+    /// Whether `m`'s attempts wait for lock windows: on, unless turned off or the
+    /// migration lifts the lock timeout (`-- zdm:lock_timeout 0` waits in the queue as it
+    /// asked). With windows every attempt uses the first attempt's (short) timeout.
+    pub fn windows_for(&self, m: &Migration) -> bool {
+        self.lock_windows && m.lock_timeout_ms != Some(0)
+    }
+
     /// `(lock_timeout, statement_timeout)` in milliseconds for one statement of class
     /// `class` during `attempt` (0 = no limit, as in PostgreSQL). `-- zdm:lock_timeout 0`
     /// lifts the lock timeout of every statement, the long one of `CONCURRENTLY` and
@@ -88,6 +110,29 @@ impl ExecPolicy {
             ),
         }
     }
+}
+
+/// The table locks each statement of `sql` will request that would queue the app's
+/// ordinary reads or writes (SHARE and stronger), one list per statement as
+/// [`crate::exec::statements`] splits it (predicted by the lint, `lint::predict`). The
+/// executor waits, outside any transaction, while a long transaction holds a lock that
+/// conflicts with one of them, and only then asks for it with a short `lock_timeout`: a
+/// lock request queues every later query of its table behind it, so it should be made
+/// only when it can be granted at once. Tables are named as the lint names them
+/// (unqualified); one the statement creates is listed too and simply not found.
+pub fn app_blocking_locks(sql: &str) -> Vec<Vec<TableLock>> {
+    let input = LintInput {
+        version: 0,
+        path: "",
+        sql,
+        phase: crate::Phase::PreDeploy,
+        no_transaction: false,
+        safety_assured: &[],
+    };
+    predict(&[input], &LintConfig::default())
+        .into_iter()
+        .map(|p| p.locks.into_iter().filter(|l| l.mode.blocks_writes()).collect())
+        .collect()
 }
 
 /// PostgreSQL error codes after which a new attempt may succeed: `lock_not_available`
@@ -112,6 +157,18 @@ mod tests {
         lock_timeout_ms: None,
         statement_timeout_ms: None,
     };
+
+    #[test]
+    fn app_blocking_locks_per_statement() {
+        let locks = app_blocking_locks(
+            "ALTER TABLE items ADD COLUMN extra int;\nSELECT 1;\nCREATE INDEX CONCURRENTLY i ON items (n);\n\
+             CREATE INDEX j ON \"Posts\" (n);\nUPDATE items SET n = 1 WHERE id = 1;",
+        );
+        assert_eq!(locks.len(), 5, "{locks:?}");
+        assert_eq!(locks[0], [TableLock { table: "items".into(), mode: crate::lint::LockMode::AccessExclusiveLock }]);
+        assert!(locks[1].is_empty() && locks[2].is_empty() && locks[4].is_empty(), "{locks:?}");
+        assert_eq!(locks[3], [TableLock { table: "Posts".into(), mode: crate::lint::LockMode::ShareLock }]);
+    }
 
     #[test]
     fn lock_timeouts_grow_to_the_maximum_and_pauses_double_to_the_cap() {

@@ -85,6 +85,22 @@ impl LockMode {
     pub fn blocks_writes(self) -> bool {
         self >= LockMode::ShareLock
     }
+
+    /// Whether a request for `self` must wait while another transaction holds `other` on
+    /// the same table (PostgreSQL's table of conflicting lock modes; symmetric).
+    pub fn conflicts_with(self, other: LockMode) -> bool {
+        use LockMode::*;
+        let (weak, strong) = if self <= other { (self, other) } else { (other, self) };
+        match weak {
+            AccessShareLock => strong == AccessExclusiveLock,
+            RowShareLock => strong >= ExclusiveLock,
+            RowExclusiveLock => strong >= ShareLock,
+            ShareUpdateExclusiveLock => strong >= ShareUpdateExclusiveLock,
+            // SHARE does not conflict with itself.
+            ShareLock => strong >= ShareRowExclusiveLock,
+            ShareRowExclusiveLock | ExclusiveLock | AccessExclusiveLock => true,
+        }
+    }
 }
 
 impl fmt::Display for LockMode {
@@ -667,6 +683,19 @@ pub fn disagreements(predicted: &StatementPlan, observed: &Observed) -> Vec<Disa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_conflicts_follow_postgres_table() {
+        // PostgreSQL docs, "Conflicting Lock Modes" (13.3.1), rows and columns weakest first.
+        const TABLE: [&str; 8] =
+            ["-------X", "------XX", "----XXXX", "---XXXXX", "--XX-XXX", "--XXXXXX", "-XXXXXXX", "XXXXXXXX"];
+        for (i, a) in LockMode::ALL.into_iter().enumerate() {
+            for (j, b) in LockMode::ALL.into_iter().enumerate() {
+                let expected = TABLE[i].as_bytes()[j] == b'X';
+                assert_eq!(a.conflicts_with(b), expected, "{a} vs {b}");
+            }
+        }
+    }
 
     const SETUP: &str = "
         CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use zdm_core::exec::{self, ExecClass};
-use zdm_core::retry::{is_retryable, Attempt, ExecPolicy};
+use zdm_core::lint::LockMode;
+use zdm_core::retry::{app_blocking_locks, is_retryable, Attempt, ExecPolicy};
 
+use super::window::{self, Poll, Wanted};
 use super::{instances, lease, ledger, removed, session, simple};
 use crate::backend::{elapsed_ms, line_of_char_position, StepGuard};
 use crate::error::{Doing, Error};
@@ -29,13 +31,15 @@ const SET_CONTEXT: &str = "SELECT set_config('zdm.migration_version', $1, $4), \
 const INDEX_VALIDITY: &str = "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
      WHERE c.relname = $1 AND pg_table_is_visible(c.oid)";
 
-/// Who blocks session `$1`'s lock request: the lock, the holder and what it is doing.
+/// Who blocks session `$1`'s lock request: the lock, the holder and what it is doing; the
+/// table (as `regclass::text` prints it) and the mode asked for.
 const BLOCKERS: &str = "\
 SELECT format('%s on %s, held by pid %s (%s, %s, transaction open %s s): %s',
               w.mode, coalesce(w.relation::regclass::text, w.locktype), b.pid,
               coalesce(nullif(b.application_name, ''), 'no application_name'), b.state,
               coalesce(extract(epoch FROM clock_timestamp() - b.xact_start)::int, 0),
-              left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 120))
+              left(regexp_replace(coalesce(b.query, ''), '\\s+', ' ', 'g'), 120)),
+       w.relation::regclass::text, w.mode
 FROM pg_locks w
 JOIN LATERAL unnest(pg_blocking_pids($1)) AS blocking(pid) ON true
 JOIN pg_stat_activity b ON b.pid = blocking.pid
@@ -57,7 +61,22 @@ pub(super) async fn apply(
         return apply_outside_transaction(pool, names, step, ctx, policy, fence, started).await;
     }
     let schedule = policy.schedule(&step.meta);
-    for (n, attempt) in schedule.iter().enumerate() {
+    let windows = policy.windows_for(&step.meta);
+    let deadline = started + ExecPolicy::budget(&schedule);
+    let mut wanted = match (windows, step.body) {
+        (true, Body::Sql(sql)) => Wanted::predicted(app_blocking_locks(sql).iter().flatten()),
+        _ => Wanted::default(),
+    };
+    for (n, scheduled) in schedule.iter().enumerate() {
+        let attempt =
+            &if windows { Attempt { lock_timeout: schedule[0].lock_timeout, ..*scheduled } } else { *scheduled };
+        if windows {
+            if let Some(blocker) =
+                window::wait(Poll::Pool(pool), &wanted, attempt.lock_timeout, deadline, step.meta.version).await?
+            {
+                return Ok(Outcome::Failed(no_window(blocker, n, started, started)));
+            }
+        }
         let mut tx = pool.begin().await.doing("starting a migration transaction")?;
         let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, ExecClass::Normal, attempt);
         let pid: i32 = simple::sql(session::SET_TIMEOUTS)
@@ -86,9 +105,13 @@ pub(super) async fn apply(
                 }
                 Err(e) => {
                     let _ = tx.rollback().await;
-                    match after_failure(pool, names, step, ctx, describe(&e, "", 1), None, n, &schedule, started)
-                        .await?
-                    {
+                    let tried = Tried {
+                        n,
+                        of: schedule.len(),
+                        lock_timeout: attempt.lock_timeout,
+                        pause: scheduled.pause_after,
+                    };
+                    match after_failure(pool, names, step, ctx, describe(&e, "", 1), None, tried, started).await? {
                         Next::GiveUp(failure) => return Ok(Outcome::Failed(failure)),
                         Next::Retry => continue,
                     }
@@ -115,7 +138,13 @@ pub(super) async fn apply(
         };
         // Roll back before recording, so the record survives and the connection is clean.
         let _ = tx.rollback().await;
-        match after_failure(pool, names, step, ctx, e, blocker, n, &schedule, started).await? {
+        let tried = Tried {
+            n,
+            of: schedule.len(),
+            lock_timeout: attempt.lock_timeout,
+            pause: pause_after(windows, &mut wanted, &blocker, scheduled),
+        };
+        match after_failure(pool, names, step, ctx, e, blocker.map(|b| b.report), tried, started).await? {
             Next::GiveUp(failure) => return Ok(Outcome::Failed(failure)),
             Next::Retry => continue,
         }
@@ -204,6 +233,46 @@ async fn set_timeouts(conn: &mut PgConnection, lock_ms: u64, statement_ms: u64, 
         .map_err(|e| describe(&e, "", 1))
 }
 
+/// With lock windows, the next attempt waits for the window (no pause of its own) once the
+/// tables are known: predicted, or learned from the lock this attempt waited for.
+fn pause_after(windows: bool, wanted: &mut Wanted, blocker: &Option<Blocker>, scheduled: &Attempt) -> Duration {
+    if !windows {
+        return scheduled.pause_after;
+    }
+    if let Some(Blocker { rel: Some(rel), mode: Some(mode), .. }) = blocker {
+        wanted.learn(rel.clone(), *mode);
+    }
+    if wanted.is_empty() {
+        scheduled.pause_after
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// The failure of a migration whose lock window never opened within its budget (waited
+/// for since `since`; the migration started at `started`).
+fn no_window(blocker: String, attempts: usize, since: Instant, started: Instant) -> Failure {
+    let waited = since.elapsed().as_secs_f64();
+    Failure {
+        message: format!(
+            "gave up after waiting {waited:.1} s for its tables' locks ({attempts} attempt(s) made; the budget is \
+             the lock retries' schedule): {blocker}; end that transaction or run the migration when it is done"
+        ),
+        line: None,
+        duration_ms: elapsed_ms(started),
+        retryable: true,
+    }
+}
+
+/// One failed attempt: its number, of how many, its lock timeout, the pause before the next.
+#[derive(Clone, Copy)]
+struct Tried {
+    n: usize,
+    of: usize,
+    lock_timeout: Duration,
+    pause: Duration,
+}
+
 /// What to do after a failed attempt.
 enum Next {
     /// The attempt was recorded and the pause waited out: try again.
@@ -221,8 +290,7 @@ async fn after_failure(
     ctx: &RunContext,
     e: StmtError,
     blocker: Option<String>,
-    n: usize,
-    schedule: &[Attempt],
+    tried: Tried,
     started: Instant,
 ) -> Result<Next, Error> {
     let waited = match &blocker {
@@ -236,23 +304,26 @@ async fn after_failure(
         duration_ms: elapsed_ms(started),
         retryable,
     };
-    if retryable && n + 1 < schedule.len() {
-        let attempt = schedule[n];
+    if retryable && tried.n + 1 < tried.of {
+        let next = if tried.pause.is_zero() {
+            "retrying once no long transaction holds a conflicting lock".to_string()
+        } else {
+            format!("retrying in {} ms", tried.pause.as_millis())
+        };
         failure.message = format!(
-            "attempt {} of {} gave up after lock_timeout {} ms: {}; retrying in {} ms",
-            n + 1,
-            schedule.len(),
-            attempt.lock_timeout.as_millis(),
+            "attempt {} of {} gave up after lock_timeout {} ms: {}; {next}",
+            tried.n + 1,
+            tried.of,
+            tried.lock_timeout.as_millis(),
             failure.message,
-            attempt.pause_after.as_millis()
         );
         tracing::warn!(version = step.meta.version, "{}", failure.message);
         record_failure(pool, names, step, ctx, &failure).await?;
-        tokio::time::sleep(attempt.pause_after).await;
+        tokio::time::sleep(tried.pause).await;
         return Ok(Next::Retry);
     }
     if retryable {
-        failure.message = format!("gave up after {} attempts: {}", schedule.len(), failure.message);
+        failure.message = format!("gave up after {} attempts: {}", tried.of, failure.message);
     }
     Ok(Next::GiveUp(failure))
 }
@@ -351,11 +422,28 @@ async fn run_outside(
             });
         }
     };
-    'statements: for stmt in exec::statements(sql) {
-        for (n, attempt) in schedule.iter().enumerate() {
+    let windows = policy.windows_for(&step.meta);
+    let predicted = if windows { app_blocking_locks(sql) } else { Vec::new() };
+    'statements: for (i, stmt) in exec::statements(sql).into_iter().enumerate() {
+        // CONCURRENTLY and VALIDATE take no lock the app's queries wait for.
+        let windows = windows && stmt.class == ExecClass::Normal;
+        let mut wanted =
+            if windows { Wanted::predicted(predicted.get(i).into_iter().flatten()) } else { Wanted::default() };
+        let since = Instant::now();
+        let deadline = since + ExecPolicy::budget(&schedule);
+        for (n, scheduled) in schedule.iter().enumerate() {
+            let attempt =
+                &if windows { Attempt { lock_timeout: schedule[0].lock_timeout, ..*scheduled } } else { *scheduled };
             // Fenced per statement: a process that lost the lease stops before the next one.
             lease::check_fence(conn, names, fence).await?;
             session::same_session(conn, step, &format!("{}:{pid}", fence.owner)).await?;
+            if windows {
+                if let Some(blocker) =
+                    window::wait(Poll::Conn(conn), &wanted, attempt.lock_timeout, deadline, step.meta.version).await?
+                {
+                    return Ok(Ran::Failed(Failure { line: Some(stmt.line), ..no_window(blocker, n, since, started) }));
+                }
+            }
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
             if let Err(e) = set_timeouts(conn, lock_ms, statement_ms, false).await {
                 return Ok(Ran::Failed(Failure {
@@ -388,7 +476,13 @@ async fn run_outside(
             }
             let mut e = describe(&e, stmt.text, stmt.line);
             e.line = e.line.or(Some(stmt.line));
-            match after_failure(pool, names, step, ctx, e, blocker, n, &schedule, started).await? {
+            let tried = Tried {
+                n,
+                of: schedule.len(),
+                lock_timeout: attempt.lock_timeout,
+                pause: pause_after(windows, &mut wanted, &blocker, scheduled),
+            };
+            match after_failure(pool, names, step, ctx, e, blocker.map(|b| b.report), tried, started).await? {
                 Next::GiveUp(failure) => return Ok(Ran::Failed(failure)),
                 Next::Retry => continue,
             }
@@ -436,11 +530,19 @@ async fn drop_invalid_index(conn: &mut PgConnection, index: &str) -> Result<(), 
     Ok(())
 }
 
+/// Who a lock request waited for: the report, and the table and mode it asked for (to
+/// wait for a window before the next attempt).
+struct Blocker {
+    report: String,
+    rel: Option<String>,
+    mode: Option<LockMode>,
+}
+
 /// Samples, on a connection of its own, which session blocks the migration's lock request,
 /// so that a lock timeout can say who held the lock.
 struct BlockerWatch {
     task: Option<tokio::task::JoinHandle<()>>,
-    seen: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    seen: std::sync::Arc<std::sync::Mutex<Option<Blocker>>>,
 }
 
 impl BlockerWatch {
@@ -453,15 +555,18 @@ impl BlockerWatch {
                 tokio::time::sleep(every).await;
                 // Never wait for a connection: with none idle, go without the report.
                 let Some(mut conn) = pool.try_acquire() else { continue };
-                if let Ok(Some(report)) = simple::sql(BLOCKERS).bind(pid).scalar_optional(&mut *conn).await {
-                    *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+                let row: Result<Option<(String, Option<String>, String)>, _> =
+                    simple::sql(BLOCKERS).bind(pid).row_as_optional(&mut *conn).await;
+                if let Ok(Some((report, rel, mode))) = row {
+                    let mode = LockMode::parse(&mode);
+                    *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(Blocker { report, rel, mode });
                 }
             }
         });
         BlockerWatch { task: Some(task), seen }
     }
 
-    async fn finish(mut self) -> Option<String> {
+    async fn finish(mut self) -> Option<Blocker> {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;

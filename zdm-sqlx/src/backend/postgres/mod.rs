@@ -22,6 +22,7 @@ mod registry;
 mod removed;
 mod session;
 pub(crate) mod simple;
+mod window;
 
 use std::time::Duration;
 
