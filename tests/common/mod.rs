@@ -198,8 +198,13 @@ pub fn build_probe(features: &[&str], copy_as: &str) -> std::path::PathBuf {
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "probe build failed: {}", String::from_utf8_lossy(&out.stderr));
+    // Copied under a name of this process's own, then renamed over the shared one: another
+    // test process may be running the previous copy, and writing into a running binary
+    // fails (ETXTBSY) where replacing its directory entry does not.
     let copy = target.join(copy_as);
-    std::fs::copy(target.join("debug/zdm_two_builds"), &copy).unwrap();
+    let staged = target.join(format!("{copy_as}.{}.tmp", std::process::id()));
+    std::fs::copy(target.join("debug/zdm_two_builds"), &staged).unwrap();
+    std::fs::rename(&staged, &copy).unwrap();
     copy
 }
 

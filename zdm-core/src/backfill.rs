@@ -27,17 +27,25 @@ pub fn next_batch_size(current: i64, took: Duration, target: Duration) -> i64 {
 }
 
 /// One batch over `table` (quoted, possibly schema-qualified) by its integer key `key`:
-/// takes the next `$2` keys after `$1` in key order, applies `SET {set}` to those that
-/// match `filter`, and returns the batch's last key (NULL when none is left), how many
-/// keys it covered and how many rows it changed. `set` and `filter` are SQL written by
-/// the migration's author, like the rest of a migration.
-pub fn batch_sql(table: &str, key: &str, set: &str, filter: Option<&str>) -> String {
+/// the batch's upper key is found first on the key's index (the `$2`-th key after `$1`,
+/// or the largest when fewer are left), then one range `UPDATE` applies `SET {set}` to
+/// the rows in `($1, upper]` that match `filter` — a single index range scan, cheaper than
+/// joining a list of keys back to the table. `progress`, when given, is one more
+/// data-modifying CTE written by the executor (`, zdm_progress AS (UPDATE ..)`) that can
+/// read `zdm_bound.hi` and `zdm_changed`, so the progress row moves in the same statement.
+/// Returns the batch's upper key (NULL when no key is left after `$1`) and how many rows
+/// changed. `set` and `filter` are SQL written by the migration's author, like the rest of
+/// a migration.
+pub fn batch_sql(table: &str, key: &str, set: &str, filter: Option<&str>, progress: &str) -> String {
     let key = quote_ident(key);
     let filter = filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
     format!(
-        "WITH zdm_batch AS (SELECT {key} AS zdm_key FROM {table} WHERE {key} > $1 ORDER BY {key} LIMIT $2), \
-         zdm_changed AS (UPDATE {table} SET {set} FROM zdm_batch WHERE {table}.{key} = zdm_batch.zdm_key{filter} RETURNING 1) \
-         SELECT max(zdm_key)::bigint, count(*)::bigint, (SELECT count(*) FROM zdm_changed)::bigint FROM zdm_batch"
+        "WITH zdm_bound AS (SELECT coalesce(\
+             (SELECT {key} FROM {table} WHERE {key} > $1 ORDER BY {key} OFFSET $2 - 1 LIMIT 1), \
+             (SELECT max({key}) FROM {table} WHERE {key} > $1))::bigint AS hi), \
+         zdm_changed AS (UPDATE {table} SET {set} WHERE {key} > $1 AND {key} <= (SELECT hi FROM zdm_bound){filter} \
+             RETURNING 1){progress} \
+         SELECT (SELECT hi FROM zdm_bound), (SELECT count(*) FROM zdm_changed)::bigint"
     )
 }
 
@@ -57,11 +65,17 @@ mod tests {
 
     #[test]
     fn the_batch_statement_quotes_the_key_and_keeps_the_filter() {
-        let sql = batch_sql("\"public\".\"posts\"", "id", "headline = title", Some("headline IS DISTINCT FROM title"));
-        assert!(sql
-            .contains("SELECT \"id\" AS zdm_key FROM \"public\".\"posts\" WHERE \"id\" > $1 ORDER BY \"id\" LIMIT $2"));
-        assert!(sql.contains("SET headline = title FROM zdm_batch"));
+        let sql = batch_sql(
+            "\"public\".\"posts\"",
+            "id",
+            "headline = title",
+            Some("headline IS DISTINCT FROM title"),
+            ", zdm_progress AS (SELECT 1)",
+        );
+        assert!(sql.contains("SELECT \"id\" FROM \"public\".\"posts\" WHERE \"id\" > $1 ORDER BY \"id\" OFFSET $2 - 1"));
+        assert!(sql.contains("UPDATE \"public\".\"posts\" SET headline = title WHERE \"id\" > $1 AND \"id\" <= "));
         assert!(sql.contains("AND (headline IS DISTINCT FROM title)"));
-        assert!(!batch_sql("t", "id", "a = b", None).contains("AND ("));
+        assert!(sql.contains("RETURNING 1), zdm_progress AS (SELECT 1) SELECT"));
+        assert!(!batch_sql("t", "id", "a = b", None, "").contains("AND ("));
     }
 }

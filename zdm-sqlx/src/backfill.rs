@@ -12,6 +12,8 @@
 
 use std::time::{Duration, Instant};
 
+use zdm_core::backfill::next_batch_size;
+
 use crate::backend::Backfills;
 use crate::error::Error;
 use crate::names::Names;
@@ -47,9 +49,13 @@ async fn run_one<B: Backfills>(
     };
     let mut failures = 0u32;
     let mut logged = Instant::now();
+    // The size controller lives here (the progress row stores the last size, for a resume).
+    let mut size = None;
     loop {
-        match backend.backfill_batch(names, &row.name, s.backfill_target, &s.policy).await? {
-            BatchOutcome::Batch { changed, last_key, held, next_size, .. } => {
+        match backend.backfill_batch(names, &row.name, size, &s.policy).await? {
+            BatchOutcome::Batch { changed, last_key, held, size: used } => {
+                let next_size = next_batch_size(used, held, s.backfill_target);
+                size = Some(next_size);
                 failures = 0;
                 progress.rows_done += changed;
                 progress.batches += 1;

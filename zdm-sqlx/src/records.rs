@@ -179,12 +179,12 @@ impl BackfillRow {
 pub enum BatchOutcome {
     /// A batch committed.
     Batch {
-        keys: i64,
         changed: i64,
         last_key: i64,
         /// From the batch statement's start to its commit: how long its row locks were held.
         held: Duration,
-        next_size: i64,
+        /// How many keys the batch covered at most (its size).
+        size: i64,
     },
     /// Nothing left: the backfill is marked finished.
     Done,

@@ -221,15 +221,17 @@ pub trait Backfills: Backend {
         async { Ok(Vec::new()) }
     }
 
-    /// Runs the next batch of backfill `name` in its own transaction with its progress row.
+    /// Runs the next batch of backfill `name`, of `size` keys (`None`: the size its progress
+    /// row stores, as a resumed backfill starts), in its own transaction with its progress
+    /// row; the caller sizes the next batch from the time this one held its locks.
     fn backfill_batch(
         &self,
         names: &Names,
         name: &str,
-        target: Duration,
+        size: Option<i64>,
         policy: &ExecPolicy,
     ) -> impl Future<Output = Result<BatchOutcome, Error>> + Send {
-        let _ = (names, name, target, policy);
+        let _ = (names, name, size, policy);
         async { Err(Error::Unsupported { what: "backfills", dialect: Self::NAME }) }
     }
 }

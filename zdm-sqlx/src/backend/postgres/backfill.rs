@@ -1,15 +1,16 @@
-//! PostgreSQL's backfill batches: the progress row locked `FOR UPDATE SKIP LOCKED`, one
-//! batch statement, the progress update, one commit.
+//! PostgreSQL's backfill batches, four round trips each: `BEGIN` with the batch's settings,
+//! the progress row locked `FOR UPDATE SKIP LOCKED`, one statement that updates a key range
+//! and moves the progress row, the commit (asynchronous: see [`begin`]).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use sqlx::{PgPool, Row};
+use sqlx::{AssertSqlSafe, PgPool, Row};
 
-use zdm_core::backfill::{batch_sql, next_batch_size};
+use zdm_core::backfill::batch_sql;
 use zdm_core::ident::{qualified, quote_ident};
 use zdm_core::retry::{is_retryable, ExecPolicy};
 
-use super::{session, simple};
+use super::simple;
 use crate::backend::Backfills;
 use crate::error::{Doing, Error};
 use crate::names::Names;
@@ -21,12 +22,30 @@ const LOAD: &str = "SELECT name, schema_name, table_name, key_column, scheduled_
 const LOCK: &str = "SELECT schema_name, table_name, key_column, set_sql, where_sql, last_key, batch_size, \
      finished_at IS NOT NULL FROM {obj:backfills} WHERE name = $1 FOR UPDATE SKIP LOCKED";
 
-const PROGRESS: &str = "UPDATE {obj:backfills} SET last_key = $2, rows_done = rows_done + $3, batches = batches + 1, \
-     batch_size = $4, max_batch_ms = greatest(max_batch_ms, $5), started_at = coalesce(started_at, clock_timestamp()), \
-     updated_at = clock_timestamp() WHERE name = $1";
+/// The progress row moves in the batch's own statement (see `batch_sql`): `$3` is the
+/// backfill's name, `$2` the batch size used. Nothing moves when no key was left.
+const PROGRESS: &str = ", zdm_progress AS (UPDATE {obj:backfills} SET last_key = (SELECT hi FROM zdm_bound), \
+     rows_done = rows_done + (SELECT count(*) FROM zdm_changed), batches = batches + 1, batch_size = $2, \
+     max_batch_ms = greatest(max_batch_ms, (1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()))::bigint), \
+     started_at = coalesce(started_at, clock_timestamp()), updated_at = clock_timestamp() \
+     WHERE name = $3 AND (SELECT hi FROM zdm_bound) IS NOT NULL RETURNING 1)";
 
 const FINISH: &str = "UPDATE {obj:backfills} SET finished_at = clock_timestamp(), updated_at = clock_timestamp(), \
      started_at = coalesce(started_at, clock_timestamp()) WHERE name = $1";
+
+/// A batch's transaction, opened in one round trip with its settings: never queue long
+/// behind another lock (live queries would queue behind the batch), and commit without
+/// waiting for the WAL flush. A commit lost in a crash loses the batch and its progress
+/// row together (one transaction), so the batch is simply done again: never half-done,
+/// never skipped.
+fn begin(policy: &ExecPolicy) -> String {
+    format!(
+        "BEGIN; SELECT set_config('lock_timeout', '{}ms', true), set_config('statement_timeout', '{}ms', true), \
+         set_config('synchronous_commit', 'off', true)",
+        policy.max_lock_timeout.as_millis(),
+        policy.statement_timeout.as_millis()
+    )
+}
 
 async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow>, Error> {
     let rows = simple::sql(names.sql(LOAD)).fetch_all(pool).await.doing("reading the backfills")?;
@@ -64,18 +83,10 @@ async fn batch(
     pool: &PgPool,
     names: &Names,
     name: &str,
-    target: Duration,
+    size: Option<i64>,
     policy: &ExecPolicy,
 ) -> Result<BatchOutcome, Error> {
-    let mut tx = pool.begin().await.doing("starting a backfill batch")?;
-    // A batch must never queue long behind another lock: live queries would queue behind it.
-    simple::sql(session::SET_TIMEOUTS)
-        .bind(format!("{}ms", policy.max_lock_timeout.as_millis()))
-        .bind(format!("{}ms", policy.statement_timeout.as_millis()))
-        .bind(true)
-        .execute(&mut *tx)
-        .await
-        .doing("setting a backfill batch's timeouts")?;
+    let mut tx = pool.begin_with(AssertSqlSafe(begin(policy))).await.doing("starting a backfill batch")?;
     let Some(row) = simple::sql(names.sql(LOCK))
         .bind(name)
         .fetch_optional(&mut *tx)
@@ -88,16 +99,18 @@ async fn batch(
     let (schema, table, key, set) = (get(0)?, get(1)?, get(2)?, get(3)?);
     let filter: Option<String> = row.try_get(4).doing("reading a backfill")?;
     let last_key: Option<i64> = row.try_get(5).doing("reading a backfill")?;
-    let size: i64 = row.try_get(6).doing("reading a backfill")?;
+    let stored: i64 = row.try_get(6).doing("reading a backfill")?;
     let finished: bool = row.try_get(7).doing("reading a backfill")?;
     if finished {
         return Ok(BatchOutcome::Done);
     }
-    let sql = batch_sql(&qualified(Some(&schema), &table), &key, &set, filter.as_deref());
+    let size = size.unwrap_or(stored).max(1);
+    let progress = names.sql(PROGRESS);
+    let sql = batch_sql(&qualified(Some(&schema), &table), &key, &set, filter.as_deref(), &progress);
     let started = Instant::now();
-    let result: Result<(Option<i64>, i64, i64), sqlx::Error> =
-        simple::sql(sql).bind(last_key.unwrap_or(i64::MIN)).bind(size).row_as(&mut *tx).await;
-    let (max, keys, changed) = match result {
+    let result: Result<(Option<i64>, i64), sqlx::Error> =
+        simple::sql(sql).bind(last_key.unwrap_or(i64::MIN)).bind(size).bind(name).row_as(&mut *tx).await;
+    let (upper, changed) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = tx.rollback().await;
@@ -105,26 +118,15 @@ async fn batch(
             return Ok(BatchOutcome::Failed { message: e.to_string(), retryable });
         }
     };
-    let Some(max) = max else {
+    let Some(upper) = upper else {
         simple::sql(names.sql(FINISH)).bind(name).execute(&mut *tx).await.doing("finishing a backfill")?;
         tx.commit().await.doing("finishing a backfill")?;
         return Ok(BatchOutcome::Done);
     };
-    let took = started.elapsed();
-    let next_size = next_batch_size(size, took, target);
-    simple::sql(names.sql(PROGRESS))
-        .bind(name)
-        .bind(max)
-        .bind(changed)
-        .bind(next_size)
-        .bind(took.as_millis() as i64)
-        .execute(&mut *tx)
-        .await
-        .doing("recording a backfill's progress")?;
     crate::fault::boundary("backfill batch written, before commit");
     tx.commit().await.doing("committing a backfill batch")?;
     crate::fault::boundary("backfill batch committed");
-    Ok(BatchOutcome::Batch { keys, changed, last_key: max, held: started.elapsed(), next_size })
+    Ok(BatchOutcome::Batch { changed, last_key: upper, held: started.elapsed(), size })
 }
 
 impl Backfills for PgPool {
@@ -136,9 +138,9 @@ impl Backfills for PgPool {
         &self,
         names: &Names,
         name: &str,
-        target: Duration,
+        size: Option<i64>,
         policy: &ExecPolicy,
     ) -> Result<BatchOutcome, Error> {
-        batch(self, names, name, target, policy).await
+        batch(self, names, name, size, policy).await
     }
 }
