@@ -35,7 +35,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let smoke = std::env::args().any(|a| a == "--smoke");
-    let iterations = if smoke { 3 } else { 200 };
+    // `--queries`: one boot of each kind, printing every statement sent and its time.
+    let queries = std::env::args().any(|a| a == "--queries");
+    let iterations = if smoke {
+        3
+    } else if queries {
+        5
+    } else {
+        200
+    };
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin: PgConnectOptions = url.parse()?;
     let (sqlx_db, zdm_db) =
@@ -53,22 +61,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // What registering this process costs (a worker or tool would skip it).
     let unregistered = zdm_m.clone().without_registration();
+    if queries {
+        tracing_subscriber::fmt().with_env_filter("sqlx::query=debug").init();
+    }
     let (mut t_sqlx, mut t_zdm, mut t_adopted, mut t_unreg) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut t_adopted_unreg = Vec::new();
     for _ in 0..iterations {
         // Interleaved, so drift on a shared machine hits all three alike.
         let t = Instant::now();
         sqlx_m.run(&sqlx_pool).await?;
         t_sqlx.push(t.elapsed());
+        if queries {
+            eprintln!("---- zdm ledger");
+        }
         let t = Instant::now();
         let r = zdm_m.run_pre(&zdm_pool).await?;
         t_zdm.push(t.elapsed());
         assert!(r.applied.is_empty());
+        if queries {
+            eprintln!("---- adopted");
+        }
         let t = Instant::now();
         zdm_m.run_pre(&sqlx_pool).await?;
         t_adopted.push(t.elapsed());
         let t = Instant::now();
         unregistered.run_pre(&zdm_pool).await?;
         t_unreg.push(t.elapsed());
+        let t = Instant::now();
+        unregistered.run_pre(&sqlx_pool).await?;
+        t_adopted_unreg.push(t.elapsed());
     }
     let (s, z, a, u) = (median(t_sqlx), median(t_zdm), median(t_adopted), median(t_unreg));
     println!("boot with 200 applied migrations, nothing pending; median of {iterations} runs on PostgreSQL");
@@ -88,6 +109,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         u.as_secs_f64() / s.as_secs_f64()
     );
 
+    let au = median(t_adopted_unreg);
+    println!(
+        "{:<44} {:>10.3?}  {:>5.2}x",
+        "zdm run_pre (adopted, without registration)",
+        au,
+        au.as_secs_f64() / s.as_secs_f64()
+    );
+    println!(
+        "(registration writes this process's row to the instance registry, which plain sqlx has no \
+         counterpart for; a worker or tool that does not migrate skips it)"
+    );
     sqlx_pool.close().await;
     zdm_pool.close().await;
     drop_db(&admin, &sqlx_db).await?;

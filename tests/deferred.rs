@@ -172,7 +172,7 @@ async fn run_post_when_safe_waits_for_the_old_build_to_expire() {
 async fn the_registry_holds_this_process_until_it_stops() {
     let db = TestDb::new().await;
     let pool = db.pool(4).await;
-    // A row whose heartbeat is long gone is pruned when an instance registers.
+    // A row whose heartbeat is long gone is pruned by the next heartbeat (not at boot).
     migrator().up_to(1).run_pre(&pool).await.unwrap();
     old_instance(&pool, &[1]).await;
     sqlx::query("UPDATE zdm_instances SET heartbeat_at = now() - interval '1 hour' WHERE pid = 4242")
@@ -183,7 +183,7 @@ async fn the_registry_holds_this_process_until_it_stops() {
     let report = migrator().run_pre(&pool).await.unwrap();
     let instance = report.instance.clone().expect("run_pre registers");
     let (id, app, embedded, mapped, ignored): (String, String, Vec<i64>, Vec<String>, Vec<String>) =
-        sqlx::query_as("SELECT id, app_name, embedded, mapped, ignored FROM zdm_instances")
+        sqlx::query_as("SELECT id, app_name, embedded, mapped, ignored FROM zdm_instances WHERE pid <> 4242")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -203,14 +203,19 @@ async fn the_registry_holds_this_process_until_it_stops() {
     assert_eq!(zdm::Migrator::clone(&migrator()).register(&pool).await.unwrap(), instance, "one row per process");
 
     let beat = || async {
-        sqlx::query_scalar::<_, f64>("SELECT extract(epoch FROM heartbeat_at)::float8 FROM zdm_instances")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, f64>(
+            "SELECT extract(epoch FROM heartbeat_at)::float8 FROM zdm_instances WHERE pid <> 4242",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
     };
     let first = beat().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(beat().await > first, "the heartbeat moves");
+    let stale: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM zdm_instances WHERE pid = 4242").fetch_one(&pool).await.unwrap();
+    assert_eq!(stale, 0, "the heartbeat pruned the row whose TTL ran out");
 
     instance.stop().await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_instances").fetch_one(&pool).await.unwrap();

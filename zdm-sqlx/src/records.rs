@@ -105,6 +105,16 @@ pub struct Found {
     pub db_key: String,
 }
 
+/// The common boot's reads in one round trip (see `Backend::boot`).
+#[derive(Debug, Clone)]
+pub struct Booted {
+    pub found: Found,
+    /// What counts as applied, ordered by version.
+    pub applied: Vec<zdm_core::plan::Applied>,
+    /// When the registration went with it: the read-only drops this build predates.
+    pub predated: Option<Vec<i64>>,
+}
+
 /// Which other tools' migration tables exist.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Foreign {

@@ -174,12 +174,26 @@ pub(crate) async fn register<B: Registry>(
 ) -> Result<Registered, Error> {
     let record = this_process(settings, embedded);
     let predated = backend.upsert_instance(names, &record, settings.instance_ttl, linked_models()).await?;
+    Ok(handle(settings, record, backend, names, found, predated))
+}
+
+/// The handle of a registration already written (by [`register`], or with the boot's
+/// reads): starts the heartbeat, or updates the running one of an earlier registration of
+/// this process with the same database.
+pub(crate) fn handle<B: Registry>(
+    settings: &Settings,
+    record: InstanceRecord,
+    backend: &B,
+    names: &Names,
+    found: &Found,
+    predated: Vec<i64>,
+) -> Registered {
     let key = key(found, names);
     let mut map = registered().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(existing) = map.get(&key).filter(|i| i.running()) {
         *existing.inner.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
         *existing.inner.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        return Ok(Registered { instance: existing.clone(), fresh: false, predated_read_only: predated });
+        return Registered { instance: existing.clone(), fresh: false, predated_read_only: predated };
     }
     tracing::info!(id = %record.id, app = %record.app_name, version = %record.app_version, "registered this instance");
     let shared = Arc::new(Mutex::new(record.clone()));
@@ -208,7 +222,7 @@ pub(crate) async fn register<B: Registry>(
         }),
     };
     map.insert(key, instance.clone());
-    Ok(Registered { instance, fresh: true, predated_read_only: predated })
+    Registered { instance, fresh: true, predated_read_only: predated }
 }
 
 /// Beats on `side`, a connection of its own: an app that holds every pooled connection
@@ -224,7 +238,7 @@ async fn heartbeat<B: Registry>(
     loop {
         tokio::time::sleep(every).await;
         let id = record.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
-        let ok = match side.beat(&names, &id).await {
+        let ok = match side.beat(&names, &id, ttl).await {
             Ok(true) => true,
             Ok(false) => {
                 // Pruned while this process was stalled past the TTL: add it back.

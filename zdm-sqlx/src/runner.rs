@@ -30,8 +30,20 @@ async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag
     let s = job.settings;
     let names = s.names();
     let metas = job.metas();
-    let found = backend.bootstrap(&names).await?;
     let models = registry::linked_models();
+    // The common boot (run_pre of a build without model structs, so nothing to refuse
+    // under the registry's lock): look-up, ledger and registration in one round trip.
+    let record =
+        (target == Target::Pre && models.is_empty() && s.registers).then(|| registry::this_process(s, &job.embedded()));
+    let booted = if target == Target::Pre && models.is_empty() {
+        backend.boot(&names, record.as_ref().map(|r| (r, s.instance_ttl))).await?
+    } else {
+        None
+    };
+    let found = match &booted {
+        Some(b) => b.found.clone(),
+        None => backend.bootstrap(&names).await?,
+    };
     // run_pre reads drops only to refuse a build that maps a dropped column (it would fail
     // on its first query), and backfills only to start them (below): the common boot stays
     // at a few queries.
@@ -41,7 +53,10 @@ async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag
     if target != Target::Post {
         refuse_boot(&drops, models)?;
     }
-    let applied_before = load_applied(backend, &names, found.foreign).await?;
+    let (applied_before, registered_with_boot) = match booted {
+        Some(b) => (b.applied, b.predated),
+        None => (load_applied(backend, &names, found.foreign).await?, None),
+    };
     let first = make_plan(&metas, &applied_before, target)?;
     // run_pre gates nothing: it needs the registry only to register.
     let (local, others) = if target == Target::Pre {
@@ -105,7 +120,10 @@ async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag
         .collect();
     let mut first_registration = false;
     if target != Target::Post && s.registers {
-        let registered = registry::register(s, &job.embedded(), backend, &names, &found).await?;
+        let registered = match (registered_with_boot, record) {
+            (Some(predated), Some(record)) => registry::handle(s, record, backend, &names, &found, predated),
+            _ => registry::register(s, &job.embedded(), backend, &names, &found).await?,
+        };
         crate::fault::boundary("registered");
         report.instance = Some(registered.instance);
         first_registration = registered.fresh;

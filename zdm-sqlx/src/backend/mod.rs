@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::migration::Step;
 use crate::names::Names;
 use crate::records::{
-    BackfillRow, BatchOutcome, Failure, Fence, Foreign, Found, InstanceRecord, LedgerRow, Outcome, PostPending,
+    BackfillRow, BatchOutcome, Booted, Failure, Fence, Foreign, Found, InstanceRecord, LedgerRow, Outcome, PostPending,
     RunContext,
 };
 
@@ -83,6 +83,19 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
     /// Creates zdm's tables when missing (safe when many processes start at once) and
     /// says which other tools' ledgers exist.
     fn bootstrap(&self, names: &Names) -> impl Future<Output = Result<Found, Error>> + Send;
+
+    /// The common boot (nothing of zdm's to create) in one round trip where the database
+    /// allows: [`Backend::bootstrap`]'s look-up, [`Backend::load_applied`] and, given, the
+    /// registration of a build without model structs (`record`, registered for `ttl`).
+    /// `None` (the default): take those steps one by one.
+    fn boot(
+        &self,
+        names: &Names,
+        register: Option<(&InstanceRecord, Duration)>,
+    ) -> impl Future<Output = Result<Option<Booted>, Error>> + Send {
+        let _ = (names, register);
+        async { Ok(None) }
+    }
 
     /// The newest version applied by zdm, sqlx or (PostgreSQL) diesel: the version to
     /// baseline at when adopting. Reads only; creates nothing.
@@ -169,7 +182,8 @@ pub trait Registry: Backend {
     fn app_had_models(&self, names: &Names, app: &str) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Refreshes the heartbeat; `false` when the row is gone (pruned) and must be re-added.
-    fn beat(&self, names: &Names, id: &str) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Moves this instance's heartbeat; also prunes rows whose TTL (at least `ttl`) ran out.
+    fn beat(&self, names: &Names, id: &str, ttl: Duration) -> impl Future<Output = Result<bool, Error>> + Send;
 
     fn deregister(&self, names: &Names, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
 

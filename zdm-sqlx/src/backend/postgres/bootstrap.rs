@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use super::{drops, ledger, post_pending, recipes, registry, simple};
 use crate::error::{Doing, Error};
 use crate::names::Names;
-use crate::records::{Foreign, Found};
+use crate::records::{Booted, Foreign, Found};
 
 /// One round trip at every boot: zdm's objects, the other tools' ledgers, the server.
 const TABLES_EXIST: &str = concat!(
@@ -36,11 +36,11 @@ struct Look {
     db_key: String,
 }
 
-/// Whether zdm's objects are all there (this zdm version's), and what else the database has.
-async fn tables_exist(pool: &PgPool, names: &Names) -> Result<Look, Error> {
+/// The look-up's statement, values bound.
+fn look_up(names: &Names) -> simple::Sql {
     let [fn1, fn2, fn3] = drops::function_signatures(names);
     let recipes = recipes::marker(names);
-    let (complete, sqlx, diesel, server_version, db_key) = simple::sql(names.sql(TABLES_EXIST))
+    simple::sql(names.sql(TABLES_EXIST))
         .bind(&names.ledger)
         .bind(&names.history)
         .bind(&names.lease)
@@ -53,10 +53,76 @@ async fn tables_exist(pool: &PgPool, names: &Names) -> Result<Look, Error> {
         .bind(recipes.0)
         .bind(recipes.1)
         .bind(names.func("app_models"))
-        .row_as(pool)
-        .await
-        .doing("looking for zdm's tables")?;
+}
+
+/// Whether zdm's objects are all there (this zdm version's), and what else the database has.
+async fn tables_exist(pool: &PgPool, names: &Names) -> Result<Look, Error> {
+    let (complete, sqlx, diesel, server_version, db_key) =
+        look_up(names).row_as(pool).await.doing("looking for zdm's tables")?;
     Ok(Look { complete, sqlx, diesel, server_version, db_key })
+}
+
+/// The common boot in one round trip: the look-up, what counts as applied and (given) this
+/// process's registration statement, sent as one simple query (one implicit transaction).
+/// `None` when that is not the common boot — zdm's objects missing or an older zdm's,
+/// diesel's ledger to read too, or any statement refused — and the caller takes the
+/// step-by-step way, which creates what is missing and says what went wrong.
+pub(super) async fn boot(pool: &PgPool, names: &Names, register: Option<simple::Sql>) -> Result<Option<Booted>, Error> {
+    use futures_core::Stream;
+    use sqlx::{Either, Row};
+
+    let mut text = look_up(names).text();
+    text.push_str(";\n");
+    text.push_str(&names.sql(ledger::LOAD_APPLIED_FN));
+    if let Some(register) = &register {
+        text.push_str(";\n");
+        text.push_str(&register.text());
+    }
+    let mut stream = std::pin::pin!(sqlx::raw_sql(AssertSqlSafe(text)).fetch_many(pool));
+    // Rows per statement, in order: a statement's end is its `QueryResult`.
+    let mut results: Vec<Vec<sqlx::postgres::PgRow>> = vec![Vec::new()];
+    while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        match item {
+            Ok(Either::Left(_)) => results.push(Vec::new()),
+            Ok(Either::Right(row)) => results.last_mut().expect("one list at least").push(row),
+            // A missing object, an older zdm's schema: the step-by-step way sorts it out.
+            Err(sqlx::Error::Database(e)) => {
+                tracing::debug!(error = %e, "the one-round-trip boot was refused; booting step by step");
+                return Ok(None);
+            }
+            Err(e) => return Err(e).doing("looking for zdm's tables"),
+        }
+    }
+    let statements = if register.is_some() { 3 } else { 2 };
+    if results.len() < statements {
+        return Ok(None);
+    }
+    let Some(look) = results[0].first() else { return Ok(None) };
+    let (complete, sqlx, diesel, server_version, db_key): (bool, bool, bool, i32, String) =
+        sqlx::FromRow::from_row(look).doing("looking for zdm's tables")?;
+    if !complete || diesel {
+        return Ok(None);
+    }
+    let applied = results[1]
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .doing("reading the ledger")?;
+    let predated = match register {
+        Some(_) => Some(
+            results[2]
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<Vec<i64>, _>>()
+                .doing("registering this instance")?,
+        ),
+        None => None,
+    };
+    Ok(Some(Booted {
+        found: Found { foreign: Foreign { sqlx, diesel }, server_version: Some(server_version), db_key },
+        applied: ledger::merge(applied),
+        predated,
+    }))
 }
 
 /// Creates (or, for an older zdm's database, replaces) zdm's schema, tables and functions.
@@ -66,6 +132,10 @@ async fn create_objects(tx: &mut PgConnection, names: &Names) -> Result<(), Erro
         sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *tx).await.doing("creating zdm's schema")?;
     }
     sqlx::raw_sql(AssertSqlSafe(names.sql(CREATE_TABLES))).execute(&mut *tx).await.doing("creating zdm's tables")?;
+    sqlx::raw_sql(AssertSqlSafe(names.sql(ledger::CREATE_APPLIED_FN)))
+        .execute(&mut *tx)
+        .await
+        .doing("creating zdm's ledger function")?;
     sqlx::raw_sql(AssertSqlSafe(names.sql(registry::CREATE)))
         .execute(&mut *tx)
         .await

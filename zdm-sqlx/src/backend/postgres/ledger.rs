@@ -44,8 +44,28 @@ const LOAD_APPLIED: &str = "SELECT true, version, description, checksum FROM {le
 const LOAD_APPLIED_AND_SQLX: &str = "\
 SELECT true, version, description, checksum FROM {ledger} WHERE success
 UNION ALL
-SELECT false, s.version, s.description, s.checksum FROM {sqlx_ledger} s
-WHERE s.success AND NOT EXISTS (SELECT 1 FROM {ledger} z WHERE z.version = s.version AND z.success)";
+SELECT false, s.version, s.description, s.checksum FROM {sqlx_ledger} s WHERE s.success";
+/// zdm's rows and, when its ledger exists, sqlx's: the boot reads what counts as applied in
+/// the same round trip as its look-up, before it knows whether sqlx's ledger is there.
+/// Merged by [`merge`] (zdm's row wins).
+pub(super) const CREATE_APPLIED_FN: &str = r#"
+CREATE OR REPLACE FUNCTION {obj:applied}(p_sqlx text)
+RETURNS TABLE (o_zdm boolean, o_version bigint, o_description text, o_checksum bytea)
+LANGUAGE plpgsql STABLE AS $zdm$
+BEGIN
+    RETURN QUERY SELECT true, l.version::bigint, l.description::text, l.checksum::bytea FROM {ledger} l WHERE l.success;
+    IF to_regclass(p_sqlx) IS NOT NULL THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT false, s.version::bigint, s.description::text, s.checksum::bytea FROM %s s WHERE s.success',
+            to_regclass(p_sqlx));
+    END IF;
+END
+$zdm$;
+"#;
+/// Calls [`CREATE_APPLIED_FN`].
+pub(super) const LOAD_APPLIED_FN: &str =
+    "SELECT o_zdm, o_version, o_description, o_checksum FROM {obj:applied}({sqlx_ledger_text})";
+
 const LOAD_DIESEL: &str = "SELECT version::text FROM __diesel_schema_migrations ORDER BY version";
 
 pub(super) async fn load_ledger(pool: &PgPool, names: &Names) -> Result<Vec<LedgerRow>, Error> {
@@ -76,15 +96,7 @@ pub(super) async fn load_applied(pool: &PgPool, names: &Names, foreign: Foreign)
     let query = if foreign.sqlx { LOAD_APPLIED_AND_SQLX } else { LOAD_APPLIED };
     let rows: Vec<(bool, i64, String, Vec<u8>)> =
         simple::sql(names.sql(query)).rows_as(pool).await.doing("reading the ledger")?;
-    let mut out: Vec<Applied> = rows
-        .into_iter()
-        .map(|(zdm, version, description, checksum)| Applied {
-            version,
-            description,
-            checksum,
-            by: if zdm { AppliedBy::Zdm } else { AppliedBy::Sqlx },
-        })
-        .collect();
+    let mut out = merge(rows);
     if foreign.diesel {
         for row in diesel_applied(pool).await? {
             if !out.iter().any(|a| a.version == row.version) {
@@ -94,6 +106,24 @@ pub(super) async fn load_applied(pool: &PgPool, names: &Names, foreign: Foreign)
     }
     out.sort_by_key(|a| a.version);
     Ok(out)
+}
+
+/// zdm's and sqlx's rows, as `(by zdm, version, description, checksum)`, into what counts
+/// as applied: zdm's row wins where both ledgers have a version.
+pub(super) fn merge(rows: Vec<(bool, i64, String, Vec<u8>)>) -> Vec<Applied> {
+    let ours: std::collections::HashSet<i64> = rows.iter().filter(|r| r.0).map(|r| r.1).collect();
+    let mut out: Vec<Applied> = rows
+        .into_iter()
+        .filter(|(zdm, version, ..)| *zdm || !ours.contains(version))
+        .map(|(zdm, version, description, checksum)| Applied {
+            version,
+            description,
+            checksum,
+            by: if zdm { AppliedBy::Zdm } else { AppliedBy::Sqlx },
+        })
+        .collect();
+    out.sort_by_key(|a| a.version);
+    out
 }
 
 /// diesel's rows: it keeps the folder's version as written (`2024-01-01-000000`); zdm

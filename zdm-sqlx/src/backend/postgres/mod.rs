@@ -34,7 +34,7 @@ use super::{Backend, StepGuard};
 use crate::error::Error;
 use crate::migration::Step;
 use crate::names::Names;
-use crate::records::{Failure, Fence, Foreign, Found, LedgerRow, Outcome, RunContext};
+use crate::records::{Booted, Failure, Fence, Foreign, Found, InstanceRecord, LedgerRow, Outcome, RunContext};
 
 impl super::private::Sealed for PgPool {}
 
@@ -48,6 +48,15 @@ impl Backend for PgPool {
 
     async fn close_side(&self) {
         self.close().await;
+    }
+
+    async fn boot(
+        &self,
+        names: &Names,
+        register: Option<(&InstanceRecord, Duration)>,
+    ) -> Result<Option<Booted>, Error> {
+        let register = register.map(|(r, ttl)| registry::register_sql(names, r, ttl.as_secs_f64()));
+        bootstrap::boot(self, names, register).await
     }
 
     async fn bootstrap(&self, names: &Names) -> Result<Found, Error> {

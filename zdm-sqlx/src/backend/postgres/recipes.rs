@@ -278,12 +278,12 @@ $zdm$;
 
 /// Bumped whenever the SQL of zdm's functions or tables changes: a database whose marker
 /// function is missing gets everything (re)installed at the next boot.
-const SCHEMA_MARKER: &str = "schema_v5";
+const SCHEMA_MARKER: &str = "schema_v6";
 
 pub(super) fn create_sql(names: &Names) -> String {
     let marker = names.func(SCHEMA_MARKER);
     format!(
-        "{}\nCREATE OR REPLACE FUNCTION {marker}() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 5';\n",
+        "{}\nCREATE OR REPLACE FUNCTION {marker}() RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 6';\n",
         names.sql(CREATE)
     )
 }

@@ -45,10 +45,6 @@ CREATE TABLE IF NOT EXISTS {obj:app_models} (
 /// only means the next heartbeat writes it again, hence `synchronous_commit` off.
 const REGISTER: &str = "\
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
-pruned AS (
-    DELETE FROM {instances}
-    WHERE heartbeat_at < clock_timestamp() - make_interval(secs => greatest($10, coalesce(ttl_s, 0))) AND id <> $1
-),
 registered AS (
     INSERT INTO {instances} (id, app_name, app_version, hostname, pid, zdm_version, started_at, heartbeat_at,
                              embedded, mapped, ignored, ttl_s)
@@ -66,9 +62,29 @@ const NOTE_MODELS: &str =
     "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
      ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
 const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE app_name = $1 AND models > 0)";
-const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+/// A heartbeat also prunes the rows whose TTL ran out (every reader filters them anyway):
+/// housekeeping off the boot's path, where a scan of the table would cost each boot.
+const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+     pruned AS (DELETE FROM {instances} WHERE heartbeat_at < clock_timestamp() \
+         - make_interval(secs => greatest($2, coalesce(ttl_s, 0))) AND id <> $1) \
      UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
+/// One statement: prune, upsert, and list the read-only drops this build predates (the
+/// registration of a build without model structs, also sent with the boot's reads).
+pub(super) fn register_sql(names: &Names, r: &InstanceRecord, ttl_s: f64) -> simple::Sql {
+    simple::sql(names.sql(REGISTER))
+        .bind(&r.id)
+        .bind(&r.app_name)
+        .bind(&r.app_version)
+        .bind(&r.hostname)
+        .bind(r.pid)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(&r.embedded)
+        .bind(&r.mapped)
+        .bind(&r.ignored)
+        .bind(ttl_s)
+}
+
 /// Registers in one transaction with the registry lock: upsert, note that the app has
 /// models, refuse a build that maps something already dropped, and list the read-only
 /// drops this build predates.
@@ -79,18 +95,7 @@ async fn upsert_instance(
     ttl_s: f64,
     models: &[ModelInfo],
 ) -> Result<Vec<i64>, Error> {
-    // One statement: prune, upsert, and list the read-only drops this build predates.
-    let register = simple::sql(names.sql(REGISTER))
-        .bind(&r.id)
-        .bind(&r.app_name)
-        .bind(&r.app_version)
-        .bind(&r.hostname)
-        .bind(r.pid)
-        .bind(env!("CARGO_PKG_VERSION"))
-        .bind(&r.embedded)
-        .bind(&r.mapped)
-        .bind(&r.ignored)
-        .bind(ttl_s);
+    let register = register_sql(names, r, ttl_s);
     if models.is_empty() {
         // Nothing of this build can be refused for what was dropped, so the registry lock
         // would change no outcome: the statement alone (the common boot of a build without
@@ -120,8 +125,13 @@ async fn app_had_models(pool: &PgPool, names: &Names, app: &str) -> Result<bool,
     simple::sql(names.sql(HAD_MODELS)).bind(app).scalar(pool).await.doing("reading which apps registered models")
 }
 
-async fn beat(pool: &PgPool, names: &Names, id: &str) -> Result<bool, Error> {
-    let done = simple::sql(names.sql(BEAT)).bind(id).execute(pool).await.doing("sending a heartbeat")?;
+async fn beat(pool: &PgPool, names: &Names, id: &str, ttl: Duration) -> Result<bool, Error> {
+    let done = simple::sql(names.sql(BEAT))
+        .bind(id)
+        .bind(ttl.as_secs_f64())
+        .execute(pool)
+        .await
+        .doing("sending a heartbeat")?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -145,8 +155,8 @@ impl Registry for PgPool {
         app_had_models(self, names, app).await
     }
 
-    async fn beat(&self, names: &Names, id: &str) -> Result<bool, Error> {
-        beat(self, names, id).await
+    async fn beat(&self, names: &Names, id: &str, ttl: Duration) -> Result<bool, Error> {
+        beat(self, names, id, ttl).await
     }
 
     async fn deregister(&self, names: &Names, id: &str) -> Result<(), Error> {
