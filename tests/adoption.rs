@@ -146,3 +146,30 @@ async fn a_baselined_history_runs_on_a_fresh_database_and_names_its_newest_versi
     assert_eq!(blocking(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The common boot reads zdm's and sqlx's rows through zdm's ledger function in one round
+/// trip; a database that lacks the function (set up by an older zdm, or the function
+/// dropped by hand) boots step by step, gets it back, and counts the same rows as applied.
+#[tokio::test]
+async fn the_one_round_trip_boot_and_its_fallback_count_the_same_rows() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let mut before = sqlx::migrate!("tests/migrations/adopt");
+    before.migrations = Cow::Owned(before.migrations[..2].to_vec());
+    before.run(&pool).await.unwrap();
+    let m = zdm::migrator!("tests/migrations/adopt");
+    assert_eq!(m.run_pre(&pool).await.unwrap().applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
+
+    let function = "SELECT count(*) FROM pg_proc WHERE proname = 'zdm_applied'";
+    assert_eq!(sqlx::query_scalar::<_, i64>(function).fetch_one(&pool).await.unwrap(), 1);
+    // Through the function: sqlx's two rows and zdm's one are applied, nothing runs again.
+    assert!(m.run_pre(&pool).await.unwrap().applied.is_empty());
+
+    sqlx::raw_sql("DROP FUNCTION zdm_applied(text)").execute(&pool).await.unwrap();
+    let report = m.run_pre(&pool).await.unwrap();
+    assert!(report.applied.is_empty(), "the step-by-step boot counts the same rows: {report}");
+    assert!(report.instance.is_some(), "and registers");
+    assert_eq!(sqlx::query_scalar::<_, i64>(function).fetch_one(&pool).await.unwrap(), 1, "recreated");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_instances").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, 1, "one registration per process, whichever way it booted");
+}

@@ -17,7 +17,7 @@ const TABLES_EXIST: &str = concat!(
     "AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL AND to_regclass($5) IS NOT NULL ",
     "AND to_regclass($6) IS NOT NULL AND to_regprocedure($7) IS NOT NULL AND to_regprocedure($8) IS NOT NULL ",
     "AND to_regprocedure($9) IS NOT NULL AND to_regclass($10) IS NOT NULL AND to_regprocedure($11) IS NOT NULL ",
-    "AND to_regclass($12) IS NOT NULL, ",
+    "AND to_regclass($12) IS NOT NULL AND to_regprocedure($13) IS NOT NULL, ",
     ledger::foreign_ledgers!(),
     ", current_setting('server_version_num')::int, ",
     "concat_ws(':', inet_server_addr(), inet_server_port(), current_database())"
@@ -53,6 +53,7 @@ fn look_up(names: &Names) -> simple::Sql {
         .bind(recipes.0)
         .bind(recipes.1)
         .bind(names.func("app_models"))
+        .bind(format!("{}(text)", names.func("applied")))
 }
 
 /// Whether zdm's objects are all there (this zdm version's), and what else the database has.
