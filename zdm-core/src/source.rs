@@ -125,7 +125,7 @@ pub fn parse_files(files: Vec<SourceFile>) -> Result<Vec<ParsedMigration>, Vec<S
     let no_tx_dirs: Vec<String> = files
         .iter()
         .filter_map(|f| {
-            let (dir, name) = diesel_parts(&f.path)?;
+            let (dir, name) = diesel_parts(&f.path).filter(|(_, name)| *name == "metadata.toml")?;
             let text = std::str::from_utf8(&f.bytes).ok()?;
             let off =
                 text.lines().any(|l| l.split('#').next().unwrap_or("").replace(' ', "") == "run_in_transaction=false");

@@ -40,15 +40,17 @@ pub fn lex(sql: &str) -> Lexed<'_> {
     let bytes = sql.as_bytes();
     let mut out = Lexed::default();
     let mut i = 0;
-    // Start of the current statement's first significant (non-comment, non-space) byte.
-    let mut stmt_start: Option<usize> = None;
+    // Start of the current statement's first significant (non-comment, non-space) byte,
+    // and its line.
+    let mut stmt_start: Option<(usize, usize)> = None;
+    let mut lines = LineCounter::default();
 
     while i < bytes.len() {
         let b = bytes[i];
         match b {
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 let end = memchr_newline(bytes, i);
-                out.line_comments.push(LineComment { body: &sql[i + 2..end], offset: i, line: line_of(sql, i) });
+                out.line_comments.push(LineComment { body: &sql[i + 2..end], offset: i, line: lines.at(bytes, i) });
                 i = end;
                 continue;
             }
@@ -68,7 +70,7 @@ pub fn lex(sql: &str) -> Lexed<'_> {
             _ => {}
         }
         if stmt_start.is_none() {
-            stmt_start = Some(i);
+            stmt_start = Some((i, lines.at(bytes, i)));
         }
         i = match b {
             b'\'' => {
@@ -88,12 +90,32 @@ pub fn lex(sql: &str) -> Lexed<'_> {
     out
 }
 
-fn push_statement<'a>(sql: &'a str, out: &mut Lexed<'a>, start: Option<usize>, end: usize) {
-    if let Some(start) = start {
+fn push_statement<'a>(sql: &'a str, out: &mut Lexed<'a>, start: Option<(usize, usize)>, end: usize) {
+    if let Some((start, line)) = start {
         let text = sql[start..end].trim_end();
         if !text.is_empty() {
-            out.statements.push(Statement { text, offset: start, line: line_of(sql, start) });
+            out.statements.push(Statement { text, offset: start, line });
         }
+    }
+}
+
+/// Line numbers of increasing offsets, counting each newline once (a file of many
+/// statements would otherwise be scanned from its start for each).
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    newlines: usize,
+}
+
+impl LineCounter {
+    /// 1-based line of byte `offset` (not before the last one asked for).
+    fn at(&mut self, bytes: &[u8], offset: usize) -> usize {
+        if offset < self.offset {
+            *self = LineCounter::default();
+        }
+        self.newlines += bytes[self.offset..offset].iter().filter(|&&b| b == b'\n').count();
+        self.offset = offset;
+        self.newlines + 1
     }
 }
 

@@ -33,7 +33,6 @@ use schema::Schema;
 pub use crate::dialect::Dialect;
 use crate::directive::{AssuredScope, SafetyAssured};
 use crate::migration::Phase;
-use crate::split::line_of;
 
 /// The PostgreSQL version the lint assumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +142,9 @@ fn is_judged(m: &LintInput<'_>, config: &LintConfig) -> bool {
 pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mut findings: Option<&mut Vec<Finding>>) {
     let stmts = parse::parse(m.sql);
     let mut file = FileState::default();
+    // Where each line starts, computed at the first finding (a file of many findings would
+    // otherwise be scanned from its start for each).
+    let mut lines: Option<Vec<usize>> = None;
     let post_version = (m.phase == Phase::PostDeploy).then_some(m.version);
     let unreleased = config.deployed.is_some_and(|deployed| m.version > deployed);
     schema.begin_file();
@@ -171,7 +173,9 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
                     if let Some(severity) = severity(rule.kind, m.phase, on_new_table) {
                         let at = hit.span.as_ref().map_or(stmt.focus, |s| s.start);
                         let rule = (rule.id, rule.why, rule.recipe);
-                        findings.push(make_finding(m, rule, stmt.range.clone(), at, stmt.unit.start, hit, severity));
+                        let starts = lines.get_or_insert_with(|| line_starts(m.sql));
+                        let span = stmt.range.clone();
+                        findings.push(make_finding(m, starts, rule, span, at, stmt.unit.start, hit, severity));
                     }
                 }
             }
@@ -189,6 +193,11 @@ pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mu
     }
 }
 
+/// The byte offset where each line of `sql` starts (the first is 0).
+fn line_starts(sql: &str) -> Vec<usize> {
+    std::iter::once(0).chain(sql.match_indices('\n').map(|(i, _)| i + 1)).collect()
+}
+
 /// Whether a hit is reported, and how loudly, given the phase and the same-file exemption.
 fn severity(kind: Kind, phase: Phase, on_new_table: bool) -> Option<Severity> {
     match kind {
@@ -203,8 +212,10 @@ fn severity(kind: Kind, phase: Phase, on_new_table: bool) -> Option<Severity> {
 
 /// A finding of `rule` (id, why, recipe) on the statement at `span`, pointing at byte `at`;
 /// a `safety_assured` comment before the statement that starts at `unit_start` silences it.
+#[allow(clippy::too_many_arguments)]
 fn make_finding(
     m: &LintInput<'_>,
+    line_starts: &[usize],
     (id, why, recipe): (&'static str, &'static str, &'static str),
     span: std::ops::Range<usize>,
     at: usize,
@@ -213,10 +224,12 @@ fn make_finding(
     severity: Severity,
 ) -> Finding {
     let start = at.min(m.sql.len());
-    let line = line_of(m.sql, start);
-    let line_start = m.sql[..start].rfind('\n').map_or(0, |i| i + 1);
+    // 1-based line of byte `pos`: the number of line starts at or before it.
+    let line_at = |pos: usize| line_starts.partition_point(|&s| s <= pos);
+    let line = line_at(start);
+    let line_start = line_starts[line - 1];
     let column = m.sql[line_start..start].chars().count() + 1;
-    let stmt_line = line_of(m.sql, unit_start.min(m.sql.len()));
+    let stmt_line = line_at(unit_start.min(m.sql.len()));
     let assured = m
         .safety_assured
         .iter()

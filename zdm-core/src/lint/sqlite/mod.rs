@@ -268,7 +268,8 @@ pub fn lint(migrations: &[super::LintInput<'_>], _config: &super::LintConfig) ->
 fn engine_missing(m: &super::LintInput<'_>, message: &str) -> super::Finding {
     let rule = &super::rules::unanalysable::SQLITE;
     let hit = super::rules::Hit::anywhere(format!("the SQLite analyzer is not available: {message}"));
-    super::make_finding(m, (rule.id, rule.why, rule.recipe), 0..0, 0, 0, hit, super::Severity::Error)
+    let starts = super::line_starts(m.sql);
+    super::make_finding(m, &starts, (rule.id, rule.why, rule.recipe), 0..0, 0, 0, hit, super::Severity::Error)
 }
 
 /// Judges one replayed file.
@@ -284,6 +285,7 @@ pub fn judge(m: &super::LintInput<'_>, replayed: &ReplayedFile, findings: &mut V
     let rebuilds = rebuild::find(&stmts, &states);
     let mut file = FileState::default();
     let transactional = !m.no_transaction;
+    let mut lines: Option<Vec<usize>> = None;
     for (index, stmt) in stmts.iter().enumerate() {
         let cx = Cx {
             phase: m.phase,
@@ -303,6 +305,7 @@ pub fn judge(m: &super::LintInput<'_>, replayed: &ReplayedFile, findings: &mut V
                     let at = hit.span.as_ref().map_or(stmt.focus, |s| s.start);
                     findings.push(super::make_finding(
                         m,
+                        lines.get_or_insert_with(|| super::line_starts(m.sql)),
                         (rule.id, rule.why, rule.recipe),
                         stmt.range.clone(),
                         at,
