@@ -39,6 +39,10 @@
 /// you pass to zdm are the same types.
 pub use sqlx;
 
+/// The chrono zdm's times are in: ledger rows, status rows, instances and backfills carry
+/// `chrono::DateTime<chrono::Utc>`.
+pub use zdm_core::time::chrono;
+
 pub use zdm_core::gate::{Blocker, DropStatus, PendingDrop};
 pub use zdm_core::model::ModelInfo;
 pub use zdm_core::{Dialect, Phase};
