@@ -46,7 +46,7 @@ pub use zdm_core::time::chrono;
 pub use zdm_core::gate::{Blocker, DropStatus, PendingDrop};
 pub use zdm_core::model::ModelInfo;
 pub use zdm_core::{Dialect, Phase};
-pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
+pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model, Model};
 pub use zdm_sqlx::migrator::ExecPolicy;
 pub use zdm_sqlx::status::{State, StatusRow};
 pub use zdm_sqlx::{

@@ -298,12 +298,8 @@ async fn after_failure(
         None => String::new(),
     };
     let retryable = e.retryable();
-    let mut failure = Failure {
-        message: format!("{}{waited}", e.message),
-        line: e.line,
-        duration: started.elapsed(),
-        retryable,
-    };
+    let mut failure =
+        Failure { message: format!("{}{waited}", e.message), line: e.line, duration: started.elapsed(), retryable };
     if retryable && tried.n + 1 < tried.of {
         let next = if tried.pause.is_zero() {
             "retrying once no long transaction holds a conflicting lock".to_string()

@@ -285,12 +285,7 @@ impl Backend for SqlitePool {
             let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
             check_fence(&mut conn, names, fence).await?;
             if let Err((message, line)) = run_body(&mut conn, step, false).await {
-                return Ok(Outcome::Failed(Failure {
-                    message,
-                    line,
-                    duration: started.elapsed(),
-                    retryable: false,
-                }));
+                return Ok(Outcome::Failed(Failure { message, line, duration: started.elapsed(), retryable: false }));
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await.doing("writing the ledger")?;
             check_fence(&mut tx, names, fence).await?;
