@@ -39,10 +39,14 @@
 /// you pass to zdm are the same types.
 pub use sqlx;
 
+/// The chrono zdm's times are in: ledger rows, status rows, instances and backfills carry
+/// `chrono::DateTime<chrono::Utc>`.
+pub use zdm_core::time::chrono;
+
 pub use zdm_core::gate::{Blocker, DropStatus, PendingDrop};
 pub use zdm_core::model::ModelInfo;
 pub use zdm_core::{Dialect, Phase};
-pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model};
+pub use zdm_macros::{after_deploy, ignored_columns, migration, migrations, migrator, model, Model};
 pub use zdm_sqlx::migrator::ExecPolicy;
 pub use zdm_sqlx::status::{State, StatusRow};
 pub use zdm_sqlx::{
@@ -192,9 +196,27 @@ pub mod recipes {
 }
 
 pub mod testing {
-    //! Checks for a test suite or a deploy tool: the deployed build's queries against the
-    //! next build's pre-deploy migrations ([`check_old_queries`]).
+    //! For a test suite or a deploy tool: a test database migrated by zdm, e.g. under
+    //! `#[sqlx::test(migrations = false)]` ([`migrate`], [`migrate_with`]; see
+    //! `zdm_sqlx::test_db` for why not `migrator = ".."`), and the deployed build's queries
+    //! checked against the next build's pre-deploy migrations ([`check_old_queries`]).
+    //!
+    //! ```no_run
+    //! zdm::migrations!("examples/quickstart/migrations");
+    //!
+    //! // `migrations = false`: otherwise `#[sqlx::test]` finds ./migrations and runs the
+    //! // files through sqlx's own migrator before the test.
+    //! #[sqlx::test(migrations = false)]
+    //! async fn reads_posts(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+    //!     zdm::testing::migrate(&pool).await?;
+    //!     let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM posts").fetch_all(&pool).await?;
+    //!     assert!(titles.is_empty());
+    //!     Ok(())
+    //! }
+    //! # fn main() {}
+    //! ```
     pub use zdm_sqlx::old_queries::*;
+    pub use zdm_sqlx::test_db::*;
 }
 
 pub mod build {

@@ -66,7 +66,8 @@ async fn run_all_applies_everything_in_version_order() {
 async fn ledger_records_who_ran_what_and_the_safety_reasons() {
     let db = TestDb::new().await;
     let pool = db.pool(2).await;
-    zdm::migrator!("tests/migrations/phases").app("blog", "2.0.0").run_all(&pool).await.unwrap();
+    let m = zdm::migrator!("tests/migrations/phases").app("blog", "2.0.0");
+    m.run_all(&pool).await.unwrap();
     let row = sqlx::query(
         "SELECT version, description, phase, octet_length(checksum) AS len, started_at <= finished_at AS ordered, \
          duration_ms, success, error, app_name, app_version, zdm_version, hostname, pid, db_user, safety_assured \
@@ -95,6 +96,23 @@ async fn ledger_records_who_ran_what_and_the_safety_reasons() {
     let attempts: i64 =
         sqlx::query_scalar("SELECT count(*) FROM zdm_migration_attempts WHERE success").fetch_one(&pool).await.unwrap();
     assert_eq!(attempts, 4);
+
+    // The status API hands out the ledger's own time and duration, typed; its table shows
+    // them to the second and the millisecond, as it always did.
+    let (at, ms): (zdm::chrono::DateTime<zdm::chrono::Utc>, i64) =
+        sqlx::query_as("SELECT started_at, duration_ms FROM zdm_migrations WHERE version = 3")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let status = m.status(&pool).await.unwrap();
+    let ledger = status.rows[2].ledger.as_ref().unwrap();
+    assert_eq!((ledger.started_at, ledger.duration), (at, std::time::Duration::from_millis(ms as u64)));
+    let now = zdm::chrono::DateTime::<zdm::chrono::Utc>::from(std::time::SystemTime::now());
+    assert!((now - at).num_seconds().abs() < 60, "{at} is the time it ran, not a time zone away");
+    let table = status.to_string();
+    let line = table.lines().find(|l| l.starts_with("3 ")).unwrap();
+    let cells: Vec<&str> = line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells[4..6], [at.format("%Y-%m-%d %H:%M:%S").to_string(), ms.to_string()], "{table}");
 }
 
 #[tokio::test]

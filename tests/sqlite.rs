@@ -32,7 +32,12 @@ async fn phases_ledger_and_rust_migrations_on_sqlite() {
     assert_eq!(app, "blog 1.2.3");
     assert_eq!(reasons, "nullable column, no default: metadata-only");
     assert!(success);
-    assert_eq!(m.status(&pool).await.unwrap().applied().count(), 5);
+    let status = m.status(&pool).await.unwrap();
+    assert_eq!(status.applied().count(), 5);
+    // SQLite keeps the ledger's times as UTC text: read back as the time it ran.
+    let ledger = status.rows[0].ledger.as_ref().unwrap();
+    let now = zdm::chrono::DateTime::<zdm::chrono::Utc>::from(std::time::SystemTime::now());
+    assert!((now - ledger.started_at).num_seconds().abs() < 60, "{}", ledger.started_at);
 }
 
 #[tokio::test]
@@ -81,6 +86,14 @@ async fn the_gate_holds_after_deploy_work_for_a_live_old_build_on_sqlite() {
     .unwrap();
     let post = m.run_post(&pool).await.unwrap();
     assert!(post.applied.is_empty(), "{post}");
+    // The registry keeps Unix seconds: read as such (sqlx would take a REAL for a Julian day).
+    let status = m.status(&pool).await.unwrap();
+    let old = status.instances.iter().find(|i| i.id == "old:1:x").unwrap();
+    assert_eq!(old.started_at, zdm::chrono::DateTime::UNIX_EPOCH);
+    assert!(old.heartbeat_age < std::time::Duration::from_secs(30), "{old}");
+    let waiting = status.rows.iter().find(|r| r.version == 2).and_then(|r| r.waiting_since).unwrap();
+    let now = zdm::chrono::DateTime::<zdm::chrono::Utc>::from(std::time::SystemTime::now());
+    assert!((now - waiting).num_seconds().abs() < 60, "{waiting}");
     assert!(
         post.notices.iter().any(|n| n.contains("after_deploy migration 2 waits for: blog 1.0.0 on old pid 1")),
         "{post}"

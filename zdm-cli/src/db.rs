@@ -149,7 +149,7 @@ async fn on<P: MigratePool>(pool: &P, project: &Project, dialect: zdm::Dialect, 
                     b.table,
                     b.rows_done,
                     b.batches,
-                    b.max_batch_ms,
+                    b.max_batch.as_millis(),
                     if b.finished { ", finished" } else { "" }
                 ))?;
             }

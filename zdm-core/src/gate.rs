@@ -4,9 +4,13 @@
 //! passed. Pure: the executor loads the instance registry and asks here.
 
 use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::model::{self, ModelInfo};
 use crate::removed::Removed;
+use crate::time::shown;
 
 /// One live instance of the registry (heartbeat younger than the TTL).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,10 +21,11 @@ pub struct Instance {
     pub app_version: String,
     pub hostname: String,
     pub pid: i32,
-    /// UTC, `YYYY-MM-DD HH:MM:SS`.
-    pub started_at: String,
-    /// Seconds since its last heartbeat.
-    pub heartbeat_age_s: i64,
+    /// When it registered.
+    pub started_at: DateTime<Utc>,
+    /// How long ago its last heartbeat reached the database (by the database's clock).
+    #[cfg_attr(feature = "serde", serde(rename = "heartbeat_age_s", serialize_with = "crate::time::serde::secs"))]
+    pub heartbeat_age: Duration,
     /// The migration versions its build embeds.
     pub embedded: Vec<i64>,
     /// The columns its model structs map.
@@ -34,7 +39,12 @@ impl fmt::Display for Instance {
         write!(
             f,
             "{} {} on {} pid {} (up since {} UTC, heartbeat {} s ago)",
-            self.app_name, self.app_version, self.hostname, self.pid, self.started_at, self.heartbeat_age_s
+            self.app_name,
+            self.app_version,
+            self.hostname,
+            self.pid,
+            shown(&self.started_at),
+            self.heartbeat_age.as_secs()
         )
     }
 }
@@ -90,14 +100,15 @@ pub struct PendingDrop {
     pub target: DropTarget,
     /// The migration that scheduled it.
     pub scheduled_by: i64,
-    /// UTC, `YYYY-MM-DD HH:MM:SS`.
-    pub scheduled_at: String,
-    /// The minimum delay's end (UTC) and whether it has passed.
-    pub not_before: Option<(String, bool)>,
+    /// When the migration scheduled it.
+    pub scheduled_at: DateTime<Utc>,
+    /// The minimum delay's end and whether it has passed (by the database's clock).
+    pub not_before: Option<(DateTime<Utc>, bool)>,
     /// The read-only trigger is installed.
     pub read_only: bool,
-    /// Seconds since it was scheduled.
-    pub age_s: i64,
+    /// How long ago it was scheduled (by the database's clock).
+    #[cfg_attr(feature = "serde", serde(rename = "age_s", serialize_with = "crate::time::serde::secs"))]
+    pub age: Duration,
     /// SQL run before the drop (and before making it read-only), e.g. removing the sync
     /// trigger of a renamed column.
     pub before_drop: Option<String>,
@@ -122,7 +133,7 @@ impl fmt::Display for PendingDrop {
             DropTarget::Table => write!(f, "drop table {}.{}", self.schema, self.table)?,
             DropTarget::View => write!(f, "drop view {}.{}", self.schema, self.table)?,
         }
-        write!(f, " (scheduled by migration {} at {} UTC)", self.scheduled_by, self.scheduled_at)
+        write!(f, " (scheduled by migration {} at {} UTC)", self.scheduled_by, shown(&self.scheduled_at))
     }
 }
 
@@ -134,8 +145,8 @@ pub enum Blocker {
     OldBuild { instance: Instance, version: i64 },
     /// A live instance's struct `by` still maps the column (or reads the table).
     Mapped { instance: Instance, by: String },
-    /// The drop's minimum delay ends at `until` (UTC).
-    Delay { until: String },
+    /// The drop's minimum delay ends at `until`.
+    Delay { until: DateTime<Utc> },
     /// Another step must finish first (e.g. a backfill), described in words.
     Waits(String),
     /// The calling process runs a build without the migration `version` (a rolled-back
@@ -150,7 +161,7 @@ impl fmt::Display for Blocker {
                 write!(f, "{instance} runs a build without migration {version}")
             }
             Blocker::Mapped { instance, by } => write!(f, "{instance}: its struct `{by}` still maps it"),
-            Blocker::Delay { until } => write!(f, "minimum delay until {until} UTC"),
+            Blocker::Delay { until } => write!(f, "minimum delay until {} UTC", shown(until)),
             Blocker::Waits(what) => f.write_str(what),
             Blocker::ThisBuild { version } => write!(
                 f,
@@ -234,7 +245,7 @@ pub fn drop_blockers(drop: &PendingDrop, live: &[Instance]) -> Vec<Blocker> {
         }
     }
     if let Some((until, false)) = &drop.not_before {
-        out.push(Blocker::Delay { until: until.clone() });
+        out.push(Blocker::Delay { until: *until });
     }
     out
 }
@@ -477,6 +488,10 @@ fn local_mapping<'a>(
 mod tests {
     use super::*;
 
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
+    }
+
     fn instance(pid: i32, embedded: &[i64], mapped: &[(&str, &str, &str)]) -> Instance {
         Instance {
             id: format!("host:{pid}"),
@@ -484,8 +499,8 @@ mod tests {
             app_version: "1.0.0".into(),
             hostname: "host".into(),
             pid,
-            started_at: "2026-01-01 00:00:00".into(),
-            heartbeat_age_s: 1,
+            started_at: at("2026-01-01T00:00:00Z"),
+            heartbeat_age: Duration::from_secs(1),
             embedded: embedded.to_vec(),
             mapped: mapped
                 .iter()
@@ -502,10 +517,10 @@ mod tests {
             table: "posts".into(),
             target: DropTarget::Column("legacy".into()),
             scheduled_by,
-            scheduled_at: "2026-01-01 00:00:00".into(),
+            scheduled_at: at("2026-01-01T00:00:00Z"),
             not_before: None,
             read_only: false,
-            age_s: 0,
+            age: Duration::ZERO,
             before_drop: None,
             gone: false,
         }
@@ -520,6 +535,15 @@ mod tests {
         assert_eq!(blockers.len(), 2, "{blockers:?}");
         assert!(blockers[0].to_string().contains("pid 1"), "{}", blockers[0]);
         assert!(blockers[1].to_string().contains("a::Post"), "{}", blockers[1]);
+        // Times read as they always did: UTC, to the second.
+        assert_eq!(
+            old.to_string(),
+            "app 1.0.0 on host pid 1 (up since 2026-01-01 00:00:00 UTC, heartbeat 1 s ago)",
+            "{old}"
+        );
+        assert!(drop.to_string().ends_with("(scheduled by migration 3 at 2026-01-01 00:00:00 UTC)"), "{drop}");
+        let delay = Blocker::Delay { until: at("2026-01-02T00:00:00.75Z") };
+        assert_eq!(delay.to_string(), "minimum delay until 2026-01-02 00:00:00 UTC");
         assert!(drop_blockers(&drop, std::slice::from_ref(&new)).is_empty());
         assert_eq!(migration_blockers(3, &[old]).len(), 1);
     }
@@ -539,9 +563,9 @@ mod tests {
     #[test]
     fn the_minimum_delay_blocks_until_it_passes() {
         let mut drop = column_drop(3);
-        drop.not_before = Some(("2026-01-02 00:00:00".into(), false));
+        drop.not_before = Some((at("2026-01-02T00:00:00Z"), false));
         assert!(matches!(&drop_blockers(&drop, &[])[..], [Blocker::Delay { .. }]));
-        drop.not_before = Some(("2026-01-02 00:00:00".into(), true));
+        drop.not_before = Some((at("2026-01-02T00:00:00Z"), true));
         assert!(drop_blockers(&drop, &[]).is_empty());
     }
 
@@ -578,7 +602,7 @@ mod tests {
         assert_eq!(b, [Blocker::ThisBuild { version: 3 }]);
         assert!(b[0].to_string().starts_with("this build does not embed migration 3"), "{}", b[0]);
         assert!(!DropStep::Drop.allowed(&b) && !DropStep::ReadOnly.allowed(&b) && DropStep::Writable.allowed(&b));
-        let delay = [Blocker::Delay { until: "x".into() }];
+        let delay = [Blocker::Delay { until: at("2030-01-01T00:00:00Z") }];
         assert!(DropStep::ReadOnly.allowed(&delay) && !DropStep::Drop.allowed(&delay));
         assert!(DropStep::Drop.allowed(&[]) && !DropStep::Writable.allowed(&delay));
     }
@@ -590,7 +614,7 @@ mod tests {
             dropped,
             blockers,
         };
-        let delay = || Blocker::Delay { until: "x".into() };
+        let delay = || Blocker::Delay { until: at("2030-01-01T00:00:00Z") };
         let old = || Blocker::OldBuild { instance: instance(1, &[1, 2], &[]), version: 3 };
         assert_eq!(status(false, false, vec![old()]).next_step(), None, "an old build may still write it");
         assert_eq!(status(false, false, vec![delay()]).next_step(), Some(DropStep::ReadOnly));
@@ -654,9 +678,9 @@ mod tests {
     #[test]
     fn a_drop_verdict_counts_this_build_delays_backfills_and_the_closed_gate() {
         let mut drop = column_drop(3);
-        drop.not_before = Some(("2030-01-01 00:00:00".into(), false));
+        drop.not_before = Some((at("2030-01-01T00:00:00Z"), false));
         let v = drop_verdict(&drop, &[], &local(&[1, 2], vec![]), &[], &[]);
-        assert_eq!(v, [Blocker::ThisBuild { version: 3 }, Blocker::Delay { until: "2030-01-01 00:00:00".into() }]);
+        assert_eq!(v, [Blocker::ThisBuild { version: 3 }, Blocker::Delay { until: at("2030-01-01T00:00:00Z") }]);
         let closed = [Blocker::Waits("own heartbeat late".into())];
         let v = drop_verdict(&column_drop(3), &[], &local(&[1, 2, 3], vec![]), &[], &closed);
         assert_eq!(v, closed, "a closed gate holds even a drop nothing else holds");

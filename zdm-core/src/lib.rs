@@ -5,7 +5,8 @@
 //! migration file names and directives ([`source`], [`directive`]), checksums
 //! ([`checksum`]), splitting SQL into statements ([`split`]) and deciding which migrations
 //! a phase runs ([`plan`]), what model structs map ([`model`]) and when post-deploy work may
-//! run ([`gate`]). The macro crate and the sqlx executor both call into it.
+//! run ([`gate`]), and how times and durations are shown ([`time`]). The macro crate and
+//! the sqlx executor both call into it.
 
 pub mod backfill;
 pub mod baseline;
@@ -26,6 +27,7 @@ pub mod removed;
 pub mod retry;
 pub mod source;
 pub mod split;
+pub mod time;
 
 pub use dialect::Dialect;
 pub use migration::{Migration, Phase};

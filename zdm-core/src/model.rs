@@ -101,17 +101,51 @@ pub enum ModelError {
     IgnoredTwice { column: String },
 }
 
+/// How a struct declares its ignored columns, so a message quotes what the user wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// `#[zdm::ignored_columns(table = "..", columns(a, b))]`
+    Attribute,
+    /// `#[derive(zdm::Model)]` with `#[zdm(table = "..", ignored_columns(a, b))]`
+    Derive,
+}
+
+impl Declared {
+    /// The attribute that declares the columns unused.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Declared::Attribute => "#[zdm::ignored_columns]",
+            Declared::Derive => "#[zdm(ignored_columns(...))]",
+        }
+    }
+
+    /// The list inside it.
+    pub fn list(self) -> &'static str {
+        match self {
+            Declared::Attribute => "columns(...)",
+            Declared::Derive => "ignored_columns(...)",
+        }
+    }
+}
+
+impl ModelError {
+    /// The message, naming the attribute as the struct wrote it.
+    pub fn message(&self, declared: Declared) -> String {
+        let (attribute, list) = (declared.attribute(), declared.list());
+        match self {
+            ModelError::MapsIgnored { field, column } => format!(
+                "field `{field}` maps to column `{column}`, which `{attribute}` declares unused \
+                 (it may be dropped once no live build reads it): remove the field, or take `{column}` \
+                 out of `{list}` if this build still needs it"
+            ),
+            ModelError::IgnoredTwice { column } => format!("column `{column}` is listed twice in `{list}`"),
+        }
+    }
+}
+
 impl std::fmt::Display for ModelError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModelError::MapsIgnored { field, column } => write!(
-                f,
-                "field `{field}` maps to column `{column}`, which `#[zdm::ignored_columns]` declares unused \
-                 (it may be dropped once no live build reads it): remove the field, or take `{column}` \
-                 out of `columns(...)` if this build still needs it"
-            ),
-            ModelError::IgnoredTwice { column } => write!(f, "column `{column}` is listed twice in `columns(...)`"),
-        }
+        f.write_str(&self.message(Declared::Attribute))
     }
 }
 
@@ -174,6 +208,11 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].0, At::Field(1));
         assert!(errs[0].1.to_string().contains("field `slug` maps to column `legacy_slug`"));
+        let derived = errs[0].1.message(Declared::Derive);
+        assert!(
+            derived.contains("`#[zdm(ignored_columns(...))]` declares")
+                && derived.contains("out of `ignored_columns(...)`")
+        );
         assert!(check(&fields, &["description".into()]).is_empty());
         let twice = check(&fields, &["description".into(), "Description".into()]);
         assert!(matches!(&twice[0].1, ModelError::IgnoredTwice { column } if column == "Description"));

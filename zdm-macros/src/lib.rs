@@ -3,7 +3,7 @@
 //! `zdm-core` to judge what needs judging) and expands; every problem is collected by one
 //! helper ([`errors::Errors`]) and reported at its own span, all at once. One file per
 //! macro: [`embed`] (`migrations!`, `migrator!`, with [`args`]), [`rust_migration`],
-//! [`model`]. No SQL knowledge lives here.
+//! [`model`] (also `#[derive(zdm::Model)]`). No SQL knowledge lives here.
 
 use proc_macro::TokenStream;
 
@@ -65,20 +65,37 @@ pub fn after_deploy(args: TokenStream, item: TokenStream) -> TokenStream {
 /// RETURNING) and `IGNORED_COLUMNS`, and registers the struct for the instance registry.
 #[proc_macro_attribute]
 pub fn ignored_columns(args: TokenStream, item: TokenStream) -> TokenStream {
-    model_or_errors(args, item, true)
+    model_or_errors(args, item, model::Form::IgnoredColumns)
 }
 
 /// Registers a model struct that ignores nothing: `#[zdm::model(table = "posts")]`. Same
 /// consts and registration as `#[zdm::ignored_columns]`.
 #[proc_macro_attribute]
 pub fn model(args: TokenStream, item: TokenStream) -> TokenStream {
-    model_or_errors(args, item, false)
+    model_or_errors(args, item, model::Form::Model)
+}
+
+/// The derive form of `#[zdm::ignored_columns]` / `#[zdm::model]`, beside
+/// `#[derive(sqlx::FromRow)]`:
+///
+/// ```ignore
+/// #[derive(sqlx::FromRow, zdm::Model)]
+/// #[zdm(table = "posts", ignored_columns(description))]
+/// struct Post { id: i64, title: String }
+/// ```
+///
+/// `ignored_columns(..)` is optional. The same consts (`TABLE`, `COLUMNS`, `COLUMN_LIST`,
+/// `SELECT`, `IGNORED_COLUMNS`, `ZDM_MODEL`), the same registration and the same compile
+/// errors; columns follow `#[sqlx(rename, rename_all, skip, flatten)]`.
+#[proc_macro_derive(Model, attributes(zdm))]
+pub fn derive_model(item: TokenStream) -> TokenStream {
+    model::derive(item.into()).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 /// On an error, the struct is still emitted, so the error is the only one the user sees.
-fn model_or_errors(args: TokenStream, item: TokenStream, with_columns: bool) -> TokenStream {
+fn model_or_errors(args: TokenStream, item: TokenStream, form: model::Form) -> TokenStream {
     let original: proc_macro2::TokenStream = item.clone().into();
-    model::attribute(args.into(), item.into(), with_columns)
+    model::attribute(args.into(), item.into(), form)
         .unwrap_or_else(|e| {
             let mut out = e.into_compile_error();
             out.extend(original);

@@ -41,6 +41,7 @@ mod runner;
 mod settings;
 pub mod statement_cache;
 pub mod status;
+pub mod test_db;
 pub mod trace;
 
 pub use backend::MigratePool;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use zdm_core::Phase;
 
 /// Who is running migrations: written into every ledger and history row.
@@ -45,8 +46,11 @@ pub struct LedgerRow {
     #[cfg_attr(feature = "serde", serde(serialize_with = "hex"))]
     pub checksum: Vec<u8>,
     pub success: bool,
-    pub started_at: Option<String>,
-    pub duration_ms: Option<i64>,
+    /// When its (last) attempt started.
+    pub started_at: DateTime<Utc>,
+    /// How long that attempt took.
+    #[cfg_attr(feature = "serde", serde(rename = "duration_ms", serialize_with = "zdm_core::time::serde::millis"))]
+    pub duration: Duration,
     pub app_name: Option<String>,
     pub app_version: Option<String>,
     pub hostname: Option<String>,
@@ -57,8 +61,8 @@ pub struct LedgerRow {
 /// How applying one migration ended (zdm's own failures are an `Error` instead).
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Applied and recorded, in this many milliseconds.
-    Applied { duration_ms: i64 },
+    /// Applied and recorded; it took this long.
+    Applied { duration: Duration },
     /// The migration failed; its changes are rolled back (unless `no_transaction`) and the
     /// failure is not yet recorded.
     Failed(Failure),
@@ -70,7 +74,7 @@ pub struct Failure {
     pub message: String,
     /// Line in the migration file of the failing statement, when known.
     pub line: Option<usize>,
-    pub duration_ms: i64,
+    pub duration: Duration,
     /// A lock timeout or deadlock: another attempt may succeed.
     pub retryable: bool,
 }
@@ -145,12 +149,13 @@ pub struct InstanceRecord {
     pub ignored: Vec<String>,
 }
 
-/// An after_deploy migration seen waiting: since when (UTC) and for how many seconds.
+/// An after_deploy migration seen waiting: since when, and for how long (by the
+/// database's clock).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostPending {
     pub version: i64,
-    pub since: String,
-    pub age_s: i64,
+    pub since: DateTime<Utc>,
+    pub age: Duration,
 }
 
 /// One backfill as its progress row holds it.
@@ -166,9 +171,16 @@ pub struct BackfillRow {
     pub last_key: Option<i64>,
     /// The table's largest key when the row was read (for progress bars).
     pub max_key: Option<i64>,
-    /// The longest batch so far, in milliseconds.
-    pub max_batch_ms: i64,
+    /// The longest batch so far.
+    #[cfg_attr(feature = "serde", serde(rename = "max_batch_ms", serialize_with = "zdm_core::time::serde::millis"))]
+    pub max_batch: Duration,
     pub finished: bool,
+    /// When the first batch ran (`None`: not started).
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the last batch committed.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl BackfillRow {

@@ -2,6 +2,7 @@
 //! this process's registration) and what an operator should know about it.
 
 use std::fmt;
+use std::time::Duration;
 
 use zdm_core::Phase;
 
@@ -14,7 +15,9 @@ pub struct AppliedStep {
     pub version: i64,
     pub description: &'static str,
     pub phase: Phase,
-    pub duration_ms: i64,
+    /// How long it took, from its first statement to the commit with its ledger row.
+    #[cfg_attr(feature = "serde", serde(rename = "duration_ms", serialize_with = "zdm_core::time::serde::millis"))]
+    pub duration: Duration,
 }
 
 /// What a run did: the migrations it applied and what it noticed.
@@ -37,7 +40,7 @@ impl fmt::Display for Report {
             writeln!(f, "nothing to apply")?;
         }
         for a in &self.applied {
-            writeln!(f, "applied {} {} ({}, {} ms)", a.version, a.description, a.phase, a.duration_ms)?;
+            writeln!(f, "applied {} {} ({}, {} ms)", a.version, a.description, a.phase, a.duration.as_millis())?;
         }
         for d in &self.dropped {
             writeln!(f, "{d}")?;

@@ -340,13 +340,13 @@ async fn run_locked<B: MigratePool>(
             other => other?,
         };
         match applied {
-            Outcome::Applied { duration_ms } => {
-                tracing::info!(version = step.meta.version, duration_ms, "applied migration");
+            Outcome::Applied { duration } => {
+                tracing::info!(version = step.meta.version, duration_ms = duration.as_millis(), "applied migration");
                 report.applied.push(AppliedStep {
                     version: step.meta.version,
                     description: step.meta.description,
                     phase: step.meta.phase,
-                    duration_ms,
+                    duration,
                 });
             }
             Outcome::Failed(failure) => {

@@ -2,6 +2,10 @@
 //! with the ledger's details; `Display` prints it as a table.
 
 use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use zdm_core::time::shown;
 
 use zdm_core::plan::{self, AppliedBy, Target};
 use zdm_core::Phase;
@@ -47,8 +51,8 @@ pub struct StatusRow {
     pub ledger: Option<LedgerRow>,
     /// For a pending after_deploy migration: the live instances that hold it back.
     pub blockers: Vec<Blocker>,
-    /// For a pending after_deploy migration: since when (UTC) a build that embeds it runs.
-    pub waiting_since: Option<String>,
+    /// For a pending after_deploy migration: since when a build that embeds it runs.
+    pub waiting_since: Option<DateTime<Utc>>,
 }
 
 /// The migration status of one database for one embedded set.
@@ -141,7 +145,7 @@ pub(crate) async fn load<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<St
     let live = local.others(&backend.live_instances(&names, s.instance_ttl).await?);
     let since = backend.post_pending_since(&names).await?;
     let mut warnings = Vec::new();
-    let lag = s.lag_warning.as_secs() as i64;
+    let lag = s.lag_warning;
     let backfills = backend.load_backfills(&names).await?;
     let pending_fills: Vec<_> = backfills.iter().map(|b| b.pending()).collect();
     for r in rows.iter_mut().filter(|r| matches!(r.state, State::PendingPost { .. })) {
@@ -153,33 +157,34 @@ pub(crate) async fn load<B: MigratePool>(job: Job<'_>, backend: &B) -> Result<St
             r.blockers.push(Blocker::Waits(format!("pre-deploy migration {v} has not run")));
         }
         if let Some(p) = since.iter().find(|p| p.version == r.version) {
-            r.waiting_since = Some(p.since.clone());
-            if p.age_s > lag {
+            r.waiting_since = Some(p.since);
+            if p.age > lag {
                 warnings.push(lag_text(
                     &format!("after_deploy migration {} ({})", r.version, r.description),
                     &p.since,
-                    p.age_s,
+                    p.age,
                     &r.blockers,
                 ));
             }
         }
     }
     let deferred = local.judge(&backend.load_drops(&names).await?, &live, &pending_fills);
-    for d in deferred.iter().filter(|d| !d.dropped && d.drop.age_s > lag) {
-        warnings.push(lag_text(&d.drop.to_string(), &d.drop.scheduled_at, d.drop.age_s, &d.blockers));
+    for d in deferred.iter().filter(|d| !d.dropped && d.drop.age > lag) {
+        warnings.push(lag_text(&d.drop.to_string(), &d.drop.scheduled_at, d.drop.age, &d.blockers));
     }
     Ok(Status { rows, deferred, instances: live, warnings, backfills })
 }
 
-fn lag_text(what: &str, since: &str, age_s: i64, blockers: &[Blocker]) -> String {
+fn lag_text(what: &str, since: &DateTime<Utc>, age: Duration, blockers: &[Blocker]) -> String {
     let why = if blockers.is_empty() {
         "nothing blocks it: run run_post".to_string()
     } else {
         format!("blocked by {}", gate::one_line(blockers))
     };
     format!(
-        "{what} has waited {:.1} h (since {since} UTC); post-deploy work run late meets data written meanwhile. {why}",
-        age_s as f64 / 3600.0
+        "{what} has waited {:.1} h (since {} UTC); post-deploy work run late meets data written meanwhile. {why}",
+        age.as_secs_f64() / 3600.0,
+        shown(since)
     )
 }
 
@@ -221,8 +226,8 @@ impl fmt::Display for Status {
                     r.phase.map_or("?", |p| p.as_str()).to_string(),
                     r.state.to_string(),
                     r.description.clone(),
-                    l.and_then(|l| l.started_at.clone()).unwrap_or_default(),
-                    l.and_then(|l| l.duration_ms).map(|d| d.to_string()).unwrap_or_default(),
+                    l.map(|l| shown(&l.started_at).to_string()).unwrap_or_default(),
+                    l.map(|l| l.duration.as_millis().to_string()).unwrap_or_default(),
                     by,
                 ]
             })
@@ -274,7 +279,12 @@ impl fmt::Display for Status {
             writeln!(
                 f,
                 "  {} on {} (migration {}): {} rows in {} batches, longest {} ms, {state}",
-                b.name, b.table, b.scheduled_by, b.rows_done, b.batches, b.max_batch_ms
+                b.name,
+                b.table,
+                b.scheduled_by,
+                b.rows_done,
+                b.batches,
+                b.max_batch.as_millis()
             )?;
         }
         if !self.instances.is_empty() {

@@ -282,8 +282,3 @@ pub(crate) fn line_of_char_position(sql: &str, char_pos: usize, first_line: usiz
     let byte = sql.char_indices().nth(char_pos.saturating_sub(1)).map_or(sql.len(), |(b, _)| b);
     zdm_core::split::line_of(sql, byte) + first_line - 1
 }
-
-/// Milliseconds since `t`, for the ledger.
-pub(crate) fn elapsed_ms(t: std::time::Instant) -> i64 {
-    t.elapsed().as_millis().min(i64::MAX as u128) as i64
-}

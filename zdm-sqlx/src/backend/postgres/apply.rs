@@ -16,7 +16,7 @@ use zdm_core::retry::{app_blocking_locks, is_retryable, Attempt, ExecPolicy};
 
 use super::window::{self, Poll, Wanted};
 use super::{instances, lease, ledger, removed, session, simple};
-use crate::backend::{elapsed_ms, line_of_char_position, StepGuard};
+use crate::backend::{line_of_char_position, StepGuard};
 use crate::error::{Doing, Error};
 use crate::migration::{Body, RustRun, Step};
 use crate::names::Names;
@@ -123,16 +123,16 @@ pub(super) async fn apply(
         let blocker = watch.finish().await;
         let e = match result {
             Ok(()) => {
-                let ms = elapsed_ms(started);
+                let took = started.elapsed();
                 // Fenced: a process that lost the lease rolls its migration back here.
                 lease::check_fence(&mut tx, names, fence).await?;
                 removed::record_removed(&mut tx, names, step.meta.version, &removed).await?;
-                ledger::record(&mut tx, names, step, ctx, ms, None).await?;
+                ledger::record(&mut tx, names, step, ctx, took, None).await?;
                 announce(&mut tx, step.meta.version).await?;
                 crate::fault::boundary("migration body and ledger row written, before commit");
                 tx.commit().await.doing("committing a migration")?;
                 crate::fault::boundary("migration committed");
-                return Ok(Outcome::Applied { duration_ms: ms });
+                return Ok(Outcome::Applied { duration: took });
             }
             Err(e) => e,
         };
@@ -160,7 +160,7 @@ pub(super) async fn record_failure(
     failure: &Failure,
 ) -> Result<(), Error> {
     let mut conn = pool.acquire().await.doing("recording a failed migration")?;
-    ledger::record(&mut conn, names, step, ctx, failure.duration_ms, Some(&failure.message)).await
+    ledger::record(&mut conn, names, step, ctx, failure.duration, Some(&failure.message)).await
 }
 
 /// A statement's failure: the server's message, the file line and the SQLSTATE.
@@ -259,7 +259,7 @@ fn no_window(blocker: String, attempts: usize, since: Instant, started: Instant)
              the lock retries' schedule): {blocker}; end that transaction or run the migration when it is done"
         ),
         line: None,
-        duration_ms: elapsed_ms(started),
+        duration: started.elapsed(),
         retryable: true,
     }
 }
@@ -298,12 +298,8 @@ async fn after_failure(
         None => String::new(),
     };
     let retryable = e.retryable();
-    let mut failure = Failure {
-        message: format!("{}{waited}", e.message),
-        line: e.line,
-        duration_ms: elapsed_ms(started),
-        retryable,
-    };
+    let mut failure =
+        Failure { message: format!("{}{waited}", e.message), line: e.line, duration: started.elapsed(), retryable };
     if retryable && tried.n + 1 < tried.of {
         let next = if tried.pause.is_zero() {
             "retrying once no long transaction holds a conflicting lock".to_string()
@@ -363,16 +359,16 @@ async fn apply_outside_transaction(
     let result = run_outside(pool, &mut conn, pid, names, step, ctx, policy, fence, started).await;
     let outcome = match result {
         Ok(Ran::Completed) => {
-            let ms = elapsed_ms(started);
+            let took = started.elapsed();
             let mut tx = conn.begin().await.doing("writing the ledger")?;
             lease::check_fence(&mut tx, names, fence).await?;
             removed::record_removed(&mut tx, names, step.meta.version, &removed).await?;
-            ledger::record(&mut tx, names, step, ctx, ms, None).await?;
+            ledger::record(&mut tx, names, step, ctx, took, None).await?;
             announce(&mut tx, step.meta.version).await?;
             crate::fault::boundary("no_transaction ledger row written, before commit");
             tx.commit().await.doing("writing the ledger")?;
             crate::fault::boundary("no_transaction migration recorded");
-            Ok(Outcome::Applied { duration_ms: ms })
+            Ok(Outcome::Applied { duration: took })
         }
         Ok(Ran::Failed(failure)) => Ok(Outcome::Failed(failure)),
         Err(e) => Err(e),
@@ -416,7 +412,7 @@ async fn run_outside(
                 Err(e) => Ran::Failed(Failure {
                     message: e.message,
                     line: None,
-                    duration_ms: elapsed_ms(started),
+                    duration: started.elapsed(),
                     retryable: false,
                 }),
             });
@@ -449,7 +445,7 @@ async fn run_outside(
                 return Ok(Ran::Failed(Failure {
                     message: e.message,
                     line: Some(stmt.line),
-                    duration_ms: elapsed_ms(started),
+                    duration: started.elapsed(),
                     retryable: false,
                 }));
             }

@@ -17,7 +17,8 @@ use crate::names::Names;
 use crate::records::{BackfillRow, BatchOutcome};
 
 const LOAD: &str = "SELECT name, schema_name, table_name, key_column, scheduled_by, rows_done, batches, batch_size, \
-     last_key, max_batch_ms, finished_at IS NOT NULL FROM {obj:backfills} ORDER BY scheduled_by, scheduled_at, name";
+     last_key, max_batch_ms, finished_at IS NOT NULL, started_at, updated_at, finished_at FROM {obj:backfills} \
+     ORDER BY scheduled_by, scheduled_at, name";
 
 const LOCK: &str = "SELECT schema_name, table_name, key_column, set_sql, where_sql, last_key, batch_size, \
      finished_at IS NOT NULL FROM {obj:backfills} WHERE name = $1 FOR UPDATE SKIP LOCKED";
@@ -72,8 +73,11 @@ async fn load(pool: &PgPool, names: &Names) -> Result<Vec<BackfillRow>, Error> {
             batch_size: r.try_get(7).doing("reading the backfills")?,
             last_key: r.try_get(8).doing("reading the backfills")?,
             max_key,
-            max_batch_ms: r.try_get(9).doing("reading the backfills")?,
+            max_batch: zdm_core::time::from_millis(r.try_get(9).doing("reading the backfills")?),
             finished,
+            started_at: r.try_get(11).doing("reading the backfills")?,
+            updated_at: r.try_get(12).doing("reading the backfills")?,
+            finished_at: r.try_get(13).doing("reading the backfills")?,
         });
     }
     Ok(out)

@@ -2,6 +2,7 @@
 //! (`zdm_drop_column_later`, `zdm_drop_table_later`, the read-only trigger) and the
 //! statements of each step of a due drop.
 
+use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use zdm_core::gate::{DropRecord, DropStep, DropTarget, PendingDrop};
 use zdm_core::ident::{qualified, quote_ident, quote_literal};
@@ -141,15 +142,13 @@ pub(super) fn function_signatures(names: &Names) -> [String; 3] {
 /// `read_only` only while the drop's own trigger is really there (a column or table whose
 /// trigger went missing is protected again); `gone` when the object no longer exists.
 const LOAD_DROPS: &str = "\
-SELECT id, schema_name, table_name, column_name, scheduled_by,
-       to_char(scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-       to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+SELECT id, schema_name, table_name, column_name, scheduled_by, scheduled_at, not_before,
        coalesce(not_before <= clock_timestamp(), true),
        read_only_at IS NOT NULL AND (is_view OR EXISTS (
            SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass(format('%I.%I', schema_name, table_name))
            AND t.tgname = '{prefix}read_only_' || id)),
        state = 'dropped',
-       extract(epoch FROM clock_timestamp() - scheduled_at)::bigint, is_view, before_drop,
+       extract(epoch FROM clock_timestamp() - scheduled_at)::float8, is_view, before_drop,
        CASE WHEN column_name IS NULL THEN to_regclass(format('%I.%I', schema_name, table_name)) IS NULL
             ELSE NOT EXISTS (SELECT 1 FROM pg_attribute a
                              WHERE a.attrelid = to_regclass(format('%I.%I', schema_name, table_name))
@@ -165,7 +164,7 @@ pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
     rows.iter()
         .map(|r| {
             let column: Option<String> = r.try_get(3)?;
-            let not_before: Option<String> = r.try_get(6)?;
+            let not_before: Option<DateTime<Utc>> = r.try_get(6)?;
             let passed: bool = r.try_get(7)?;
             Ok(DropRecord {
                 drop: PendingDrop {
@@ -181,7 +180,7 @@ pub(super) async fn load_drops<'c, E: sqlx::PgExecutor<'c>>(
                     scheduled_at: r.try_get(5)?,
                     not_before: not_before.map(|t| (t, passed)),
                     read_only: r.try_get(8)?,
-                    age_s: r.try_get(10)?,
+                    age: zdm_core::time::from_secs_f64(r.try_get(10)?),
                     before_drop: r.try_get(12)?,
                     gone: r.try_get(13)?,
                 },

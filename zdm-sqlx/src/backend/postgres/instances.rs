@@ -24,9 +24,8 @@ fn registry_lock_key(names: &Names) -> String {
 }
 
 const LIVE: &str = "\
-SELECT id, app_name, app_version, hostname, pid,
-       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-       extract(epoch FROM clock_timestamp() - heartbeat_at)::bigint, embedded, mapped, ignored
+SELECT id, app_name, app_version, hostname, pid, started_at,
+       extract(epoch FROM clock_timestamp() - heartbeat_at)::float8, embedded, mapped, ignored
 FROM {instances}
 WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => greatest($1, coalesce(ttl_s, 0)))
 ORDER BY started_at";
@@ -48,7 +47,7 @@ pub(super) async fn live<'c, E: sqlx::PgExecutor<'c>>(
                 hostname: r.try_get(3)?,
                 pid: r.try_get(4)?,
                 started_at: r.try_get(5)?,
-                heartbeat_age_s: r.try_get(6)?,
+                heartbeat_age: zdm_core::time::from_secs_f64(r.try_get(6)?),
                 embedded: r.try_get(7)?,
                 mapped: mapped.iter().filter_map(|m| gate::Mapped::decode(m)).collect(),
                 ignored: r.try_get(9)?,

@@ -2,6 +2,8 @@
 //! append-only history of every attempt, written in one round trip; and the other tools'
 //! ledgers (sqlx's, diesel's) whose rows count as applied when adopting.
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, PgPool, Row};
 use zdm_core::plan::{Applied, AppliedBy};
 use zdm_core::Phase;
@@ -35,7 +37,7 @@ WHERE NOT l.success";
 
 const LOAD_LEDGER: &str = "\
 SELECT version, description, phase, checksum, success,
-       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), duration_ms,
+       started_at, duration_ms,
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
 
@@ -79,7 +81,7 @@ pub(super) async fn load_ledger(pool: &PgPool, names: &Names) -> Result<Vec<Ledg
                 checksum: r.try_get(3)?,
                 success: r.try_get(4)?,
                 started_at: r.try_get(5)?,
-                duration_ms: r.try_get(6)?,
+                duration: zdm_core::time::from_millis(r.try_get(6)?),
                 app_name: r.try_get(7)?,
                 app_version: r.try_get(8)?,
                 hostname: r.try_get(9)?,
@@ -177,7 +179,7 @@ pub(super) async fn record(
     names: &Names,
     step: &Step,
     ctx: &RunContext,
-    duration_ms: i64,
+    duration: Duration,
     error: Option<&str>,
 ) -> Result<(), Error> {
     let reasons: Vec<&str> = step.meta.safety_assured.to_vec();
@@ -187,7 +189,7 @@ pub(super) async fn record(
         .bind(step.meta.phase.as_str())
         .bind(step.meta.checksum)
         .bind(step.meta.no_transaction)
-        .bind(duration_ms)
+        .bind(zdm_core::time::millis(duration))
         .bind(error.is_none())
         .bind(error)
         .bind(&ctx.app_name)

@@ -1,6 +1,7 @@
 //! Since when each after_deploy migration waits (PostgreSQL): noted by every build that
 //! embeds it and registers, read by `status` and the lag warnings.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::simple;
@@ -18,8 +19,8 @@ CREATE TABLE IF NOT EXISTS {post_pending} (
 
 const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) \
      SELECT unnest($1::bigint[]), clock_timestamp() ON CONFLICT (version) DO NOTHING";
-const PENDING_SINCE: &str = "SELECT version, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), \
-     extract(epoch FROM clock_timestamp() - first_seen)::bigint FROM {post_pending}";
+const PENDING_SINCE: &str =
+    "SELECT version, first_seen, extract(epoch FROM clock_timestamp() - first_seen)::float8 FROM {post_pending}";
 
 pub(super) async fn note(pool: &PgPool, names: &Names, versions: &[i64]) -> Result<(), Error> {
     simple::sql(names.sql(NOTE_PENDING))
@@ -31,9 +32,12 @@ pub(super) async fn note(pool: &PgPool, names: &Names, versions: &[i64]) -> Resu
 }
 
 pub(super) async fn since(pool: &PgPool, names: &Names) -> Result<Vec<PostPending>, Error> {
-    let rows: Vec<(i64, String, i64)> = simple::sql(names.sql(PENDING_SINCE))
+    let rows: Vec<(i64, DateTime<Utc>, f64)> = simple::sql(names.sql(PENDING_SINCE))
         .rows_as(pool)
         .await
         .doing("reading since when after_deploy migrations wait")?;
-    Ok(rows.into_iter().map(|(version, since, age_s)| PostPending { version, since, age_s }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(version, since, age)| PostPending { version, since, age: zdm_core::time::from_secs_f64(age) })
+        .collect())
 }

@@ -13,7 +13,7 @@ use zdm_core::Phase;
 
 mod registry;
 
-use super::{elapsed_ms, Backend, Backfills, Drops, StepGuard};
+use super::{Backend, Backfills, Drops, StepGuard};
 use crate::error::{Doing, Error};
 use crate::migration::{Body, RustRun, Step};
 use crate::names::Names;
@@ -104,7 +104,7 @@ ON CONFLICT (version) DO UPDATE SET
 WHERE NOT {ledger}.success";
 
 const LOAD_LEDGER: &str = "\
-SELECT version, description, phase, checksum, success, substr(started_at, 1, 19), duration_ms,
+SELECT version, description, phase, checksum, success, started_at, duration_ms,
        app_name, app_version, hostname, error, safety_assured
 FROM {ledger} ORDER BY version";
 
@@ -194,7 +194,7 @@ impl Backend for SqlitePool {
                     checksum: r.try_get(3)?,
                     success: r.try_get(4)?,
                     started_at: r.try_get(5)?,
-                    duration_ms: r.try_get(6)?,
+                    duration: zdm_core::time::from_millis(r.try_get(6)?),
                     app_name: r.try_get(7)?,
                     app_version: r.try_get(8)?,
                     hostname: r.try_get(9)?,
@@ -285,31 +285,27 @@ impl Backend for SqlitePool {
             let mut conn = self.acquire().await.doing("acquiring a connection for a no_transaction migration")?;
             check_fence(&mut conn, names, fence).await?;
             if let Err((message, line)) = run_body(&mut conn, step, false).await {
-                return Ok(Outcome::Failed(Failure {
-                    message,
-                    line,
-                    duration_ms: elapsed_ms(started),
-                    retryable: false,
-                }));
+                return Ok(Outcome::Failed(Failure { message, line, duration: started.elapsed(), retryable: false }));
             }
             let mut tx = sqlx::Connection::begin(&mut *conn).await.doing("writing the ledger")?;
             check_fence(&mut tx, names, fence).await?;
-            record(&mut tx, names, step, ctx, elapsed_ms(started), None).await?;
+            let took = started.elapsed();
+            record(&mut tx, names, step, ctx, took, None).await?;
             tx.commit().await.doing("writing the ledger")?;
-            return Ok(Outcome::Applied { duration_ms: elapsed_ms(started) });
+            return Ok(Outcome::Applied { duration: took });
         }
         let mut tx = self.begin().await.doing("starting a migration transaction")?;
         match run_body(&mut tx, step, true).await {
             Ok(()) => {
-                let ms = elapsed_ms(started);
+                let took = started.elapsed();
                 check_fence(&mut tx, names, fence).await?;
-                record(&mut tx, names, step, ctx, ms, None).await?;
+                record(&mut tx, names, step, ctx, took, None).await?;
                 tx.commit().await.doing("committing a migration")?;
-                Ok(Outcome::Applied { duration_ms: ms })
+                Ok(Outcome::Applied { duration: took })
             }
             Err((message, line)) => {
                 let _ = tx.rollback().await;
-                Ok(Outcome::Failed(Failure { message, line, duration_ms: elapsed_ms(started), retryable: false }))
+                Ok(Outcome::Failed(Failure { message, line, duration: started.elapsed(), retryable: false }))
             }
         }
     }
@@ -322,7 +318,7 @@ impl Backend for SqlitePool {
         failure: &Failure,
     ) -> Result<(), Error> {
         let mut tx = self.begin().await.doing("recording a failed migration")?;
-        record(&mut tx, names, step, ctx, failure.duration_ms, Some(&failure.message)).await?;
+        record(&mut tx, names, step, ctx, failure.duration, Some(&failure.message)).await?;
         tx.commit().await.doing("recording a failed migration")
     }
 }
@@ -372,7 +368,7 @@ async fn record(
     names: &Names,
     step: &Step,
     ctx: &RunContext,
-    duration_ms: i64,
+    duration: Duration,
     error: Option<&str>,
 ) -> Result<(), Error> {
     let m = &step.meta;
@@ -382,7 +378,7 @@ async fn record(
         .bind(m.phase.as_str())
         .bind(m.checksum)
         .bind(m.no_transaction)
-        .bind(duration_ms)
+        .bind(zdm_core::time::millis(duration))
         .bind(error.is_none())
         .bind(error)
         .bind(&ctx.app_name)
@@ -399,7 +395,7 @@ async fn record(
         .bind(m.phase.as_str())
         .bind(m.checksum)
         .bind(m.no_transaction)
-        .bind(duration_ms)
+        .bind(zdm_core::time::millis(duration))
         .bind(error.is_none())
         .bind(error)
         .bind(&ctx.app_name)

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool};
 use zdm_core::gate;
 use zdm_core::model::ModelInfo;
@@ -44,13 +45,15 @@ ON CONFLICT (id) DO UPDATE SET app_name = excluded.app_name, app_version = exclu
     ignored = excluded.ignored, ttl_s = excluded.ttl_s";
 const BEAT: &str = "UPDATE {instances} SET heartbeat_at = {now} WHERE id = ?1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = ?1";
+// Times are stored as Unix seconds (REAL, fractional); sqlx decodes a REAL `DateTime` as
+// a Julian day number (SQLite's own convention), so they are read through `julianday()`.
 const LIVE: &str = "\
-SELECT id, app_name, app_version, hostname, pid, strftime('%Y-%m-%d %H:%M:%S', started_at, 'unixepoch'),
-       CAST({now} - heartbeat_at AS INTEGER), embedded, mapped, ignored
+SELECT id, app_name, app_version, hostname, pid, julianday(started_at, 'unixepoch'), {now} - heartbeat_at,
+       embedded, mapped, ignored
 FROM {instances} WHERE heartbeat_at >= {now} - max(?1, coalesce(ttl_s, 0)) ORDER BY started_at";
 const NOTE_PENDING: &str = "INSERT INTO {post_pending} (version, first_seen) VALUES (?1, {now}) ON CONFLICT DO NOTHING";
-const PENDING_SINCE: &str = "SELECT version, strftime('%Y-%m-%d %H:%M:%S', first_seen, 'unixepoch'), \
-     CAST({now} - first_seen AS INTEGER) FROM {post_pending}";
+const PENDING_SINCE: &str =
+    "SELECT version, julianday(first_seen, 'unixepoch'), {now} - first_seen FROM {post_pending}";
 
 /// Lists are stored one item per line (SQLite has no arrays).
 fn lines(items: &[String]) -> String {
@@ -113,7 +116,7 @@ async fn live(pool: &SqlitePool, names: &Names, ttl_s: f64) -> Result<Vec<gate::
                 hostname: r.try_get(3)?,
                 pid: r.try_get(4)?,
                 started_at: r.try_get(5)?,
-                heartbeat_age_s: r.try_get(6)?,
+                heartbeat_age: zdm_core::time::from_secs_f64(r.try_get(6)?),
                 embedded: unlines(&embedded).iter().filter_map(|v| v.parse().ok()).collect(),
                 mapped: unlines(&mapped).iter().filter_map(|m| gate::Mapped::decode(m)).collect(),
                 ignored: unlines(&ignored),
@@ -135,11 +138,14 @@ async fn note_pending(pool: &SqlitePool, names: &Names, versions: &[i64]) -> Res
 }
 
 async fn pending_since(pool: &SqlitePool, names: &Names) -> Result<Vec<PostPending>, Error> {
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(super::sql(names, PENDING_SINCE))
+    let rows: Vec<(i64, DateTime<Utc>, f64)> = sqlx::query_as(super::sql(names, PENDING_SINCE))
         .fetch_all(pool)
         .await
         .doing("reading since when after_deploy migrations wait")?;
-    Ok(rows.into_iter().map(|(version, since, age_s)| PostPending { version, since, age_s }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(version, since, age)| PostPending { version, since, age: zdm_core::time::from_secs_f64(age) })
+        .collect())
 }
 
 impl Registry for SqlitePool {
