@@ -94,6 +94,7 @@ fn sarif(findings: &[Finding], dialect: zdm::Dialect) -> Value {
                 "name": id,
                 "shortDescription": { "text": why },
                 "help": { "text": recipe },
+                "helpUri": zdm::lint::rules::page(id),
             })
         })
         .collect();
@@ -183,7 +184,7 @@ fn github(findings: &[Finding]) -> String {
             f.line,
             f.column,
             property(&format!("zdm {}", f.rule)),
-            data(&format!("{}\nwhy: {}\nfix: {}", f.message, f.why, f.recipe)),
+            data(&format!("{}\nwhy: {}\nfix: {}\nsee: {}", f.message, f.why, f.recipe, f.url())),
         ));
     }
     let (errors, others) = counts(findings);
