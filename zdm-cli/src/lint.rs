@@ -70,7 +70,7 @@ fn text(findings: &[Finding]) -> String {
 }
 
 /// `{"findings": [..], "errors": N, "warnings": N}`; each finding as
-/// `zdm::lint::Finding` serializes (docs/cli.md lists the fields).
+/// `zdm::lint::Finding` serializes (docs/src/cli.md lists the fields).
 fn json_report(findings: &[Finding]) -> Value {
     let (errors, others) = counts(findings);
     json!({ "findings": findings, "errors": errors, "warnings": others })
