@@ -119,7 +119,8 @@ fn page(rule: &RuleDoc) -> String {
         out.push_str(&format!("- **{}:** {}\n", d.name, kind_text(d.kind)));
     }
     out.push_str(&format!("- **Source:** [`{0}`]({REPO_BLOB}/{0}), with its tests\n", source(rule.id)));
-    out.push_str(body.trim_end());
+    out.push('\n');
+    out.push_str(&link_rule_ids(body.trim(), rule.id));
     out.push_str("\n\n## What a finding says\n");
     for d in &rule.dialects {
         if rule.dialects.len() > 1 {
@@ -132,6 +133,27 @@ fn page(rule: &RuleDoc) -> String {
          statement (the reason is recorded in the ledger), or allow the rule in `zdm.toml`.\n",
     );
     out
+}
+
+/// Outside code blocks, a backticked id of another rule (`` `sqlite-table-rebuild` ``)
+/// becomes a link to its page.
+fn link_rule_ids(text: &str, own: &str) -> String {
+    let ids: Vec<&str> = zdm::lint::rules::ids().filter(|id| *id != own).collect();
+    let mut in_code = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        }
+        let mut line = line.to_string();
+        if !in_code {
+            for id in &ids {
+                line = line.replace(&format!("`{id}`"), &format!("[`{id}`]({id}.md)"));
+            }
+        }
+        out.push(line);
+    }
+    out.join("\n")
 }
 
 fn index(rules: &[RuleDoc]) -> String {
@@ -196,6 +218,9 @@ fn generated() -> BTreeMap<PathBuf, String> {
     files
 }
 
+/// The tests read SUMMARY.md while, with `ZDM_RULE_PAGES=overwrite`, one of them writes it.
+static FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn committed_pages() -> Vec<PathBuf> {
     let dir = root().join("docs/src/rules");
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -207,6 +232,7 @@ fn committed_pages() -> Vec<PathBuf> {
 
 #[test]
 fn rule_pages_match_the_rules_docs() {
+    let _guard = FILES.lock().unwrap_or_else(|e| e.into_inner());
     let files = generated();
     let overwrite = std::env::var("ZDM_RULE_PAGES").is_ok_and(|v| v == "overwrite");
     let mut problems = Vec::new();
@@ -257,7 +283,10 @@ fn first_difference(current: &str, wanted: &str) -> String {
 /// exact `why` and `fix` a finding of that rule prints, and every rule has a page.
 #[test]
 fn a_page_carries_its_rules_doc_and_finding_text() {
-    let files = generated();
+    let files = {
+        let _guard = FILES.lock().unwrap_or_else(|e| e.into_inner());
+        generated()
+    };
     let page = &files[Path::new("docs/src/rules/set-not-null.md")];
     assert!(page.contains("ALTER TABLE posts ALTER COLUMN body SET NOT NULL;"), "{page}");
     assert!(page.contains(zdm::lint::rules::set_not_null::RULE.why), "{page}");
