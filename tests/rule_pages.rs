@@ -294,6 +294,8 @@ fn a_page_carries_its_rules_doc_and_finding_text() {
     let shared = &files[Path::new("docs/src/rules/drop-column.md")];
     assert!(shared.contains("**SQLite:**") && shared.contains(zdm::lint::rules::drop_column::SQLITE.recipe));
     for id in zdm::lint::rules::ids() {
+        // What a finding's `see:` line links is the page this test writes, as mdbook names it.
+        assert_eq!(zdm::lint::rules::page(id), format!("{}{id}.html", zdm::lint::rules::GUIDE));
         assert!(files.contains_key(&PathBuf::from(format!("docs/src/rules/{id}.md"))), "{id}");
         assert!(files[Path::new("docs/src/SUMMARY.md")].contains(&format!("(rules/{id}.md)")), "{id}");
     }
