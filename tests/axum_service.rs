@@ -45,7 +45,11 @@ fn example_binary() -> &'static PathBuf {
             cargo.arg("--features").arg(features.join(","));
         }
         let out = cargo.output().expect("cargo runs");
-        assert!(out.status.success(), "cargo build --example axum_service failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo build --example axum_service failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let path = profile_dir.join("examples").join(format!("axum_service{}", std::env::consts::EXE_SUFFIX));
         assert!(path.exists(), "{} was not built", path.display());
         path

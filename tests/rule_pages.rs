@@ -170,9 +170,7 @@ fn index(rules: &[RuleDoc]) -> String {
          | rule | PostgreSQL | SQLite | what it flags |\n|---|---|---|---|\n",
     );
     for r in rules {
-        let of = |name: &str| {
-            r.dialects.iter().find(|d| d.name == name).map(|d| short_kind(d.kind)).unwrap_or("—")
-        };
+        let of = |name: &str| r.dialects.iter().find(|d| d.name == name).map(|d| short_kind(d.kind)).unwrap_or("—");
         out.push_str(&format!(
             "| [`{0}`]({0}.md) | {1} | {2} | {3} |\n",
             r.id,
@@ -223,9 +221,8 @@ static FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn committed_pages() -> Vec<PathBuf> {
     let dir = root().join("docs/src/rules");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
+    let mut out: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map(|entries| entries.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
     out.retain(|p| p.extension().is_some_and(|e| e == "md"));
     out.iter().map(|p| p.strip_prefix(root()).unwrap().to_path_buf()).collect()
 }
@@ -255,7 +252,9 @@ fn rule_pages_match_the_rules_docs() {
         } else {
             problems.push(match current {
                 None => format!("{}: missing", path.display()),
-                Some(current) => format!("{}: differs from its rule's doc\n{}", path.display(), first_difference(&current, text)),
+                Some(current) => {
+                    format!("{}: differs from its rule's doc\n{}", path.display(), first_difference(&current, text))
+                }
             });
         }
     }

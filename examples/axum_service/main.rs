@@ -230,9 +230,9 @@ async fn create_post(State(app): State<App>, title: String) -> Result<(StatusCod
 /// A slow read (300 ms): a request still in flight when SIGTERM arrives.
 async fn slow_count(State(app): State<App>) -> Result<String, (StatusCode, String)> {
     let n: i64 = zdm::healing::retry(&app.pool, |conn| {
-        Box::pin(async move {
-            zdm::sqlx::query_scalar("SELECT count(*) FROM posts, pg_sleep(0.3)").fetch_one(conn).await
-        })
+        Box::pin(
+            async move { zdm::sqlx::query_scalar("SELECT count(*) FROM posts, pg_sleep(0.3)").fetch_one(conn).await },
+        )
     })
     .await
     .map_err(failed)?;
