@@ -81,6 +81,10 @@ pub mod lint {
 
     pub use zdm_core::lint::model::{Stmt, StmtKind};
     pub use zdm_core::lint::parse::parse as parse_statements;
+    /// Each rule's module, documented as clippy documents its lints (what it does, why it
+    /// is bad, an example, what to use instead); the guide's rule pages are generated from
+    /// these docs, and every finding links its page ([`Finding::url`]).
+    pub use zdm_core::lint::rules;
     pub use zdm_core::lint::rules::{Kind, Rule, SqliteRule, RULES, SQLITE_RULES};
     pub use zdm_core::lint::{lint, Finding, LintConfig, LintInput, PgVersion, Severity};
     pub use zdm_core::source::{ParsedMigration, SourceError};

@@ -70,7 +70,7 @@ fn text(findings: &[Finding]) -> String {
 }
 
 /// `{"findings": [..], "errors": N, "warnings": N}`; each finding as
-/// `zdm::lint::Finding` serializes (docs/cli.md lists the fields).
+/// `zdm::lint::Finding` serializes (docs/src/cli.md lists the fields).
 fn json_report(findings: &[Finding]) -> Value {
     let (errors, others) = counts(findings);
     json!({ "findings": findings, "errors": errors, "warnings": others })
@@ -94,6 +94,7 @@ fn sarif(findings: &[Finding], dialect: zdm::Dialect) -> Value {
                 "name": id,
                 "shortDescription": { "text": why },
                 "help": { "text": recipe },
+                "helpUri": zdm::lint::rules::page(id),
             })
         })
         .collect();
@@ -183,7 +184,7 @@ fn github(findings: &[Finding]) -> String {
             f.line,
             f.column,
             property(&format!("zdm {}", f.rule)),
-            data(&format!("{}\nwhy: {}\nfix: {}", f.message, f.why, f.recipe)),
+            data(&format!("{}\nwhy: {}\nfix: {}\nsee: {}", f.message, f.why, f.recipe, f.url())),
         ));
     }
     let (errors, others) = counts(findings);

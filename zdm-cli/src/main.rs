@@ -167,7 +167,7 @@ struct DbArgs {
 enum Format {
     /// Human-readable, one finding per paragraph.
     Text,
-    /// `{"findings": [...], "errors": N, "warnings": N}` (see docs/cli.md).
+    /// `{"findings": [...], "errors": N, "warnings": N}` (see docs/src/cli.md).
     Json,
     /// SARIF 2.1.0, for code-scanning dashboards.
     Sarif,

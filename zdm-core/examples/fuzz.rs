@@ -1,5 +1,5 @@
 //! The recorded fuzzing run over zdm-core's readers (not run in CI; CI runs the smoke in
-//! `tests/fuzz.rs`, which is also the harness this program drives). See `docs/fuzzing.md`.
+//! `tests/fuzz.rs`, which is also the harness this program drives). See `docs/src/fuzzing.md`.
 //!
 //! ```text
 //! cargo run -p zdm-core --release --example fuzz -- --per-target 1000000 --jobs 2

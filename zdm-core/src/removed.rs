@@ -16,7 +16,7 @@ pub struct Removed {
 }
 
 /// Deeper than this, the parser's recursion could exhaust a 2 MiB worker stack (measured
-/// in docs/fuzzing.md: thousands of levels); no DROP is nested that deep anyway.
+/// in docs/src/fuzzing.md: thousands of levels); no DROP is nested that deep anyway.
 const MAX_NESTING: usize = 256;
 
 /// The columns and tables `sql` drops, in statement order. A file nested deeper than any

@@ -1,6 +1,6 @@
 //! Turning the files of a migrations folder into migrations.
 //!
-//! The folder is read by the caller ([`read_dir`] with the `fs` feature); this module
+//! The folder is read by the caller (`read_dir` with the `fs` feature); this module
 //! otherwise only judges names and contents, so every rule about them is tested here
 //! without I/O. Two layouts are understood:
 //! * sqlx's: `<version>_<description>.sql`, or `.up.sql` / `.down.sql` pairs of which the

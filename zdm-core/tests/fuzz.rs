@@ -17,7 +17,7 @@
 //!
 //! This file is the harness and the CI smoke (`cargo test -p zdm-core --test fuzz`, a few
 //! seconds). `examples/fuzz.rs` includes it and runs the recorded long run (10^6 inputs per
-//! target); see `docs/fuzzing.md`.
+//! target); see `docs/src/fuzzing.md`.
 
 #![allow(dead_code)]
 
@@ -1502,7 +1502,7 @@ fn smoke_registry() {
 
 /// A floor under the depth the readers handle on a 2 MiB thread in a debug build (an
 /// unoptimised parser uses far more stack per level than the release build measured in
-/// docs/fuzzing.md). Deeper input aborts the process; this keeps it from getting shallower.
+/// docs/src/fuzzing.md). Deeper input aborts the process; this keeps it from getting shallower.
 #[test]
 fn moderately_deep_statements_are_read_on_a_small_stack() {
     for (_, make) in SHAPES {

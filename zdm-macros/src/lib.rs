@@ -1,9 +1,9 @@
 //! zdm-macros: the procedural macros of zdm. Thin by design (as thiserror-impl is): each
 //! macro parses its input into types that keep their spans, validates it (asking
 //! `zdm-core` to judge what needs judging) and expands; every problem is collected by one
-//! helper ([`errors::Errors`]) and reported at its own span, all at once. One file per
-//! macro: [`embed`] (`migrations!`, `migrator!`, with [`args`]), [`rust_migration`],
-//! [`model`] (also `#[derive(zdm::Model)]`). No SQL knowledge lives here.
+//! helper (`errors::Errors`) and reported at its own span, all at once. One file per
+//! macro: `embed` (`migrations!`, `migrator!`, with `args`), `rust_migration`,
+//! `model` (also `#[derive(zdm::Model)]`). No SQL knowledge lives here.
 
 use proc_macro::TokenStream;
 

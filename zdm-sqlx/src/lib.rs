@@ -7,7 +7,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | entry points | [`migrator`] (`Migrator`), this file's `run_pre` & co, `default_set` |
-//! | phases | `runner` (plan, lease, apply, gate), [`status`], [`plan`] (what a run would do, predicted), [`trace`] (and what it really locks, in a scratch database), [`report`], `job` (what they share) |
+//! | phases | `runner` (plan, lease, apply, gate), [`mod@status`], [`plan`] (what a run would do, predicted), [`trace`] (and what it really locks, in a scratch database), [`report`], `job` (what they share) |
 //! | workers | `lease`, [`registry`], `local` (this process as the gate sees it), `deferred` (due drop steps), `backfill` |
 //! | the database | [`backend`]: the traits, and one folder per database ([`backend::postgres`], [`backend::sqlite`]) |
 //! | plain types | `settings`, [`records`], [`names`], [`migration`], [`error`] |

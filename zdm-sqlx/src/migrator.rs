@@ -1,4 +1,4 @@
-//! [`Migrator`]: an embedded migration set plus its [`Settings`], with the async methods
+//! [`Migrator`]: an embedded migration set plus its `Settings`, with the async methods
 //! an app calls (`run_pre`, `run_post`, `run_all`, `status`). It is the entry point only:
 //! the builder methods fill the settings, the methods hand the set and the settings to
 //! the runner.

@@ -42,6 +42,12 @@ impl Finding {
     pub fn blocks(&self) -> bool {
         self.severity == Severity::Error && self.assured.is_none()
     }
+
+    /// The guide's page of the rule: what it catches, why, an example and what to write
+    /// instead (generated from the rule's own documentation).
+    pub fn url(&self) -> String {
+        super::rules::page(self.rule)
+    }
 }
 
 impl fmt::Display for Finding {
@@ -63,6 +69,6 @@ impl fmt::Display for Finding {
                 )?,
             }
         }
-        Ok(())
+        write!(f, "\n  see: {}", self.url())
     }
 }

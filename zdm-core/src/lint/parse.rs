@@ -39,7 +39,7 @@ const MAX_NESTING: usize = 4;
 
 /// Parses `sql` into statements; what the parser cannot read becomes
 /// [`StmtKind::Unparsable`] with the parser's message, one per statement, pointing at its
-/// first bad token. A `DO` block becomes the statements it runs (see [`super::plpgsql`]).
+/// first bad token. A `DO` block becomes the statements it runs (see `lint::plpgsql`).
 pub fn parse(sql: &str) -> Vec<Stmt> {
     parse_nested(sql, 0)
 }

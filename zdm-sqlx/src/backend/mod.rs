@@ -4,7 +4,7 @@
 //! these traits; each database implements them in a folder of its own, next to the SQL it
 //! sends ([`postgres`], [`sqlite`]). Like sqlx's `Migrate`, the required core is small
 //! ([`Backend`]: the ledger, the lease and applying a migration); what a database may lack
-//! is a capability trait whose methods default to "not supported on <dialect>"
+//! is a capability trait whose methods default to `not supported on <dialect>`
 //! ([`Drops`], [`Backfills`]). A new database is a new folder that implements `Backend`
 //! and [`Registry`] and opts into the rest, plus one `mod` line here.
 //!

@@ -16,58 +16,67 @@ use super::PgVersion;
 use crate::migration::Phase;
 
 pub mod add_required_column;
-mod attach_partition_scan;
-mod check_validated;
-mod cic_corruption_window;
-mod cic_partitioned;
-mod cic_unnamed;
-mod concurrently_in_transaction;
-mod depends_on_pending_post;
-mod detach_partition;
-mod domain_constraint;
+pub mod attach_partition_scan;
+pub mod check_validated;
+pub mod cic_corruption_window;
+pub mod cic_partitioned;
+pub mod cic_unnamed;
+pub mod concurrently_in_transaction;
+pub mod depends_on_pending_post;
+pub mod detach_partition;
+pub mod domain_constraint;
 pub mod drop_column;
-mod drop_database;
-mod drop_default_of_not_null;
-mod drop_function;
-mod drop_index_not_concurrent;
-mod drop_schema;
+pub mod drop_database;
+pub mod drop_default_of_not_null;
+pub mod drop_function;
+pub mod drop_index_not_concurrent;
+pub mod drop_schema;
 pub mod drop_table;
-mod drop_view;
-mod enum_add_value;
-mod enum_add_value_in_txn;
-mod exclusion_constraint;
-mod explicit_lock;
-mod foreign_key_validated;
-mod incompatible_type_change;
-mod index_not_concurrent;
-mod json_column;
-mod primary_key;
-mod refresh_matview;
-mod reindex_not_concurrent;
+pub mod drop_view;
+pub mod enum_add_value;
+pub mod enum_add_value_in_txn;
+pub mod exclusion_constraint;
+pub mod explicit_lock;
+pub mod foreign_key_validated;
+pub mod incompatible_type_change;
+pub mod index_not_concurrent;
+pub mod json_column;
+pub mod primary_key;
+pub mod refresh_matview;
+pub mod reindex_not_concurrent;
 pub mod rename_column;
-mod rename_enum_value;
-mod rename_schema;
+pub mod rename_enum_value;
+pub mod rename_schema;
 pub mod rename_table;
-mod serial_identity_generated;
-mod set_not_null;
+pub mod serial_identity_generated;
+pub mod set_not_null;
 pub mod sqlite_add_column_limits;
 pub mod sqlite_create_index_blocks_writer;
 pub mod sqlite_foreign_keys_in_transaction;
 pub mod sqlite_statement_fails;
 pub mod sqlite_table_rebuild;
 pub mod sqlite_transaction_control;
-mod statements_after_access_exclusive;
-mod table_rewrite;
-mod trigger_lock;
-mod truncate;
-mod truncate_cascade;
+pub mod statements_after_access_exclusive;
+pub mod table_rewrite;
+pub mod trigger_lock;
+pub mod truncate;
+pub mod truncate_cascade;
 pub mod type_change;
-mod type_change_with_check;
+pub mod type_change_with_check;
 pub mod unanalysable;
-mod unbatched_backfill;
-mod unique_constraint;
-mod validate_in_same_txn;
-mod volatile_default;
+pub mod unbatched_backfill;
+pub mod unique_constraint;
+pub mod validate_in_same_txn;
+pub mod volatile_default;
+
+/// Where the guide publishes one page per rule, generated from the rule's module doc (the
+/// book under `docs/` in zdm's repository). Every finding links its page: [`page`].
+pub const GUIDE: &str = "https://zdm-rs.github.io/zdm/rules/";
+
+/// The guide's page of the rule `id`, e.g. `https://zdm-rs.github.io/zdm/rules/set-not-null.html`.
+pub fn page(id: &str) -> String {
+    format!("{GUIDE}{id}.html")
+}
 
 /// Every rule, in the order findings are reported for one statement.
 pub static RULES: &[&Rule] = &[

@@ -7,12 +7,12 @@
 //! all 14. On a plain history (vaultwarden's 56 SQLite migrations, 105 statements) both
 //! read everything, but only the replay sees that 5 `DROP TABLE` + `RENAME TO` pairs are
 //! table rebuilds (two of them drop a column, two cascade through foreign keys). The C
-//! library sqlx already bundles is the exact parser and the exact schema: [`replay`] runs
+//! library sqlx already bundles is the exact parser and the exact schema: `replay` runs
 //! the set into an in-memory SQLite at compile time. It adds no C build where sqlx's
 //! `sqlite-bundled` compiles it with the same features (zdm's workspace: one
 //! `libsqlite3-sys` build, 6.3 s, shared) and 0.6 s to zdm-core's own compile.
 //!
-//! **Where the C code stops.** `zdm-core` stays pure apart from [`replay`], which sits
+//! **Where the C code stops.** `zdm-core` stays pure apart from `replay`, which sits
 //! behind the `sqlite` feature (the macros enable it). It turns each statement into plain
 //! data: [`model::Stmt`] (what SQLite's authorizer said the statement does, and whether
 //! SQLite refused it) and the [`model::Snapshot`] of the schema before and after it. The
