@@ -155,7 +155,11 @@ fn main() {
     let (a, b) = (median(t_with), median(t_without));
     println!("build of the probe crate (release, dependencies built), median of 3");
     println!("  {:<28} {:>12.2?}", "without migrations!", b);
-    let what = if real.is_some() { format!("with migrations! ({n} files, baselined)") } else { format!("with migrations! ({n} files)") };
+    let what = if real.is_some() {
+        format!("with migrations! ({n} files, baselined)")
+    } else {
+        format!("with migrations! ({n} files)")
+    };
     println!("  {:<28} {:>12.2?}", what, a);
     println!("  {:<28} {:>12.2?}", "added", a.saturating_sub(b));
 }

@@ -164,6 +164,25 @@ async fn the_one_round_trip_boot_and_its_fallback_count_the_same_rows() {
     assert_eq!(sqlx::query_scalar::<_, i64>(function).fetch_one(&pool).await.unwrap(), 1);
     // Through the function: sqlx's two rows and zdm's one are applied, nothing runs again.
     assert!(m.run_pre(&pool).await.unwrap().applied.is_empty());
+    // The boot reads what counts as applied through the function: one that also returns a
+    // row the set does not know is seen (a notice of a newer build's migration).
+    sqlx::raw_sql(
+        "ALTER FUNCTION zdm_applied(text) RENAME TO zdm_applied_real;
+         CREATE FUNCTION zdm_applied(p_sqlx text)
+         RETURNS TABLE (o_zdm boolean, o_version bigint, o_description text, o_checksum bytea)
+         LANGUAGE sql STABLE AS $$
+             SELECT * FROM zdm_applied_real(p_sqlx)
+             UNION ALL SELECT true, 99999999, 'seen through the function', '\\x00'::bytea $$;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let report = m.run_pre(&pool).await.unwrap();
+    assert!(report.notices.iter().any(|n| n.contains("99999999")), "the one-round-trip boot ran: {report}");
+    sqlx::raw_sql("DROP FUNCTION zdm_applied(text); ALTER FUNCTION zdm_applied_real(text) RENAME TO zdm_applied;")
+        .execute(&pool)
+        .await
+        .unwrap();
 
     sqlx::raw_sql("DROP FUNCTION zdm_applied(text)").execute(&pool).await.unwrap();
     let report = m.run_pre(&pool).await.unwrap();
@@ -172,4 +191,19 @@ async fn the_one_round_trip_boot_and_its_fallback_count_the_same_rows() {
     assert_eq!(sqlx::query_scalar::<_, i64>(function).fetch_one(&pool).await.unwrap(), 1, "recreated");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_instances").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 1, "one registration per process, whichever way it booted");
+}
+
+/// A run that fails after its boot registered it takes the row back: nothing would keep
+/// its heartbeat, yet the gate would count it as a live build for a TTL.
+#[tokio::test]
+async fn a_failed_run_takes_back_its_boot_registration() {
+    let db = TestDb::new().await;
+    let pool = db.pool(2).await;
+    let m = zdm::migrator!("tests/migrations/failing");
+    // The first run creates zdm's tables (the step-by-step boot), the second boots in one
+    // round trip, registering with its reads; both fail at migration 2.
+    assert!(m.run_pre(&pool).await.is_err(), "the set's migration fails");
+    assert!(m.run_pre(&pool).await.is_err(), "and again");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM zdm_instances").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, 0, "no row left behind by the failed run");
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::exec::ExecClass;
-use crate::lint::{predict, LintConfig, LintInput, TableLock};
+use crate::lint::{predict, LintConfig, LintInput, LockMode};
 use crate::migration::Migration;
 
 /// One try: how long to wait for locks, and how long to pause if it times out.
@@ -112,15 +112,23 @@ impl ExecPolicy {
     }
 }
 
+/// A table lock a statement will request, with the schema it named (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedLock {
+    pub schema: Option<String>,
+    pub table: String,
+    pub mode: LockMode,
+}
+
 /// The table locks each statement of `sql` will request that would queue the app's
 /// ordinary reads or writes (SHARE and stronger), one list per statement as
 /// [`crate::exec::statements`] splits it (predicted by the lint, `lint::predict`). The
 /// executor waits, outside any transaction, while a long transaction holds a lock that
 /// conflicts with one of them, and only then asks for it with a short `lock_timeout`: a
 /// lock request queues every later query of its table behind it, so it should be made
-/// only when it can be granted at once. Tables are named as the lint names them
-/// (unqualified); one the statement creates is listed too and simply not found.
-pub fn app_blocking_locks(sql: &str) -> Vec<Vec<TableLock>> {
+/// only when it can be granted at once. A table the statement creates is listed too and
+/// simply not found; one written unqualified is looked up on the search_path.
+pub fn app_blocking_locks(sql: &str) -> Vec<Vec<WantedLock>> {
     let input = LintInput {
         version: 0,
         path: "",
@@ -131,7 +139,17 @@ pub fn app_blocking_locks(sql: &str) -> Vec<Vec<TableLock>> {
     };
     predict(&[input], &LintConfig::default())
         .into_iter()
-        .map(|p| p.locks.into_iter().filter(|l| l.mode.blocks_writes()).collect())
+        .map(|p| {
+            p.locks
+                .iter()
+                .filter(|l| l.mode.blocks_writes())
+                .map(|l| WantedLock {
+                    schema: p.schemas.iter().find(|(t, _)| *t == l.table).map(|(_, s)| s.clone()),
+                    table: l.table.clone(),
+                    mode: l.mode,
+                })
+                .collect()
+        })
         .collect()
 }
 
@@ -162,12 +180,19 @@ mod tests {
     fn app_blocking_locks_per_statement() {
         let locks = app_blocking_locks(
             "ALTER TABLE items ADD COLUMN extra int;\nSELECT 1;\nCREATE INDEX CONCURRENTLY i ON items (n);\n\
-             CREATE INDEX j ON \"Posts\" (n);\nUPDATE items SET n = 1 WHERE id = 1;",
+             CREATE INDEX j ON \"Posts\" (n);\nUPDATE items SET n = 1 WHERE id = 1;\n\
+             ALTER TABLE audit.events ADD COLUMN x int;",
         );
-        assert_eq!(locks.len(), 5, "{locks:?}");
-        assert_eq!(locks[0], [TableLock { table: "items".into(), mode: crate::lint::LockMode::AccessExclusiveLock }]);
+        let wanted = |schema: Option<&str>, table: &str, mode| WantedLock {
+            schema: schema.map(Into::into),
+            table: table.into(),
+            mode,
+        };
+        assert_eq!(locks.len(), 6, "{locks:?}");
+        assert_eq!(locks[0], [wanted(None, "items", LockMode::AccessExclusiveLock)]);
         assert!(locks[1].is_empty() && locks[2].is_empty() && locks[4].is_empty(), "{locks:?}");
-        assert_eq!(locks[3], [TableLock { table: "Posts".into(), mode: crate::lint::LockMode::ShareLock }]);
+        assert_eq!(locks[3], [wanted(None, "Posts", LockMode::ShareLock)]);
+        assert_eq!(locks[5], [wanted(Some("audit"), "events", LockMode::AccessExclusiveLock)], "the schema it named");
     }
 
     #[test]

@@ -177,6 +177,18 @@ pub(crate) async fn register<B: Registry>(
     Ok(handle(settings, record, backend, names, found, predated))
 }
 
+/// Takes back the row a failed run wrote with its boot's reads, unless this process has a
+/// running registration with that database (an earlier run's, whose row it is too).
+pub(crate) async fn forget_boot_registration<B: Registry>(backend: &B, names: &Names, found: &Found) {
+    let running =
+        registered().lock().unwrap_or_else(|p| p.into_inner()).get(&key(found, names)).is_some_and(Instance::running);
+    if !running {
+        if let Err(e) = backend.deregister(names, own_id()).await {
+            tracing::warn!(error = %e, "could not take back this failed run's registration; it expires with its TTL");
+        }
+    }
+}
+
 /// The handle of a registration already written (by [`register`], or with the boot's
 /// reads): starts the heartbeat, or updates the running one of an earlier registration of
 /// this process with the same database.

@@ -29,7 +29,6 @@ async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag
     job.check::<B>()?;
     let s = job.settings;
     let names = s.names();
-    let metas = job.metas();
     let models = registry::linked_models();
     // The common boot (run_pre of a build without model structs, so nothing to refuse
     // under the registry's lock): look-up, ledger and registration in one round trip.
@@ -40,6 +39,31 @@ async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag
     } else {
         None
     };
+    // Registered with the boot's reads: a run that fails after it leaves no row that no
+    // heartbeat keeps (it would count as a live build for a TTL).
+    let boot_registration = booted.as_ref().filter(|b| b.predated.is_some()).map(|b| b.found.clone());
+    let result = run_booted(job, backend, target, lag_check, &names, models, record, booted).await;
+    if let (Err(_), Some(found)) = (&result, boot_registration) {
+        registry::forget_boot_registration(backend, &names, &found).await;
+    }
+    result
+}
+
+/// The run once the boot's reads are done (or, `booted` being `None`, to be done here).
+#[allow(clippy::too_many_arguments)]
+async fn run_booted<B: MigratePool>(
+    job: Job<'_>,
+    backend: &B,
+    target: Target,
+    lag_check: bool,
+    names: &Names,
+    models: &'static [zdm_core::model::ModelInfo],
+    record: Option<crate::records::InstanceRecord>,
+    booted: Option<crate::records::Booted>,
+) -> Result<Report, Error> {
+    let s = job.settings;
+    let metas = job.metas();
+    let names = names.clone();
     let found = match &booted {
         Some(b) => b.found.clone(),
         None => backend.bootstrap(&names).await?,
@@ -74,7 +98,10 @@ async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag
     let drops_due = judged.iter().any(|d| d.next_step().is_some())
         || (target == Target::All && backfills.iter().any(|b| !b.finished));
     let (runnable, held) = gated(job, &first, target, &others, local.as_ref(), &backfills);
-    let mut report = if runnable.is_empty() && !drops_due {
+    // Nothing to run (no lease to wait for, nothing applied): the registration sent with the
+    // boot's reads stands; otherwise it is written again at the end, as it would be.
+    let quick = runnable.is_empty() && !drops_due;
+    let mut report = if quick {
         let mut notices = log_notices(&first);
         notices.extend(held_notice(held));
         Report { notices, ..Report::default() }
@@ -121,7 +148,7 @@ async fn run_with<B: MigratePool>(job: Job<'_>, backend: &B, target: Target, lag
     let mut first_registration = false;
     if target != Target::Post && s.registers {
         let registered = match (registered_with_boot, record) {
-            (Some(predated), Some(record)) => registry::handle(s, record, backend, &names, &found, predated),
+            (Some(predated), Some(record)) if quick => registry::handle(s, record, backend, &names, &found, predated),
             _ => registry::register(s, &job.embedded(), backend, &names, &found).await?,
         };
         crate::fault::boundary("registered");

@@ -499,6 +499,7 @@ fn statement(observed: Observed, rows: u64, ms: f64, sampled: bool, error: Optio
             scans: Vec::new(),
             unknown: false,
             needs_no_transaction: false,
+            schemas: Vec::new(),
         },
         held: Vec::new(),
         observed,

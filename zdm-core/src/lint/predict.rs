@@ -138,6 +138,10 @@ pub struct StatementPlan {
     pub unknown: bool,
     /// It cannot run inside a transaction block (`CONCURRENTLY`).
     pub needs_no_transaction: bool,
+    /// The schema the statement named for a locked table, as (table, schema); a table
+    /// written unqualified is found on the search_path.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Vec::is_empty"))]
+    pub schemas: Vec<(String, String)>,
 }
 
 impl StatementPlan {
@@ -215,6 +219,7 @@ pub fn predict_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema)
             scans: p.scans,
             unknown: p.unknown,
             needs_no_transaction: exec.needs_no_transaction,
+            schemas: p.schemas,
         });
     }
     out
@@ -223,6 +228,7 @@ pub fn predict_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema)
 #[derive(Default)]
 struct Prediction {
     locks: Vec<(String, LockMode)>,
+    schemas: Vec<(String, String)>,
     rewrites: Vec<String>,
     scans: Vec<String>,
     unknown: bool,
@@ -235,10 +241,13 @@ fn bare(table: &str) -> String {
 }
 
 impl Prediction {
-    fn lock(&mut self, table: &str, mode: LockMode) {
-        let table = bare(table);
+    fn lock(&mut self, written: &str, mode: LockMode) {
+        let (schema, table) = super::model::split_qualified(written);
         if table.is_empty() {
             return;
+        }
+        if let Some(schema) = schema.filter(|_| !self.schemas.iter().any(|(t, _)| *t == table)) {
+            self.schemas.push((table.clone(), schema));
         }
         match self.locks.iter_mut().find(|(t, _)| *t == table) {
             Some((_, m)) => *m = (*m).max(mode),

@@ -67,12 +67,17 @@ pub(super) async fn apply(
         (true, Body::Sql(sql)) => Wanted::predicted(app_blocking_locks(sql).iter().flatten()),
         _ => Wanted::default(),
     };
+    // Attempts that failed although their window was open (a holder younger than the
+    // short timeout that then held on): each raises the next attempt's timeout along the
+    // schedule, so a table whose transactions all last a little longer still gets its turn.
+    let mut unlucky = 0;
     for (n, scheduled) in schedule.iter().enumerate() {
         let attempt =
-            &if windows { Attempt { lock_timeout: schedule[0].lock_timeout, ..*scheduled } } else { *scheduled };
+            &if windows { Attempt { lock_timeout: schedule[unlucky].lock_timeout, ..*scheduled } } else { *scheduled };
         if windows {
+            let young = schedule[0].lock_timeout;
             if let Some(blocker) =
-                window::wait(Poll::Pool(pool), &wanted, attempt.lock_timeout, deadline, step.meta.version).await?
+                window::wait(Poll::Pool(pool), &mut wanted, young, deadline, step.meta.version).await?
             {
                 return Ok(Outcome::Failed(no_window(blocker, n, started, started)));
             }
@@ -138,12 +143,9 @@ pub(super) async fn apply(
         };
         // Roll back before recording, so the record survives and the connection is clean.
         let _ = tx.rollback().await;
-        let tried = Tried {
-            n,
-            of: schedule.len(),
-            lock_timeout: attempt.lock_timeout,
-            pause: pause_after(windows, &mut wanted, &blocker, scheduled),
-        };
+        let pause = pause_after(windows, &mut wanted, &blocker, scheduled);
+        unlucky += usize::from(windows && pause.is_zero());
+        let tried = Tried { n, of: schedule.len(), lock_timeout: attempt.lock_timeout, pause };
         match after_failure(pool, names, step, ctx, e, blocker.map(|b| b.report), tried, started).await? {
             Next::GiveUp(failure) => return Ok(Outcome::Failed(failure)),
             Next::Retry => continue,
@@ -233,19 +235,17 @@ async fn set_timeouts(conn: &mut PgConnection, lock_ms: u64, statement_ms: u64, 
         .map_err(|e| describe(&e, "", 1))
 }
 
-/// With lock windows, the next attempt waits for the window (no pause of its own) once the
-/// tables are known: predicted, or learned from the lock this attempt waited for.
+/// With lock windows, the next attempt waits for the window instead of a pause of its own
+/// when this attempt waited for a table lock (now known to the window). Anything else — a
+/// row lock, a deadlock, a wait the sampler did not see — gets the schedule's pause: the
+/// window cannot tell when it is over.
 fn pause_after(windows: bool, wanted: &mut Wanted, blocker: &Option<Blocker>, scheduled: &Attempt) -> Duration {
-    if !windows {
-        return scheduled.pause_after;
-    }
-    if let Some(Blocker { rel: Some(rel), mode: Some(mode), .. }) = blocker {
-        wanted.learn(rel.clone(), *mode);
-    }
-    if wanted.is_empty() {
-        scheduled.pause_after
-    } else {
-        Duration::ZERO
+    match blocker {
+        Some(Blocker { rel: Some(rel), mode: Some(mode), .. }) if windows => {
+            wanted.learn(rel.clone(), *mode);
+            Duration::ZERO
+        }
+        _ => scheduled.pause_after,
     }
 }
 
@@ -427,19 +427,25 @@ async fn run_outside(
             if windows { Wanted::predicted(predicted.get(i).into_iter().flatten()) } else { Wanted::default() };
         let since = Instant::now();
         let deadline = since + ExecPolicy::budget(&schedule);
+        let mut unlucky = 0;
         for (n, scheduled) in schedule.iter().enumerate() {
-            let attempt =
-                &if windows { Attempt { lock_timeout: schedule[0].lock_timeout, ..*scheduled } } else { *scheduled };
-            // Fenced per statement: a process that lost the lease stops before the next one.
-            lease::check_fence(conn, names, fence).await?;
-            session::same_session(conn, step, &format!("{}:{pid}", fence.owner)).await?;
+            let attempt = &if windows {
+                Attempt { lock_timeout: schedule[unlucky].lock_timeout, ..*scheduled }
+            } else {
+                *scheduled
+            };
             if windows {
+                let young = schedule[0].lock_timeout;
                 if let Some(blocker) =
-                    window::wait(Poll::Conn(conn), &wanted, attempt.lock_timeout, deadline, step.meta.version).await?
+                    window::wait(Poll::Conn(conn), &mut wanted, young, deadline, step.meta.version).await?
                 {
                     return Ok(Ran::Failed(Failure { line: Some(stmt.line), ..no_window(blocker, n, since, started) }));
                 }
             }
+            // Fenced per statement, after any wait: a process that lost the lease stops
+            // before the statement.
+            lease::check_fence(conn, names, fence).await?;
+            session::same_session(conn, step, &format!("{}:{pid}", fence.owner)).await?;
             let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, stmt.class, attempt);
             if let Err(e) = set_timeouts(conn, lock_ms, statement_ms, false).await {
                 return Ok(Ran::Failed(Failure {
@@ -472,12 +478,9 @@ async fn run_outside(
             }
             let mut e = describe(&e, stmt.text, stmt.line);
             e.line = e.line.or(Some(stmt.line));
-            let tried = Tried {
-                n,
-                of: schedule.len(),
-                lock_timeout: attempt.lock_timeout,
-                pause: pause_after(windows, &mut wanted, &blocker, scheduled),
-            };
+            let pause = pause_after(windows, &mut wanted, &blocker, scheduled);
+            unlucky += usize::from(windows && pause.is_zero());
+            let tried = Tried { n, of: schedule.len(), lock_timeout: attempt.lock_timeout, pause };
             match after_failure(pool, names, step, ctx, e, blocker.map(|b| b.report), tried, started).await? {
                 Next::GiveUp(failure) => return Ok(Ran::Failed(failure)),
                 Next::Retry => continue,

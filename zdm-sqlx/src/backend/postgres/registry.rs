@@ -65,8 +65,8 @@ const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE ap
 /// A heartbeat also prunes the rows whose TTL ran out (every reader filters them anyway):
 /// housekeeping off the boot's path, where a scan of the table would cost each boot.
 const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
-     pruned AS (DELETE FROM {instances} WHERE heartbeat_at < clock_timestamp() \
-         - make_interval(secs => greatest($2, coalesce(ttl_s, 0))) AND id <> $1) \
+     pruned AS (DELETE FROM {instances} WHERE id IN (SELECT id FROM {instances} WHERE heartbeat_at < clock_timestamp() \
+         - make_interval(secs => greatest($2, coalesce(ttl_s, 0))) AND id <> $1 FOR UPDATE SKIP LOCKED)) \
      UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
 /// One statement: prune, upsert, and list the read-only drops this build predates (the

@@ -11,51 +11,61 @@
 //! ([`zdm_core::retry::app_blocking_locks`]) and from the blocker a failed attempt
 //! waited for (a Rust-coded migration, a table in another schema).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sqlx::{PgConnection, PgPool, Row};
-use zdm_core::ident::quote_ident;
-use zdm_core::lint::{LockMode, TableLock};
+use zdm_core::ident::qualified;
+use zdm_core::lint::LockMode;
+use zdm_core::retry::WantedLock;
 
 use super::simple;
 use crate::error::{Doing, Error};
 
-/// The oldest transaction holding a lock that conflicts with a wanted one, described as the
-/// lock-timeout reports describe blockers. `$1`, `$2`, `$3`: parallel arrays of (table as
-/// `to_regclass` reads it, the mode zdm wants, a mode that conflicts with it); `$4`: how
-/// old a transaction must be to count. A prepared transaction (no backend) always counts.
+/// Every transaction holding a lock that conflicts with a wanted one, oldest first: its
+/// virtual transaction id, how old it is in ms (NULL when this role may not see it: the
+/// session of another role, without `pg_read_all_stats`), whether it is a prepared
+/// transaction (no backend), and a description as the lock-timeout reports describe
+/// blockers. `$1`, `$2`, `$3`: parallel arrays of (table as `to_regclass` reads it, the
+/// mode zdm wants, a mode that conflicts with it).
 const HELD: &str = "\
 WITH wanted AS (
     SELECT to_regclass(w.rel) AS rel, w.mode, w.held
     FROM unnest($1::text[], $2::text[], $3::text[]) AS w(rel, mode, held)
 )
-SELECT format('%s on %s conflicts with %s held by %s (%s, %s, transaction open %s s): %s',
+SELECT l.virtualtransaction,
+       (1000 * extract(epoch FROM clock_timestamp() - a.xact_start))::bigint,
+       l.pid IS NULL,
+       format('%s on %s conflicts with %s held by %s (%s, %s, transaction open %s): %s',
               w.mode, l.relation::regclass::text, l.mode,
-              coalesce('pid ' || l.pid, 'a prepared transaction'),
-              coalesce(nullif(a.application_name, ''), 'no application_name'), coalesce(a.state, 'prepared'),
-              coalesce(extract(epoch FROM clock_timestamp() - a.xact_start)::int, 0),
+              coalesce('pid ' || l.pid, 'a prepared transaction (see pg_prepared_xacts)'),
+              coalesce(nullif(a.application_name, ''), nullif(a.backend_type, 'client backend'), 'no application_name'),
+              coalesce(a.state, CASE WHEN l.pid IS NULL THEN 'prepared' ELSE 'state not visible to this role' END),
+              coalesce(extract(epoch FROM clock_timestamp() - a.xact_start)::int || ' s', 'for how long not visible to this role'),
               left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120))
 FROM wanted w
 JOIN pg_locks l ON l.locktype = 'relation' AND l.granted AND l.relation = w.rel AND l.mode = w.held
      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.pid IS DISTINCT FROM pg_backend_pid()
-  AND (a.xact_start IS NULL OR a.xact_start < clock_timestamp() - $4::interval)
-ORDER BY a.xact_start NULLS FIRST
-LIMIT 1";
+ORDER BY a.xact_start NULLS FIRST";
 
 /// The locks a migration (or one statement of it) will ask for, as (table, mode) pairs.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Wanted {
     locks: Vec<(String, LockMode)>,
+    /// When each holder whose age this role may not read was first seen (by virtual
+    /// transaction id), across the waits of one statement.
+    first_seen: HashMap<String, Instant>,
 }
 
 impl Wanted {
-    /// From the lint's prediction (tables named unqualified, as the lint names them).
-    pub(super) fn predicted<'a>(locks: impl IntoIterator<Item = &'a TableLock>) -> Wanted {
+    /// From the lint's prediction: each table with the schema its statement named, or as
+    /// written (found on the search_path of the session that polls).
+    pub(super) fn predicted<'a>(locks: impl IntoIterator<Item = &'a WantedLock>) -> Wanted {
         let mut w = Wanted::default();
         for l in locks {
-            w.add(quote_ident(&l.table), l.mode);
+            w.add(qualified(l.schema.as_deref(), &l.table), l.mode);
         }
         w
     }
@@ -98,11 +108,14 @@ pub(super) enum Poll<'a> {
 }
 
 /// Waits until no transaction older than `young` holds a lock conflicting with `wanted`,
-/// polling every `young / 4` (10 to 100 ms). `Ok(None)`: the window is open, try now with
-/// a `lock_timeout` of `young`. `Ok(Some(blocker))`: still held at `deadline`.
+/// polling every `young` (50 to 250 ms: reading `pg_locks` briefly takes the lock
+/// manager's partition locks, so not too often). A holder this role may not see the age
+/// of (another role's session) is aged by observation: it counts once it has been seen
+/// holding the lock for longer than `young`. `Ok(None)`: the window is open, try now with a
+/// `lock_timeout` of `young`. `Ok(Some(blocker))`: still held at `deadline`.
 pub(super) async fn wait(
     mut on: Poll<'_>,
-    wanted: &Wanted,
+    wanted: &mut Wanted,
     young: Duration,
     deadline: Instant,
     version: i64,
@@ -111,23 +124,41 @@ pub(super) async fn wait(
         return Ok(None);
     }
     let (rels, modes, held) = wanted.arrays();
-    let every = (young / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
+    let every = young.clamp(Duration::from_millis(50), Duration::from_millis(250));
     let since = Instant::now();
     let mut told = None::<Instant>;
     loop {
-        let q = simple::sql(HELD).bind(&rels).bind(&modes).bind(&held).bind(format!("{} ms", young.as_millis()));
-        let row = match &mut on {
-            Poll::Pool(pool) => q.fetch_optional(*pool).await,
-            Poll::Conn(conn) => q.fetch_optional(&mut **conn).await,
+        let q = simple::sql(HELD).bind(&rels).bind(&modes).bind(&held);
+        let rows = match &mut on {
+            Poll::Pool(pool) => q.fetch_all(*pool).await,
+            Poll::Conn(conn) => q.fetch_all(&mut **conn).await,
         }
         .doing("looking for long transactions holding the migration's tables")?;
-        let Some(row) = row else {
+        let now = Instant::now();
+        let mut blocker = None;
+        let mut holding = Vec::new();
+        for row in &rows {
+            let vxid: Option<String> = row.try_get(0).doing("reading a lock holder")?;
+            let age_ms: Option<i64> = row.try_get(1).doing("reading a lock holder")?;
+            let prepared: bool = row.try_get(2).doing("reading a lock holder")?;
+            let vxid = vxid.unwrap_or_default();
+            let seen = *wanted.first_seen.entry(vxid.clone()).or_insert(now);
+            holding.push(vxid);
+            let old = match age_ms {
+                Some(ms) => ms > young.as_millis() as i64,
+                None => prepared || now.duration_since(seen) > young,
+            };
+            if old && blocker.is_none() {
+                blocker = Some(row.try_get::<String, _>(3).doing("reading a lock holder")?);
+            }
+        }
+        wanted.first_seen.retain(|vxid, _| holding.contains(vxid));
+        let Some(blocker) = blocker else {
             if told.is_some() {
                 tracing::info!(version, waited_ms = since.elapsed().as_millis() as u64, "lock window open; trying now");
             }
             return Ok(None);
         };
-        let blocker: String = row.try_get(0).doing("reading a lock holder")?;
         if Instant::now() >= deadline {
             return Ok(Some(blocker));
         }
