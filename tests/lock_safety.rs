@@ -271,3 +271,71 @@ async fn the_statement_timeout_applies_and_is_not_retried() {
     assert!(err.contains("canceling statement due to statement timeout") && err.contains("57014"), "{err}");
     assert_eq!(history(&pool, 1).await.len(), 1, "a statement timeout is not retried");
 }
+
+/// The app and the migrations under roles of their own, neither a superuser (as on a
+/// managed server): `pg_stat_activity` hides when the app's transactions started, so
+/// the window ages them by observation. The app's short requests do not keep it shut;
+/// its long transaction does, until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn windows_work_for_roles_that_cannot_see_each_others_transactions() {
+    let db = TestDb::new().await;
+    let admin = db.pool(1).await;
+    let (app_role, mig_role) = (format!("{}_app", db.name), format!("{}_mig", db.name));
+    for role in [&app_role, &mig_role] {
+        sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(format!("CREATE ROLE \"{role}\" LOGIN"))).execute(&admin).await.unwrap();
+    }
+    sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(format!("GRANT CREATE ON SCHEMA public TO \"{mig_role}\"")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = |role: &str| common::db_url(&db).replacen("postgres@", &format!("{role}@"), 1);
+    let connect = |role: String, max: u32| async move {
+        sqlx::postgres::PgPoolOptions::new().max_connections(max).connect(&url(&role)).await.unwrap()
+    };
+    let pool = connect(mig_role.clone(), 4).await;
+    let m = zdm::migrator!("tests/migrations/lockq");
+    m.clone().up_to(1).run_pre(&pool).await.unwrap();
+    sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(format!("GRANT SELECT, UPDATE ON items TO \"{app_role}\"")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = connect(app_role.clone(), 4).await;
+    let mut reader = sqlx::PgConnection::connect(&url(&app_role)).await.unwrap();
+    sqlx::raw_sql("SET application_name = 'long_reader'; BEGIN; SELECT count(*) FROM items;")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    // The premise: the migration role cannot read when the app's transaction started.
+    let hidden: Vec<bool> = sqlx::query_scalar("SELECT xact_start IS NULL FROM pg_stat_activity WHERE usename = $1")
+        .bind(&app_role)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(!hidden.is_empty() && hidden.iter().all(|h| *h), "{hidden:?}");
+    let (stop, slowest, load) = busy_app(&app);
+    let (m2, pool2) = (m.clone(), pool.clone());
+    let migration = tokio::spawn(async move { m2.run_pre(&pool2).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!migration.is_finished(), "the migration waits for the app's long transaction");
+    sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
+    let released = Instant::now();
+    migration.await.unwrap().unwrap();
+    assert!(released.elapsed() < Duration::from_secs(3), "the window opened under the app's short requests");
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.await.unwrap() > 10);
+    let worst = slowest.load(Ordering::Relaxed);
+    assert!(worst < 1_000_000, "an app request waited {worst} µs");
+    let failed: Vec<String> = history(&pool, 2).await.into_iter().filter(|(ok, _)| !ok).map(|(_, e)| e).collect();
+    assert!(failed.len() <= 1, "at most the one attempt before the holder was seen for long: {failed:?}");
+    reader.close().await.unwrap();
+    app.close().await;
+    pool.close().await;
+    admin.close().await;
+    drop(db);
+    // The database is gone with `db` (and what the roles owned in it); the roles are the server's.
+    let mut server = sqlx::PgConnection::connect(&common::server_url()).await.unwrap();
+    for role in [&app_role, &mig_role] {
+        let drop_role = format!("DROP ROLE IF EXISTS \"{role}\"");
+        sqlx::raw_sql(zdm::sqlx::AssertSqlSafe(drop_role)).execute(&mut server).await.unwrap();
+    }
+}
