@@ -124,10 +124,38 @@ pub fn lint(migrations: &[LintInput<'_>], config: &LintConfig) -> Vec<Finding> {
     order.sort_by_key(|m| m.version);
     let mut schema = Schema::default();
     let mut findings = Vec::new();
-    for m in order {
-        lint_file(m, config, &mut schema, is_judged(m, config).then_some(&mut findings));
+    for (m, stmts) in order.iter().zip(parse_all(&order)) {
+        lint_parsed(m, stmts, config, &mut schema, is_judged(m, config).then_some(&mut findings));
     }
     findings
+}
+
+/// Every file parsed, on as many threads as the machine has cores (each file's parse is
+/// independent; judging replays the schema in order and stays on one). A few files are
+/// parsed where they are.
+fn parse_all(order: &[&LintInput<'_>]) -> Vec<Vec<Stmt>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if threads < 2 || order.len() < 16 {
+        return order.iter().map(|m| parse::parse(m.sql)).collect();
+    }
+    // Interleaved, so that big files (often the early ones) spread over the threads.
+    let mut parsed: Vec<Vec<Stmt>> = vec![Vec::new(); order.len()];
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..order.len()).step_by(threads).map(|i| (i, parse::parse(order[i].sql))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            // A parser panic is a bug; it stays one (as it would on one thread).
+            for (i, stmts) in worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                parsed[i] = stmts;
+            }
+        }
+    });
+    parsed
 }
 
 /// Whether `m` is judged, or only replayed for the schema (history before `start_after`
@@ -139,8 +167,18 @@ fn is_judged(m: &LintInput<'_>, config: &LintConfig) -> bool {
 
 /// Judges one file against (and then applies it to) `schema`; `findings` is `None` for
 /// baselined history, which only feeds the schema.
-pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, mut findings: Option<&mut Vec<Finding>>) {
-    let stmts = parse::parse(m.sql);
+pub fn lint_file(m: &LintInput<'_>, config: &LintConfig, schema: &mut Schema, findings: Option<&mut Vec<Finding>>) {
+    lint_parsed(m, parse::parse(m.sql), config, schema, findings);
+}
+
+/// [`lint_file`] with the file already parsed.
+fn lint_parsed(
+    m: &LintInput<'_>,
+    stmts: Vec<Stmt>,
+    config: &LintConfig,
+    schema: &mut Schema,
+    mut findings: Option<&mut Vec<Finding>>,
+) {
     let mut file = FileState::default();
     // Where each line starts, computed at the first finding (a file of many findings would
     // otherwise be scanned from its start for each).

@@ -637,7 +637,13 @@ fn refreshes(node: &SyntaxNode) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     for piece in plpgsql::scan(&body.text) {
         if let Piece::Sql { range, .. } = piece {
-            for stmt in parse_nested(&body.text[range], MAX_NESTING - 1) {
+            // Only a piece that says REFRESH can refresh a view: the others need no parse
+            // (trigger functions are long, and most never refresh anything).
+            let text = &body.text[range];
+            if !text.as_bytes().windows(7).any(|w| w.eq_ignore_ascii_case(b"refresh")) {
+                continue;
+            }
+            for stmt in parse_nested(text, MAX_NESTING - 1) {
                 if let StmtKind::RefreshMatView { concurrently, view: Some(v) } = stmt.kind {
                     out.push((v, concurrently));
                 }
