@@ -67,7 +67,7 @@ async fn one_run(
     for batched_turn in if batched_first { [true, false] } else { [false, true] } {
         let started = Instant::now();
         if batched_turn {
-            // zdm: scheduled by a migration, run in batches of ~30 ms.
+            // zdm: scheduled by a migration, run in batches of ~25 ms.
             let done = m.run_backfills(&pool).await?;
             batched = started.elapsed();
             final_size = done.first().map_or(0, |d| d.batch_size);

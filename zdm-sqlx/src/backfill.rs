@@ -2,7 +2,7 @@
 //! backfill's progress row, so a crash, a kill or a redeploy resumes exactly after the last
 //! committed batch, never re-applying or skipping a key range. Several processes may run
 //! the same backfill: a batch locks the progress row (`FOR UPDATE SKIP LOCKED`), so they
-//! take turns. Batch sizes follow a target batch time (default 30 ms).
+//! take turns. Batch sizes follow a target batch time (default 25 ms).
 //!
 //! Backfills are scheduled by migrations (`zdm_backfill(..)` in SQL,
 //! [`crate::recipes::backfill`] in Rust, and the rename / type-change recipes). `run_pre`

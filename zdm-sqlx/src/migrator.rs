@@ -191,8 +191,8 @@ impl Migrator {
         self
     }
 
-    /// The time one backfill batch should hold its row locks (default 30 ms, which kept
-    /// every batch under 50 ms in `bench_backfill`): batch sizes follow it.
+    /// The time one backfill batch should hold its row locks (default 25 ms, which kept
+    /// the batches under 50 ms in `bench_backfill`): batch sizes follow it.
     pub fn backfill_target(mut self, target: Duration) -> Self {
         self.settings.backfill_target = target.max(Duration::from_millis(1));
         self

@@ -41,7 +41,7 @@ pub(crate) struct Settings {
     pub(crate) lag_warning: Duration,
     /// Whether runs register this process (tools that migrate scratch databases do not).
     pub(crate) registers: bool,
-    /// The time one backfill batch should hold its row locks (default 30 ms).
+    /// The time one backfill batch should hold its row locks (default 25 ms).
     pub(crate) backfill_target: Duration,
     /// A pause between backfill batches (default none).
     pub(crate) backfill_pause: Duration,
