@@ -8,14 +8,18 @@ use common::{versions, TestDb, TestSqlite};
 use zdm::sqlx;
 use zdm::State;
 
+/// The app before zdm: sqlx applied the first two files of tests/migrations/adopt.
+async fn sqlx_applied_two(pool: &sqlx::PgPool) {
+    let mut before = sqlx::migrate!("tests/migrations/adopt");
+    before.migrations = Cow::Owned(before.migrations[..2].to_vec());
+    before.run(pool).await.unwrap();
+}
+
 #[tokio::test]
 async fn sqlx_applied_versions_count_as_applied_on_postgres() {
     let db = TestDb::new().await;
     let pool = db.pool(2).await;
-    // The app before zdm: sqlx applied the first two files.
-    let mut before = sqlx::migrate!("tests/migrations/adopt");
-    before.migrations = Cow::Owned(before.migrations[..2].to_vec());
-    before.run(&pool).await.unwrap();
+    sqlx_applied_two(&pool).await;
 
     let m = zdm::migrator!("tests/migrations/adopt");
     let status = m.status(&pool).await.unwrap();
@@ -154,9 +158,7 @@ async fn a_baselined_history_runs_on_a_fresh_database_and_names_its_newest_versi
 async fn the_one_round_trip_boot_and_its_fallback_count_the_same_rows() {
     let db = TestDb::new().await;
     let pool = db.pool(2).await;
-    let mut before = sqlx::migrate!("tests/migrations/adopt");
-    before.migrations = Cow::Owned(before.migrations[..2].to_vec());
-    before.run(&pool).await.unwrap();
+    sqlx_applied_two(&pool).await;
     let m = zdm::migrator!("tests/migrations/adopt");
     assert_eq!(m.run_pre(&pool).await.unwrap().applied.iter().map(|a| a.version).collect::<Vec<_>>(), [3]);
 
