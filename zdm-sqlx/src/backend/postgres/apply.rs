@@ -14,7 +14,7 @@ use zdm_core::exec::{self, ExecClass};
 use zdm_core::lint::LockMode;
 use zdm_core::retry::{app_blocking_locks, is_retryable, Attempt, ExecPolicy};
 
-use super::window::{self, Poll, Wanted};
+use super::window::{Poll, Tries};
 use super::{instances, lease, ledger, removed, session, simple};
 use crate::backend::{line_of_char_position, StepGuard};
 use crate::error::{Doing, Error};
@@ -62,25 +62,15 @@ pub(super) async fn apply(
     }
     let schedule = policy.schedule(&step.meta);
     let windows = policy.windows_for(&step.meta);
-    let deadline = started + ExecPolicy::budget(&schedule);
-    let mut wanted = match (windows, step.body) {
-        (true, Body::Sql(sql)) => Wanted::predicted(app_blocking_locks(sql).iter().flatten()),
-        _ => Wanted::default(),
+    let predicted = match (windows, step.body) {
+        (true, Body::Sql(sql)) => app_blocking_locks(sql),
+        _ => Vec::new(),
     };
-    // Attempts that failed although their window was open (a holder younger than the
-    // short timeout that then held on): each raises the next attempt's timeout along the
-    // schedule, so a table whose transactions all last a little longer still gets its turn.
-    let mut unlucky = 0;
+    let mut tries = Tries::new(&schedule, windows, predicted.iter().flatten());
     for (n, scheduled) in schedule.iter().enumerate() {
-        let attempt =
-            &if windows { Attempt { lock_timeout: schedule[unlucky].lock_timeout, ..*scheduled } } else { *scheduled };
-        if windows {
-            let young = schedule[0].lock_timeout;
-            if let Some(blocker) =
-                window::wait(Poll::Pool(pool), &mut wanted, young, deadline, step.meta.version).await?
-            {
-                return Ok(Outcome::Failed(no_window(blocker, n, started, started)));
-            }
+        let attempt = &tries.attempt(scheduled);
+        if let Some(blocker) = tries.wait(Poll::Pool(pool), step.meta.version).await? {
+            return Ok(Outcome::Failed(no_window(blocker, n, tries.since(), started)));
         }
         let mut tx = pool.begin().await.doing("starting a migration transaction")?;
         let (lock_ms, statement_ms) = policy.timeouts_ms(&step.meta, ExecClass::Normal, attempt);
@@ -143,10 +133,10 @@ pub(super) async fn apply(
         };
         // Roll back before recording, so the record survives and the connection is clean.
         let _ = tx.rollback().await;
-        let pause = pause_after(windows, &mut wanted, &blocker, scheduled);
-        unlucky += usize::from(windows && pause.is_zero());
+        let (report, learned) = Blocker::split(blocker);
+        let pause = tries.failed(learned, scheduled);
         let tried = Tried { n, of: schedule.len(), lock_timeout: attempt.lock_timeout, pause };
-        match after_failure(pool, names, step, ctx, e, blocker.map(|b| b.report), tried, started).await? {
+        match after_failure(pool, names, step, ctx, e, report, tried, started).await? {
             Next::GiveUp(failure) => return Ok(Outcome::Failed(failure)),
             Next::Retry => continue,
         }
@@ -233,20 +223,6 @@ async fn set_timeouts(conn: &mut PgConnection, lock_ms: u64, statement_ms: u64, 
         .await
         .map(drop)
         .map_err(|e| describe(&e, "", 1))
-}
-
-/// With lock windows, the next attempt waits for the window instead of a pause of its own
-/// when this attempt waited for a table lock (now known to the window). Anything else — a
-/// row lock, a deadlock, a wait the sampler did not see — gets the schedule's pause: the
-/// window cannot tell when it is over.
-fn pause_after(windows: bool, wanted: &mut Wanted, blocker: &Option<Blocker>, scheduled: &Attempt) -> Duration {
-    match blocker {
-        Some(Blocker { rel: Some(rel), mode: Some(mode), .. }) if windows => {
-            wanted.learn(rel.clone(), *mode);
-            Duration::ZERO
-        }
-        _ => scheduled.pause_after,
-    }
 }
 
 /// The failure of a migration whose lock window never opened within its budget (waited
@@ -423,24 +399,12 @@ async fn run_outside(
     'statements: for (i, stmt) in exec::statements(sql).into_iter().enumerate() {
         // CONCURRENTLY and VALIDATE take no lock the app's queries wait for.
         let windows = windows && stmt.class == ExecClass::Normal;
-        let mut wanted =
-            if windows { Wanted::predicted(predicted.get(i).into_iter().flatten()) } else { Wanted::default() };
-        let since = Instant::now();
-        let deadline = since + ExecPolicy::budget(&schedule);
-        let mut unlucky = 0;
+        let mut tries = Tries::new(&schedule, windows, predicted.get(i).into_iter().flatten());
         for (n, scheduled) in schedule.iter().enumerate() {
-            let attempt = &if windows {
-                Attempt { lock_timeout: schedule[unlucky].lock_timeout, ..*scheduled }
-            } else {
-                *scheduled
-            };
-            if windows {
-                let young = schedule[0].lock_timeout;
-                if let Some(blocker) =
-                    window::wait(Poll::Conn(conn), &mut wanted, young, deadline, step.meta.version).await?
-                {
-                    return Ok(Ran::Failed(Failure { line: Some(stmt.line), ..no_window(blocker, n, since, started) }));
-                }
+            let attempt = &tries.attempt(scheduled);
+            if let Some(blocker) = tries.wait(Poll::Conn(conn), step.meta.version).await? {
+                let failure = no_window(blocker, n, tries.since(), started);
+                return Ok(Ran::Failed(Failure { line: Some(stmt.line), ..failure }));
             }
             // Fenced per statement, after any wait: a process that lost the lease stops
             // before the statement.
@@ -478,10 +442,10 @@ async fn run_outside(
             }
             let mut e = describe(&e, stmt.text, stmt.line);
             e.line = e.line.or(Some(stmt.line));
-            let pause = pause_after(windows, &mut wanted, &blocker, scheduled);
-            unlucky += usize::from(windows && pause.is_zero());
+            let (report, learned) = Blocker::split(blocker);
+            let pause = tries.failed(learned, scheduled);
             let tried = Tried { n, of: schedule.len(), lock_timeout: attempt.lock_timeout, pause };
-            match after_failure(pool, names, step, ctx, e, blocker.map(|b| b.report), tried, started).await? {
+            match after_failure(pool, names, step, ctx, e, report, tried, started).await? {
                 Next::GiveUp(failure) => return Ok(Ran::Failed(failure)),
                 Next::Retry => continue,
             }
@@ -535,6 +499,17 @@ struct Blocker {
     report: String,
     rel: Option<String>,
     mode: Option<LockMode>,
+}
+
+impl Blocker {
+    /// The report, and the table lock waited for when both are known.
+    fn split(blocker: Option<Blocker>) -> (Option<String>, Option<(String, LockMode)>) {
+        match blocker {
+            Some(Blocker { report, rel: Some(rel), mode: Some(mode) }) => (Some(report), Some((rel, mode))),
+            Some(b) => (Some(b.report), None),
+            None => (None, None),
+        }
+    }
 }
 
 /// Samples, on a connection of its own, which session blocks the migration's lock request,

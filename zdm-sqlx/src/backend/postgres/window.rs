@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use sqlx::{PgConnection, PgPool, Row};
 use zdm_core::ident::qualified;
 use zdm_core::lint::LockMode;
-use zdm_core::retry::WantedLock;
+use zdm_core::retry::{Attempt, ExecPolicy, WantedLock};
 
 use super::simple;
 use crate::error::{Doing, Error};
@@ -52,7 +52,7 @@ ORDER BY a.xact_start NULLS FIRST";
 
 /// The locks a migration (or one statement of it) will ask for, as (table, mode) pairs.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Wanted {
+struct Wanted {
     locks: Vec<(String, LockMode)>,
     /// When each holder whose age this role may not read was first seen (by virtual
     /// transaction id), across the waits of one statement.
@@ -62,7 +62,7 @@ pub(super) struct Wanted {
 impl Wanted {
     /// From the lint's prediction: each table with the schema its statement named, or as
     /// written (found on the search_path of the session that polls).
-    pub(super) fn predicted<'a>(locks: impl IntoIterator<Item = &'a WantedLock>) -> Wanted {
+    fn predicted<'a>(locks: impl IntoIterator<Item = &'a WantedLock>) -> Wanted {
         let mut w = Wanted::default();
         for l in locks {
             w.add(qualified(l.schema.as_deref(), &l.table), l.mode);
@@ -71,7 +71,7 @@ impl Wanted {
     }
 
     /// A lock a failed attempt waited for: `rel` as `regclass::text` prints it.
-    pub(super) fn learn(&mut self, rel: String, mode: LockMode) {
+    fn learn(&mut self, rel: String, mode: LockMode) {
         self.add(rel, mode);
     }
 
@@ -82,7 +82,7 @@ impl Wanted {
         }
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.locks.is_empty()
     }
 
@@ -100,6 +100,73 @@ impl Wanted {
     }
 }
 
+/// The attempts of one lock-taking unit (a transactional migration, or one statement of a
+/// `no_transaction` one) on the retry schedule, with or without lock windows: which
+/// timeout each attempt uses, the wait before it, and the pause after a failure.
+pub(super) struct Tries<'s> {
+    schedule: &'s [Attempt],
+    windows: bool,
+    wanted: Wanted,
+    since: Instant,
+    /// Attempts that failed although their window was open (a holder younger than the
+    /// short timeout that then held on): each raises the next attempt's timeout along the
+    /// schedule, so a table whose transactions all last a little longer still gets its turn.
+    unlucky: usize,
+}
+
+impl<'s> Tries<'s> {
+    /// `predicted`: the locks the unit's statements will ask for (used with windows on).
+    pub(super) fn new<'a>(
+        schedule: &'s [Attempt],
+        windows: bool,
+        predicted: impl IntoIterator<Item = &'a WantedLock>,
+    ) -> Tries<'s> {
+        let wanted = if windows { Wanted::predicted(predicted) } else { Wanted::default() };
+        Tries { schedule, windows, wanted, since: Instant::now(), unlucky: 0 }
+    }
+
+    /// When the unit's first attempt was due (its budget counts from there).
+    pub(super) fn since(&self) -> Instant {
+        self.since
+    }
+
+    /// The attempt to make in the schedule's slot `scheduled`: with windows, the short
+    /// timeout (raised by the unlucky attempts so far).
+    pub(super) fn attempt(&self, scheduled: &Attempt) -> Attempt {
+        if self.windows {
+            Attempt { lock_timeout: self.schedule[self.unlucky].lock_timeout, ..*scheduled }
+        } else {
+            *scheduled
+        }
+    }
+
+    /// With windows, waits for one before the next attempt: `Ok(Some(blocker))` when the
+    /// budget (the schedule's length) ran out first.
+    pub(super) async fn wait(&mut self, on: Poll<'_>, version: i64) -> Result<Option<String>, Error> {
+        if !self.windows {
+            return Ok(None);
+        }
+        let deadline = self.since + ExecPolicy::budget(self.schedule);
+        wait(on, &mut self.wanted, self.schedule[0].lock_timeout, deadline, version).await
+    }
+
+    /// After a failed attempt that waited for `learned` (a table as `regclass::text` prints
+    /// it, and the mode asked for), if the sampler saw it: the pause before the next. With
+    /// windows, none (the next wait is the pause) when the table lock is now known; anything
+    /// else (a row lock, a deadlock, a wait the sampler missed) gets the schedule's pause,
+    /// as a window cannot tell when it is over.
+    pub(super) fn failed(&mut self, learned: Option<(String, LockMode)>, scheduled: &Attempt) -> Duration {
+        match learned {
+            Some((rel, mode)) if self.windows => {
+                self.wanted.learn(rel, mode);
+                self.unlucky += 1;
+                Duration::ZERO
+            }
+            _ => scheduled.pause_after,
+        }
+    }
+}
+
 /// Where the polls run: the pool (a transactional migration holds no connection while it
 /// waits) or the `no_transaction` migration's own session, outside any transaction.
 pub(super) enum Poll<'a> {
@@ -113,7 +180,7 @@ pub(super) enum Poll<'a> {
 /// of (another role's session) is aged by observation: it counts once it has been seen
 /// holding the lock for longer than `young`. `Ok(None)`: the window is open, try now with a
 /// `lock_timeout` of `young`. `Ok(Some(blocker))`: still held at `deadline`.
-pub(super) async fn wait(
+async fn wait(
     mut on: Poll<'_>,
     wanted: &mut Wanted,
     young: Duration,
