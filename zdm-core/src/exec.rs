@@ -75,7 +75,7 @@ pub fn statements(sql: &str) -> Vec<ExecStatement<'_>> {
 pub fn only_no_transaction_statements(sql: &str) -> bool {
     // Each such statement says CONCURRENTLY: a file without the word needs no parse (this
     // runs for every file read, before the lint parses it).
-    if !sql.as_bytes().windows(12).any(|w| w.eq_ignore_ascii_case(b"concurrently")) {
+    if !split::mentions(sql, "concurrently") {
         return false;
     }
     let stmts = statements(sql);

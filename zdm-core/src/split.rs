@@ -124,6 +124,12 @@ pub fn statements(sql: &str) -> Vec<Statement<'_>> {
     lex(sql).statements
 }
 
+/// Whether `sql` contains `word` in any case: a cheap test before a parse that only a
+/// statement saying that word needs.
+pub fn mentions(sql: &str, word: &str) -> bool {
+    sql.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+}
+
 /// 1-based line number of byte `offset`.
 pub fn line_of(sql: &str, offset: usize) -> usize {
     sql.as_bytes()[..offset.min(sql.len())].iter().filter(|&&b| b == b'\n').count() + 1

@@ -640,7 +640,7 @@ fn refreshes(node: &SyntaxNode) -> Vec<(String, bool)> {
             // Only a piece that says REFRESH can refresh a view: the others need no parse
             // (trigger functions are long, and most never refresh anything).
             let text = &body.text[range];
-            if !text.as_bytes().windows(7).any(|w| w.eq_ignore_ascii_case(b"refresh")) {
+            if !crate::split::mentions(text, "refresh") {
                 continue;
             }
             for stmt in parse_nested(text, MAX_NESTING - 1) {
