@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use zdm::lint::{Kind, RULES, SQLITE_RULES};
 
-const REPO_BLOB: &str = "https://github.com/zdm-rs/zdm/blob/main";
+const REPO_BLOB: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main");
 /// The entry of SUMMARY.md that the generated rule list follows (the list is its end).
 const SUMMARY_ANCHOR: &str = "- [Lint rules](rules/index.md)";
 

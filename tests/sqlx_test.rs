@@ -4,22 +4,14 @@
 //! keeps sqlx's own migrator away from it, and `zdm::testing::migrate` runs the set
 //! through zdm: its ledger, its SQL functions, both phases.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::columns;
 use sqlx::{PgPool, SqlitePool};
 
 zdm::migrations!("tests/migrations/deferred");
-
-async fn columns(pool: &PgPool, table: &str) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 \
-         AND NOT attisdropped ORDER BY attnum",
-    )
-    .bind(table)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
 
 #[sqlx::test(migrations = false)]
 async fn the_default_set_runs_through_zdm(pool: PgPool) {

@@ -113,8 +113,9 @@ pub struct Found {
 #[derive(Debug, Clone)]
 pub struct Booted {
     pub found: Found,
-    /// What counts as applied, ordered by version.
-    pub applied: Vec<zdm_core::plan::Applied>,
+    /// What counts as applied, ordered by version; `None` when zdm's objects are not all
+    /// there (an older zdm's database): the bootstrap creates them, then the ledger is read.
+    pub applied: Option<Vec<zdm_core::plan::Applied>>,
     /// When the registration went with it: the read-only drops this build predates.
     pub predated: Option<Vec<i64>>,
 }

@@ -167,12 +167,11 @@ pub(crate) struct Registered {
 /// connection of its own.
 pub(crate) async fn register<B: Registry>(
     settings: &Settings,
-    embedded: &[i64],
+    record: InstanceRecord,
     backend: &B,
     names: &Names,
     found: &Found,
 ) -> Result<Registered, Error> {
-    let record = this_process(settings, embedded);
     let predated = backend.upsert_instance(names, &record, settings.instance_ttl, linked_models()).await?;
     Ok(handle(settings, record, backend, names, found, predated))
 }
@@ -247,11 +246,19 @@ async fn heartbeat<B: Registry>(
     every: Duration,
     ttl: Duration,
 ) {
+    // Expired rows are pruned by the first beat, then at most once per TTL.
+    let mut pruned: Option<Instant> = None;
     loop {
         tokio::time::sleep(every).await;
         let id = record.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
-        let ok = match side.beat(&names, &id, ttl).await {
-            Ok(true) => true,
+        let prune = pruned.is_none_or(|at| at.elapsed() >= ttl).then_some(ttl);
+        let ok = match side.beat(&names, &id, prune).await {
+            Ok(true) => {
+                if prune.is_some() {
+                    pruned = Some(Instant::now());
+                }
+                true
+            }
             Ok(false) => {
                 // Pruned while this process was stalled past the TTL: add it back.
                 tracing::warn!(id = %id, "this instance's registration had expired; registering again");

@@ -14,7 +14,7 @@ use crate::lease::Lease;
 use crate::local::Local;
 use crate::migration::Body;
 use crate::names::Names;
-use crate::records::{unique_id, Foreign, Found, Outcome, RunContext};
+use crate::records::{unique_id, Booted, Foreign, Found, InstanceRecord, Outcome, RunContext};
 use crate::registry::{self, Instance};
 use crate::report::{AppliedStep, Report};
 use crate::{deferred, status};
@@ -58,15 +58,15 @@ async fn run_booted<B: MigratePool>(
     lag_check: bool,
     names: &Names,
     models: &'static [zdm_core::model::ModelInfo],
-    record: Option<crate::records::InstanceRecord>,
-    booted: Option<crate::records::Booted>,
+    record: Option<InstanceRecord>,
+    booted: Option<Booted>,
 ) -> Result<Report, Error> {
     let s = job.settings;
     let metas = job.metas();
     let names = names.clone();
     let found = match &booted {
-        Some(b) => b.found.clone(),
-        None => backend.bootstrap(&names).await?,
+        Some(b) if b.applied.is_some() => b.found.clone(),
+        _ => backend.bootstrap(&names).await?,
     };
     // run_pre reads drops only to refuse a build that maps a dropped column (it would fail
     // on its first query), and backfills only to start them (below): the common boot stays
@@ -78,7 +78,8 @@ async fn run_booted<B: MigratePool>(
         refuse_boot(&drops, models)?;
     }
     let (applied_before, registered_with_boot) = match booted {
-        Some(b) => (b.applied, b.predated),
+        Some(Booted { applied: Some(applied), predated, .. }) => (applied, predated),
+        Some(Booted { applied: None, predated, .. }) => (load_applied(backend, &names, found.foreign).await?, predated),
         None => (load_applied(backend, &names, found.foreign).await?, None),
     };
     let first = make_plan(&metas, &applied_before, target)?;
@@ -147,9 +148,10 @@ async fn run_booted<B: MigratePool>(
         .collect();
     let mut first_registration = false;
     if target != Target::Post && s.registers {
-        let registered = match (registered_with_boot, record) {
-            (Some(predated), Some(record)) if quick => registry::handle(s, record, backend, &names, &found, predated),
-            _ => registry::register(s, &job.embedded(), backend, &names, &found).await?,
+        let record = record.unwrap_or_else(|| registry::this_process(s, &job.embedded()));
+        let registered = match registered_with_boot {
+            Some(predated) if quick => registry::handle(s, record, backend, &names, &found, predated),
+            _ => registry::register(s, record, backend, &names, &found).await?,
         };
         crate::fault::boundary("registered");
         report.instance = Some(registered.instance);
@@ -248,7 +250,8 @@ pub(crate) async fn register_only<B: MigratePool>(job: Job<'_>, backend: &B) -> 
     let names = job.settings.names();
     let found = backend.bootstrap(&names).await?;
     refuse_boot(&backend.load_drops(&names).await?, registry::linked_models())?;
-    let registered = registry::register(job.settings, &job.embedded(), backend, &names, &found).await?;
+    let record = registry::this_process(job.settings, &job.embedded());
+    let registered = registry::register(job.settings, record, backend, &names, &found).await?;
     if !registered.predated_read_only.is_empty() {
         lift_read_only(job, backend, &names, &found).await?;
     }

@@ -43,14 +43,10 @@ pub async fn migrate<P: MigratePool>(pool: &P) -> Result<Report, Error> {
 
 /// Applies every migration of `migrator` to a fresh test database, pre-deploy and
 /// after_deploy in version order (as `run_all`, with zdm's ledger, SQL functions and
-/// Rust-coded migrations), then deregisters the test process: no heartbeat keeps a
+/// Rust-coded migrations), without registering the test process: no heartbeat keeps a
 /// connection to the database when the harness drops it (`#[sqlx::test]` drops it without
-/// `FORCE`: with the heartbeat still connected the drop waits 5 s, fails, and leaves the
+/// `FORCE`: with a heartbeat still connected the drop waits 5 s, fails, and leaves the
 /// database behind). The report's `instance` is therefore `None`.
 pub async fn migrate_with<P: MigratePool>(migrator: &Migrator, pool: &P) -> Result<Report, Error> {
-    let mut report = migrator.run_all(pool).await?;
-    if let Some(instance) = report.instance.take() {
-        instance.stop().await?;
-    }
-    Ok(report)
+    migrator.clone().without_registration().run_all(pool).await
 }

@@ -164,8 +164,7 @@ pub trait Backend: private::Sealed + Clone + Send + Sync + 'static {
 
 /// The instance registry: which builds are live, and since when after_deploy work waits.
 pub trait Registry: Backend {
-    /// Inserts or refreshes this process's registry row; prunes rows whose heartbeat is
-    /// older than `ttl`. Serialised with the steps of deferred drops: a build whose
+    /// Inserts or refreshes this process's registry row (registered for `ttl`). Serialised with the steps of deferred drops: a build whose
     /// `models` map something already dropped is refused (`Error::MapsDropped`) and not
     /// registered. Returns the ids of read-only drops scheduled by migrations this build
     /// lacks (it may still write them: the caller lifts them).
@@ -182,8 +181,13 @@ pub trait Registry: Backend {
     fn app_had_models(&self, names: &Names, app: &str) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Refreshes the heartbeat; `false` when the row is gone (pruned) and must be re-added.
-    /// Moves this instance's heartbeat; also prunes rows whose TTL (at least `ttl`) ran out.
-    fn beat(&self, names: &Names, id: &str, ttl: Duration) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// With `prune`, also removes the rows whose TTL (at least `prune`) ran out.
+    fn beat(
+        &self,
+        names: &Names,
+        id: &str,
+        prune: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     fn deregister(&self, names: &Names, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
 

@@ -65,9 +65,10 @@ async fn tables_exist(pool: &PgPool, names: &Names) -> Result<Look, Error> {
 
 /// The common boot in one round trip: the look-up, what counts as applied and (given) this
 /// process's registration statement, sent as one simple query (one implicit transaction).
-/// `None` when that is not the common boot — zdm's objects missing or an older zdm's,
-/// diesel's ledger to read too, or any statement refused — and the caller takes the
-/// step-by-step way, which creates what is missing and says what went wrong.
+/// `None` when a statement was refused (zdm's objects missing, an older zdm's): nothing of
+/// it stands, and the caller takes the step-by-step way, which creates what is missing and
+/// says what went wrong. Once the query went through, its registration stands, and the
+/// result says so even where the rest must be read again (objects of an older zdm).
 pub(super) async fn boot(pool: &PgPool, names: &Names, register: Option<simple::Sql>) -> Result<Option<Booted>, Error> {
     use futures_core::Stream;
     use sqlx::{Either, Row};
@@ -101,14 +102,20 @@ pub(super) async fn boot(pool: &PgPool, names: &Names, register: Option<simple::
     let Some(look) = results[0].first() else { return Ok(None) };
     let (complete, sqlx, diesel, server_version, db_key): (bool, bool, bool, i32, String) =
         sqlx::FromRow::from_row(look).doing("looking for zdm's tables")?;
-    if !complete || diesel {
-        return Ok(None);
-    }
-    let applied = results[1]
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .doing("reading the ledger")?;
+    let applied = if complete {
+        let rows = results[1]
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .doing("reading the ledger")?;
+        let mut applied = ledger::merge(rows);
+        if diesel {
+            ledger::add_diesel(pool, &mut applied).await?;
+        }
+        Some(applied)
+    } else {
+        None
+    };
     let predated = match register {
         Some(_) => Some(
             results[2]
@@ -121,7 +128,7 @@ pub(super) async fn boot(pool: &PgPool, names: &Names, register: Option<simple::
     };
     Ok(Some(Booted {
         found: Found { foreign: Foreign { sqlx, diesel }, server_version: Some(server_version), db_key },
-        applied: ledger::merge(applied),
+        applied,
         predated,
     }))
 }

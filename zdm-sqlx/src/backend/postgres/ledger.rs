@@ -100,14 +100,20 @@ pub(super) async fn load_applied(pool: &PgPool, names: &Names, foreign: Foreign)
         simple::sql(names.sql(query)).rows_as(pool).await.doing("reading the ledger")?;
     let mut out = merge(rows);
     if foreign.diesel {
-        for row in diesel_applied(pool).await? {
-            if !out.iter().any(|a| a.version == row.version) {
-                out.push(row);
-            }
+        add_diesel(pool, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// Adds diesel's rows to `out` (zdm's and sqlx's win), ordered by version.
+pub(super) async fn add_diesel(pool: &PgPool, out: &mut Vec<Applied>) -> Result<(), Error> {
+    for row in diesel_applied(pool).await? {
+        if !out.iter().any(|a| a.version == row.version) {
+            out.push(row);
         }
     }
     out.sort_by_key(|a| a.version);
-    Ok(out)
+    Ok(())
 }
 
 /// zdm's and sqlx's rows, as `(by zdm, version, description, checksum)`, into what counts

@@ -62,11 +62,12 @@ const NOTE_MODELS: &str =
     "INSERT INTO {obj:app_models} (app_name, models, seen_at) VALUES ($1, $2, clock_timestamp()) \
      ON CONFLICT (app_name) DO UPDATE SET models = EXCLUDED.models, seen_at = EXCLUDED.seen_at";
 const HAD_MODELS: &str = "SELECT EXISTS (SELECT 1 FROM {obj:app_models} WHERE app_name = $1 AND models > 0)";
-/// A heartbeat also prunes the rows whose TTL ran out (every reader filters them anyway):
-/// housekeeping off the boot's path, where a scan of the table would cost each boot.
+/// A heartbeat that is asked to (`$3`) also prunes the rows whose TTL ran out (every reader
+/// filters them anyway): housekeeping off the boot's path, where a scan of the table would
+/// cost each boot, and at most once per TTL.
 const BEAT: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
      pruned AS (DELETE FROM {instances} WHERE id IN (SELECT id FROM {instances} WHERE heartbeat_at < clock_timestamp() \
-         - make_interval(secs => greatest($2, coalesce(ttl_s, 0))) AND id <> $1 FOR UPDATE SKIP LOCKED)) \
+         - make_interval(secs => greatest($2, coalesce(ttl_s, 0))) AND id <> $1 AND $3 FOR UPDATE SKIP LOCKED)) \
      UPDATE {instances} SET heartbeat_at = clock_timestamp() FROM relaxed WHERE id = $1";
 const DEREGISTER: &str = "DELETE FROM {instances} WHERE id = $1";
 /// One statement: prune, upsert, and list the read-only drops this build predates (the
@@ -125,10 +126,11 @@ async fn app_had_models(pool: &PgPool, names: &Names, app: &str) -> Result<bool,
     simple::sql(names.sql(HAD_MODELS)).bind(app).scalar(pool).await.doing("reading which apps registered models")
 }
 
-async fn beat(pool: &PgPool, names: &Names, id: &str, ttl: Duration) -> Result<bool, Error> {
+async fn beat(pool: &PgPool, names: &Names, id: &str, prune: Option<Duration>) -> Result<bool, Error> {
     let done = simple::sql(names.sql(BEAT))
         .bind(id)
-        .bind(ttl.as_secs_f64())
+        .bind(prune.unwrap_or_default().as_secs_f64())
+        .bind(prune.is_some())
         .execute(pool)
         .await
         .doing("sending a heartbeat")?;
@@ -155,8 +157,8 @@ impl Registry for PgPool {
         app_had_models(self, names, app).await
     }
 
-    async fn beat(&self, names: &Names, id: &str, ttl: Duration) -> Result<bool, Error> {
-        beat(self, names, id, ttl).await
+    async fn beat(&self, names: &Names, id: &str, prune: Option<Duration>) -> Result<bool, Error> {
+        beat(self, names, id, prune).await
     }
 
     async fn deregister(&self, names: &Names, id: &str) -> Result<(), Error> {

@@ -164,7 +164,7 @@ impl Registry for SqlitePool {
         Ok(false)
     }
 
-    async fn beat(&self, names: &Names, id: &str, _ttl: Duration) -> Result<bool, Error> {
+    async fn beat(&self, names: &Names, id: &str, _prune: Option<Duration>) -> Result<bool, Error> {
         beat(self, names, id).await
     }
 
